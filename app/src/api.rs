@@ -1,0 +1,113 @@
+//! Server functions: what pages call on the server over HTTP (and what
+//! forms post to without JavaScript). Each one validates, calls the rooms
+//! service and turns its error into an [`ApiError`] whose text people can
+//! read; client mistakes answer 400/403, server trouble 500, never with
+//! internals.
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+use crate::protocol::RoomSnapshot;
+
+/// The error of every server function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApiError {
+    /// The request was refused (bad input, not allowed). Shown as is.
+    #[error("{0}")]
+    Rejected(String),
+    /// The server could not do it; try again.
+    #[error("{0}")]
+    Failed(String),
+    /// The request did not reach the function or its answer did not come
+    /// back (network, malformed request).
+    #[error("Could not reach the chat server. Please try again.")]
+    Transport(String),
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::Deserialization(_) => {
+                ApiError::Rejected("The request was malformed.".to_owned())
+            }
+            other => ApiError::Transport(other.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use axum::http::StatusCode;
+    use leptos::prelude::*;
+
+    use super::ApiError;
+    use crate::server::rooms::{RoomError, Rooms};
+    use crate::server::AppState;
+
+    pub fn rooms() -> Result<Rooms, ApiError> {
+        use_context::<AppState>()
+            .map(|state| state.rooms)
+            .ok_or_else(|| ApiError::Failed("The server is not ready.".to_owned()))
+    }
+
+    /// Converts a rooms error at the HTTP boundary: status code for the
+    /// response, readable sentence for the page, cause in the log.
+    pub fn reject(err: RoomError) -> ApiError {
+        let status = match &err {
+            RoomError::NotMember => StatusCode::FORBIDDEN,
+            RoomError::NoSuchRoom => StatusCode::NOT_FOUND,
+            RoomError::Invalid(_) | RoomError::BadMessageId => StatusCode::BAD_REQUEST,
+            RoomError::Store(_) | RoomError::Bus(_) => {
+                tracing::error!(%err, "server function failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(status);
+        }
+        if err.is_client_error() {
+            ApiError::Rejected(err.public_message())
+        } else {
+            ApiError::Failed(err.public_message())
+        }
+    }
+}
+
+/// Opens a room for a user: creates the room on first visit, makes the
+/// user a member (once) and returns the members and history to render.
+#[server(prefix = "/api", endpoint = "join_room")]
+pub async fn join_room(channel_id: String, user_id: String) -> Result<RoomSnapshot, ApiError> {
+    ssr::rooms()?.join(&channel_id, &user_id).await.map_err(ssr::reject)
+}
+
+/// `user_id`, a member of the room, adds `new_user` to it.
+#[server(prefix = "/api", endpoint = "add_user")]
+pub async fn add_user(channel_id: String, user_id: String, new_user: String) -> Result<(), ApiError> {
+    ssr::rooms()?.add_user(&channel_id, &user_id, &new_user).await.map_err(ssr::reject)
+}
+
+/// `user_id` leaves the room and is sent to the home page.
+#[server(prefix = "/api", endpoint = "leave_room")]
+pub async fn leave_room(channel_id: String, user_id: String) -> Result<(), ApiError> {
+    ssr::rooms()?.leave(&channel_id, &user_id).await.map_err(ssr::reject)?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Sends a message from a plain form post (the page without JavaScript);
+/// with JavaScript, messages go up the room stream instead. Goes back to
+/// the room page.
+#[server(prefix = "/api", endpoint = "send_message")]
+pub async fn send_message(
+    channel_id: String,
+    user_id: String,
+    client_msg_id: String,
+    body: String,
+) -> Result<(), ApiError> {
+    ssr::rooms()?.send_as(&channel_id, &user_id, &client_msg_id, &body).await.map_err(ssr::reject)?;
+    leptos_axum::redirect(&crate::pages::chat_room::room_href(&channel_id, &user_id));
+    Ok(())
+}

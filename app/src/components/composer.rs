@@ -1,0 +1,77 @@
+//! The message input. Enter sends. With JavaScript the message is shown at
+//! once as pending and goes up the room stream (queued while reconnecting);
+//! without it the form posts to the `send_message` server function.
+//! A blank message sends nothing.
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+
+use super::chat_room::use_room;
+use crate::validate::MAX_BODY_CHARS;
+
+/// A fresh id for a message sent through the plain form (server render).
+#[cfg(feature = "ssr")]
+fn form_message_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("f{nanos:x}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[cfg(not(feature = "ssr"))]
+fn form_message_id() -> String {
+    String::new()
+}
+
+#[component]
+pub fn Composer() -> impl IntoView {
+    let room = use_room();
+    let draft = room.draft;
+
+    #[cfg(feature = "hydrate")]
+    let stream = use_context::<StoredValue<Option<crate::stream_client::RoomStream>, LocalStorage>>();
+
+    let on_submit = move |ev: SubmitEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use crate::validate::{normalize_body, InputError};
+            ev.prevent_default();
+            match normalize_body(&draft.get_untracked()) {
+                Err(InputError::Empty(_)) => {}
+                Err(err) => room.notice.set(Some(err.to_string())),
+                Ok(body) => {
+                    room.notice.set(None);
+                    draft.set(String::new());
+                    if let Some(stream) = stream {
+                        stream.with_value(|s| {
+                            if let Some(s) = s {
+                                s.send_new(body);
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+
+    view! {
+        <form class="composer" method="post" action="/api/send_message" on:submit=on_submit>
+            <input type="hidden" name="channel_id" value=room.channel_id.get_value()/>
+            <input type="hidden" name="user_id" value=room.user_id.get_value()/>
+            <input type="hidden" name="client_msg_id" value=form_message_id()/>
+            <label for="message-input" class="visually-hidden">"Message"</label>
+            <input
+                id="message-input"
+                name="body"
+                placeholder="Type a message and press Enter"
+                autocomplete="off"
+                maxlength=MAX_BODY_CHARS.to_string()
+                prop:value=move || draft.get()
+                on:input=move |ev| draft.set(event_target_value(&ev))
+            />
+            <button type="submit">"Send"</button>
+        </form>
+    }
+}

@@ -1,0 +1,8 @@
+//! The parts of a room page. `ChatRoom` owns the room's signals; the
+//! others render a slice of them.
+pub mod add_user_form;
+pub mod chat_room;
+pub mod composer;
+pub mod messages_list;
+pub mod room_header;
+pub mod user_online;

@@ -1,0 +1,147 @@
+//! `/chat_room?user_id=U&channel_id=C[&is_embedded=true|&embed=1]`: joins
+//! the room on the server (creating it on first visit) and renders it with
+//! its members and history; the browser then hydrates it and goes live.
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::home::EnterRoomForm;
+use crate::api::join_room;
+use crate::components::chat_room::ChatRoom;
+
+/// What the room URL asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomParams {
+    pub user_id: String,
+    pub channel_id: String,
+    /// Compact layout for iframes (`is_embedded=true` or `embed=1`).
+    pub embedded: bool,
+}
+
+/// The URL's room parameters, or `None` when the user or the room is
+/// missing or blank. Values are checked again by the server.
+pub fn parse_room_params(
+    user_id: Option<String>,
+    channel_id: Option<String>,
+    is_embedded: Option<String>,
+    embed: Option<String>,
+) -> Option<RoomParams> {
+    let present = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let yes = |v: Option<String>| v.is_some_and(|s| matches!(s.as_str(), "true" | "1" | "yes"));
+    Some(RoomParams {
+        user_id: present(user_id)?,
+        channel_id: present(channel_id)?,
+        embedded: yes(is_embedded) || yes(embed),
+    })
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The address of a room page for a user.
+pub fn room_href(channel_id: &str, user_id: &str) -> String {
+    format!(
+        "/chat_room?user_id={}&channel_id={}",
+        encode_query_value(user_id),
+        encode_query_value(channel_id)
+    )
+}
+
+#[component]
+pub fn ChatRoomPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = Memo::new(move |_| {
+        query.with(|q| {
+            parse_room_params(q.get("user_id"), q.get("channel_id"), q.get("is_embedded"), q.get("embed"))
+        })
+    });
+    let snapshot = Resource::new(
+        move || params.get(),
+        |params| async move {
+            match params {
+                Some(p) => join_room(p.channel_id, p.user_id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Opening the room…"</p> }>
+            {move || Suspend::new(async move {
+                let embedded = params.get_untracked().is_some_and(|p| p.embedded);
+                match snapshot.await {
+                    Ok(Some(snapshot)) => view! { <ChatRoom snapshot embedded/> }.into_any(),
+                    Ok(None) => view! { <MissingParams/> }.into_any(),
+                    Err(err) => view! { <RoomUnavailable message=err.to_string()/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Shown when the link lacks a user or a room: explain and offer the form.
+#[component]
+fn MissingParams() -> impl IntoView {
+    let query = use_query_map();
+    let user_id = query.with_untracked(|q| q.get("user_id").unwrap_or_default());
+    let channel_id = query.with_untracked(|q| q.get("channel_id").unwrap_or_default());
+    view! {
+        <main class="page narrow">
+            <h1>"Which room?"</h1>
+            <p class="lead">
+                "A chat room link needs a user name and a room, like "
+                <code>"/chat_room?user_id=john&channel_id=game_1"</code> ". Fill in what is missing:"
+            </p>
+            <EnterRoomForm user_id channel_id/>
+        </main>
+    }
+}
+
+#[component]
+fn RoomUnavailable(message: String) -> impl IntoView {
+    view! {
+        <main class="page narrow">
+            <h1>"This room cannot be opened"</h1>
+            <p role="alert" class="error">{message}</p>
+            <p><a href="/">"Back to the home page"</a></p>
+        </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    #[test]
+    fn both_ids_are_required() {
+        assert_eq!(parse_room_params(None, s("game_1"), None, None), None);
+        assert_eq!(parse_room_params(s("john"), s("  "), None, None), None);
+        let p = parse_room_params(s("john"), s("game_1"), None, None).unwrap();
+        assert_eq!((p.user_id.as_str(), p.channel_id.as_str(), p.embedded), ("john", "game_1", false));
+    }
+
+    #[test]
+    fn embedded_mode_accepts_both_spellings() {
+        assert!(parse_room_params(s("a"), s("b"), s("true"), None).unwrap().embedded);
+        assert!(parse_room_params(s("a"), s("b"), None, s("1")).unwrap().embedded);
+        assert!(!parse_room_params(s("a"), s("b"), s("false"), s("0")).unwrap().embedded);
+    }
+
+    #[test]
+    fn room_links_are_percent_encoded() {
+        assert_eq!(room_href("game 1", "jo&hn"), "/chat_room?user_id=jo%26hn&channel_id=game%201");
+        assert_eq!(encode_query_value("é"), "%C3%A9");
+    }
+}

@@ -1,0 +1,134 @@
+//! Wire types shared by the browser and the server: what a page receives
+//! when it renders a room, and the frames of the room stream
+//! (`/api/stream`, a websocket carrying JSON text frames).
+//!
+//! A connection starts with the page's [`ClientFrame::Hello`]; the server
+//! answers [`ServerFrame::Welcome`], replays every message after the seq the
+//! page already has, then streams the room's events live. Messages go up
+//! the same socket as [`ClientFrame::Send`] and are confirmed by
+//! [`ServerFrame::Ack`] once stored.
+use serde::{Deserialize, Serialize};
+
+/// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
+/// without gaps, in the order they were committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub seq: i64,
+    pub user_id: String,
+    pub body: String,
+    /// The id the sending page gave the message (idempotent retries).
+    pub client_msg_id: String,
+    /// Time the server stored the message, Unix milliseconds, UTC.
+    pub at_ms: i64,
+}
+
+/// Everything a page needs to render a room: who is in it and its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    pub channel_id: String,
+    pub user_id: String,
+    /// Members in the order they joined.
+    pub members: Vec<String>,
+    /// History, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// The room's newest seq (0 for a room without messages).
+    pub last_seq: i64,
+}
+
+/// Browser → server frames of the room stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame of every connection: who is speaking in which room, and
+    /// the newest seq the page has already shown (0 for none). The server
+    /// replays everything after it.
+    Hello { channel_id: String, user_id: String, after_seq: i64 },
+    /// A message to store and deliver. `client_msg_id` is chosen by the page
+    /// and makes a retried send harmless.
+    Send { client_msg_id: String, body: String },
+}
+
+/// Server → browser frames of the room stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `Hello`: the current members and the room's newest seq.
+    Welcome { members: Vec<String>, last_seq: i64 },
+    /// A stored message (replayed or live).
+    Message(ChatMessage),
+    /// Someone joined the room or was added to it.
+    MemberJoined { user_id: String },
+    /// Someone left the room.
+    MemberLeft { user_id: String },
+    /// A message sent on this connection is stored under `seq`.
+    Ack { client_msg_id: String, seq: i64 },
+    /// Something the page asked for was refused; `message` is for people.
+    /// `client_msg_id` names the refused message, if it was one.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+}
+
+/// Machine-readable reason of a [`ServerFrame::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame could not be understood.
+    BadFrame,
+    /// A field was empty, too long or malformed; the frame was ignored.
+    InvalidInput,
+    /// The user is not (or no longer) a member of the room.
+    NotMember,
+    /// The connection fell too far behind; reload the room to catch up.
+    Resync,
+    /// A problem on the server; the page may retry.
+    Internal,
+}
+
+impl ServerFrame {
+    /// The seq a frame carries, if it is a message.
+    pub fn seq(&self) -> Option<i64> {
+        match self {
+            ServerFrame::Message(m) => Some(m.seq),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_tagged_with_a_snake_case_type() {
+        let hello = ClientFrame::Hello { channel_id: "game_1".into(), user_id: "john".into(), after_seq: 3 };
+        let json = serde_json::to_string(&hello).unwrap();
+        assert_eq!(json, r#"{"type":"hello","channel_id":"game_1","user_id":"john","after_seq":3}"#);
+        let joined = ServerFrame::MemberJoined { user_id: "ana".into() };
+        assert_eq!(serde_json::to_string(&joined).unwrap(), r#"{"type":"member_joined","user_id":"ana"}"#);
+    }
+
+    #[test]
+    fn a_message_frame_flattens_the_message_fields() {
+        let frame = ServerFrame::Message(ChatMessage {
+            seq: 7,
+            user_id: "john".into(),
+            body: "hi".into(),
+            client_msg_id: "c1".into(),
+            at_ms: 1,
+        });
+        let json = serde_json::to_string(&frame).unwrap();
+        assert!(json.starts_with(r#"{"type":"message","seq":7,"#), "{json}");
+        assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), frame);
+        assert_eq!(frame.seq(), Some(7));
+    }
+
+    #[test]
+    fn unknown_frames_are_rejected() {
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nuke"}"#).is_err());
+        assert!(serde_json::from_str::<ClientFrame>("not json").is_err());
+    }
+}

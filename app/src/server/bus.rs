@@ -1,0 +1,46 @@
+//! The pub/sub bus between nodes: one topic per room. The rooms service
+//! publishes committed events; each node's [`Hub`] fans them out to its
+//! connections. This trait is what the app knows; the server picks the
+//! implementation (in-process here, Redis for several nodes).
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use super::hub::{Hub, RoomEvent, Subscription};
+
+#[derive(Debug, Error)]
+#[error("pub/sub bus: {0}")]
+pub struct BusError(pub String);
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Sends a committed room event to the room's listeners on every node.
+    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError>;
+
+    /// Starts receiving a room's events on this node.
+    async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError>;
+}
+
+/// The bus of a single node: publishing is handing the event to the hub.
+pub struct LocalBus {
+    hub: Hub,
+}
+
+impl LocalBus {
+    pub fn new(hub: Hub) -> Self {
+        LocalBus { hub }
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError> {
+        self.hub.deliver(channel_id, event);
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError> {
+        Ok(self.hub.subscribe(channel_id))
+    }
+}

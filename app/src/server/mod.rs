@@ -1,0 +1,10 @@
+//! Server-only code (feature `ssr`): the store, the bus, the per-node hub,
+//! the rooms service and the room stream. The `server` crate composes them.
+pub mod bus;
+pub mod hub;
+pub mod rooms;
+pub mod state;
+pub mod store;
+pub mod stream;
+
+pub use state::AppState;

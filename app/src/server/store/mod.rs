@@ -1,0 +1,264 @@
+//! The store: rooms, users, members and messages, through sea-orm, on
+//! SQLite (default) or PostgreSQL. Small functions that take a connection
+//! and do one thing; [`insert_message`] is where a message gets its `seq`.
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlxSqliteConnector, TransactionTrait,
+};
+
+pub mod entities;
+
+use crate::protocol::ChatMessage;
+use entities::{app_user, member, message, room};
+
+/// Opens the database named by `url` (`sqlite://file.db`, `sqlite::memory:`,
+/// `postgres://…`). A SQLite file is created when missing and runs in WAL
+/// mode, so readers never wait for the writer.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| DbErr::Custom(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // An in-memory database lives as long as its one connection.
+        let max = if url.contains(":memory:") { 1 } else { max_connections };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if max == 1 { 1 } else { 0 })
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
+        Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+    } else {
+        let mut options = ConnectOptions::new(url);
+        options.max_connections(max_connections).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
+        Database::connect(options).await
+    }
+}
+
+/// Finds a room by channel id.
+pub async fn find_room(db: &impl ConnectionTrait, channel_id: &str) -> Result<Option<room::Model>, DbErr> {
+    room::Entity::find().filter(room::Column::ChannelId.eq(channel_id)).one(db).await
+}
+
+/// Returns the room of `channel_id`, creating it on first use.
+pub async fn ensure_room(db: &impl ConnectionTrait, channel_id: &str) -> Result<room::Model, DbErr> {
+    if let Some(room) = find_room(db, channel_id).await? {
+        return Ok(room);
+    }
+    let new_room = room::ActiveModel {
+        channel_id: Set(channel_id.to_owned()),
+        last_seq: Set(0),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    room::Entity::insert(new_room)
+        .on_conflict(OnConflict::column(room::Column::ChannelId).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    find_room(db, channel_id).await?.ok_or_else(|| DbErr::RecordNotFound(format!("room {channel_id}")))
+}
+
+/// Records a user id (once).
+pub async fn ensure_user(db: &impl ConnectionTrait, user_id: &str) -> Result<(), DbErr> {
+    let user = app_user::ActiveModel { user_id: Set(user_id.to_owned()), created_at: Set(Utc::now()) };
+    app_user::Entity::insert(user)
+        .on_conflict(OnConflict::column(app_user::Column::UserId).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Makes `user_id` a member of the room. Returns `true` if they were not
+/// one already.
+pub async fn add_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
+    let row = member::ActiveModel {
+        room_id: Set(room_id),
+        user_id: Set(user_id.to_owned()),
+        joined_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    let inserted = member::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([member::Column::RoomId, member::Column::UserId]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// Removes a member. Returns `true` if they were one.
+pub async fn remove_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
+    let deleted = member::Entity::delete_many()
+        .filter(member::Column::RoomId.eq(room_id))
+        .filter(member::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected > 0)
+}
+
+pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
+    let found = member::Entity::find()
+        .select_only()
+        .column(member::Column::Id)
+        .filter(member::Column::RoomId.eq(room_id))
+        .filter(member::Column::UserId.eq(user_id))
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The room's members in the order they joined.
+pub async fn members(db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
+    member::Entity::find()
+        .select_only()
+        .column(member::Column::UserId)
+        .filter(member::Column::RoomId.eq(room_id))
+        .order_by_asc(member::Column::Id)
+        .into_tuple::<String>()
+        .all(db)
+        .await
+}
+
+/// Messages with `seq > after_seq`, oldest first, at most `limit`.
+pub async fn messages_after(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<ChatMessage>, DbErr> {
+    let rows = message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::Seq.gt(after_seq))
+        .order_by_asc(message::Column::Seq)
+        // SQL's LIMIT is a signed 64-bit number.
+        .limit(limit.min(i64::MAX as u64))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(ChatMessage::from).collect())
+}
+
+/// Result of [`insert_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    pub message: ChatMessage,
+    /// `false` when the same (user, client id) was stored before: the
+    /// stored copy is returned and nothing changed.
+    pub is_new: bool,
+}
+
+/// Stores a message under the room's next `seq`, in one transaction:
+/// bump `room.last_seq`, then insert with that value. Bumping first takes the
+/// write lock (SQLite) or the room's row lock (PostgreSQL) before anything
+/// is read, so concurrent senders get consecutive seqs and the duplicate
+/// check below cannot race.
+pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    room_id: i64,
+    user_id: &str,
+    client_msg_id: &str,
+    body: &str,
+) -> Result<Inserted, DbErr> {
+    let txn = db.begin().await?;
+    let bumped = room::Entity::update_many()
+        .col_expr(room::Column::LastSeq, Expr::col(room::Column::LastSeq).add(1))
+        .filter(room::Column::Id.eq(room_id))
+        .exec(&txn)
+        .await?;
+    if bumped.rows_affected != 1 {
+        return Err(DbErr::RecordNotFound(format!("room {room_id}")));
+    }
+    let existing = message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::ClientMsgId.eq(client_msg_id))
+        .one(&txn)
+        .await?;
+    if let Some(existing) = existing {
+        txn.rollback().await?;
+        return Ok(Inserted { message: existing.into(), is_new: false });
+    }
+    let seq = room::Entity::find_by_id(room_id)
+        .select_only()
+        .column(room::Column::LastSeq)
+        .into_tuple::<i64>()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id}")))?;
+    let row = message::ActiveModel {
+        room_id: Set(room_id),
+        seq: Set(seq),
+        user_id: Set(user_id.to_owned()),
+        body: Set(body.to_owned()),
+        client_msg_id: Set(client_msg_id.to_owned()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    let stored = message::Entity::insert(row).exec_with_returning(&txn).await?;
+    txn.commit().await?;
+    Ok(Inserted { message: stored.into(), is_new: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> DatabaseConnection {
+        use migration::MigratorTrait;
+        let db = connect("sqlite::memory:", 1).await.unwrap();
+        migration::Migrator::up(&db, None).await.unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn rooms_and_members_are_created_once() {
+        let db = fresh().await;
+        let a = ensure_room(&db, "game_1").await.unwrap();
+        let b = ensure_room(&db, "game_1").await.unwrap();
+        assert_eq!(a.id, b.id);
+        ensure_user(&db, "john").await.unwrap();
+        ensure_user(&db, "john").await.unwrap();
+        assert!(add_member(&db, a.id, "john").await.unwrap());
+        assert!(!add_member(&db, a.id, "john").await.unwrap());
+        assert_eq!(members(&db, a.id).await.unwrap(), ["john"]);
+        assert!(remove_member(&db, a.id, "john").await.unwrap());
+        assert!(!remove_member(&db, a.id, "john").await.unwrap());
+        assert!(members(&db, a.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn messages_get_consecutive_seqs_per_room_and_retries_are_stored_once() {
+        let db = fresh().await;
+        let r1 = ensure_room(&db, "r1").await.unwrap();
+        let r2 = ensure_room(&db, "r2").await.unwrap();
+        ensure_user(&db, "ana").await.unwrap();
+
+        let m1 = insert_message(&db, r1.id, "ana", "c1", "one").await.unwrap();
+        let m2 = insert_message(&db, r1.id, "ana", "c2", "two").await.unwrap();
+        let other = insert_message(&db, r2.id, "ana", "c1", "elsewhere").await.unwrap();
+        assert_eq!((m1.message.seq, m2.message.seq, other.message.seq), (1, 2, 1));
+        assert!(m1.is_new && m2.is_new && other.is_new);
+
+        let retry = insert_message(&db, r1.id, "ana", "c1", "one").await.unwrap();
+        assert!(!retry.is_new);
+        assert_eq!(retry.message, m1.message);
+
+        let m3 = insert_message(&db, r1.id, "ana", "c3", "three").await.unwrap();
+        assert_eq!(m3.message.seq, 3, "a retry must not use up a seq");
+        let history = messages_after(&db, r1.id, 0, 100).await.unwrap();
+        assert_eq!(history.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(messages_after(&db, r1.id, 2, 100).await.unwrap()[0].body, "three");
+    }
+}

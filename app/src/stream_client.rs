@@ -1,0 +1,251 @@
+//! Browser side of the room stream (feature `hydrate`): a websocket to
+//! `/api/stream` that says hello with the last seq the page shows, applies
+//! the server's frames to the room's signals, sends the page's messages,
+//! and reconnects by itself with backoff when the connection drops.
+//!
+//! Messages typed while disconnected stay pending and are sent (again)
+//! after each welcome; the server stores a retried message once.
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::backoff;
+use crate::components::chat_room::{ConnState, RoomSignals};
+use crate::conversation::Members;
+use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
+
+/// Close code the server uses when the user is not (or no longer) a member.
+const CLOSE_NOT_MEMBER: u16 = 4403;
+
+/// A random id for a message this page sends.
+pub fn new_client_msg_id() -> String {
+    let mut bytes = [0u8; 12];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|c| c.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        for b in bytes.iter_mut() {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    let mut id = String::with_capacity(25);
+    id.push('m');
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// The page's connection to its room. Dropping it does not close the
+/// socket: call [`RoomStream::stop`].
+pub struct RoomStream {
+    shared: Rc<Shared>,
+}
+
+struct Shared {
+    room: RoomSignals,
+    socket: RefCell<Option<Socket>>,
+    attempt: Cell<u32>,
+    stopped: Cell<bool>,
+    welcomed: Cell<bool>,
+}
+
+/// A websocket and the callbacks it holds on to.
+struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    fn shut(&self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}
+
+impl RoomStream {
+    pub fn start(room: RoomSignals) -> Self {
+        let shared = Rc::new(Shared {
+            room,
+            socket: RefCell::new(None),
+            attempt: Cell::new(0),
+            stopped: Cell::new(false),
+            welcomed: Cell::new(false),
+        });
+        connect(&shared);
+        RoomStream { shared }
+    }
+
+    /// Shows `body` as pending and sends it now if connected; otherwise it
+    /// goes out after the next welcome.
+    pub fn send_new(&self, body: String) {
+        let id = new_client_msg_id();
+        let me = self.shared.room.user_id.get_value();
+        self.shared.room.conversation.update(|c| c.push_pending(&me, &id, &body));
+        if self.shared.welcomed.get() {
+            send(&self.shared, &ClientFrame::Send { client_msg_id: id, body });
+        }
+    }
+
+    /// Closes the connection for good.
+    pub fn stop(&self) {
+        self.shared.stopped.set(true);
+        if let Some(socket) = self.shared.socket.borrow_mut().take() {
+            socket.shut();
+        }
+    }
+}
+
+fn stream_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    Some(format!("{scheme}://{}/api/stream", location.host().ok()?))
+}
+
+fn send(shared: &Shared, frame: &ClientFrame) {
+    if let Some(socket) = shared.socket.borrow().as_ref() {
+        if socket.ws.ready_state() == WebSocket::OPEN {
+            if let Ok(text) = serde_json::to_string(frame) {
+                let _ = socket.ws.send_with_str(&text);
+            }
+        }
+    }
+}
+
+fn connect(shared: &Rc<Shared>) {
+    if shared.stopped.get() {
+        return;
+    }
+    let Some(url) = stream_url() else { return };
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(_) => return schedule_reconnect(shared),
+    };
+    shared.welcomed.set(false);
+
+    let on_open = {
+        let shared = Rc::clone(shared);
+        Closure::<dyn FnMut()>::new(move || {
+            let room = shared.room;
+            let hello = ClientFrame::Hello {
+                channel_id: room.channel_id.get_value(),
+                user_id: room.user_id.get_value(),
+                after_seq: room.conversation.with_untracked(|c| c.last_seq()),
+            };
+            send(&shared, &hello);
+        })
+    };
+    let on_message = {
+        let shared = Rc::clone(shared);
+        Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            let Some(text) = ev.data().as_string() else { return };
+            match serde_json::from_str::<ServerFrame>(&text) {
+                Ok(frame) => apply(&shared, frame),
+                Err(err) => leptos::logging::warn!("unreadable frame from the room stream: {err}"),
+            }
+        })
+    };
+    let on_close = {
+        let shared = Rc::clone(shared);
+        Closure::<dyn FnMut(CloseEvent)>::new(move |ev: CloseEvent| {
+            // Drop the old socket (and this very callback) after it returns.
+            let old = shared.socket.borrow_mut().take();
+            set_timeout(move || drop(old), Duration::ZERO);
+            shared.welcomed.set(false);
+            if shared.stopped.get() {
+                return;
+            }
+            if ev.code() == CLOSE_NOT_MEMBER {
+                shared.stopped.set(true);
+                shared.room.status.set(ConnState::Closed);
+                return;
+            }
+            schedule_reconnect(&shared);
+        })
+    };
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    *shared.socket.borrow_mut() =
+        Some(Socket { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close });
+}
+
+fn schedule_reconnect(shared: &Rc<Shared>) {
+    let online = web_sys::window().map_or(true, |w| w.navigator().on_line());
+    shared.room.status.set(if online { ConnState::Reconnecting } else { ConnState::Offline });
+    let attempt = shared.attempt.get();
+    shared.attempt.set(attempt.saturating_add(1));
+    let delay = backoff::delay_ms(attempt, js_sys::Math::random());
+    let shared = Rc::clone(shared);
+    set_timeout(move || connect(&shared), Duration::from_millis(delay.into()));
+}
+
+fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
+    let room = shared.room;
+    match frame {
+        ServerFrame::Welcome { members, .. } => {
+            room.members.set(Members::new(members));
+            room.status.set(ConnState::Connected);
+            shared.attempt.set(0);
+            shared.welcomed.set(true);
+            let pending: Vec<ClientFrame> = room.conversation.with_untracked(|c| {
+                c.pending()
+                    .map(|l| ClientFrame::Send {
+                        client_msg_id: l.client_msg_id.clone(),
+                        body: l.body.clone(),
+                    })
+                    .collect()
+            });
+            for frame in &pending {
+                send(shared, frame);
+            }
+        }
+        ServerFrame::Message(message) => {
+            room.conversation.update(|c| {
+                c.apply(message);
+            });
+        }
+        ServerFrame::MemberJoined { user_id } => room.members.update(|m| m.add(user_id)),
+        ServerFrame::MemberLeft { user_id } => {
+            let me = room.user_id.with_value(|me| *me == user_id);
+            room.members.update(|m| m.remove(&user_id));
+            if me {
+                shared.stopped.set(true);
+                room.status.set(ConnState::Closed);
+                if let Some(window) = web_sys::window() {
+                    let _ = window.location().set_href("/");
+                }
+            }
+        }
+        ServerFrame::Ack { client_msg_id, seq } => room.conversation.update(|c| c.ack(&client_msg_id, seq)),
+        ServerFrame::Error { code, message, client_msg_id } => {
+            if let Some(id) = client_msg_id {
+                let refused = room.conversation.try_update(|c| c.reject(&id)).flatten();
+                if let Some(body) = refused {
+                    if room.draft.get_untracked().is_empty() {
+                        room.draft.set(body);
+                    }
+                }
+            }
+            match code {
+                ErrorCode::NotMember => {
+                    shared.stopped.set(true);
+                    room.status.set(ConnState::Closed);
+                    room.notice.set(Some(message));
+                }
+                // The server closes the socket; reconnecting catches up.
+                ErrorCode::Resync => {}
+                _ => room.notice.set(Some(message)),
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Database schema of Embedded Chat, as sea-orm migrations.
+//!
+//! The server runs these at start-up (unless told not to), and the
+//! `migration` binary runs them by hand (`cargo run -p migration -- up`).
+//! Every migration has a `down`, and all of them run on SQLite and
+//! PostgreSQL alike.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_room_table;
+mod m20261125_000002_create_app_user_table;
+mod m20261125_000003_create_member_table;
+mod m20261125_000004_create_message_table;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_room_table::Migration),
+            Box::new(m20261125_000002_create_app_user_table::Migration),
+            Box::new(m20261125_000003_create_member_table::Migration),
+            Box::new(m20261125_000004_create_message_table::Migration),
+        ]
+    }
+}

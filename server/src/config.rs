@@ -1,0 +1,78 @@
+//! Every setting of the server, as a command-line flag and an environment
+//! variable (`--help` lists them). Defaults run the embedded mode: a SQLite
+//! file next to where the server starts, the in-process bus, port 8080.
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+#[derive(Clone, Debug, Parser)]
+#[command(name = "server", version, about = "Embedded Chat server")]
+pub struct Config {
+    /// Address to listen on. The default serves the original URL
+    /// http://localhost:8080/chat_room?user_id=john&channel_id=game_1
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Database: `sqlite://FILE` (created when missing) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://embedded-chat.db")]
+    pub database_url: String,
+
+    /// Most database connections the server keeps open.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+
+    /// Do not run the schema migrations at start-up (for fleets that run
+    /// `migration up` separately).
+    #[arg(long, env = "NO_MIGRATE")]
+    pub no_migrate: bool,
+
+    /// Folder with the built site (the `pkg/` bundle and the stylesheet).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+
+    /// Events a connection may fall behind its room before it is told to
+    /// resync (its bounded queue).
+    #[arg(long, env = "ROOM_BUFFER", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub room_buffer: u32,
+
+    /// Log filter, e.g. `info` or `server=debug,app=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// A configuration for tests and tools: port 0 (any free port), the
+    /// given database, nothing read from the environment.
+    pub fn for_tests(database_url: impl Into<String>) -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            db_max_connections: 4,
+            no_migrate: false,
+            site_root: "target/site".to_owned(),
+            room_buffer: 1024,
+            log: "warn".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_serve_the_original_url_from_a_sqlite_file() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert!(config.database_url.starts_with("sqlite://"));
+        assert!(!config.no_migrate);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        let err = Config::try_parse_from(["server", "--addr", "nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("--addr"), "{err}");
+        let err = Config::try_parse_from(["server", "--db-max-connections", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--db-max-connections"), "{err}");
+    }
+}

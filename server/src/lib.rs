@@ -1,0 +1,5 @@
+//! The Embedded Chat server: the composition root. It reads the
+//! configuration, picks the store and the bus, and serves the app.
+pub mod config;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,144 @@
+//! Builds the application from a [`Config`]: opens the store, runs the
+//! migrations, picks the bus, wires the routes (pages, server functions,
+//! the room stream, static files) and binds the listener. Tests build it on
+//! port 0 with a fresh database and talk to it over the network.
+use std::io;
+use std::sync::Arc;
+
+use app::api::ApiError;
+use app::server::bus::{Bus, LocalBus};
+use app::server::hub::Hub;
+use app::server::rooms::Rooms;
+use app::server::{store, stream, AppState};
+use app::{shell, App};
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use migration::MigratorTrait;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// Name of the site bundle files (`output-name` in the workspace metadata).
+const OUTPUT_NAME: &str = "embedded-chat";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[source] sea_orm::DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migration(#[source] sea_orm::DbErr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: io::Error },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let db = store::connect(&config.database_url, config.db_max_connections)
+            .await
+            .map_err(StartupError::Database)?;
+        if !config.no_migrate {
+            migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
+        }
+        let hub = Hub::new(config.room_buffer as usize);
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub));
+        let rooms = Rooms::new(db, bus);
+
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr: config.addr, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr: config.addr, source })?;
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name(OUTPUT_NAME)
+            .site_root(config.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(local_addr)
+            .reload_port(reload_port())
+            .build();
+        let state = AppState { leptos_options, rooms };
+        let router = router(state);
+        Ok(Application { listener, router, port: local_addr.port() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await
+    }
+}
+
+/// The live-reload port `cargo leptos watch` announces, if any.
+fn reload_port() -> u32 {
+    std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001)
+}
+
+fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let shell_options = state.leptos_options.clone();
+    Router::new()
+        .route("/api/stream", get(stream::stream_handler))
+        .route("/api/{*fn_name}", get(server_fn_handler).post(server_fn_handler))
+        .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// Runs a server function with the app state in context. A request the
+/// function could not even decode (missing or malformed fields) is the
+/// client's fault: it answers 400 rather than server_fn's 500.
+async fn server_fn_handler(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let response =
+        handle_server_fns_with_context(move || provide_context(state.clone()), request).await.into_response();
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    if let Ok(ApiError::Rejected(_)) = serde_json::from_slice::<ApiError>(&bytes) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    (parts, Body::from(bytes)).into_response()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

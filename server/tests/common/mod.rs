@@ -1,0 +1,206 @@
+//! Test harness: starts the real server on port 0 with a fresh SQLite file
+//! and talks to it as a browser does, over HTTP and the room stream.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use app::protocol::{ClientFrame, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use server::config::Config;
+use server::startup::Application;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame that should come.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("chat.db").display());
+    let app = Application::build(Config::for_tests(url)).await.expect("server starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base: format!("http://127.0.0.1:{port}"), port, http, _dir: dir }
+}
+
+impl TestApp {
+    /// Opens a room page as a browser would; returns status and HTML.
+    pub async fn open_room(&self, user_id: &str, channel_id: &str) -> (u16, String) {
+        let url = format!("{}{}", self.base, app::pages::chat_room::room_href(channel_id, user_id));
+        self.get(&url).await
+    }
+
+    pub async fn get(&self, url: &str) -> (u16, String) {
+        let response = self.http.get(url).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Posts a form to a server function, as the page's forms do.
+    pub async fn post_fn(&self, name: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    app::pages::chat_room::encode_query_value(k),
+                    app::pages::chat_room::encode_query_value(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        self.http
+            .post(format!("{}/api/{name}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Opens the room stream, says hello and returns after the welcome.
+    pub async fn connect(&self, user_id: &str, channel_id: &str, after_seq: i64) -> (Client, Vec<String>) {
+        let mut client = self.raw_stream().await;
+        client
+            .send(&ClientFrame::Hello { channel_id: channel_id.into(), user_id: user_id.into(), after_seq })
+            .await;
+        match client.next().await {
+            ServerFrame::Welcome { members, .. } => (client, members),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
+    /// A stream connection that has not said anything yet.
+    pub async fn raw_stream(&self) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/api/stream", self.port))
+            .await
+            .expect("websocket connects");
+        Client { ws }
+    }
+
+    /// Joins a room (as opening its page does) and connects its stream.
+    pub async fn join(&self, user_id: &str, channel_id: &str) -> Client {
+        let (status, _) = self.open_room(user_id, channel_id).await;
+        assert_eq!(status, 200);
+        self.connect(user_id, channel_id, 0).await.0
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        let text = serde_json::to_string(frame).unwrap();
+        self.ws.send(Message::text(text)).await.expect("send frame");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send raw");
+    }
+
+    pub async fn say(&mut self, client_msg_id: &str, body: &str) {
+        self.send(&ClientFrame::Send { client_msg_id: client_msg_id.into(), body: body.into() }).await;
+    }
+
+    /// The next frame (panics after [`WAIT`]).
+    pub async fn next(&mut self) -> ServerFrame {
+        match self.next_event().await {
+            Event::Frame(frame) => frame,
+            Event::Closed(code) => panic!("stream closed ({code:?}) while a frame was expected"),
+        }
+    }
+
+    /// The next frame or the close.
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Event::Frame(serde_json::from_str(text.as_str()).expect("valid server frame"))
+                }
+                Some(Ok(Message::Close(frame))) => return Event::Closed(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Event::Closed(None),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for a while.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(wait, self.ws.next()).await {
+            panic!("expected no frame, got {text}");
+        }
+    }
+
+    /// Reads frames until a stored message arrives.
+    pub async fn next_message(&mut self) -> app::protocol::ChatMessage {
+        loop {
+            if let ServerFrame::Message(m) = self.next().await {
+                return m;
+            }
+        }
+    }
+
+    /// Sends a message and waits for its ack; returns the seq.
+    pub async fn send_and_ack(&mut self, client_msg_id: &str, body: &str) -> i64 {
+        self.say(client_msg_id, body).await;
+        loop {
+            match self.next().await {
+                ServerFrame::Ack { client_msg_id: id, seq } if id == client_msg_id => return seq,
+                ServerFrame::Error { message, .. } => panic!("send refused: {message}"),
+                _ => continue,
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    Frame(ServerFrame),
+    Closed(Option<u16>),
+}
+
+/// The text of the HTML list items inside the element with `class="{class}"`.
+pub fn list_items(html: &str, class: &str) -> Vec<String> {
+    let Some(start) = html.find(&format!("class=\"{class}")) else { return Vec::new() };
+    let rest = &html[start..];
+    let end = rest.find("</ol>").or_else(|| rest.find("</ul>")).unwrap_or(rest.len());
+    rest[..end]
+        .split("<li")
+        .skip(1)
+        .map(|item| {
+            let mut text = String::new();
+            let mut in_tag = true;
+            for c in item.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            decode_entities(text.trim())
+        })
+        .collect()
+}
+
+fn decode_entities(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
