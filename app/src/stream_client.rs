@@ -180,7 +180,7 @@ fn connect(shared: &Rc<Shared>) {
 }
 
 fn schedule_reconnect(shared: &Rc<Shared>) {
-    let online = web_sys::window().map_or(true, |w| w.navigator().on_line());
+    let online = web_sys::window().is_none_or(|w| w.navigator().on_line());
     shared.room.status.set(if online { ConnState::Reconnecting } else { ConnState::Offline });
     let attempt = shared.attempt.get();
     shared.attempt.set(attempt.saturating_add(1));

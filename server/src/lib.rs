@@ -1,5 +1,6 @@
 //! The Embedded Chat server: the composition root. It reads the
 //! configuration, picks the store and the bus, and serves the app.
+#![recursion_limit = "256"]
 pub mod config;
 pub mod startup;
 pub mod telemetry;

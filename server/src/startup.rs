@@ -12,14 +12,14 @@ use app::server::rooms::Rooms;
 use app::server::{store, stream, AppState};
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, LeptosRoutes};
 use migration::MigratorTrait;
 use tokio::net::TcpListener;
 
@@ -98,19 +98,18 @@ fn router(state: AppState) -> Router {
     let shell_options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream::stream_handler))
-        .route("/api/{*fn_name}", get(server_fn_handler).post(server_fn_handler))
         .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::map_response(client_errors_answer_400))
         .with_state(state)
 }
 
-/// Runs a server function with the app state in context. A request the
-/// function could not even decode (missing or malformed fields) is the
-/// client's fault: it answers 400 rather than server_fn's 500.
-async fn server_fn_handler(State(state): State<AppState>, request: Request<Body>) -> Response {
-    let response =
-        handle_server_fns_with_context(move || provide_context(state.clone()), request).await.into_response();
-    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+/// A server-function call that could not even be decoded (missing or
+/// malformed fields) is the client's fault: it answers 400, not server_fn's
+/// blanket 500. Errors the functions return set their own status.
+async fn client_errors_answer_400(response: Response) -> Response {
+    let is_server_fn_error = response.headers().contains_key("serverfnerror");
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR || !is_server_fn_error {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -118,7 +117,7 @@ async fn server_fn_handler(State(state): State<AppState>, request: Request<Body>
     if let Ok(ApiError::Rejected(_)) = serde_json::from_slice::<ApiError>(&bytes) {
         parts.status = StatusCode::BAD_REQUEST;
     }
-    (parts, Body::from(bytes)).into_response()
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 async fn shutdown_signal() {
