@@ -129,7 +129,9 @@ async fn admit(
     };
     let welcome = ServerFrame::Welcome { members: room.members.clone(), last_seq: room.last_seq };
     send_frame(sink, &welcome).await?;
-    let last_sent = replay(sink, rooms, &room, after_seq.max(0), i64::MAX).await?;
+    // A page cannot have seen more than the room holds.
+    let after_seq = after_seq.clamp(0, room.last_seq);
+    let last_sent = replay(sink, rooms, &room, after_seq, i64::MAX).await?;
     Ok((room, subscription, last_sent))
 }
 
@@ -147,14 +149,14 @@ async fn replay(sink: &mut Sink, rooms: &Rooms, room: &OpenRoom, after: i64, unt
             }
         };
         let full = batch.len() as u64 == REPLAY_BATCH;
-        for message in batch {
-            if message.seq >= until {
-                return Ok(last);
-            }
+        for message in batch.into_iter().take_while(|m| m.seq < until) {
             last = message.seq;
-            send_frame(sink, &ServerFrame::Message(message)).await?;
+            let text = serde_json::to_string(&ServerFrame::Message(message)).expect("frames serialize");
+            // Queue the whole batch, then write it out at once.
+            sink.feed(Message::Text(text.into())).await.map_err(|_| End::SocketError)?;
         }
-        if !full {
+        sink.flush().await.map_err(|_| End::SocketError)?;
+        if !full || last + 1 >= until {
             return Ok(last);
         }
     }

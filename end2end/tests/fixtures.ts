@@ -1,0 +1,139 @@
+// Shared fixtures and helpers for the Embedded Chat end-to-end tests.
+//
+// `users` opens each person in their OWN browser context (separate cookies,
+// storage and websocket), watches every page for console errors/warnings
+// (hydration problems show up there) and uncaught page errors, and fails the
+// test after it ran if any were seen. All tests share one database per run,
+// so every test builds its own room and user names with `unique()`.
+import { test as base, expect, type BrowserContext, type Locator, type Page } from '@playwright/test';
+
+/** A name nobody else in this run uses: `${prefix}-<time>-<random>`. */
+export function unique(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** A fresh room name for one test. */
+export function uniqueRoom(prefix = 'room'): string {
+  return unique(prefix);
+}
+
+/** The address of a room page. */
+export function roomPath(user: string, room: string, extra = ''): string {
+  const q = new URLSearchParams({ user_id: user, channel_id: room });
+  return `/chat_room?${q.toString()}${extra ? `&${extra}` : ''}`;
+}
+
+export interface OpenOptions {
+  /** Extra query string, e.g. `is_embedded=true` or `embed=1`. */
+  extra?: string;
+  /** Wait for the live connection ("Connected"); default true. */
+  connected?: boolean;
+}
+
+export interface Users {
+  /** Opens the room page for `user` in a new browser context. */
+  open(user: string, room: string, options?: OpenOptions): Promise<Page>;
+  /** Opens any path in a new browser context (watched like room pages). */
+  openPath(label: string, path: string): Promise<Page>;
+}
+
+interface Watched {
+  label: string;
+  context: BrowserContext;
+  problems: string[];
+}
+
+// ---- Locators of the room page (role / label based) -----------------------
+
+export const room = {
+  status: (page: Page): Locator => page.getByRole('status'),
+  conversation: (page: Page): Locator => page.getByRole('log', { name: 'Conversation' }),
+  lines: (page: Page): Locator => page.getByRole('log', { name: 'Conversation' }).getByRole('listitem'),
+  emptyNote: (page: Page): Locator => page.getByText('No messages yet. Say hello!'),
+  messageBox: (page: Page): Locator => page.getByRole('textbox', { name: 'Message' }),
+  sendButton: (page: Page): Locator => page.getByRole('button', { name: 'Send' }),
+  membersHeading: (page: Page): Locator => page.getByRole('heading', { name: /Users in room/ }),
+  members: (page: Page): Locator => page.getByRole('list', { name: /Users in room/ }).getByRole('listitem'),
+  addUserHeading: (page: Page): Locator => page.getByRole('heading', { name: 'Add user to room' }),
+  addUserBox: (page: Page): Locator => page.getByLabel('User to add'),
+  addUserButton: (page: Page): Locator => page.getByRole('button', { name: 'Add user' }),
+  leaveButton: (page: Page): Locator => page.getByRole('button', { name: 'Leave room' }),
+  brand: (page: Page): Locator => page.getByRole('link', { name: 'Embedded Chat' }),
+};
+
+/** Types `text` in the message box and presses Enter. */
+export async function sendWithEnter(page: Page, text: string): Promise<void> {
+  const box = room.messageBox(page);
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** Waits until the page's live connection is up (hydrated and welcomed). */
+export async function waitConnected(page: Page): Promise<void> {
+  await expect(room.status(page)).toHaveText('Connected');
+}
+
+/** Reloads a room page and waits for it to be live again. */
+export async function reloadRoom(page: Page): Promise<void> {
+  await page.reload();
+  await waitConnected(page);
+}
+
+/** Pause used ONLY to assert that something does not happen. */
+export const QUIET_MS = 700;
+
+// ---- The fixture ------------------------------------------------------------
+
+export const test = base.extend<{ users: Users }>({
+  users: async ({ browser, baseURL }, use, testInfo) => {
+    const watched: Watched[] = [];
+
+    const watch = async (label: string): Promise<{ page: Page; entry: Watched }> => {
+      const context = await browser.newContext({ baseURL });
+      const entry: Watched = { label, context, problems: [] };
+      watched.push(entry);
+      const page = await context.newPage();
+      page.on('console', (msg) => {
+        const type = msg.type();
+        if (type === 'error' || type === 'warning') {
+          const where = msg.location()?.url ? ` (${msg.location().url})` : '';
+          entry.problems.push(`console.${type} on ${page.url()}: ${msg.text()}${where}`);
+        }
+      });
+      page.on('pageerror', (err) => {
+        entry.problems.push(`pageerror on ${page.url()}: ${err.message}`);
+      });
+      return { page, entry };
+    };
+
+    const users: Users = {
+      async open(user, roomName, options = {}) {
+        const { page } = await watch(`${user} in ${roomName}`);
+        await page.goto(roomPath(user, roomName, options.extra));
+        if (options.connected ?? true) {
+          await waitConnected(page);
+        }
+        return page;
+      },
+      async openPath(label, path) {
+        const { page } = await watch(label);
+        await page.goto(path);
+        return page;
+      },
+    };
+
+    await use(users);
+
+    // Snapshot what was seen during the test, then close everything.
+    const report = watched.flatMap((w) => w.problems.map((p) => `[${w.label}] ${p}`));
+    for (const w of watched) {
+      await w.context.close().catch(() => {});
+    }
+    if (report.length > 0) {
+      await testInfo.attach('console-problems', { body: report.join('\n'), contentType: 'text/plain' });
+    }
+    expect(report, `console errors/warnings or page errors:\n${report.join('\n')}`).toEqual([]);
+  },
+});
+
+export { expect };
