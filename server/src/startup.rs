@@ -22,6 +22,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use migration::MigratorTrait;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
 
@@ -101,6 +102,8 @@ fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::map_response(client_errors_answer_400))
+        // A bug must cost one request a 500, never the process or a hung reply.
+        .layer(CatchPanicLayer::new())
         .with_state(state)
 }
 
