@@ -116,6 +116,16 @@ impl Conversation {
         }
     }
 
+    /// The server resumes the stream after `resume_after`. If that is past
+    /// the newest message shown, the page was too far behind to catch up
+    /// message by message: what it shows is dropped (pending lines stay)
+    /// and the replay that follows becomes the conversation.
+    pub fn resume_after(&mut self, resume_after: i64) {
+        if resume_after > self.last_seq() {
+            self.stored.clear();
+        }
+    }
+
     /// The server refused one of this page's messages: it is not pending
     /// any more. Returns its text, to put back in the input.
     pub fn reject(&mut self, client_msg_id: &str) -> Option<String> {
@@ -244,6 +254,18 @@ mod tests {
         assert_eq!(c.reject("m1").as_deref(), Some("too long"));
         assert_eq!(c.reject("m1"), None);
         assert_eq!(c.lines().count(), 0);
+    }
+
+    #[test]
+    fn a_page_too_far_behind_replaces_its_history_but_keeps_pending_lines() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "1"), msg(2, "a", "2")]);
+        c.push_pending("me", "m1", "typed offline");
+        c.resume_after(2);
+        assert_eq!(c.last_seq(), 2, "resuming right after the last line keeps everything");
+        c.resume_after(900);
+        assert_eq!(seqs(&c), [None]);
+        c.apply(msg(901, "b", "x"));
+        assert_eq!(seqs(&c), [Some(901), None]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - `components`: the parts of a room page (`ChatRoom`, `MessagesList`,
 //!   `UserOnline`, …).
 //! - `api`: server functions (join, add user, leave, send without JS).
-//! - `protocol`: the frames of the room stream, shared with the server.
+//! - `protocol`: the frames of the room stream (crate `chat-protocol`,
+//!   shared with the server and the tools).
 //! - `conversation`, `validate`: pure logic, unit-tested.
 //! - `stream_client` (browser): the room stream's websocket client.
 //! - `server` (server only): store, bus, hub, rooms service, stream.
@@ -21,7 +22,8 @@ pub mod backoff;
 pub mod components;
 pub mod conversation;
 pub mod pages;
-pub mod protocol;
+/// The room stream's frames (the `chat-protocol` crate).
+pub use chat_protocol as protocol;
 pub mod validate;
 
 #[cfg(feature = "hydrate")]

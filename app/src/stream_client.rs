@@ -21,6 +21,10 @@ use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// Close code the server uses when the user is not (or no longer) a member.
 const CLOSE_NOT_MEMBER: u16 = 4403;
+/// The server is shutting down: reconnect at once (another node may be up).
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// Heartbeats a page may miss before it gives up on the connection.
+const MISSED_HEARTBEATS: f64 = 2.5;
 
 /// A random id for a message this page sends.
 pub fn new_client_msg_id() -> String {
@@ -53,6 +57,9 @@ struct Shared {
     attempt: Cell<u32>,
     stopped: Cell<bool>,
     welcomed: Cell<bool>,
+    /// When the last frame arrived (ms since the epoch).
+    last_heard: Cell<f64>,
+    heartbeat: RefCell<Option<IntervalHandle>>,
 }
 
 /// A websocket and the callbacks it holds on to.
@@ -65,6 +72,7 @@ struct Socket {
 
 impl Socket {
     fn shut(&self) {
+        self.ws.set_onerror(None);
         self.ws.set_onopen(None);
         self.ws.set_onmessage(None);
         self.ws.set_onclose(None);
@@ -80,6 +88,8 @@ impl RoomStream {
             attempt: Cell::new(0),
             stopped: Cell::new(false),
             welcomed: Cell::new(false),
+            last_heard: Cell::new(0.0),
+            heartbeat: RefCell::new(None),
         });
         connect(&shared);
         RoomStream { shared }
@@ -99,6 +109,7 @@ impl RoomStream {
     /// Closes the connection for good.
     pub fn stop(&self) {
         self.shared.stopped.set(true);
+        stop_heartbeat(&self.shared);
         if let Some(socket) = self.shared.socket.borrow_mut().take() {
             socket.shut();
         }
@@ -147,6 +158,7 @@ fn connect(shared: &Rc<Shared>) {
     let on_message = {
         let shared = Rc::clone(shared);
         Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+            shared.last_heard.set(js_sys::Date::now());
             let Some(text) = ev.data().as_string() else { return };
             match serde_json::from_str::<ServerFrame>(&text) {
                 Ok(frame) => apply(&shared, frame),
@@ -161,15 +173,21 @@ fn connect(shared: &Rc<Shared>) {
             let old = shared.socket.borrow_mut().take();
             set_timeout(move || drop(old), Duration::ZERO);
             shared.welcomed.set(false);
+            stop_heartbeat(&shared);
             if shared.stopped.get() {
                 return;
             }
-            if ev.code() == CLOSE_NOT_MEMBER {
-                shared.stopped.set(true);
-                shared.room.status.set(ConnState::Closed);
-                return;
+            match ev.code() {
+                CLOSE_NOT_MEMBER => {
+                    shared.stopped.set(true);
+                    shared.room.status.set(ConnState::Closed);
+                }
+                CLOSE_GOING_AWAY => {
+                    shared.attempt.set(0);
+                    schedule_reconnect(&shared);
+                }
+                _ => schedule_reconnect(&shared),
             }
-            schedule_reconnect(&shared);
         })
     };
     ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
@@ -177,6 +195,41 @@ fn connect(shared: &Rc<Shared>) {
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
     *shared.socket.borrow_mut() =
         Some(Socket { ws, _on_open: on_open, _on_message: on_message, _on_close: on_close });
+}
+
+/// Sends a ping every `every`, and closes the socket (which reconnects)
+/// when nothing has been heard for a few heartbeats.
+fn start_heartbeat(shared: &Rc<Shared>, every: Duration) {
+    stop_heartbeat(shared);
+    shared.last_heard.set(js_sys::Date::now());
+    let limit_ms = every.as_millis() as f64 * MISSED_HEARTBEATS;
+    let weak = Rc::downgrade(shared);
+    let handle = set_interval_with_handle(
+        move || {
+            let Some(shared) = weak.upgrade() else { return };
+            if js_sys::Date::now() - shared.last_heard.get() > limit_ms {
+                // The connection is dead even if the browser has not noticed:
+                // drop it without waiting for a closing handshake.
+                let dead = shared.socket.borrow_mut().take();
+                if let Some(socket) = dead {
+                    socket.shut();
+                }
+                shared.welcomed.set(false);
+                stop_heartbeat(&shared);
+                schedule_reconnect(&shared);
+                return;
+            }
+            send(&shared, &ClientFrame::Ping);
+        },
+        every,
+    );
+    *shared.heartbeat.borrow_mut() = handle.ok();
+}
+
+fn stop_heartbeat(shared: &Shared) {
+    if let Some(handle) = shared.heartbeat.borrow_mut().take() {
+        handle.clear();
+    }
 }
 
 fn schedule_reconnect(shared: &Rc<Shared>) {
@@ -192,8 +245,10 @@ fn schedule_reconnect(shared: &Rc<Shared>) {
 fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
     let room = shared.room;
     match frame {
-        ServerFrame::Welcome { members, .. } => {
+        ServerFrame::Welcome { members, resume_after, heartbeat_ms, .. } => {
+            room.conversation.update(|c| c.resume_after(resume_after));
             room.members.set(Members::new(members));
+            start_heartbeat(shared, Duration::from_millis(heartbeat_ms.max(1000).into()));
             room.status.set(ConnState::Connected);
             shared.attempt.set(0);
             shared.welcomed.set(true);
@@ -227,6 +282,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             }
         }
         ServerFrame::Ack { client_msg_id, seq } => room.conversation.update(|c| c.ack(&client_msg_id, seq)),
+        ServerFrame::Pong => {}
         ServerFrame::Error { code, message, client_msg_id } => {
             if let Some(id) = client_msg_id {
                 let refused = room.conversation.try_update(|c| c.reject(&id)).flatten();

@@ -28,6 +28,10 @@ export interface OpenOptions {
   extra?: string;
   /** Wait for the live connection ("Connected"); default true. */
   connected?: boolean;
+  /** Open the page through another origin, e.g. a test proxy's. */
+  origin?: string;
+  /** Console messages this test expects (e.g. a websocket it cuts on purpose). */
+  allowConsole?: RegExp[];
 }
 
 export interface Users {
@@ -41,6 +45,7 @@ interface Watched {
   label: string;
   context: BrowserContext;
   problems: string[];
+  allowed: RegExp[];
 }
 
 // ---- Locators of the room page (role / label based) -----------------------
@@ -88,14 +93,14 @@ export const test = base.extend<{ users: Users }>({
   users: async ({ browser, baseURL }, use, testInfo) => {
     const watched: Watched[] = [];
 
-    const watch = async (label: string): Promise<{ page: Page; entry: Watched }> => {
+    const watch = async (label: string, allowed: RegExp[] = []): Promise<{ page: Page; entry: Watched }> => {
       const context = await browser.newContext({ baseURL });
-      const entry: Watched = { label, context, problems: [] };
+      const entry: Watched = { label, context, problems: [], allowed };
       watched.push(entry);
       const page = await context.newPage();
       page.on('console', (msg) => {
         const type = msg.type();
-        if (type === 'error' || type === 'warning') {
+        if ((type === 'error' || type === 'warning') && !entry.allowed.some((re) => re.test(msg.text()))) {
           const where = msg.location()?.url ? ` (${msg.location().url})` : '';
           entry.problems.push(`console.${type} on ${page.url()}: ${msg.text()}${where}`);
         }
@@ -108,8 +113,8 @@ export const test = base.extend<{ users: Users }>({
 
     const users: Users = {
       async open(user, roomName, options = {}) {
-        const { page } = await watch(`${user} in ${roomName}`);
-        await page.goto(roomPath(user, roomName, options.extra));
+        const { page } = await watch(`${user} in ${roomName}`, options.allowConsole);
+        await page.goto(`${options.origin ?? ''}${roomPath(user, roomName, options.extra)}`);
         if (options.connected ?? true) {
           await waitConnected(page);
         }

@@ -3,6 +3,9 @@
 //! file next to where the server starts, the in-process bus, port 8080.
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
+use app::server::stream::StreamSettings;
 use clap::Parser;
 
 #[derive(Clone, Debug, Parser)]
@@ -35,6 +38,28 @@ pub struct Config {
     #[arg(long, env = "ROOM_BUFFER", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub room_buffer: u32,
 
+    /// Seconds between heartbeats pages send on the room stream.
+    #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub heartbeat_secs: u64,
+
+    /// Seconds of silence after which a stream connection is dropped
+    /// (must be more than the heartbeat).
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 45, value_parser = clap::value_parser!(u64).range(2..=86400))]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a write to a page may take before the connection is dropped.
+    #[arg(long, env = "WRITE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout_secs: u64,
+
+    /// Most messages replayed to a reconnecting page; a page further behind
+    /// gets the latest ones instead.
+    #[arg(long, env = "REPLAY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub replay_limit: u64,
+
+    /// Seconds to let connections finish and close on shutdown.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_secs: u64,
+
     /// Log filter, e.g. `info` or `server=debug,app=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -51,7 +76,34 @@ impl Config {
             no_migrate: false,
             site_root: "target/site".to_owned(),
             room_buffer: 1024,
+            heartbeat_secs: 15,
+            idle_timeout_secs: 45,
+            write_timeout_secs: 10,
+            replay_limit: 1000,
+            shutdown_grace_secs: 5,
             log: "warn".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what clap cannot: relations between settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.idle_timeout_secs <= self.heartbeat_secs {
+            return Err(format!(
+                "--idle-timeout-secs ({}) must be more than --heartbeat-secs ({})",
+                self.idle_timeout_secs, self.heartbeat_secs
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            heartbeat: Duration::from_secs(self.heartbeat_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            replay_limit: self.replay_limit,
         }
     }
 }
@@ -74,5 +126,14 @@ mod tests {
         assert!(err.to_string().contains("--addr"), "{err}");
         let err = Config::try_parse_from(["server", "--db-max-connections", "0"]).unwrap_err();
         assert!(err.to_string().contains("--db-max-connections"), "{err}");
+    }
+
+    #[test]
+    fn the_idle_timeout_must_exceed_the_heartbeat() {
+        let config =
+            Config::try_parse_from(["server", "--heartbeat-secs", "30", "--idle-timeout-secs", "20"])
+                .unwrap();
+        assert!(config.validate().unwrap_err().contains("--idle-timeout-secs"));
+        assert!(Config::try_parse_from(["server"]).unwrap().validate().is_ok());
     }
 }

@@ -2,13 +2,16 @@
 //! migrations, picks the bus, wires the routes (pages, server functions,
 //! the room stream, static files) and binds the listener. Tests build it on
 //! port 0 with a fresh database and talk to it over the network.
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::api::ApiError;
 use app::server::bus::{Bus, LocalBus};
 use app::server::hub::Hub;
 use app::server::rooms::Rooms;
+use app::server::state::Lifecycle;
 use app::server::{store, stream, AppState};
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
@@ -16,6 +19,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -31,6 +35,8 @@ const OUTPUT_NAME: &str = "embedded-chat";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("cannot open the database: {0}")]
     Database(#[source] sea_orm::DbErr),
     #[error("cannot migrate the database: {0}")]
@@ -43,10 +49,13 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
+    lifecycle: Lifecycle,
+    shutdown_grace: Duration,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        config.validate().map_err(StartupError::Config)?;
         let db = store::connect(&config.database_url, config.db_max_connections)
             .await
             .map_err(StartupError::Database)?;
@@ -70,18 +79,53 @@ impl Application {
             .site_addr(local_addr)
             .reload_port(reload_port())
             .build();
-        let state = AppState { leptos_options, rooms };
+        let lifecycle = Lifecycle::default();
+        let state = AppState {
+            leptos_options,
+            rooms,
+            stream: config.stream_settings(),
+            lifecycle: lifecycle.clone(),
+        };
         let router = router(state);
-        Ok(Application { listener, router, port: local_addr.port() })
+        Ok(Application {
+            listener,
+            router,
+            port: local_addr.port(),
+            lifecycle,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
+    /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully: stops
+    /// accepting, lets each stream connection finish what it is doing
+    /// (an in-flight message is committed and acknowledged) and close with
+    /// "going away", waiting at most the configured grace period.
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let lifecycle = self.lifecycle.clone();
+        let signal = async move {
+            stop.await;
+            lifecycle.stop();
+        };
+        // Small frames go out at once: no Nagle delay on chat traffic.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(signal).await?;
+        let open = self.lifecycle.connection_count();
+        if tokio::time::timeout(self.shutdown_grace, self.lifecycle.drained()).await.is_err() {
+            tracing::warn!(open, "connections still open after the grace period");
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
 }
 

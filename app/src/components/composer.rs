@@ -5,7 +5,7 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
-use super::chat_room::use_room;
+use super::chat_room::{use_room, ConnState};
 use crate::validate::MAX_BODY_CHARS;
 
 /// A fresh id for a message sent through the plain form (server render).
@@ -27,6 +27,10 @@ fn form_message_id() -> String {
 pub fn Composer() -> impl IntoView {
     let room = use_room();
     let draft = room.draft;
+    let status = room.status;
+    // While the stream is down, say that messages will wait (they show as
+    // pending and go out after reconnecting).
+    let waiting = move || matches!(status.get(), ConnState::Reconnecting | ConnState::Offline);
 
     #[cfg(feature = "hydrate")]
     let stream = use_context::<StoredValue<Option<crate::stream_client::RoomStream>, LocalStorage>>();
@@ -73,5 +77,8 @@ pub fn Composer() -> impl IntoView {
             />
             <button type="submit">"Send"</button>
         </form>
+        <p class="composer-hint" aria-live="polite">
+            {move || waiting().then_some("Connection lost — messages will be sent when it is back.")}
+        </p>
     }
 }

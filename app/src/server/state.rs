@@ -1,12 +1,59 @@
 //! What every request handler and server function can reach: the Leptos
-//! options and the rooms service (which owns the store and the bus).
+//! options, the rooms service (which owns the store and the bus), the
+//! stream's settings, and the server's lifecycle (for graceful shutdown).
+use std::future::Future;
+
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::rooms::Rooms;
+use super::stream::StreamSettings;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub rooms: Rooms,
+    pub stream: StreamSettings,
+    pub lifecycle: Lifecycle,
+}
+
+/// Long-lived connections of this server, and the signal that tells them
+/// to wind down. Shutting down = [`Lifecycle::stop`], then
+/// [`Lifecycle::drained`].
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    stopping: CancellationToken,
+    connections: TaskTracker,
+}
+
+impl Lifecycle {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    pub fn stopping_token(&self) -> CancellationToken {
+        self.stopping.clone()
+    }
+
+    /// Runs a connection as part of this server's work.
+    pub fn track<F: Future<Output = ()> + Send + 'static>(&self, connection: F) -> impl Future<Output = ()> {
+        self.connections.track_future(connection)
+    }
+
+    /// Asks every connection to finish what it is doing and close.
+    pub fn stop(&self) {
+        self.stopping.cancel();
+        self.connections.close();
+    }
+
+    /// Completes when every tracked connection has ended.
+    pub async fn drained(&self) {
+        self.connections.wait().await
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
 }

@@ -3,111 +3,204 @@
 //! A connection is one task. It waits for the page's `Hello`, is admitted
 //! by the rooms service (which subscribes it to the room before reading
 //! anything), replays from the store every message after the page's last
-//! seq, then forwards the room's live events — skipping what it already
-//! sent, filling any gap from the store — while it handles the page's
-//! `Send` frames. Frames are JSON text (see `protocol`).
+//! seq (at most `replay_limit` of them), then forwards the room's live
+//! events — skipping what it already sent, filling any gap from the store —
+//! while it handles the page's `Send` and `Ping` frames.
+//!
+//! What keeps a room healthy whatever one page does:
+//! - the room's events wait in a bounded ring (see `hub`); a connection
+//!   that falls behind it is closed with `RESYNC` and the page reconnects
+//!   from its last seq, catching up from the store: nothing is dropped
+//!   silently, and nobody waits for the slow page;
+//! - every write has a deadline, and a page silent for longer than
+//!   `idle_timeout` (no frame, not even a ping) is dropped;
+//! - on shutdown each connection finishes what it is doing (an in-flight
+//!   send is committed and acknowledged), then closes with "going away".
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
+use super::hub::Subscription;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
-/// Time a new connection has to say who it is.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame a page may send (a message of 2000 characters of 4 bytes
 /// each fits comfortably).
 const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Most bytes a connection may have queued for writing.
+const MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// Messages read from the store per query while catching up.
 const REPLAY_BATCH: u64 = 500;
 
+/// Tunables of the stream (from the server's configuration).
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// How often pages send a heartbeat (told to them in the welcome).
+    pub heartbeat: Duration,
+    /// A connection with no frame from the page for this long is dropped.
+    pub idle_timeout: Duration,
+    /// A write that takes longer than this drops the connection.
+    pub write_timeout: Duration,
+    /// Most messages replayed on reconnect; a page further behind gets the
+    /// latest ones and replaces what it shows.
+    pub replay_limit: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            heartbeat: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            write_timeout: Duration::from_secs(10),
+            replay_limit: 1000,
+        }
+    }
+}
+
 /// Close codes the page acts on (4000–4999 are for applications).
 pub mod close_code {
-    /// The user left the room (or was never in it): do not reconnect.
-    pub const NOT_MEMBER: u16 = 4403;
-    /// The connection fell behind: reconnect and catch up.
-    pub const RESYNC: u16 = 4409;
+    /// The server is shutting down: reconnect (to another node) at once.
+    pub const GOING_AWAY: u16 = 1001;
     /// The first frame was not a valid `Hello`.
     pub const BAD_HELLO: u16 = 4400;
+    /// The user left the room (or was never in it): do not reconnect.
+    pub const NOT_MEMBER: u16 = 4403;
+    /// The page was silent for too long.
+    pub const IDLE: u16 = 4408;
+    /// The connection fell behind: reconnect and catch up.
+    pub const RESYNC: u16 = 4409;
 }
 
 pub async fn stream_handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    if state.lifecycle.is_stopping() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "The server is restarting.").into_response();
+    }
+    let AppState { rooms, stream, lifecycle, .. } = state;
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| connection(socket, state.rooms))
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| {
+            let stopping = lifecycle.stopping_token();
+            lifecycle.track(connection(socket, rooms, stream, stopping))
+        })
 }
-
-type Sink = SplitSink<WebSocket, Message>;
-type Source = SplitStream<WebSocket>;
 
 /// Why a connection ends (for the log).
 #[derive(Debug)]
 enum End {
     PeerClosed,
     SocketError,
-    Refused(&'static str),
+    Closed(&'static str),
 }
 
-async fn connection(socket: WebSocket, rooms: Rooms) {
-    let (mut sink, mut source) = socket.split();
-    let end = match admit(&mut sink, &mut source, &rooms).await {
-        Ok(admitted) => serve(&mut sink, &mut source, &rooms, admitted).await,
-        Err(end) => end,
-    };
-    match end {
-        End::Refused(why) => tracing::debug!(why, "stream refused or closed by the server"),
-        End::PeerClosed => tracing::debug!("stream closed by the page"),
-        End::SocketError => tracing::debug!("stream socket failed"),
+type Source = SplitStream<WebSocket>;
+
+/// The sending half of a connection, with its write deadline.
+struct Outbox {
+    sink: SplitSink<WebSocket, Message>,
+    write_timeout: Duration,
+}
+
+impl Outbox {
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.write_timeout, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::SocketError),
+        }
+    }
+
+    async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        let text = serde_json::to_string(frame).expect("server frames always serialize");
+        self.send(Message::Text(text.into())).await
+    }
+
+    /// Queues frames without writing them out; `flush` sends them at once.
+    async fn feed(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        let text = serde_json::to_string(frame).expect("server frames always serialize");
+        match tokio::time::timeout(self.write_timeout, self.sink.feed(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::SocketError),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        match tokio::time::timeout(self.write_timeout, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::SocketError),
+        }
+    }
+
+    /// Sends a close frame and says why the connection ended.
+    async fn close(&mut self, code: u16, reason: &'static str) -> End {
+        let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+        let _ = self.send(Message::Close(Some(frame))).await;
+        End::Closed(reason)
+    }
+
+    async fn refuse(&mut self, code: ErrorCode, message: String, close_code: u16, why: &'static str) -> End {
+        let _ = self.frame(&ServerFrame::Error { code, message, client_msg_id: None }).await;
+        self.close(close_code, why).await
     }
 }
 
-async fn send_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), End> {
-    let text = serde_json::to_string(frame).expect("server frames always serialize");
-    sink.send(Message::Text(text.into())).await.map_err(|_| End::SocketError)
+/// A connection admitted to its room.
+struct Admitted {
+    room: OpenRoom,
+    subscription: Subscription,
+    last_sent: i64,
 }
 
-async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-    let _ = sink.send(Message::Close(Some(frame))).await;
-}
-
-async fn refuse(
-    sink: &mut Sink,
-    code: ErrorCode,
-    message: String,
-    close_code: u16,
-    why: &'static str,
-) -> End {
-    let _ = send_frame(sink, &ServerFrame::Error { code, message, client_msg_id: None }).await;
-    close(sink, close_code, why).await;
-    End::Refused(why)
+async fn connection(
+    socket: WebSocket,
+    rooms: Rooms,
+    settings: StreamSettings,
+    stopping: tokio_util::sync::CancellationToken,
+) {
+    let (sink, mut source) = socket.split();
+    let mut out = Outbox { sink, write_timeout: settings.write_timeout };
+    let end = tokio::select! {
+        admitted = admit(&mut out, &mut source, &rooms, &settings) => match admitted {
+            Ok(admitted) => serve(&mut out, &mut source, &rooms, &settings, admitted, stopping).await,
+            Err(end) => end,
+        },
+        _ = stopping.cancelled() => out.close(close_code::GOING_AWAY, "server shutting down").await,
+    };
+    match end {
+        End::Closed(why) => tracing::debug!(why, "stream closed by the server"),
+        End::PeerClosed => tracing::debug!("stream closed by the page"),
+        End::SocketError => tracing::debug!("stream socket failed or stalled"),
+    }
 }
 
 /// Reads the `Hello`, admits the connection and replays what the page
-/// missed. Returns the admitted room and its live subscription.
+/// missed.
 async fn admit(
-    sink: &mut Sink,
+    out: &mut Outbox,
     source: &mut Source,
     rooms: &Rooms,
-) -> Result<(OpenRoom, super::hub::Subscription, i64), End> {
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, source.next()).await {
+    settings: &StreamSettings,
+) -> Result<Admitted, End> {
+    let bad_hello = "The connection must start with a hello frame.";
+    let first = match tokio::time::timeout(settings.idle_timeout, source.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => text,
         Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return Err(End::PeerClosed),
         Err(_) | Ok(Some(Ok(_))) => {
-            let msg = "The connection must start with a hello frame.".to_owned();
-            return Err(refuse(sink, ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "no hello").await);
+            let msg = bad_hello.to_owned();
+            return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "no hello").await);
         }
     };
     let Ok(ClientFrame::Hello { channel_id, user_id, after_seq }) = serde_json::from_str(first.as_str())
     else {
-        let msg = "The connection must start with a hello frame.".to_owned();
-        return Err(refuse(sink, ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "bad hello").await);
+        let msg = bad_hello.to_owned();
+        return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "bad hello").await);
     };
     let (room, subscription) = match rooms.open(&channel_id, &user_id).await {
         Ok(admitted) => admitted,
@@ -124,38 +217,54 @@ async fn admit(
                     (ErrorCode::Internal, 1011)
                 }
             };
-            return Err(refuse(sink, code, err.public_message(), close_code, "refused").await);
+            return Err(out.refuse(code, err.public_message(), close_code, "refused").await);
         }
     };
-    let welcome = ServerFrame::Welcome { members: room.members.clone(), last_seq: room.last_seq };
-    send_frame(sink, &welcome).await?;
-    // A page cannot have seen more than the room holds.
-    let after_seq = after_seq.clamp(0, room.last_seq);
-    let last_sent = replay(sink, rooms, &room, after_seq, i64::MAX).await?;
-    Ok((room, subscription, last_sent))
+    let resume_after = resume_point(after_seq, room.last_seq, settings.replay_limit);
+    let welcome = ServerFrame::Welcome {
+        members: room.members.clone(),
+        last_seq: room.last_seq,
+        resume_after,
+        heartbeat_ms: settings.heartbeat.as_millis().min(u32::MAX as u128) as u32,
+    };
+    out.frame(&welcome).await?;
+    let last_sent = replay(out, rooms, &room, resume_after, i64::MAX).await?;
+    Ok(Admitted { room, subscription, last_sent })
+}
+
+/// Where the replay for a page that has seen `after_seq` starts: right
+/// after it, unless that is more than `limit` messages back (then only the
+/// latest `limit`), and never past the room's newest message.
+pub fn resume_point(after_seq: i64, last_seq: i64, limit: u64) -> i64 {
+    let after = after_seq.clamp(0, last_seq);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    after.max(last_seq.saturating_sub(limit))
 }
 
 /// Sends the stored messages with `after < seq < until` (oldest first) and
 /// returns the last seq sent.
-async fn replay(sink: &mut Sink, rooms: &Rooms, room: &OpenRoom, after: i64, until: i64) -> Result<i64, End> {
+async fn replay(
+    out: &mut Outbox,
+    rooms: &Rooms,
+    room: &OpenRoom,
+    after: i64,
+    until: i64,
+) -> Result<i64, End> {
     let mut last = after;
     loop {
         let batch = match rooms.messages_after(room.room_id, last, REPLAY_BATCH).await {
             Ok(batch) => batch,
             Err(err) => {
                 tracing::error!(%err, "replay failed");
-                close(sink, 1011, "store unavailable").await;
-                return Err(End::SocketError);
+                return Err(out.close(1011, "store unavailable").await);
             }
         };
         let full = batch.len() as u64 == REPLAY_BATCH;
         for message in batch.into_iter().take_while(|m| m.seq < until) {
             last = message.seq;
-            let text = serde_json::to_string(&ServerFrame::Message(message)).expect("frames serialize");
-            // Queue the whole batch, then write it out at once.
-            sink.feed(Message::Text(text.into())).await.map_err(|_| End::SocketError)?;
+            out.feed(&ServerFrame::Message(message)).await?;
         }
-        sink.flush().await.map_err(|_| End::SocketError)?;
+        out.flush().await?;
         if !full || last + 1 >= until {
             return Ok(last);
         }
@@ -163,33 +272,41 @@ async fn replay(sink: &mut Sink, rooms: &Rooms, room: &OpenRoom, after: i64, unt
 }
 
 async fn serve(
-    sink: &mut Sink,
+    out: &mut Outbox,
     source: &mut Source,
     rooms: &Rooms,
-    (room, mut subscription, mut last_sent): (OpenRoom, super::hub::Subscription, i64),
+    settings: &StreamSettings,
+    admitted: Admitted,
+    stopping: tokio_util::sync::CancellationToken,
 ) -> End {
+    let Admitted { room, mut subscription, mut last_sent } = admitted;
+    let mut last_heard = Instant::now();
+    let mut idle_check = tokio::time::interval(settings.heartbeat.min(settings.idle_timeout));
     loop {
         tokio::select! {
-            incoming = source.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    if let Err(end) = handle_client_frame(sink, rooms, &room, text.as_str()).await {
-                        return end;
+            incoming = source.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Err(end) = handle_client_frame(out, rooms, &room, text.as_str()).await {
+                            return end;
+                        }
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let frame = ServerFrame::Error {
-                        code: ErrorCode::BadFrame,
-                        message: "Frames must be JSON text.".to_owned(),
-                        client_msg_id: None,
-                    };
-                    if let Err(end) = send_frame(sink, &frame).await {
-                        return end;
+                    Some(Ok(Message::Binary(_))) => {
+                        let frame = ServerFrame::Error {
+                            code: ErrorCode::BadFrame,
+                            message: "Frames must be JSON text.".to_owned(),
+                            client_msg_id: None,
+                        };
+                        if let Err(end) = out.frame(&frame).await {
+                            return end;
+                        }
                     }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => return End::PeerClosed,
+                    Some(Err(_)) => return End::SocketError,
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => return End::PeerClosed,
-                Some(Err(_)) => return End::SocketError,
-            },
+            }
             event = subscription.recv() => match event {
                 Ok(event) => {
                     if let Some(seq) = event.frame.seq() {
@@ -198,32 +315,44 @@ async fn serve(
                         }
                         if seq > last_sent + 1 {
                             // An event went missing upstream: the store has it.
-                            if let Err(end) = replay(sink, rooms, &room, last_sent, seq).await {
+                            if let Err(end) = replay(out, rooms, &room, last_sent, seq).await {
                                 return end;
                             }
                         }
                         last_sent = seq;
                     }
-                    if sink.send(Message::Text(event.text.clone())).await.is_err() {
-                        return End::SocketError;
+                    if let Err(end) = out.send(Message::Text(event.text.clone())).await {
+                        return end;
                     }
                     if matches!(&event.frame, ServerFrame::MemberLeft { user_id } if *user_id == room.user_id) {
-                        close(sink, close_code::NOT_MEMBER, "left the room").await;
-                        return End::Refused("left the room");
+                        return out.close(close_code::NOT_MEMBER, "left the room").await;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
                     let msg = "This page fell behind and is catching up.".to_owned();
-                    return refuse(sink, ErrorCode::Resync, msg, close_code::RESYNC, "resync").await;
+                    return out.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await;
                 }
                 Err(RecvError::Closed) => return End::PeerClosed,
             },
+            _ = idle_check.tick() => {
+                if last_heard.elapsed() > settings.idle_timeout {
+                    return out.close(close_code::IDLE, "no heartbeat").await;
+                }
+            }
+            _ = stopping.cancelled() => {
+                return out.close(close_code::GOING_AWAY, "server shutting down").await;
+            }
         }
     }
 }
 
-async fn handle_client_frame(sink: &mut Sink, rooms: &Rooms, room: &OpenRoom, text: &str) -> Result<(), End> {
+async fn handle_client_frame(
+    out: &mut Outbox,
+    rooms: &Rooms,
+    room: &OpenRoom,
+    text: &str,
+) -> Result<(), End> {
     let reply = match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Send { client_msg_id, body }) => {
             match rooms.send(room, &client_msg_id, &body).await {
@@ -242,6 +371,7 @@ async fn handle_client_frame(sink: &mut Sink, rooms: &Rooms, room: &OpenRoom, te
                 }
             }
         }
+        Ok(ClientFrame::Ping) => ServerFrame::Pong,
         Ok(ClientFrame::Hello { .. }) => ServerFrame::Error {
             code: ErrorCode::BadFrame,
             message: "This connection already said hello.".to_owned(),
@@ -253,5 +383,29 @@ async fn handle_client_frame(sink: &mut Sink, rooms: &Rooms, room: &OpenRoom, te
             client_msg_id: None,
         },
     };
-    send_frame(sink, &reply).await
+    out.frame(&reply).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_point;
+
+    #[test]
+    fn a_page_resumes_right_after_what_it_has() {
+        assert_eq!(resume_point(7, 10, 1000), 7);
+        assert_eq!(resume_point(0, 0, 1000), 0);
+    }
+
+    #[test]
+    fn a_page_too_far_behind_gets_the_latest_messages_only() {
+        assert_eq!(resume_point(0, 5000, 1000), 4000);
+        assert_eq!(resume_point(3999, 5000, 1000), 4000);
+        assert_eq!(resume_point(4001, 5000, 1000), 4001);
+    }
+
+    #[test]
+    fn a_page_cannot_claim_more_than_the_room_holds() {
+        assert_eq!(resume_point(50, 10, 1000), 10);
+        assert_eq!(resume_point(-3, 10, 1000), 0);
+    }
 }

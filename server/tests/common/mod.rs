@@ -19,20 +19,59 @@ pub struct TestApp {
     pub base: String,
     pub port: u16,
     pub http: reqwest::Client,
+    pub config: Config,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the server with a fresh database and settings adjusted by `tune`.
+pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("chat.db").display());
-    let app = Application::build(Config::for_tests(url)).await.expect("server starts");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
+    let mut config = Config::for_tests(url);
+    tune(&mut config);
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base: format!("http://127.0.0.1:{port}"), port, http, _dir: dir }
+    let mut app =
+        TestApp { base: String::new(), port: 0, http, config, stop: None, running: None, _dir: dir };
+    app.start().await;
+    app
 }
 
 impl TestApp {
+    /// Starts (or restarts) the server on this app's port and database.
+    async fn start(&mut self) {
+        let server = Application::build(self.config.clone()).await.expect("server starts");
+        self.port = server.port();
+        self.config.addr.set_port(self.port);
+        self.base = format!("http://127.0.0.1:{}", self.port);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        self.running = Some(tokio::spawn(server.run_until(async move {
+            let _ = stopped.await;
+        })));
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("server task").expect("server stops cleanly");
+        }
+    }
+
+    /// Stops the server and starts it again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
     /// Opens a room page as a browser would; returns status and HTML.
     pub async fn open_room(&self, user_id: &str, channel_id: &str) -> (u16, String) {
         let url = format!("{}{}", self.base, app::pages::chat_room::room_href(channel_id, user_id));
@@ -80,11 +119,32 @@ impl TestApp {
         }
     }
 
+    /// Opens the stream and returns the raw welcome frame.
+    pub async fn hello(&self, user_id: &str, channel_id: &str, after_seq: i64) -> (Client, ServerFrame) {
+        let mut client = self.raw_stream().await;
+        client
+            .send(&ClientFrame::Hello { channel_id: channel_id.into(), user_id: user_id.into(), after_seq })
+            .await;
+        let welcome = client.next().await;
+        (client, welcome)
+    }
+
     /// A stream connection that has not said anything yet.
     pub async fn raw_stream(&self) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/api/stream", self.port))
-            .await
-            .expect("websocket connects");
+        let url = format!("ws://127.0.0.1:{}/api/stream", self.port);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("websocket connects");
+        Client { ws }
+    }
+
+    /// A stream connection whose socket has a small receive buffer (a page
+    /// on a slow link, or one that stopped reading).
+    pub async fn raw_stream_with_receive_buffer(&self, bytes: u32) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        let stream = socket.connect(([127, 0, 0, 1], self.port).into()).await.unwrap();
+        let url = format!("ws://127.0.0.1:{}/api/stream", self.port);
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
         Client { ws }
     }
 

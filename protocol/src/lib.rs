@@ -6,7 +6,10 @@
 //! answers [`ServerFrame::Welcome`], replays every message after the seq the
 //! page already has, then streams the room's events live. Messages go up
 //! the same socket as [`ClientFrame::Send`] and are confirmed by
-//! [`ServerFrame::Ack`] once stored.
+//! [`ServerFrame::Ack`] once stored. Both sides watch for silence: the page
+//! sends [`ClientFrame::Ping`] every `heartbeat_ms` (from the welcome), the
+//! server answers [`ServerFrame::Pong`]; either side drops a connection
+//! that stays silent too long.
 use serde::{Deserialize, Serialize};
 
 /// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
@@ -46,14 +49,25 @@ pub enum ClientFrame {
     /// A message to store and deliver. `client_msg_id` is chosen by the page
     /// and makes a retried send harmless.
     Send { client_msg_id: String, body: String },
+    /// Heartbeat: the server answers `Pong`.
+    Ping,
 }
 
 /// Server → browser frames of the room stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// Answer to `Hello`: the current members and the room's newest seq.
-    Welcome { members: Vec<String>, last_seq: i64 },
+    /// Answer to `Hello`: the current members, the room's newest seq, and
+    /// where the replay that follows starts. `resume_after` equals the
+    /// page's `after_seq` unless the page was too far behind: then only the
+    /// latest messages are replayed, and the page replaces what it shows.
+    Welcome {
+        members: Vec<String>,
+        last_seq: i64,
+        resume_after: i64,
+        /// How often the page should send `Ping`.
+        heartbeat_ms: u32,
+    },
     /// A stored message (replayed or live).
     Message(ChatMessage),
     /// Someone joined the room or was added to it.
@@ -62,6 +76,8 @@ pub enum ServerFrame {
     MemberLeft { user_id: String },
     /// A message sent on this connection is stored under `seq`.
     Ack { client_msg_id: String, seq: i64 },
+    /// Answer to `Ping`.
+    Pong,
     /// Something the page asked for was refused; `message` is for people.
     /// `client_msg_id` names the refused message, if it was one.
     Error {
