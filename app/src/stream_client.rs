@@ -23,6 +23,8 @@ use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 const CLOSE_NOT_MEMBER: u16 = 4403;
 /// The server is shutting down: reconnect at once (another node may be up).
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// The page fell behind the room: reconnect at once and catch up.
+const CLOSE_RESYNC: u16 = 4409;
 /// Heartbeats a page may miss before it gives up on the connection.
 const MISSED_HEARTBEATS: f64 = 2.5;
 
@@ -182,7 +184,7 @@ fn connect(shared: &Rc<Shared>) {
                     shared.stopped.set(true);
                     shared.room.status.set(ConnState::Closed);
                 }
-                CLOSE_GOING_AWAY => {
+                CLOSE_GOING_AWAY | CLOSE_RESYNC => {
                     shared.attempt.set(0);
                     schedule_reconnect(&shared);
                 }

@@ -90,3 +90,32 @@ async fn concurrent_senders_get_unique_consecutive_seqs_and_readers_see_them_in_
     }
     assert_eq!(seen, (1..=total as i64).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_reader_dropped_in_the_middle_of_a_burst_catches_up_exactly() {
+    let app = spawn_app().await;
+    let mut reader = app.join("reader", "burst").await;
+    let mut sender = app.join("sender", "burst").await;
+    reader.next().await; // sender joined
+    let total = 60;
+    let sending = tokio::spawn(async move {
+        for i in 1..=total {
+            sender.send_and_ack(&format!("m{i}"), &format!("n{i}")).await;
+        }
+    });
+
+    // Read a few, drop the connection while the sender keeps going.
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        seen.push(reader.next_message().await.seq);
+    }
+    drop(reader);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let (mut reader, _) = app.connect("reader", "burst", *seen.last().unwrap()).await;
+    while seen.len() < total {
+        seen.push(reader.next_message().await.seq);
+    }
+    sending.await.unwrap();
+    assert_eq!(seen, (1..=total as i64).collect::<Vec<_>>());
+    reader.expect_silence(Duration::from_millis(300)).await;
+}
