@@ -8,8 +8,16 @@ use std::time::Duration;
 use app::server::stream::StreamSettings;
 use clap::Parser;
 
-#[derive(Clone, Debug, Parser)]
-#[command(name = "server", version, about = "Embedded Chat server")]
+/// Parses a command line into settings (for tests and tools).
+pub fn parse_config<I, T>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(|cli| cli.config)
+}
+
+#[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// Address to listen on. The default serves the original URL
     /// http://localhost:8080/chat_room?user_id=john&channel_id=game_1
@@ -30,8 +38,10 @@ pub struct Config {
     pub no_migrate: bool,
 
     /// Folder with the built site (the `pkg/` bundle and the stylesheet).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    pub site_root: String,
+    /// Default: `site/` beside the binary, or `../site` (a release build's
+    /// `target/release/server` finds `target/site`), else `target/site`.
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<String>,
 
     /// Events a connection may fall behind its room before it is told to
     /// resync (its bounded queue).
@@ -63,6 +73,34 @@ pub struct Config {
     /// Log filter, e.g. `info` or `server=debug,app=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log format: `human` (default) or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The command line: settings, and optionally a command other than serving.
+#[derive(Debug, Parser)]
+#[command(name = "server", version, about = "Embedded Chat server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Clone, Copy, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the chat (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
 }
 
 impl Config {
@@ -74,7 +112,7 @@ impl Config {
             database_url: database_url.into(),
             db_max_connections: 4,
             no_migrate: false,
-            site_root: "target/site".to_owned(),
+            site_root: Some("target/site".to_owned()),
             room_buffer: 1024,
             heartbeat_secs: 15,
             idle_timeout_secs: 45,
@@ -82,6 +120,7 @@ impl Config {
             replay_limit: 1000,
             shutdown_grace_secs: 5,
             log: "warn".to_owned(),
+            log_format: LogFormat::Human,
         }
     }
 }
@@ -96,6 +135,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The site folder to serve (see `--site-root`).
+    pub fn site_root(&self) -> String {
+        if let Some(root) = &self.site_root {
+            return root.clone();
+        }
+        let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+            let dir = exe.parent()?.to_path_buf();
+            [dir.join("site"), dir.join("../site")].into_iter().find(|p| p.join("pkg").is_dir())
+        });
+        match beside_binary {
+            Some(path) => path.to_string_lossy().into_owned(),
+            None => "target/site".to_owned(),
+        }
     }
 
     pub fn stream_settings(&self) -> StreamSettings {
@@ -114,7 +168,7 @@ mod tests {
 
     #[test]
     fn defaults_serve_the_original_url_from_a_sqlite_file() {
-        let config = Config::try_parse_from(["server"]).unwrap();
+        let config = parse_config(["server"]).unwrap();
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.starts_with("sqlite://"));
         assert!(!config.no_migrate);
@@ -122,18 +176,16 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_the_flag_named() {
-        let err = Config::try_parse_from(["server", "--addr", "nowhere"]).unwrap_err();
+        let err = parse_config(["server", "--addr", "nowhere"]).unwrap_err();
         assert!(err.to_string().contains("--addr"), "{err}");
-        let err = Config::try_parse_from(["server", "--db-max-connections", "0"]).unwrap_err();
+        let err = parse_config(["server", "--db-max-connections", "0"]).unwrap_err();
         assert!(err.to_string().contains("--db-max-connections"), "{err}");
     }
 
     #[test]
     fn the_idle_timeout_must_exceed_the_heartbeat() {
-        let config =
-            Config::try_parse_from(["server", "--heartbeat-secs", "30", "--idle-timeout-secs", "20"])
-                .unwrap();
+        let config = parse_config(["server", "--heartbeat-secs", "30", "--idle-timeout-secs", "20"]).unwrap();
         assert!(config.validate().unwrap_err().contains("--idle-timeout-secs"));
-        assert!(Config::try_parse_from(["server"]).unwrap().validate().is_ok());
+        assert!(parse_config(["server"]).unwrap().validate().is_ok());
     }
 }

@@ -2,5 +2,6 @@
 //! configuration, picks the store and the bus, and serves the app.
 #![recursion_limit = "256"]
 pub mod config;
+pub mod ops;
 pub mod startup;
 pub mod telemetry;

@@ -1,18 +1,27 @@
 //! `server`: runs Embedded Chat. See `--help` for every setting.
 use clap::Parser;
-use server::config::Config;
-use server::startup::Application;
+use server::config::{Cli, Command};
+use server::startup::{self, Application};
 
 #[tokio::main]
 async fn main() {
-    let config = Config::parse();
-    server::telemetry::init(&config.log);
+    let Cli { command, config } = Cli::parse();
+    server::telemetry::init(&config.log, config.log_format);
+    if let Err(problem) = config.validate() {
+        fail(&problem);
+    }
+    if let Some(Command::Migrate) = command {
+        match startup::migrate(&config).await {
+            Ok(applied) => {
+                tracing::info!(applied, "database is up to date");
+                return;
+            }
+            Err(err) => fail(&err.to_string()),
+        }
+    }
     let app = match Application::build(config.clone()).await {
         Ok(app) => app,
-        Err(err) => {
-            eprintln!("error: {err}");
-            std::process::exit(1);
-        }
+        Err(err) => fail(&err.to_string()),
     };
     tracing::info!(
         "Embedded Chat listening on http://{}:{} (database: {})",
@@ -21,9 +30,13 @@ async fn main() {
         redact(&config.database_url)
     );
     if let Err(err) = app.run_until_stopped().await {
-        eprintln!("error: {err}");
-        std::process::exit(1);
+        fail(&err.to_string());
     }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2);
 }
 
 /// A database URL without its password, fit for logs.

@@ -45,6 +45,14 @@ pub enum StartupError {
     Bind { addr: std::net::SocketAddr, source: io::Error },
 }
 
+/// Applies pending migrations (the `migrate` command); returns how many.
+pub async fn migrate(config: &Config) -> Result<usize, StartupError> {
+    let db = store::connect(&config.database_url, 1).await.map_err(StartupError::Database)?;
+    let pending = migration::Migrator::get_pending_migrations(&db).await.map_err(StartupError::Migration)?;
+    migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
+    Ok(pending.len())
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -63,7 +71,8 @@ impl Application {
             migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
         }
         let hub = Hub::new(config.room_buffer as usize);
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+        let ops = crate::ops::routes(db.clone(), hub, !config.no_migrate);
         let rooms = Rooms::new(db, bus);
 
         let listener = TcpListener::bind(config.addr)
@@ -74,7 +83,7 @@ impl Application {
 
         let leptos_options = LeptosOptions::builder()
             .output_name(OUTPUT_NAME)
-            .site_root(config.site_root.as_str())
+            .site_root(config.site_root())
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .reload_port(reload_port())
@@ -86,7 +95,7 @@ impl Application {
             stream: config.stream_settings(),
             lifecycle: lifecycle.clone(),
         };
-        let router = router(state);
+        let router = router(state).merge(ops);
         Ok(Application {
             listener,
             router,

@@ -8,6 +8,7 @@
 //! holds the others up.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
@@ -20,12 +21,14 @@ use crate::protocol::ServerFrame;
 pub struct RoomEvent {
     pub frame: ServerFrame,
     pub text: Utf8Bytes,
+    /// When the event was published (for the fan-out latency metric).
+    pub published_at: Instant,
 }
 
 impl RoomEvent {
     pub fn new(frame: ServerFrame) -> Arc<Self> {
         let text = serde_json::to_string(&frame).expect("room events always serialize");
-        Arc::new(RoomEvent { frame, text: text.into() })
+        Arc::new(RoomEvent { frame, text: text.into(), published_at: Instant::now() })
     }
 }
 

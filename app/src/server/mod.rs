@@ -2,6 +2,7 @@
 //! the rooms service and the room stream. The `server` crate composes them.
 pub mod bus;
 pub mod hub;
+pub mod metrics;
 pub mod rooms;
 pub mod state;
 pub mod store;

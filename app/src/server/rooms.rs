@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::bus::{Bus, BusError};
 use super::hub::{RoomEvent, Subscription};
+use super::metrics as m;
 use super::store;
 use crate::protocol::{ChatMessage, RoomSnapshot, ServerFrame};
 use crate::validate::{normalize_body, normalize_id, valid_client_msg_id, InputError};
@@ -180,9 +181,12 @@ impl Rooms {
         }
         let body = normalize_body(body)?;
         let _order = self.lock(&room.channel_id).await;
+        let started = std::time::Instant::now();
         let inserted =
             store::insert_message(&self.db, room.room_id, &room.user_id, client_msg_id, &body).await?;
+        metrics::histogram!(m::DB_SECONDS, "op" => "insert_message").record(started.elapsed());
         if inserted.is_new {
+            metrics::counter!(m::MESSAGES_STORED).increment(1);
             self.publish(&room.channel_id, ServerFrame::Message(inserted.message.clone())).await;
         }
         Ok(inserted.message)

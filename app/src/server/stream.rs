@@ -28,6 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::hub::Subscription;
+use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
@@ -113,7 +114,11 @@ impl Outbox {
     async fn send(&mut self, message: Message) -> Result<(), End> {
         match tokio::time::timeout(self.write_timeout, self.sink.send(message)).await {
             Ok(Ok(())) => Ok(()),
-            _ => Err(End::SocketError),
+            Ok(Err(_)) => Err(End::SocketError),
+            Err(_) => {
+                metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
+                Err(End::SocketError)
+            }
         }
     }
 
@@ -148,6 +153,22 @@ impl Outbox {
     async fn refuse(&mut self, code: ErrorCode, message: String, close_code: u16, why: &'static str) -> End {
         let _ = self.frame(&ServerFrame::Error { code, message, client_msg_id: None }).await;
         self.close(close_code, why).await
+    }
+}
+
+/// Counts a connection in the open-connections gauge while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> Self {
+        metrics::gauge!(m::CONNECTIONS).increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(m::CONNECTIONS).decrement(1.0);
     }
 }
 
@@ -280,6 +301,9 @@ async fn serve(
     stopping: tokio_util::sync::CancellationToken,
 ) -> End {
     let Admitted { room, mut subscription, mut last_sent } = admitted;
+    let _open = OpenConnection::new();
+    let delivered = metrics::counter!(m::MESSAGES_DELIVERED);
+    let fanout = metrics::histogram!(m::FANOUT_SECONDS);
     let mut last_heard = Instant::now();
     let mut idle_check = tokio::time::interval(settings.heartbeat.min(settings.idle_timeout));
     loop {
@@ -324,12 +348,17 @@ async fn serve(
                     if let Err(end) = out.send(Message::Text(event.text.clone())).await {
                         return end;
                     }
+                    if event.frame.seq().is_some() {
+                        delivered.increment(1);
+                        fanout.record(event.published_at.elapsed());
+                    }
                     if matches!(&event.frame, ServerFrame::MemberLeft { user_id } if *user_id == room.user_id) {
                         return out.close(close_code::NOT_MEMBER, "left the room").await;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
+                    metrics::counter!(m::RESYNCS).increment(1);
                     let msg = "This page fell behind and is catching up.".to_owned();
                     return out.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await;
                 }

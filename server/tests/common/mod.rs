@@ -35,7 +35,8 @@ pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     let url = format!("sqlite://{}", dir.path().join("chat.db").display());
     let mut config = Config::for_tests(url);
     tune(&mut config);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(WAIT).build().unwrap();
     let mut app =
         TestApp { base: String::new(), port: 0, http, config, stop: None, running: None, _dir: dir };
     app.start().await;
@@ -132,8 +133,11 @@ impl TestApp {
     /// A stream connection that has not said anything yet.
     pub async fn raw_stream(&self) -> Client {
         let url = format!("ws://127.0.0.1:{}/api/stream", self.port);
-        let (ws, _) =
-            tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("websocket connects");
+        let connecting = tokio_tungstenite::connect_async_with_config(url, None, true);
+        let (ws, _) = tokio::time::timeout(WAIT, connecting)
+            .await
+            .expect("websocket connects in time")
+            .expect("websocket connects");
         Client { ws }
     }
 
@@ -163,7 +167,8 @@ pub struct Client {
 impl Client {
     pub async fn send(&mut self, frame: &ClientFrame) {
         let text = serde_json::to_string(frame).unwrap();
-        self.ws.send(Message::text(text)).await.expect("send frame");
+        let sending = self.ws.send(Message::text(text));
+        tokio::time::timeout(WAIT, sending).await.expect("frame sent in time").expect("send frame");
     }
 
     pub async fn send_raw(&mut self, message: Message) {

@@ -1,0 +1,26 @@
+//! Names of the metrics the chat records (exported by the server at
+//! `/metrics`). Hot-path code takes a handle once per connection and
+//! bumps it, rather than looking the name up per message.
+pub const CONNECTIONS: &str = "chat_stream_connections";
+pub const ROOMS: &str = "chat_rooms_active";
+pub const MESSAGES_STORED: &str = "chat_messages_stored_total";
+pub const MESSAGES_DELIVERED: &str = "chat_messages_delivered_total";
+pub const FANOUT_SECONDS: &str = "chat_fanout_seconds";
+pub const RESYNCS: &str = "chat_stream_resyncs_total";
+pub const WRITE_TIMEOUTS: &str = "chat_stream_write_timeouts_total";
+pub const DB_SECONDS: &str = "chat_db_seconds";
+pub const BUILD_INFO: &str = "chat_build_info";
+
+/// Describes every metric (help text for the exposition format).
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(CONNECTIONS, "Open room stream connections");
+    describe_gauge!(ROOMS, "Rooms with at least one listener on this node");
+    describe_counter!(MESSAGES_STORED, "Messages stored (retries not counted)");
+    describe_counter!(MESSAGES_DELIVERED, "Messages written to stream connections");
+    describe_histogram!(FANOUT_SECONDS, Unit::Seconds, "Time from publish to the write to a connection");
+    describe_counter!(RESYNCS, "Connections told to resync because they fell behind their room");
+    describe_counter!(WRITE_TIMEOUTS, "Connections dropped because a write stalled");
+    describe_histogram!(DB_SECONDS, Unit::Seconds, "Database time of room operations");
+    describe_gauge!(BUILD_INFO, "Build information (always 1)");
+}

@@ -1,0 +1,127 @@
+//! Operations: health and readiness probes, Prometheus metrics that move
+//! with traffic, configuration errors that stop the server at once, and a
+//! SIGTERM that drains connections and exits cleanly. (This file is its own
+//! test process, so metric counts are not disturbed by other tests.)
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{spawn_app, Event};
+
+/// Parses the Prometheus text format into `name{labels}` → value.
+fn parse_exposition(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(app: &common::TestApp) -> HashMap<String, f64> {
+    let (status, text) = app.get(&format!("{}/metrics", app.base)).await;
+    assert_eq!(status, 200);
+    parse_exposition(&text)
+}
+
+fn value(metrics: &HashMap<String, f64>, key: &str) -> f64 {
+    metrics.get(key).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = spawn_app().await;
+    let (status, body) = app.get(&format!("{}/healthz", app.base)).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, body) = app.get(&format!("{}/readyz", app.base)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"ready\""), "{body}");
+
+    let before = scrape(&app).await;
+    assert_eq!(value(&before, "chat_build_info{version=\"0.1.0\"}"), 1.0);
+
+    let mut ana = app.join("ana", "metrics").await;
+    let mut bob = app.join("bob", "metrics").await;
+    ana.next().await; // bob joined
+    for i in 0..3 {
+        ana.send_and_ack(&format!("m{i}"), "hello").await;
+        bob.next_message().await;
+    }
+    let after = scrape(&app).await;
+    let moved = |key: &str| value(&after, key) - value(&before, key);
+    assert_eq!(moved("chat_messages_stored_total"), 3.0);
+    // Each message reached both open pages.
+    assert_eq!(moved("chat_messages_delivered_total"), 6.0);
+    assert_eq!(value(&after, "chat_stream_connections"), 2.0);
+    assert_eq!(value(&after, "chat_rooms_active"), 1.0);
+    assert_eq!(moved("chat_fanout_seconds_count"), 6.0);
+    assert!(value(&after, "chat_db_seconds_count{op=\"insert_message\"}") >= 3.0);
+}
+
+#[test]
+fn bad_settings_stop_the_server_with_a_clear_message() {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--db-max-connections", "0"], "--db-max-connections"),
+        (&["--addr", "not-an-address"], "--addr"),
+        (&["--heartbeat-secs", "30", "--idle-timeout-secs", "10"], "--idle-timeout-secs"),
+    ];
+    for (args, mentions) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(args)
+            .env("DATABASE_URL", "sqlite::memory:")
+            .output()
+            .expect("server runs");
+        assert!(!output.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(mentions), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_closes_streams_with_going_away_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--addr", "127.0.0.1:0", "--log", "info"])
+        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("chat.db").display()))
+        .env("LEPTOS_SITE_ROOT", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().unwrap();
+    let port = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
+                return rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse::<u16>().unwrap();
+            }
+        }
+        panic!("the server never said where it listens");
+    })
+    .await
+    .unwrap();
+
+    let http = reqwest::Client::new();
+    let page =
+        http.get(format!("http://127.0.0.1:{port}/chat_room?user_id=ana&channel_id=r")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/stream")).await.unwrap();
+    let mut client = common::Client { ws };
+    client
+        .send(&app::protocol::ClientFrame::Hello {
+            channel_id: "r".into(),
+            user_id: "ana".into(),
+            after_seq: 0,
+        })
+        .await;
+    client.next().await; // welcome
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(client.next_event().await, Event::Closed(Some(1001)));
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
