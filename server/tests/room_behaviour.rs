@@ -194,15 +194,7 @@ async fn leaving_removes_the_member_closes_the_leavers_stream_and_updates_the_ot
 async fn leaving_from_a_plain_form_redirects_home() {
     let app = spawn_app().await;
     app.open_room("john", "game_1").await;
-    let response = app
-        .http
-        .post(format!("{}/api/leave_room", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "text/html")
-        .body("channel_id=game_1&user_id=john")
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_plain_form("leave_room", &[("channel_id", "game_1"), ("user_id", "john")]).await;
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["location"], "/");
 }
@@ -213,15 +205,9 @@ async fn a_message_posted_from_a_plain_form_is_stored_and_delivered() {
     let mut ana = app.join("ana", "game_1").await;
     app.open_room("john", "game_1").await;
     ana.next().await; // john joined
-    let response = app
-        .http
-        .post(format!("{}/api/send_message", app.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "text/html")
-        .body("channel_id=game_1&user_id=john&client_msg_id=f1&body=no+script+here")
-        .send()
-        .await
-        .unwrap();
+    let form =
+        [("channel_id", "game_1"), ("user_id", "john"), ("client_msg_id", "f1"), ("body", "no script here")];
+    let response = app.post_plain_form("send_message", &form).await;
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["location"], "/chat_room?user_id=john&channel_id=game_1");
     let message = ana.next_message().await;

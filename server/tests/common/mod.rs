@@ -85,8 +85,19 @@ impl TestApp {
         (status, response.text().await.unwrap())
     }
 
-    /// Posts a form to a server function, as the page's forms do.
+    /// Posts a form to a server function, as the page's scripts do
+    /// (asking for JSON).
     pub async fn post_fn(&self, name: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form(name, form, "application/json").await
+    }
+
+    /// Posts a form to a server function as a browser without JavaScript
+    /// does (asking for HTML, so the answer is a redirect).
+    pub async fn post_plain_form(&self, name: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form(name, form, "text/html").await
+    }
+
+    async fn post_form(&self, name: &str, form: &[(&str, &str)], accept: &str) -> reqwest::Response {
         let body: String = form
             .iter()
             .map(|(k, v)| {
@@ -101,7 +112,7 @@ impl TestApp {
         self.http
             .post(format!("{}/api/{name}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
+            .header("accept", accept)
             .body(body)
             .send()
             .await
