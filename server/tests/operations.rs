@@ -125,3 +125,43 @@ async fn sigterm_closes_streams_with_going_away_and_exits_zero() {
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// Runs one statement on the PostgreSQL server as its administrator.
+async fn pg_admin(sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(format!("{PG}/postgres")).await.expect("PostgreSQL is running");
+    admin.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+#[tokio::test]
+async fn readiness_follows_the_database_going_away_and_coming_back() {
+    let db = format!("chat_ready_{}", std::process::id());
+    pg_admin(&format!("CREATE DATABASE {db}")).await;
+    let app = common::spawn_app_with(|c| c.database_url = format!("{PG}/{db}")).await;
+    let ready = || async { app.get(&format!("{}/readyz", app.base)).await };
+    assert_eq!(ready().await.0, 200);
+
+    // The database refuses connections and drops the open ones.
+    pg_admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false")).await;
+    pg_admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")).await;
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database"), "{body}");
+    // Liveness is about the process, not its dependencies.
+    assert_eq!(app.get(&format!("{}/healthz", app.base)).await.0, 200);
+
+    pg_admin(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true")).await;
+    let mut status = 0;
+    for _ in 0..50 {
+        status = ready().await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "ready again once the database is back");
+    drop(app);
+    pg_admin(&format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
