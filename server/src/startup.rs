@@ -27,6 +27,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 
@@ -157,6 +158,8 @@ fn router(state: AppState) -> Router {
         .layer(middleware::map_response(client_errors_answer_400))
         // A bug must cost one request a 500, never the process or a hung reply.
         .layer(CatchPanicLayer::new())
+        // One span per request (method, path) for the logs.
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 

@@ -26,6 +26,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::hub::Subscription;
 use super::metrics as m;
@@ -189,7 +190,14 @@ async fn connection(
     let mut out = Outbox { sink, write_timeout: settings.write_timeout };
     let end = tokio::select! {
         admitted = admit(&mut out, &mut source, &rooms, &settings) => match admitted {
-            Ok(admitted) => serve(&mut out, &mut source, &rooms, &settings, admitted, stopping).await,
+            Ok(admitted) => {
+                let span = tracing::info_span!(
+                    "stream",
+                    channel_id = %admitted.room.channel_id,
+                    user_id = %admitted.room.user_id
+                );
+                serve(&mut out, &mut source, &rooms, &settings, admitted, stopping).instrument(span).await
+            }
             Err(end) => end,
         },
         _ = stopping.cancelled() => out.close(close_code::GOING_AWAY, "server shutting down").await,
