@@ -33,7 +33,7 @@ pub struct Config {
     pub db_max_connections: u32,
 
     /// Do not run the schema migrations at start-up (for fleets that run
-    /// `migration up` separately).
+    /// `server migrate` separately).
     #[arg(long, env = "NO_MIGRATE")]
     pub no_migrate: bool,
 
