@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{spawn_app, Event};
+use common::{pg_admin, spawn_app, Event};
 
 /// Parses the Prometheus text format into `name{labels}` → value.
 fn parse_exposition(text: &str) -> HashMap<String, f64> {
@@ -48,6 +48,8 @@ async fn health_readiness_and_metrics_answer() {
     ana.next().await; // bob joined
     for i in 0..3 {
         ana.send_and_ack(&format!("m{i}"), "hello").await;
+        // Both pages, the sender's included, have their copy.
+        ana.next_message().await;
         bob.next_message().await;
     }
     let after = scrape(&app).await;
@@ -124,13 +126,6 @@ async fn sigterm_closes_streams_with_going_away_and_exits_zero() {
     assert_eq!(client.next_event().await, Event::Closed(Some(1001)));
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "exit status {status:?}");
-}
-
-/// Runs one statement on the PostgreSQL server as its administrator.
-async fn pg_admin(sql: &str) {
-    use sea_orm::ConnectionTrait;
-    let admin = sea_orm::Database::connect(format!("{PG}/postgres")).await.expect("PostgreSQL is running");
-    admin.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 const PG: &str = "postgres://postgres@127.0.0.1:5432";

@@ -22,7 +22,57 @@ pub struct TestApp {
     pub config: Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: tempfile::TempDir,
+    _db: TestDatabase,
+}
+
+/// The database of one test: a SQLite file in a temp dir (default), or,
+/// with `CHAT_TEST_BACKEND=postgres`, a fresh database on the PostgreSQL
+/// at 127.0.0.1:5432 that is dropped when the test ends.
+pub enum TestDatabase {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+impl TestDatabase {
+    async fn create() -> (TestDatabase, String) {
+        if std::env::var("CHAT_TEST_BACKEND").as_deref() == Ok("postgres") {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let name = format!("chat_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+            pg_admin(&format!("CREATE DATABASE {name}")).await;
+            let url = format!("{PG_SERVER}/{name}");
+            (TestDatabase::Postgres(name), url)
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("chat.db").display());
+            (TestDatabase::Sqlite(dir), url)
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres(name) = self {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            // Drop runs inside the test's runtime: do the async work on a
+            // thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(pg_admin(&sql));
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs one statement on the PostgreSQL server as its administrator.
+pub async fn pg_admin(sql: &str) {
+    use sea_orm::ConnectionTrait;
+    let admin =
+        sea_orm::Database::connect(format!("{PG_SERVER}/postgres")).await.expect("PostgreSQL is running");
+    admin.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -31,14 +81,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with a fresh database and settings adjusted by `tune`.
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("chat.db").display());
+    let (db, url) = TestDatabase::create().await;
     let mut config = Config::for_tests(url);
     tune(&mut config);
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(WAIT).build().unwrap();
-    let mut app =
-        TestApp { base: String::new(), port: 0, http, config, stop: None, running: None, _dir: dir };
+    let mut app = TestApp { base: String::new(), port: 0, http, config, stop: None, running: None, _db: db };
     app.start().await;
     app
 }
