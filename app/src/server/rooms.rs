@@ -151,19 +151,18 @@ impl Rooms {
     }
 
     /// Admits a stream connection: the room must exist and the user be a
-    /// member. Subscribes before reading the members, so no event falls
-    /// between the snapshot and the live stream.
+    /// member. Subscribes before reading anything, so no event falls
+    /// between the snapshot (members, last seq) and the live stream.
     pub async fn open(&self, channel_id: &str, user_id: &str) -> Result<(OpenRoom, Subscription), RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
-        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         let subscription = self.bus.subscribe(&channel_id).await?;
+        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         let members = store::members(&self.db, room.id).await?;
         if !members.contains(&user_id) {
             return Err(RoomError::NotMember);
         }
-        let last_seq = store::find_room(&self.db, &channel_id).await?.map_or(room.last_seq, |r| r.last_seq);
-        let open = OpenRoom { room_id: room.id, channel_id, user_id, members, last_seq };
+        let open = OpenRoom { room_id: room.id, channel_id, user_id, members, last_seq: room.last_seq };
         Ok((open, subscription))
     }
 
