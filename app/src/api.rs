@@ -53,6 +53,19 @@ mod ssr {
             .ok_or_else(|| ApiError::Failed("The server is not ready.".to_owned()))
     }
 
+    /// A server-function request from a browser form without JavaScript
+    /// (it asks for HTML, not for the function's JSON).
+    fn is_plain_form_post() -> bool {
+        use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+            parts.uri.path().starts_with("/api/")
+                && parts
+                    .headers
+                    .get(axum::http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|accept| accept.contains("text/html"))
+        })
+    }
+
     /// Converts a rooms error at the HTTP boundary: status code for the
     /// response, readable sentence for the page, cause in the log.
     pub fn reject(err: RoomError) -> ApiError {
@@ -65,8 +78,13 @@ mod ssr {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(status);
+        // A form posted without JavaScript gets leptos_axum's redirect back
+        // to the page, with the error in the URL for the form to show; a
+        // script's call (and a page render) gets the status code.
+        if !is_plain_form_post() {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(status);
+            }
         }
         if err.is_client_error() {
             ApiError::Rejected(err.public_message())

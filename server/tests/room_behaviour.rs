@@ -279,3 +279,28 @@ async fn garbage_frames_get_an_error_and_the_connection_stays_up() {
     assert!(matches!(john.next().await, ServerFrame::Error { code: ErrorCode::BadFrame, .. }));
     assert_eq!(john.send_and_ack("ok", "still here").await, 1);
 }
+
+#[tokio::test]
+async fn a_plain_form_with_an_empty_name_goes_back_to_the_room_showing_the_error() {
+    let app = spawn_app().await;
+    app.open_room("john", "game_1").await;
+    let room_url = format!("{}{}", app.base, app::pages::chat_room::room_href("game_1", "john"));
+    let response = app
+        .http
+        .post(format!("{}/api/add_user", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .header("referer", &room_url)
+        .body("channel_id=game_1&user_id=john&new_user=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let back = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(&room_url), "{back}");
+
+    let (status, html) = app.get(&back).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"<p role="alert" class="error">Please enter a user name.</p>"#), "{html}");
+    assert_eq!(list_items(&html, "member-list"), ["john"]);
+}
