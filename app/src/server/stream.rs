@@ -16,6 +16,7 @@
 //!   `idle_timeout` (no frame, not even a ping) is dropped;
 //! - on shutdown each connection finishes what it is doing (an in-flight
 //!   send is committed and acknowledged), then closes with "going away".
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -111,37 +112,39 @@ struct Outbox {
     write_timeout: Duration,
 }
 
+/// Runs one write under a deadline. A stalled write is counted and ends
+/// the connection like a failed one.
+async fn within<E>(deadline: Duration, write: impl Future<Output = Result<(), E>>) -> Result<(), End> {
+    match tokio::time::timeout(deadline, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::SocketError),
+        Err(_) => {
+            metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
+            Err(End::SocketError)
+        }
+    }
+}
+
+fn encode(frame: &ServerFrame) -> Message {
+    Message::Text(serde_json::to_string(frame).expect("server frames always serialize").into())
+}
+
 impl Outbox {
     async fn send(&mut self, message: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.write_timeout, self.sink.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::SocketError),
-            Err(_) => {
-                metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
-                Err(End::SocketError)
-            }
-        }
+        within(self.write_timeout, self.sink.send(message)).await
     }
 
     async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
-        let text = serde_json::to_string(frame).expect("server frames always serialize");
-        self.send(Message::Text(text.into())).await
+        self.send(encode(frame)).await
     }
 
     /// Queues frames without writing them out; `flush` sends them at once.
     async fn feed(&mut self, frame: &ServerFrame) -> Result<(), End> {
-        let text = serde_json::to_string(frame).expect("server frames always serialize");
-        match tokio::time::timeout(self.write_timeout, self.sink.feed(Message::Text(text.into()))).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(End::SocketError),
-        }
+        within(self.write_timeout, self.sink.feed(encode(frame))).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        match tokio::time::timeout(self.write_timeout, self.sink.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(End::SocketError),
-        }
+        within(self.write_timeout, self.sink.flush()).await
     }
 
     /// Sends a close frame and says why the connection ended.
