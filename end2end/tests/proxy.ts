@@ -10,7 +10,7 @@ export class CuttableProxy {
   private refusing = false;
   port = 0;
 
-  constructor(private readonly targetPort: number, private readonly targetHost = '127.0.0.1') {}
+  constructor(private targetPort: number, private readonly targetHost = '127.0.0.1') {}
 
   get origin(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -42,6 +42,12 @@ export class CuttableProxy {
 
   restore(): void {
     this.refusing = false;
+  }
+
+  /** Sends new connections to another port, as a load balancer does when
+   * a node leaves; open connections stay where they are. */
+  retarget(port: number): void {
+    this.targetPort = port;
   }
 
   async stop(): Promise<void> {

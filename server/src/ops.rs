@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use app::server::bus::Bus;
 use app::server::hub::Hub;
 use app::server::metrics as m;
 use axum::extract::State;
@@ -43,13 +44,14 @@ pub fn metrics_handle() -> PrometheusHandle {
 struct Ops {
     db: DatabaseConnection,
     hub: Hub,
+    bus: Arc<dyn Bus>,
     metrics: PrometheusHandle,
     migrations_expected: bool,
 }
 
 /// `migrations_expected`: whether readiness requires an up-to-date schema.
-pub fn routes(db: DatabaseConnection, hub: Hub, migrations_expected: bool) -> Router {
-    let ops = Arc::new(Ops { db, hub, metrics: metrics_handle(), migrations_expected });
+pub fn routes(db: DatabaseConnection, hub: Hub, bus: Arc<dyn Bus>, migrations_expected: bool) -> Router {
+    let ops = Arc::new(Ops { db, hub, bus, metrics: metrics_handle(), migrations_expected });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -74,6 +76,9 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
             problems.push("database unreachable".to_owned());
         }
         Err(_) => problems.push("database did not answer in time".to_owned()),
+    }
+    if let Some(problem) = ops.bus.problem() {
+        problems.push(problem);
     }
     if problems.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
-use crate::protocol::ServerFrame;
+use crate::protocol::{ErrorCode, ServerFrame};
 
 /// A room event as it travels to connections: the frame (for decisions,
 /// such as "was it me who left?") and its JSON text, encoded once.
@@ -29,6 +29,27 @@ impl RoomEvent {
     pub fn new(frame: ServerFrame) -> Arc<Self> {
         let text = serde_json::to_string(&frame).expect("room events always serialize");
         Arc::new(RoomEvent { frame, text: text.into(), published_at: Instant::now() })
+    }
+
+    /// An event another node encoded: its JSON text, decoded once here.
+    pub fn decode(text: &str) -> Result<Arc<Self>, serde_json::Error> {
+        let frame = serde_json::from_str(text)?;
+        Ok(Arc::new(RoomEvent { frame, text: text.to_owned().into(), published_at: Instant::now() }))
+    }
+
+    /// Says the bus may have lost events of the room: every connection
+    /// that receives it closes with "resync", and its page reconnects and
+    /// catches up from the store (messages and members alike).
+    pub fn resync() -> Arc<Self> {
+        RoomEvent::new(ServerFrame::Error {
+            code: ErrorCode::Resync,
+            message: "Catching up after a connection problem.".to_owned(),
+            client_msg_id: None,
+        })
+    }
+
+    pub fn is_resync(&self) -> bool {
+        matches!(self.frame, ServerFrame::Error { code: ErrorCode::Resync, .. })
     }
 }
 
@@ -69,6 +90,15 @@ impl Hub {
     /// Rooms with at least one listener on this node.
     pub fn room_count(&self) -> usize {
         self.rooms.lock().expect("hub lock").len()
+    }
+
+    /// The rooms with at least one listener on this node.
+    pub fn room_names(&self) -> Vec<String> {
+        self.rooms.lock().expect("hub lock").keys().cloned().collect()
+    }
+
+    pub fn has_listeners(&self, channel_id: &str) -> bool {
+        self.rooms.lock().expect("hub lock").contains_key(channel_id)
     }
 
     fn release(&self, channel_id: &str) {

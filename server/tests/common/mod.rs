@@ -2,6 +2,7 @@
 //! and talks to it as a browser does, over HTTP and the room stream.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::protocol::{ClientFrame, ServerFrame};
@@ -15,14 +16,54 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for a frame that should come.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// A running server of a test, in this process. It derefs to its
+/// [`Endpoint`], through which tests talk to it.
 pub struct TestApp {
-    pub base: String,
-    pub port: u16,
-    pub http: reqwest::Client,
+    endpoint: Endpoint,
     pub config: Config,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _db: TestDatabase,
+    _db: Arc<TestDatabase>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+/// A server's address, and the ways a browser talks to it.
+pub struct Endpoint {
+    pub base: String,
+    pub port: u16,
+    pub http: reqwest::Client,
+}
+
+impl Endpoint {
+    pub fn new(port: u16) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(WAIT)
+            .build()
+            .unwrap();
+        Endpoint { base: format!("http://127.0.0.1:{port}"), port, http }
+    }
+}
+
+/// Whether the suite runs on PostgreSQL and Redis (`CHAT_TEST_BACKEND=postgres`)
+/// rather than SQLite and the in-process bus.
+pub fn on_postgres_and_redis() -> bool {
+    std::env::var("CHAT_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+pub const REDIS: &str = "redis://127.0.0.1:6379/";
+
+/// A Redis channel prefix of its own for one test (tests share the Redis).
+pub fn unique_redis_prefix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("chat-test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The database of one test: a SQLite file in a temp dir (default), or,
@@ -37,18 +78,22 @@ const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 impl TestDatabase {
     async fn create() -> (TestDatabase, String) {
-        if std::env::var("CHAT_TEST_BACKEND").as_deref() == Ok("postgres") {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static NEXT: AtomicU32 = AtomicU32::new(0);
-            let name = format!("chat_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-            pg_admin(&format!("CREATE DATABASE {name}")).await;
-            let url = format!("{PG_SERVER}/{name}");
-            (TestDatabase::Postgres(name), url)
+        if on_postgres_and_redis() {
+            TestDatabase::postgres().await
         } else {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}", dir.path().join("chat.db").display());
             (TestDatabase::Sqlite(dir), url)
         }
+    }
+
+    pub async fn postgres() -> (TestDatabase, String) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("chat_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        pg_admin(&format!("CREATE DATABASE {name}")).await;
+        let url = format!("{PG_SERVER}/{name}");
+        (TestDatabase::Postgres(name), url)
     }
 }
 
@@ -83,21 +128,43 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
     let (db, url) = TestDatabase::create().await;
     let mut config = Config::for_tests(url);
+    if on_postgres_and_redis() {
+        config.redis_url = Some(REDIS.to_owned());
+        config.redis_prefix = unique_redis_prefix();
+    }
     tune(&mut config);
-    let http =
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(WAIT).build().unwrap();
-    let mut app = TestApp { base: String::new(), port: 0, http, config, stop: None, running: None, _db: db };
-    app.start().await;
-    app
+    TestApp::start_with(config, Arc::new(db)).await
+}
+
+/// Starts `count` nodes sharing one fresh PostgreSQL database and one
+/// Redis prefix (whatever the suite's backend), each on its own port with
+/// its own pool, bus connections and hub.
+pub async fn spawn_nodes(count: usize, tune: impl Fn(&mut Config)) -> Vec<TestApp> {
+    let (db, url) = TestDatabase::postgres().await;
+    let db = Arc::new(db);
+    let mut config = Config::for_tests(url);
+    config.redis_url = Some(REDIS.to_owned());
+    config.redis_prefix = unique_redis_prefix();
+    tune(&mut config);
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        nodes.push(TestApp::start_with(config.clone(), db.clone()).await);
+    }
+    nodes
 }
 
 impl TestApp {
+    async fn start_with(config: Config, db: Arc<TestDatabase>) -> TestApp {
+        let mut app = TestApp { endpoint: Endpoint::new(0), config, stop: None, running: None, _db: db };
+        app.start().await;
+        app
+    }
+
     /// Starts (or restarts) the server on this app's port and database.
     async fn start(&mut self) {
         let server = Application::build(self.config.clone()).await.expect("server starts");
-        self.port = server.port();
-        self.config.addr.set_port(self.port);
-        self.base = format!("http://127.0.0.1:{}", self.port);
+        self.config.addr.set_port(server.port());
+        self.endpoint = Endpoint::new(server.port());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         self.stop = Some(stop);
         self.running = Some(tokio::spawn(server.run_until(async move {
@@ -120,7 +187,9 @@ impl TestApp {
         self.stop().await;
         self.start().await;
     }
+}
 
+impl Endpoint {
     /// Opens a room page as a browser would; returns status and HTML.
     pub async fn open_room(&self, user_id: &str, channel_id: &str) -> (u16, String) {
         let url = format!("{}{}", self.base, app::pages::chat_room::room_href(channel_id, user_id));
@@ -327,4 +396,26 @@ fn decode_entities(text: &str) -> String {
         .replace("&#x27;", "'")
         .replace("&#39;", "'")
         .replace("&amp;", "&")
+}
+
+/// Kills (`CLIENT KILL`) every Redis connection of the nodes using
+/// `prefix`, as a Redis restart or a network cut would; returns how many.
+pub async fn kill_redis_connections(prefix: &str) -> usize {
+    let client = redis::Client::open(REDIS).expect("Redis URL");
+    let mut admin = client.get_multiplexed_async_connection().await.expect("Redis is running");
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut admin).await.expect("CLIENT LIST");
+    let ours = format!(" name={prefix}/");
+    let mut killed = 0;
+    for line in list.lines().filter(|line| line.contains(&ours)) {
+        let Some(id) = line.split(' ').find_map(|field| field.strip_prefix("id=")) else { continue };
+        let n: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .expect("CLIENT KILL");
+        killed += n as usize;
+    }
+    killed
 }

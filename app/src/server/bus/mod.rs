@@ -1,13 +1,22 @@
 //! The pub/sub bus between nodes: one topic per room. The rooms service
 //! publishes committed events; each node's [`Hub`] fans them out to its
 //! connections. This trait is what the app knows; the server picks the
-//! implementation (in-process here, Redis for several nodes).
+//! implementation: in-process ([`LocalBus`]) for one node, Redis
+//! ([`redis::RedisBus`]) for several.
+//!
+//! A bus may lose events (a dropped connection, a restarted Redis): what it
+//! must do is say so, by handing each affected room a resync event
+//! ([`RoomEvent::resync`]), after which every page of the room reconnects
+//! and catches up from the store. Delivery is the store's promise, not the
+//! bus's.
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 use super::hub::{Hub, RoomEvent, Subscription};
+
+pub mod redis;
 
 #[derive(Debug, Error)]
 #[error("pub/sub bus: {0}")]
@@ -20,6 +29,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Starts receiving a room's events on this node.
     async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError>;
+
+    /// What is wrong with the bus right now, if anything (for `/readyz`).
+    fn problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The bus of a single node: publishing is handing the event to the hub.
