@@ -39,12 +39,17 @@ pub fn normalize_id(raw: &str, what: &'static str) -> Result<String, InputError>
 /// Validates a message body: not blank, at most 2000 characters, no control
 /// characters except line breaks and tabs. Surrounding whitespace is removed.
 pub fn normalize_body(raw: &str) -> Result<String, InputError> {
+    normalize_body_within(raw, MAX_BODY_CHARS)
+}
+
+/// [`normalize_body`] with another length limit (the server's setting).
+pub fn normalize_body_within(raw: &str, max: usize) -> Result<String, InputError> {
     let body = raw.trim();
     if body.is_empty() {
         return Err(InputError::Empty("message"));
     }
-    if body.chars().count() > MAX_BODY_CHARS {
-        return Err(InputError::TooLong { what: "message", max: MAX_BODY_CHARS });
+    if body.chars().count() > max {
+        return Err(InputError::TooLong { what: "message", max });
     }
     if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(InputError::ControlCharacters("message"));

@@ -132,6 +132,9 @@ fn spawn(spec: &ServerSpec) -> std::io::Result<Child> {
         .env("DATABASE_URL", &spec.database_url)
         .env("LEPTOS_SITE_ROOT", &spec.site_root)
         .env("RUST_LOG", "warn")
+        // The drill's clients send far faster than people do.
+        .env("MESSAGES_PER_SEC", "100000")
+        .env("MESSAGE_BURST", "100000")
         .env("SHUTDOWN_GRACE_SECS", SHUTDOWN_GRACE_SECS.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))

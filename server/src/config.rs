@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 
 use std::time::Duration;
 
+use app::embed::{normalize_origin, EmbedSettings};
+use app::server::bus::redis::RedisSettings;
+use app::server::identity::SigningKey;
+use app::server::store::PoolSettings;
 use app::server::stream::StreamSettings;
 use clap::Parser;
 
@@ -31,6 +35,28 @@ pub struct Config {
     /// Most database connections the server keeps open.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
+
+    /// Seconds to wait for the database: to connect, or for a free pooled
+    /// connection under load.
+    #[arg(long, env = "DB_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub db_timeout_secs: u64,
+
+    /// Seconds to keep retrying an unreachable database at start-up (with
+    /// backoff) before giving up; a database lost later is retried for as
+    /// long as it takes, and reported on `/readyz`.
+    #[arg(long, env = "DB_STARTUP_RETRY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub db_startup_retry_secs: u64,
+
+    /// Redis for running several nodes (`redis://host:6379/`): rooms'
+    /// events travel between nodes over its pub/sub. Without it, the
+    /// in-process bus (one node).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Namespace of this deployment's Redis channels (deployments sharing
+    /// one Redis need different prefixes).
+    #[arg(long, env = "REDIS_PREFIX", default_value = "embedded-chat")]
+    pub redis_prefix: String,
 
     /// Do not run the schema migrations at start-up (for fleets that run
     /// `server migrate` separately).
@@ -70,6 +96,52 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
 
+    /// Secret that game servers sign identity tokens with (at least 32
+    /// characters). With it, every page, server function and stream needs
+    /// a valid token, and the user id comes from the token only. Without
+    /// it, anyone can speak as anyone (local development only).
+    #[arg(long, env = "CHAT_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<Secret>,
+
+    /// Origins (`https://game.example`) whose pages may call the API and
+    /// open the stream besides the chat's own; comma-separated. Requests
+    /// from other sites are refused (cross-site form posts, websocket
+    /// hijacking). Requests without an `Origin` (servers, tools) pass.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Who may embed the chat in a frame: the CSP `frame-ancestors` value,
+    /// e.g. `https://game.example https://*.game.example`, or `'none'`.
+    #[arg(long, env = "FRAME_ANCESTORS", default_value = "*")]
+    pub frame_ancestors: String,
+
+    /// Origins of the pages an embedded room may report to (unread counts
+    /// over `postMessage`), comma- or space-separated exact origins such as
+    /// `https://game.example`. The room's own origin is always allowed.
+    #[arg(long, env = "EMBED_ALLOWED_ORIGINS", default_value = "")]
+    pub embed_allowed_origins: String,
+
+    /// Longest message, in characters.
+    #[arg(long, env = "MAX_MESSAGE_CHARS", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_message_chars: u32,
+
+    /// Messages per second one user may send in a room (sustained).
+    #[arg(long, env = "MESSAGES_PER_SEC", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub messages_per_sec: u32,
+
+    /// Messages one user may send at once before the rate applies.
+    #[arg(long, env = "MESSAGE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub message_burst: u32,
+
+    /// Open stream connections allowed from one IP address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Take the client's IP from the last `X-Forwarded-For` entry (set it
+    /// only behind a load balancer that writes that header).
+    #[arg(long, env = "TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+
     /// Log filter, e.g. `info` or `server=debug,app=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -77,6 +149,23 @@ pub struct Config {
     /// Log format: `human` (default) or `json` (one object per line).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+}
+
+/// A secret setting: never printed, not even in `Debug`.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,12 +184,25 @@ pub struct Cli {
     pub config: Config,
 }
 
-#[derive(Clone, Copy, Debug, clap::Subcommand)]
+#[derive(Clone, Debug, clap::Subcommand)]
 pub enum Command {
     /// Serve the chat (the default).
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Print a signed identity token (needs the token secret), as a game
+    /// server would mint one.
+    Token {
+        /// The player's user id.
+        #[arg(long)]
+        user: String,
+        /// The room.
+        #[arg(long)]
+        channel: String,
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
 }
 
 impl Config {
@@ -111,6 +213,10 @@ impl Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
             db_max_connections: 4,
+            db_timeout_secs: 10,
+            db_startup_retry_secs: 0,
+            redis_url: None,
+            redis_prefix: "embedded-chat".to_owned(),
             no_migrate: false,
             site_root: Some("target/site".to_owned()),
             room_buffer: 1024,
@@ -119,6 +225,15 @@ impl Config {
             write_timeout_secs: 10,
             replay_limit: 1000,
             shutdown_grace_secs: 5,
+            token_secret: None,
+            allowed_origins: Vec::new(),
+            frame_ancestors: "*".to_owned(),
+            embed_allowed_origins: String::new(),
+            max_message_chars: 2000,
+            messages_per_sec: 1000,
+            message_burst: 1000,
+            max_connections_per_ip: 10_000,
+            trust_forwarded_for: false,
             log: "warn".to_owned(),
             log_format: LogFormat::Human,
         }
@@ -134,7 +249,59 @@ impl Config {
                 self.idle_timeout_secs, self.heartbeat_secs
             ));
         }
+        if let Some(url) = &self.redis_url {
+            if !url.starts_with("redis://")
+                && !url.starts_with("rediss://")
+                && !url.starts_with("redis+unix://")
+            {
+                return Err("--redis-url must start with redis://".to_owned());
+            }
+        }
+        if let Some(secret) = &self.token_secret {
+            SigningKey::new(&secret.0).map_err(|e| format!("--token-secret: {e}"))?;
+        }
+        for origin in &self.allowed_origins {
+            if normalize_origin(origin).is_none() {
+                return Err(format!(
+                    "--allowed-origins: {origin:?} is not an origin like https://game.example"
+                ));
+            }
+        }
+        EmbedSettings::parse(&self.embed_allowed_origins).map_err(|e| format!("--embed-allowed-origins: {e}"))?;
+        if self.frame_ancestors.trim().is_empty() || self.frame_ancestors.contains([';', ',', '\n']) {
+            return Err("--frame-ancestors must be a space-separated CSP source list".to_owned());
+        }
+        if self.redis_prefix.is_empty()
+            || self.redis_prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err("--redis-prefix must be a non-empty word without spaces".to_owned());
+        }
         Ok(())
+    }
+
+    /// The key identity tokens are checked with, when a secret is set.
+    pub fn signing_key(&self) -> Option<SigningKey> {
+        self.token_secret.as_ref().and_then(|secret| SigningKey::new(&secret.0).ok())
+    }
+
+    /// The parent pages an embedded room may report to.
+    pub fn embed_settings(&self) -> EmbedSettings {
+        EmbedSettings::parse(&self.embed_allowed_origins).unwrap_or_default()
+    }
+
+    /// The database pool's settings.
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.db_max_connections,
+            timeout: Duration::from_secs(self.db_timeout_secs),
+        }
+    }
+
+    /// The Redis bus's settings, when several nodes share rooms.
+    pub fn redis(&self) -> Option<RedisSettings> {
+        self.redis_url
+            .as_ref()
+            .map(|url| RedisSettings { url: url.clone(), prefix: self.redis_prefix.clone() })
     }
 
     /// The site folder to serve (see `--site-root`).
@@ -180,6 +347,39 @@ mod tests {
         assert!(err.to_string().contains("--addr"), "{err}");
         let err = parse_config(["server", "--db-max-connections", "0"]).unwrap_err();
         assert!(err.to_string().contains("--db-max-connections"), "{err}");
+    }
+
+    #[test]
+    fn the_token_secret_is_checked_and_never_printed() {
+        let config = parse_config(["server", "--token-secret", "short"]).unwrap();
+        assert!(config.validate().unwrap_err().contains("at least 32"));
+        let long = "s".repeat(40);
+        let config = parse_config(["server", "--token-secret", long.as_str()]).unwrap();
+        assert!(config.validate().is_ok());
+        assert!(config.signing_key().is_some());
+        assert!(!format!("{config:?}").contains(&long));
+    }
+
+    #[test]
+    fn origins_must_be_origins() {
+        let config =
+            parse_config(["server", "--allowed-origins", "https://a.example,http://b.example:8080"]).unwrap();
+        assert_eq!(config.allowed_origins.len(), 2);
+        assert!(config.validate().is_ok());
+        let config = parse_config(["server", "--allowed-origins", "a.example/path"]).unwrap();
+        assert!(config.validate().unwrap_err().contains("--allowed-origins"));
+    }
+
+    #[test]
+    fn redis_is_optional_and_checked_when_given() {
+        assert!(parse_config(["server"]).unwrap().redis().is_none());
+        let config = parse_config(["server", "--redis-url", "redis://127.0.0.1:6379/"]).unwrap();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.redis().unwrap().prefix, "embedded-chat");
+        let config = parse_config(["server", "--redis-url", "127.0.0.1:6379"]).unwrap();
+        assert!(config.validate().unwrap_err().contains("--redis-url"));
+        let config = parse_config(["server", "--redis-prefix", "a b"]).unwrap();
+        assert!(config.validate().unwrap_err().contains("--redis-prefix"));
     }
 
     #[test]

@@ -3,5 +3,6 @@
 #![recursion_limit = "256"]
 pub mod config;
 pub mod ops;
+pub mod security;
 pub mod startup;
 pub mod telemetry;

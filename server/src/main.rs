@@ -1,4 +1,5 @@
 //! `server`: runs Embedded Chat. See `--help` for every setting.
+use app::server::identity;
 use clap::Parser;
 use server::config::{Cli, Command};
 use server::startup::{self, Application};
@@ -10,14 +11,29 @@ async fn main() {
     if let Err(problem) = config.validate() {
         fail(&problem);
     }
-    if let Some(Command::Migrate) = command {
-        match startup::migrate(&config).await {
+    match command {
+        Some(Command::Migrate) => match startup::migrate(&config).await {
             Ok(applied) => {
                 tracing::info!(applied, "database is up to date");
                 return;
             }
             Err(err) => fail(&err.to_string()),
+        },
+        Some(Command::Token { user, channel, ttl_secs }) => {
+            let Some(key) = config.signing_key() else {
+                fail("`server token` needs the token secret (--token-secret or CHAT_TOKEN_SECRET)");
+            };
+            let expires = identity::unix_now().saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+            println!("{}", key.mint(&identity::Identity { user_id: user, channel_id: channel, expires }));
+            return;
         }
+        Some(Command::Serve) | None => {}
+    }
+    if config.token_secret.is_none() {
+        tracing::warn!(
+            "OPEN MODE: no CHAT_TOKEN_SECRET is set, so anyone can speak as anyone. \
+             Set a secret before exposing this server to the internet (see README, Security)."
+        );
     }
     let app = match Application::build(config.clone()).await {
         Ok(app) => app,

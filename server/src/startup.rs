@@ -8,10 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::api::ApiError;
+use app::embed::EmbedSettings;
+use app::server::bus::redis::RedisBus;
 use app::server::bus::{Bus, LocalBus};
 use app::server::hub::Hub;
-use app::server::rooms::Rooms;
-use app::server::state::Lifecycle;
+use app::server::limits::{ConnectionsPerIp, SendRate};
+use app::server::page_policy::PagePolicy;
+use app::server::rooms::{Rooms, SendLimits};
+use app::server::state::{ConnectionLimits, Lifecycle};
 use app::server::{store, stream, AppState};
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
@@ -30,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::security::{self, OriginPolicy};
 
 /// Name of the site bundle files (`output-name` in the workspace metadata).
 const OUTPUT_NAME: &str = "embedded-chat";
@@ -48,7 +53,8 @@ pub enum StartupError {
 
 /// Applies pending migrations (the `migrate` command); returns how many.
 pub async fn migrate(config: &Config) -> Result<usize, StartupError> {
-    let db = store::connect(&config.database_url, 1).await.map_err(StartupError::Database)?;
+    let pool = store::PoolSettings { max_connections: 1, ..config.pool() };
+    let db = connect_with_retry(config, pool).await?;
     let pending = migration::Migrator::get_pending_migrations(&db).await.map_err(StartupError::Migration)?;
     migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
     Ok(pending.len())
@@ -65,16 +71,26 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         config.validate().map_err(StartupError::Config)?;
-        let db = store::connect(&config.database_url, config.db_max_connections)
-            .await
-            .map_err(StartupError::Database)?;
+        let db = connect_with_retry(&config, config.pool()).await?;
         if !config.no_migrate {
             migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
         }
         let hub = Hub::new(config.room_buffer as usize);
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
-        let ops = crate::ops::routes(db.clone(), hub, !config.no_migrate);
-        let rooms = Rooms::new(db, bus);
+        let bus: Arc<dyn Bus> = match config.redis() {
+            Some(redis) => {
+                let bus =
+                    RedisBus::start(&redis, hub.clone()).map_err(|e| StartupError::Config(e.to_string()))?;
+                tracing::info!(prefix = %redis.prefix, "rooms shared with other nodes over Redis");
+                Arc::new(bus)
+            }
+            None => Arc::new(LocalBus::new(hub.clone())),
+        };
+        let ops = crate::ops::routes(db.clone(), hub, bus.clone(), !config.no_migrate);
+        let limits = SendLimits {
+            max_body_chars: config.max_message_chars as usize,
+            rate: Arc::new(SendRate::new(config.messages_per_sec, config.message_burst)),
+        };
+        let rooms = Rooms::with_limits(db, bus, limits);
 
         let listener = TcpListener::bind(config.addr)
             .await
@@ -94,9 +110,15 @@ impl Application {
             leptos_options,
             rooms,
             stream: config.stream_settings(),
+            connections: ConnectionLimits {
+                per_ip: ConnectionsPerIp::new(config.max_connections_per_ip),
+                trust_forwarded_for: config.trust_forwarded_for,
+            },
+            pages: PagePolicy { frame_ancestors: config.frame_ancestors.clone() },
             lifecycle: lifecycle.clone(),
         };
-        let router = router(state).merge(ops);
+        let origins = OriginPolicy::new(&config.allowed_origins);
+        let router = router(state, origins, config.embed_settings()).merge(ops).layer(middleware::from_fn(security::security_headers));
         Ok(Application {
             listener,
             router,
@@ -129,7 +151,9 @@ impl Application {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router).with_graceful_shutdown(signal).await?;
+        // Peer addresses reach the handlers (connections per IP).
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(signal).await?;
         let open = self.lifecycle.connection_count();
         if tokio::time::timeout(self.shutdown_grace, self.lifecycle.drained()).await.is_err() {
             tracing::warn!(open, "connections still open after the grace period");
@@ -139,16 +163,44 @@ impl Application {
     }
 }
 
+/// Opens the database, retrying with backoff for up to
+/// `--db-startup-retry-secs` while it is unreachable (a fleet restarting
+/// with its database comes up without a crash loop).
+async fn connect_with_retry(
+    config: &Config,
+    pool: store::PoolSettings,
+) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(config.db_startup_retry_secs);
+    let mut attempt = 0;
+    loop {
+        match store::connect(&config.database_url, pool).await {
+            Ok(db) => return Ok(db),
+            Err(err) => {
+                let delay = Duration::from_millis(u64::from(app::backoff::delay_ms(attempt, 0.5)));
+                if tokio::time::Instant::now() + delay > give_up {
+                    return Err(StartupError::Database(err));
+                }
+                tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
 /// The live-reload port `cargo leptos watch` announces, if any.
 fn reload_port() -> u32 {
     std::env::var("LEPTOS_RELOAD_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001)
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            provide_context(embed.clone());
+        }
     };
     let shell_options = state.leptos_options.clone();
     Router::new()
@@ -156,6 +208,7 @@ fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::map_response(client_errors_answer_400))
+        .layer(middleware::from_fn_with_state(origins, security::guard_origin))
         // A bug must cost one request a 500, never the process or a hung reply.
         .layer(CatchPanicLayer::new())
         // One span per request (method, path) for the logs.

@@ -10,6 +10,9 @@ pub const RESYNCS: &str = "chat_stream_resyncs_total";
 pub const WRITE_TIMEOUTS: &str = "chat_stream_write_timeouts_total";
 pub const DB_SECONDS: &str = "chat_db_seconds";
 pub const BUILD_INFO: &str = "chat_build_info";
+pub const REFUSED_CONNECTIONS: &str = "chat_stream_refused_total";
+pub const BUS_DROPPED: &str = "chat_bus_dropped_total";
+pub const BUS_RESYNCS: &str = "chat_bus_resyncs_total";
 
 /// Describes every metric (help text for the exposition format).
 pub fn describe() {
@@ -19,8 +22,11 @@ pub fn describe() {
     describe_counter!(MESSAGES_STORED, "Messages stored (retries not counted)");
     describe_counter!(MESSAGES_DELIVERED, "Messages written to stream connections");
     describe_histogram!(FANOUT_SECONDS, Unit::Seconds, "Time from publish to the write to a connection");
-    describe_counter!(RESYNCS, "Connections told to resync because they fell behind their room");
+    describe_counter!(RESYNCS, "Connections told to resync (fell behind their room, or the bus lost events)");
     describe_counter!(WRITE_TIMEOUTS, "Connections dropped because a write stalled");
     describe_histogram!(DB_SECONDS, Unit::Seconds, "Database time of room operations");
     describe_gauge!(BUILD_INFO, "Build information (always 1)");
+    describe_counter!(REFUSED_CONNECTIONS, "Stream connections refused (too many from one address)");
+    describe_counter!(BUS_DROPPED, "Events the bus could not queue for other nodes (their rooms resync)");
+    describe_counter!(BUS_RESYNCS, "Rooms told to resync because the bus may have lost their events");
 }

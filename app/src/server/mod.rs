@@ -2,7 +2,10 @@
 //! the rooms service and the room stream. The `server` crate composes them.
 pub mod bus;
 pub mod hub;
+pub mod identity;
+pub mod limits;
 pub mod metrics;
+pub mod page_policy;
 pub mod rooms;
 pub mod state;
 pub mod store;

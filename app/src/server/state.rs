@@ -8,6 +8,8 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::limits::ConnectionsPerIp;
+use super::page_policy::PagePolicy;
 use super::rooms::Rooms;
 use super::stream::StreamSettings;
 
@@ -16,7 +18,18 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub rooms: Rooms,
     pub stream: StreamSettings,
+    pub connections: ConnectionLimits,
+    pub pages: PagePolicy,
     pub lifecycle: Lifecycle,
+}
+
+/// Who may open how many stream connections.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    pub per_ip: ConnectionsPerIp,
+    /// Whether the client's IP comes from `X-Forwarded-For` (behind a
+    /// trusted balancer) rather than the peer address.
+    pub trust_forwarded_for: bool,
 }
 
 /// Long-lived connections of this server, and the signal that tells them

@@ -11,7 +11,8 @@
 //! - the room's events wait in a bounded ring (see `hub`); a connection
 //!   that falls behind it is closed with `RESYNC` and the page reconnects
 //!   from its last seq, catching up from the store: nothing is dropped
-//!   silently, and nobody waits for the slow page;
+//!   silently, and nobody waits for the slow page. A bus that may have lost
+//!   events (see `bus`) gets the same answer;
 //! - every write has a deadline, and a page silent for longer than
 //!   `idle_timeout` (no frame, not even a ping) is dropped;
 //! - on shutdown each connection finishes what it is doing (an in-flight
@@ -20,8 +21,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -30,6 +33,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::hub::Subscription;
+use super::limits::client_ip;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
@@ -80,19 +84,47 @@ pub mod close_code {
     pub const IDLE: u16 = 4408;
     /// The connection fell behind: reconnect and catch up.
     pub const RESYNC: u16 = 4409;
+    /// A frame over the size limit (the standard "message too big").
+    pub const TOO_BIG: u16 = 1009;
 }
 
-pub async fn stream_handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// Whether a read failed because the page sent a frame over the limit
+/// (the websocket layer reports it only as an error text).
+fn too_big(err: &axum::Error) -> bool {
+    let text = err.to_string();
+    text.contains("too long") || text.contains("too big")
+}
+
+pub async fn stream_handler(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     if state.lifecycle.is_stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "The server is restarting.").into_response();
     }
-    let AppState { rooms, stream, lifecycle, .. } = state;
+    let AppState { rooms, stream, lifecycle, connections, .. } = state;
+    let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = client_ip(peer.ip(), forwarded_for, connections.trust_forwarded_for);
+    let Some(slot) = connections.per_ip.admit(ip) else {
+        metrics::counter!(m::REFUSED_CONNECTIONS).increment(1);
+        tracing::info!(%ip, "too many stream connections from one address");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many chat connections from your network. Please close some tabs.",
+        )
+            .into_response();
+    };
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let stopping = lifecycle.stopping_token();
-            lifecycle.track(connection(socket, rooms, stream, stopping))
+            lifecycle.track(async move {
+                connection(socket, rooms, stream, stopping).await;
+                drop(slot);
+            })
         })
 }
 
@@ -241,7 +273,7 @@ async fn admit(
                 RoomError::NotMember | RoomError::NoSuchRoom => {
                     (ErrorCode::NotMember, close_code::NOT_MEMBER)
                 }
-                RoomError::Invalid(_) | RoomError::BadMessageId => {
+                RoomError::Invalid(_) | RoomError::BadMessageId | RoomError::TooFast => {
                     (ErrorCode::InvalidInput, close_code::BAD_HELLO)
                 }
                 RoomError::Store(_) | RoomError::Bus(_) => {
@@ -339,11 +371,18 @@ async fn serve(
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => return End::PeerClosed,
+                    Some(Err(err)) if too_big(&err) => {
+                        return out.close(close_code::TOO_BIG, "frame too big").await;
+                    }
                     Some(Err(_)) => return End::SocketError,
                 }
             }
             event = subscription.recv() => match event {
                 Ok(event) => {
+                    if event.is_resync() {
+                        tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
+                        return resync(out).await;
+                    }
                     if let Some(seq) = event.frame.seq() {
                         if seq <= last_sent {
                             continue;
@@ -369,9 +408,7 @@ async fn serve(
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
-                    metrics::counter!(m::RESYNCS).increment(1);
-                    let msg = "This page fell behind and is catching up.".to_owned();
-                    return out.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await;
+                    return resync(out).await;
                 }
                 Err(RecvError::Closed) => return End::PeerClosed,
             },
@@ -385,6 +422,14 @@ async fn serve(
             }
         }
     }
+}
+
+/// Closes the connection with "resync": the page reconnects at once from
+/// its last seq and gets the room's members afresh.
+async fn resync(out: &mut Outbox) -> End {
+    metrics::counter!(m::RESYNCS).increment(1);
+    let msg = "This page fell behind and is catching up.".to_owned();
+    out.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await
 }
 
 async fn handle_client_frame(
