@@ -42,6 +42,12 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: 'target/site',
       DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
       RUST_LOG: 'warn',
+      // Tests seed rooms faster than people type.
+      MESSAGES_PER_SEC: '1000',
+      MESSAGE_BURST: '1000',
+      // The embedding tests' host page runs on this origin and frames the
+      // room from http://localhost:<port>.
+      EMBED_ALLOWED_ORIGINS: `http://127.0.0.1:${port}`,
     },
   },
 });

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
 use server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
-use crate::protocol::RoomSnapshot;
+use crate::protocol::{HistoryPage, RoomSnapshot};
 
 /// The error of every server function.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -72,6 +72,7 @@ mod ssr {
         let status = match &err {
             RoomError::NotMember => StatusCode::FORBIDDEN,
             RoomError::NoSuchRoom => StatusCode::NOT_FOUND,
+            RoomError::TooFast => StatusCode::TOO_MANY_REQUESTS,
             RoomError::Invalid(_) | RoomError::BadMessageId => StatusCode::BAD_REQUEST,
             RoomError::Store(_) | RoomError::Bus(_) => {
                 tracing::error!(%err, "server function failed");
@@ -99,6 +100,29 @@ mod ssr {
 #[server(prefix = "/api", endpoint = "join_room")]
 pub async fn join_room(channel_id: String, user_id: String) -> Result<RoomSnapshot, ApiError> {
     ssr::rooms()?.join(&channel_id, &user_id).await.map_err(ssr::reject)
+}
+
+/// The page of history just before `before_seq` (oldest first), for a
+/// member of the room: what the page loads as its reader scrolls back.
+#[server(prefix = "/api", endpoint = "older_messages")]
+pub async fn older_messages(
+    channel_id: String,
+    user_id: String,
+    before_seq: i64,
+) -> Result<HistoryPage, ApiError> {
+    ssr::rooms()?.messages_before(&channel_id, &user_id, before_seq).await.map_err(ssr::reject)
+}
+
+/// Whether an embedded page may send its events to a parent page of
+/// `parent_origin`: the origin must be on the server's allowlist
+/// ([`crate::embed::EmbedSettings`]). The page itself also allows its own
+/// origin. A value that is not an origin is refused with a sentence.
+#[server(prefix = "/api", endpoint = "embed_parent_allowed")]
+pub async fn embed_parent_allowed(parent_origin: String) -> Result<bool, ApiError> {
+    let Some(origin) = crate::embed::normalize_origin(&parent_origin) else {
+        return Err(ApiError::Rejected(crate::embed::NOT_AN_ORIGIN.to_owned()));
+    };
+    Ok(crate::embed::EmbedSettings::current().allows(&origin))
 }
 
 /// `user_id`, a member of the room, adds `new_user` to it.

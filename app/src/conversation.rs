@@ -1,8 +1,8 @@
 //! What a page shows of a room, as plain data: the conversation (stored
 //! messages in seq order, then this page's messages still waiting for the
-//! server) and the member list. Stream frames are applied here, so the rules
-//! (no duplicates, seq order, pending until acknowledged) are tested without
-//! a browser.
+//! server) and the member list. Stream frames and older history pages are
+//! applied here, so the rules (no duplicates, seq order, pending until
+//! acknowledged, which lines start a group) are tested without a browser.
 use crate::protocol::ChatMessage;
 
 /// One line of the conversation as the page shows it.
@@ -43,21 +43,79 @@ impl From<ChatMessage> for Line {
     }
 }
 
+/// Consecutive messages of one user closer together than this form one
+/// group: the name is shown once, above the first.
+pub const GROUP_GAP_MS: i64 = 5 * 60 * 1000;
+
+/// Whether `line` starts a new group after `previous` (a different
+/// author, or a pause of more than [`GROUP_GAP_MS`]). A pending line has no
+/// time yet: it joins its author's group.
+pub fn starts_group(previous: Option<&Line>, line: &Line) -> bool {
+    let Some(previous) = previous else { return true };
+    if previous.user_id != line.user_id {
+        return true;
+    }
+    match (previous.at_ms, line.at_ms) {
+        (Some(before), Some(at)) => at.saturating_sub(before) > GROUP_GAP_MS,
+        _ => false,
+    }
+}
+
 /// A room's conversation on one page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conversation {
     stored: Vec<Line>,
     pending: Vec<Line>,
+    /// Whether the room has messages older than the first stored line.
+    has_older: bool,
+    /// Where the shown history starts when it was replaced after a long
+    /// disconnection (the seq the replay started after), else 0.
+    start_after: i64,
 }
 
 impl Conversation {
     /// Starts from the history a page was rendered with (oldest first).
     pub fn from_history(history: Vec<ChatMessage>) -> Self {
-        let mut conversation = Conversation::default();
+        Self::from_page(history, false)
+    }
+
+    /// Starts from the latest page of history; `has_older` says whether
+    /// the room has older messages to load on demand.
+    pub fn from_page(history: Vec<ChatMessage>, has_older: bool) -> Self {
+        let mut conversation = Conversation { has_older, ..Conversation::default() };
         for message in history {
             conversation.apply(message);
         }
         conversation
+    }
+
+    /// Where the next page of older history ends (its messages have seqs
+    /// below this), or `None` when everything is shown.
+    pub fn older_cursor(&self) -> Option<i64> {
+        if !self.has_older {
+            return None;
+        }
+        Some(self.stored.first().and_then(|l| l.seq).unwrap_or(self.start_after + 1))
+    }
+
+    /// Puts a page of older history, loaded with `cursor` = what
+    /// [`older_cursor`](Self::older_cursor) said, before the lines shown.
+    /// Lines already shown are not repeated. A page that no longer fits
+    /// (the history was replaced meanwhile) is dropped: returns `false`.
+    pub fn prepend_older(&mut self, cursor: i64, page: Vec<ChatMessage>, has_older: bool) -> bool {
+        if self.older_cursor() != Some(cursor) {
+            return false;
+        }
+        let mut older: Vec<Line> = page
+            .into_iter()
+            .filter(|m| m.seq < cursor && !self.stored.iter().any(|l| l.seq == Some(m.seq)))
+            .map(Line::from)
+            .collect();
+        older.sort_by_key(|l| l.seq);
+        older.dedup_by_key(|l| l.seq);
+        self.stored.splice(0..0, older);
+        self.has_older = has_older;
+        true
     }
 
     /// The newest seq shown (0 when none): where a reconnect resumes.
@@ -119,10 +177,13 @@ impl Conversation {
     /// The server resumes the stream after `resume_after`. If that is past
     /// the newest message shown, the page was too far behind to catch up
     /// message by message: what it shows is dropped (pending lines stay)
-    /// and the replay that follows becomes the conversation.
+    /// and the replay that follows becomes the conversation; paging back
+    /// continues from where the replay starts.
     pub fn resume_after(&mut self, resume_after: i64) {
         if resume_after > self.last_seq() {
             self.stored.clear();
+            self.start_after = resume_after;
+            self.has_older = resume_after > 0;
         }
     }
 
@@ -266,6 +327,90 @@ mod tests {
         assert_eq!(seqs(&c), [None]);
         c.apply(msg(901, "b", "x"));
         assert_eq!(seqs(&c), [Some(901), None]);
+    }
+
+    fn page(seqs: std::ops::RangeInclusive<i64>) -> Vec<ChatMessage> {
+        seqs.map(|s| msg(s, "a", &format!("x{s}"))).collect()
+    }
+
+    #[test]
+    fn older_pages_go_before_the_lines_shown_in_order_without_duplicates() {
+        let mut c = Conversation::from_page(page(101..=150), true);
+        c.push_pending("me", "m1", "typing");
+        assert_eq!(c.older_cursor(), Some(101));
+
+        // A page that overlaps what is shown adds only the missing lines.
+        assert!(c.prepend_older(101, page(51..=101), true));
+        assert_eq!(c.older_cursor(), Some(51));
+        assert!(c.prepend_older(51, page(1..=50), false));
+        assert_eq!(c.older_cursor(), None);
+
+        let expected: Vec<Option<i64>> = (1..=150).map(Some).chain([None]).collect();
+        assert_eq!(seqs(&c), expected);
+        assert_eq!(c.last_seq(), 150, "paging back does not move the resume point");
+    }
+
+    #[test]
+    fn a_page_loaded_for_an_old_cursor_is_dropped() {
+        let mut c = Conversation::from_page(page(101..=150), true);
+        assert!(c.prepend_older(101, page(51..=100), true));
+        // The same answer again (a double click, a retry) changes nothing.
+        assert!(!c.prepend_older(101, page(51..=100), true));
+        assert_eq!(c.lines().count(), 100);
+        // Nothing older to load: nothing is prepended.
+        let mut done = Conversation::from_page(page(1..=3), false);
+        assert!(!done.prepend_older(1, page(1..=3), false));
+        assert_eq!(done.lines().count(), 3);
+    }
+
+    #[test]
+    fn a_page_with_unordered_or_repeated_messages_is_still_merged_in_order() {
+        let mut c = Conversation::from_page(page(10..=12), true);
+        let mut messy = page(5..=9);
+        messy.reverse();
+        messy.push(msg(7, "a", "x7"));
+        messy.push(msg(11, "a", "x11"));
+        assert!(c.prepend_older(10, messy, true));
+        assert_eq!(seqs(&c), (5..=12).map(Some).collect::<Vec<_>>());
+        assert_eq!(c.older_cursor(), Some(5));
+    }
+
+    #[test]
+    fn after_a_history_replacement_paging_back_continues_below_the_replay() {
+        let mut c = Conversation::from_page(page(1..=50), false);
+        assert_eq!(c.older_cursor(), None);
+        // Far behind: the server replays from 900 on.
+        c.resume_after(900);
+        assert_eq!(c.older_cursor(), Some(901), "before the replay arrives");
+        // A page requested before the replacement no longer fits.
+        assert!(!c.prepend_older(1, page(1..=1), false));
+        c.apply(msg(901, "b", "x901"));
+        c.apply(msg(902, "b", "x902"));
+        assert_eq!(c.older_cursor(), Some(901));
+        assert!(c.prepend_older(901, page(851..=900), true));
+        assert_eq!(seqs(&c).first(), Some(&Some(851)));
+        assert_eq!(c.lines().count(), 52);
+    }
+
+    fn line(user: &str, at_ms: Option<i64>) -> Line {
+        Line {
+            seq: at_ms.map(|_| 1),
+            user_id: user.into(),
+            body: String::new(),
+            client_msg_id: String::new(),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn consecutive_messages_of_one_user_form_a_group_until_a_pause() {
+        let first = line("ana", Some(0));
+        assert!(starts_group(None, &first));
+        assert!(!starts_group(Some(&first), &line("ana", Some(GROUP_GAP_MS))));
+        assert!(starts_group(Some(&first), &line("ana", Some(GROUP_GAP_MS + 1))));
+        assert!(starts_group(Some(&first), &line("bob", Some(1))));
+        assert!(!starts_group(Some(&first), &line("ana", None)), "a pending line joins its group");
+        assert!(starts_group(Some(&first), &line("bob", None)));
     }
 
     #[test]

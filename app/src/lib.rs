@@ -1,13 +1,17 @@
 //! Embedded Chat: the Leptos application, rendered on the server and
 //! hydrated in the browser.
 //!
-//! - `pages`: the home page and the chat room page (routes).
+//! - `pages`: the home page, the chat room page and the embedding demo
+//!   (routes).
 //! - `components`: the parts of a room page (`ChatRoom`, `MessagesList`,
 //!   `UserOnline`, …).
-//! - `api`: server functions (join, add user, leave, send without JS).
+//! - `api`: server functions (join, older history, add user, leave, send
+//!   without JS, whether a parent page may hear from an embedded room).
 //! - `protocol`: the frames of the room stream (crate `chat-protocol`,
 //!   shared with the server and the tools).
-//! - `conversation`, `validate`: pure logic, unit-tested.
+//! - `conversation`, `validate`, `timestamps`: pure logic, unit-tested.
+//! - `embed`: which parent pages an embedded room talks to, and what it
+//!   tells them.
 //! - `stream_client` (browser): the room stream's websocket client.
 //! - `server` (server only): store, bus, hub, rooms service, stream.
 #![recursion_limit = "256"]
@@ -21,9 +25,11 @@ pub mod api;
 pub mod backoff;
 pub mod components;
 pub mod conversation;
+pub mod embed;
 pub mod pages;
 /// The room stream's frames (the `chat-protocol` crate).
 pub use chat_protocol as protocol;
+pub mod timestamps;
 pub mod validate;
 
 #[cfg(feature = "hydrate")]
@@ -34,6 +40,8 @@ pub mod server;
 
 /// The HTML document around the app (server side).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    server::page_policy::apply();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -63,6 +71,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=pages::NotFound>
                 <Route path=path!("/") view=pages::home::HomePage/>
                 <Route path=path!("/chat_room") view=pages::chat_room::ChatRoomPage ssr=SsrMode::Async/>
+                <Route path=path!("/embed-demo") view=pages::embed_demo::EmbedDemoPage/>
             </Routes>
         </Router>
     }

@@ -267,9 +267,10 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             }
         }
         ServerFrame::Message(message) => {
-            room.conversation.update(|c| {
-                c.apply(message);
-            });
+            let shown = room.conversation.try_update(|c| c.apply(message.clone())).unwrap_or(false);
+            if shown {
+                room.message_arrived(&message);
+            }
         }
         ServerFrame::MemberJoined { user_id } => room.members.update(|m| m.add(user_id)),
         ServerFrame::MemberLeft { user_id } => {

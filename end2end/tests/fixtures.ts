@@ -5,7 +5,14 @@
 // (hydration problems show up there) and uncaught page errors, and fails the
 // test after it ran if any were seen. All tests share one database per run,
 // so every test builds its own room and user names with `unique()`.
-import { test as base, expect, type BrowserContext, type Locator, type Page } from '@playwright/test';
+import {
+  test as base,
+  expect,
+  type APIRequestContext,
+  type BrowserContext,
+  type Locator,
+  type Page,
+} from '@playwright/test';
 
 /** A name nobody else in this run uses: `${prefix}-<time>-<random>`. */
 export function unique(prefix: string): string {
@@ -38,7 +45,7 @@ export interface Users {
   /** Opens the room page for `user` in a new browser context. */
   open(user: string, room: string, options?: OpenOptions): Promise<Page>;
   /** Opens any path in a new browser context (watched like room pages). */
-  openPath(label: string, path: string): Promise<Page>;
+  openPath(label: string, path: string, options?: { allowConsole?: RegExp[] }): Promise<Page>;
 }
 
 interface Watched {
@@ -53,7 +60,17 @@ interface Watched {
 export const room = {
   status: (page: Page): Locator => page.getByRole('status'),
   conversation: (page: Page): Locator => page.getByRole('log', { name: 'Conversation' }),
-  lines: (page: Page): Locator => page.getByRole('log', { name: 'Conversation' }).getByRole('listitem'),
+  /** Each message's "user: text" (without its time). */
+  lines: (page: Page): Locator =>
+    page.getByRole('log', { name: 'Conversation' }).getByRole('listitem').locator('.line'),
+  /** Each message's list item (its box, for what is in view). */
+  items: (page: Page): Locator => page.getByRole('log', { name: 'Conversation' }).getByRole('listitem'),
+  /** Each message's time (`<time datetime>`). */
+  times: (page: Page): Locator => page.getByRole('log', { name: 'Conversation' }).locator('time'),
+  /** The scrolling box around the conversation. */
+  scroller: (page: Page): Locator => page.getByRole('region', { name: 'Messages' }),
+  loadOlderButton: (page: Page): Locator => page.getByRole('button', { name: /older messages/ }),
+  newMessagesButton: (page: Page): Locator => page.getByRole('button', { name: /New messages/ }),
   emptyNote: (page: Page): Locator => page.getByText('No messages yet. Say hello!'),
   messageBox: (page: Page): Locator => page.getByRole('textbox', { name: 'Message' }),
   sendButton: (page: Page): Locator => page.getByRole('button', { name: 'Send' }),
@@ -82,6 +99,52 @@ export async function waitConnected(page: Page): Promise<void> {
 export async function reloadRoom(page: Page): Promise<void> {
   await page.reload();
   await waitConnected(page);
+}
+
+/** Messages each seeding user sends in a row (below the server's burst limit). */
+const SEED_RUN = 15;
+
+/** Who sends message `i` (from 1) when `senders` seed a room. */
+export function seedAuthor(senders: string[], i: number): string {
+  return senders[Math.floor((i - 1) / SEED_RUN) % senders.length];
+}
+
+/**
+ * Fills a room with `count` messages "message 1" … "message N", the way a
+ * page without JavaScript sends: opening the room makes each sender a
+ * member, then each message is a form post to the `send_message` server
+ * function. Senders take turns, SEED_RUN messages each (see `seedAuthor`),
+ * so the per-user rate limit does not slow seeding down.
+ */
+export async function seedMessages(
+  request: APIRequestContext,
+  senders: string | string[],
+  roomName: string,
+  count: number,
+): Promise<void> {
+  const list = typeof senders === 'string' ? [senders] : senders;
+  for (const user of list) {
+    expect((await request.get(roomPath(user, roomName))).ok()).toBeTruthy();
+  }
+  const run = Math.random().toString(36).slice(2, 8);
+  for (let i = 1; i <= count; i++) {
+    const user = seedAuthor(list, i);
+    const text = `message ${i}`;
+    // The server limits how fast one user sends: wait and retry when told.
+    for (let attempt = 0; ; attempt++) {
+      const response = await request.post('/api/send_message', {
+        form: { channel_id: roomName, user_id: user, client_msg_id: `seed-${run}-${i}`, body: text },
+        headers: { accept: 'application/json' },
+        maxRedirects: 0,
+      });
+      if (response.status() === 429 && attempt < 50) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
+      expect(response.status(), await response.text()).toBeLessThan(400);
+      break;
+    }
+  }
 }
 
 /** Pause used ONLY to assert that something does not happen. */
@@ -120,8 +183,8 @@ export const test = base.extend<{ users: Users }>({
         }
         return page;
       },
-      async openPath(label, path) {
-        const { page } = await watch(label);
+      async openPath(label, path, options = {}) {
+        const { page } = await watch(label, options.allowConsole);
         await page.goto(path);
         return page;
       },

@@ -1,6 +1,7 @@
 //! Wire types shared by the browser and the server: what a page receives
-//! when it renders a room, and the frames of the room stream
-//! (`/api/stream`, a websocket carrying JSON text frames).
+//! when it renders a room or pages back through its history, and the
+//! frames of the room stream (`/api/stream`, a websocket carrying JSON text
+//! frames).
 //!
 //! A connection starts with the page's [`ClientFrame::Hello`]; the server
 //! answers [`ServerFrame::Welcome`], replays every message after the seq the
@@ -36,6 +37,18 @@ pub struct RoomSnapshot {
     pub messages: Vec<ChatMessage>,
     /// The room's newest seq (0 for a room without messages).
     pub last_seq: i64,
+    /// Whether the room has messages older than the first of `messages`
+    /// (the page loads them on demand, a page at a time).
+    #[serde(default)]
+    pub has_older: bool,
+}
+
+/// A page of older history: the messages just before a seq, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    /// Whether there are messages older still (before the first of these).
+    pub has_older: bool,
 }
 
 /// Browser → server frames of the room stream.

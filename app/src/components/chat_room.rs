@@ -1,6 +1,8 @@
 //! `ChatRoom`: a room page once joined. Holds the room's state as signals
-//! (conversation, members, connection state, notice), renders the parts,
-//! and in the browser connects the room stream that keeps them live.
+//! (conversation, members, connection state, notice, what the reader has
+//! seen), renders the parts, and in the browser connects the room stream
+//! that keeps them live and, when embedded, tells the parent page about
+//! unread messages.
 use leptos::prelude::*;
 
 use super::add_user_form::AddUserForm;
@@ -9,7 +11,8 @@ use super::messages_list::MessagesList;
 use super::room_header::RoomHeader;
 use super::user_online::UserOnline;
 use crate::conversation::{Conversation, Members};
-use crate::protocol::RoomSnapshot;
+use crate::embed::EmbedParent;
+use crate::protocol::{ChatMessage, RoomSnapshot};
 
 /// State of the page's connection to the room stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +58,17 @@ pub struct RoomSignals {
     pub notice: RwSignal<Option<String>>,
     /// The text of the message input.
     pub draft: RwSignal<String>,
+    /// Whether the newest line is in view (the reader has not scrolled up).
+    pub at_bottom: RwSignal<bool>,
+    /// Messages arrived below while the reader was scrolled up.
+    pub new_below: RwSignal<bool>,
+    /// Messages from others that arrived while the reader was not looking
+    /// (page hidden or not focused, or scrolled up).
+    pub unread: RwSignal<u32>,
+    /// The latest message from someone else, for screen readers.
+    pub announcement: RwSignal<String>,
+    /// Bumped to bring the newest line into view (after sending).
+    pub jump_to_latest: RwSignal<u64>,
 }
 
 impl RoomSignals {
@@ -62,17 +76,66 @@ impl RoomSignals {
         RoomSignals {
             channel_id: StoredValue::new(snapshot.channel_id),
             user_id: StoredValue::new(snapshot.user_id),
-            conversation: RwSignal::new(Conversation::from_history(snapshot.messages)),
+            conversation: RwSignal::new(Conversation::from_page(snapshot.messages, snapshot.has_older)),
             members: RwSignal::new(Members::new(snapshot.members)),
             status: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(None),
             draft: RwSignal::new(String::new()),
+            at_bottom: RwSignal::new(true),
+            new_below: RwSignal::new(false),
+            unread: RwSignal::new(0),
+            announcement: RwSignal::new(String::new()),
+            jump_to_latest: RwSignal::new(0),
+        }
+    }
+
+    /// A stored message was added to the conversation (live or replayed).
+    pub fn message_arrived(&self, message: &ChatMessage) {
+        if self.user_id.with_value(|me| *me == message.user_id) {
+            return;
+        }
+        self.announcement.set(format!("{}: {}", message.user_id, message.body));
+        if !self.at_bottom.get_untracked() {
+            self.new_below.set(true);
+        }
+        if !self.reader_is_looking() {
+            self.unread.update(|n| *n = n.saturating_add(1));
+        }
+    }
+
+    /// Whether the reader can see new messages as they come: the page is
+    /// visible and focused and shows the newest line.
+    pub fn reader_is_looking(&self) -> bool {
+        #[cfg(feature = "hydrate")]
+        {
+            let page_in_front = web_sys::window().and_then(|w| w.document()).is_some_and(|d| {
+                d.visibility_state() == web_sys::VisibilityState::Visible && d.has_focus().unwrap_or(false)
+            });
+            page_in_front && self.at_bottom.get_untracked()
+        }
+        #[cfg(not(feature = "hydrate"))]
+        self.at_bottom.get_untracked()
+    }
+
+    /// Called when what the reader sees may have changed (scrolling,
+    /// focus, the page becoming visible): clears what they have now seen.
+    pub fn reader_may_have_caught_up(&self) {
+        if self.at_bottom.get_untracked() && self.new_below.get_untracked() {
+            self.new_below.set(false);
+        }
+        if self.unread.get_untracked() > 0 && self.reader_is_looking() {
+            self.unread.set(0);
         }
     }
 }
 
 #[component]
-pub fn ChatRoom(snapshot: RoomSnapshot, embedded: bool) -> impl IntoView {
+pub fn ChatRoom(
+    snapshot: RoomSnapshot,
+    embedded: bool,
+    /// The parent page that asked for events (embedded mode only).
+    embed_parent: Option<EmbedParent>,
+) -> impl IntoView {
     let room = RoomSignals::new(snapshot);
     provide_context(room);
 
@@ -86,21 +149,51 @@ pub fn ChatRoom(snapshot: RoomSnapshot, embedded: bool) -> impl IntoView {
                 stream.stop();
             }
         });
+
+        // Coming back to the page (focus, tab shown) may mean the reader
+        // now sees what arrived meanwhile.
+        let focus = window_event_listener(leptos::ev::focus, move |_| room.reader_may_have_caught_up());
+        let shown =
+            window_event_listener_untyped("visibilitychange", move |_| room.reader_may_have_caught_up());
+        on_cleanup(move || {
+            focus.remove();
+            shown.remove();
+        });
+
+        if let Some(target) = embed_parent.as_ref().and_then(EmbedParent::target) {
+            let channel_id = room.channel_id.get_value();
+            Effect::new(move |before: Option<u32>| {
+                use crate::embed::{bridge, unread_event, EmbedEventKind};
+                let now = room.unread.get();
+                let kind = match before {
+                    None => Some(EmbedEventKind::Ready),
+                    Some(before) => unread_event(before, now),
+                };
+                if let Some(kind) = kind {
+                    bridge::post(&target, kind, &channel_id, now);
+                }
+                now
+            });
+        }
     }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = embed_parent;
 
     view! {
         <div class="room" class:embedded=embedded>
             <RoomHeader embedded/>
-            <div class="room-body">
+            <main class="room-body">
                 <section class="discussion" aria-label="Discussion">
                     <MessagesList/>
+                    // Reserved for "… is typing" (one line, announced politely).
+                    <p class="typing" aria-live="polite"></p>
                     <Composer/>
                 </section>
-                <aside class="sidebar">
+                <aside class="sidebar" aria-label="People">
                     <UserOnline/>
                     <AddUserForm/>
                 </aside>
-            </div>
+            </main>
         </div>
     }
 }

@@ -46,6 +46,8 @@ pub fn Composer() -> impl IntoView {
                 Ok(body) => {
                     room.notice.set(None);
                     draft.set(String::new());
+                    // Whoever sends wants to see their message.
+                    room.jump_to_latest.update(|n| *n += 1);
                     if let Some(stream) = stream {
                         stream.with_value(|s| {
                             if let Some(s) = s {
@@ -69,7 +71,7 @@ pub fn Composer() -> impl IntoView {
             <input
                 id="message-input"
                 name="body"
-                placeholder="Type a message and press Enter"
+                placeholder="Type a message…"
                 autocomplete="off"
                 maxlength=MAX_BODY_CHARS.to_string()
                 prop:value=move || draft.get()

@@ -1,45 +1,196 @@
-//! `MessagesList`: the conversation, oldest first, one "user: message"
-//! line each. Lines this page sent show as pending until stored. The list
-//! is a live region, so screen readers announce new messages.
+//! `MessagesList`: the conversation, oldest first. Each line reads
+//! "user: message" and carries its time; consecutive lines of one user
+//! form a group that shows the name once. Lines this page sent show as
+//! pending until stored.
+//!
+//! The page starts with the latest page of history; older pages load when
+//! the reader scrolls near the top or presses "Load older messages". The
+//! list scrolls in a `column-reverse` box, so it opens at the newest line
+//! even before (or without) JavaScript and stays there as messages arrive,
+//! while a reader who scrolled up keeps their place and gets a "New
+//! messages" button instead. New messages from others are announced to
+//! screen readers by a separate live region, so loading older history is
+//! not read out.
 use leptos::prelude::*;
 
 use super::chat_room::use_room;
+use crate::conversation::{starts_group, Line};
+use crate::timestamps::{iso_utc, utc_hm};
+
+/// How close to the newest line (px) still counts as "at the bottom".
+#[cfg(feature = "hydrate")]
+const BOTTOM_SLACK_PX: i32 = 24;
+/// How close to the top (px) the reader scrolls before older messages load.
+#[cfg(feature = "hydrate")]
+const LOAD_OLDER_WITHIN_PX: i32 = 300;
 
 #[component]
 pub fn MessagesList() -> impl IntoView {
     let room = use_room();
     let me = room.user_id.get_value();
-    let lines = move || room.conversation.with(|c| c.lines().cloned().collect::<Vec<_>>());
+    let lines = move || {
+        room.conversation.with(|c| {
+            let mut previous: Option<&Line> = None;
+            c.lines()
+                .map(|line| {
+                    let continued = !starts_group(previous, line);
+                    previous = Some(line);
+                    (line.clone(), continued)
+                })
+                .collect::<Vec<_>>()
+        })
+    };
     let is_empty = move || room.conversation.with(|c| c.lines().next().is_none());
-    let list = NodeRef::<leptos::html::Ol>::new();
+    let has_older = move || room.conversation.with(|c| c.older_cursor().is_some());
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    let loading = RwSignal::new(false);
+    let older_error = RwSignal::new(None::<String>);
+    // Paging needs the script: the button appears once it runs.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
 
-    // Keep the newest message in view.
+    let scroll_to_latest = move || {
+        if let Some(el) = scroller.get_untracked() {
+            // In a column-reverse box, 0 is the bottom.
+            el.set_scroll_top(0);
+        }
+    };
     Effect::new(move |_| {
-        room.conversation.track();
-        request_animation_frame(move || {
-            if let Some(el) = list.get_untracked() {
-                el.set_scroll_top(el.scroll_height());
-            }
-        });
+        room.jump_to_latest.track();
+        request_animation_frame(scroll_to_latest);
     });
 
-    view! {
-        <ol class="messages" role="log" aria-live="polite" aria-label="Conversation" node_ref=list>
-            <For each=lines key=|line| line.key() children=move |line| {
-                let mine = line.user_id == me;
-                let pending = line.is_pending();
-                view! {
-                    <li class="message" class:mine=mine class:pending=pending>
-                        <span class="author">{line.user_id}</span>
-                        ": "
-                        <span class="body">{line.body}</span>
-                        {pending.then(|| view! { <span class="sending">" (sending…)"</span> })}
-                    </li>
+    let load_older = move |by_button: bool| {
+        if loading.get_untracked() {
+            return;
+        }
+        let Some(cursor) = room.conversation.with_untracked(|c| c.older_cursor()) else { return };
+        loading.set(true);
+        older_error.set(None);
+        let (channel_id, user_id) = (room.channel_id.get_value(), room.user_id.get_value());
+        leptos::task::spawn_local(async move {
+            match crate::api::older_messages(channel_id, user_id, cursor).await {
+                Ok(page) => {
+                    room.conversation.update(|c| {
+                        c.prepend_older(cursor, page.messages, page.has_older);
+                    });
+                    // The button is gone once everything is shown: keep the
+                    // keyboard in the conversation.
+                    if by_button && !page.has_older {
+                        if let Some(el) = scroller.get_untracked() {
+                            let _ = el.focus();
+                        }
+                    }
                 }
-            }/>
-        </ol>
-        <Show when=is_empty>
-            <p class="empty">"No messages yet. Say hello!"</p>
-        </Show>
+                Err(err) => older_error.set(Some(err.to_string())),
+            }
+            loading.set(false);
+        });
+    };
+
+    let on_scroll = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(el) = scroller.get_untracked() {
+            // column-reverse: scrollTop is 0 at the bottom, negative above.
+            let from_bottom = -el.scroll_top();
+            let from_top = el.scroll_height() - el.client_height() - from_bottom;
+            let at_bottom = from_bottom <= BOTTOM_SLACK_PX;
+            if room.at_bottom.get_untracked() != at_bottom {
+                room.at_bottom.set(at_bottom);
+            }
+            if at_bottom {
+                room.reader_may_have_caught_up();
+            }
+            if from_top <= LOAD_OLDER_WITHIN_PX && older_error.get_untracked().is_none() {
+                load_older(false);
+            }
+        }
+    };
+
+    view! {
+        <div class="conversation-pane">
+            <div
+                class="scroller"
+                role="region"
+                aria-label="Messages"
+                tabindex="0"
+                node_ref=scroller
+                on:scroll=on_scroll
+            >
+                <div class="history">
+                    <Show when=move || hydrated.get() && has_older()>
+                        <button
+                            type="button"
+                            class="secondary load-older"
+                            aria-busy=move || loading.get().to_string()
+                            on:click=move |_| load_older(true)
+                        >
+                            {move || if loading.get() { "Loading older messages…" } else { "Load older messages" }}
+                        </button>
+                    </Show>
+                    {move || older_error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                    <Show when=move || !has_older() && !is_empty()>
+                        <p class="history-start">"This is the beginning of the conversation."</p>
+                    </Show>
+                    // The log wraps the list (an `ol` with a role of its own
+                    // would no longer be a list for its items).
+                    <div role="log" aria-live="off" aria-label="Conversation">
+                        <ol class="messages">
+                            <For
+                                each=lines
+                                key=|(line, continued)| format!("{}{}", line.key(), if *continued { "+" } else { "" })
+                                children=move |(line, continued)| {
+                                    let mine = line.user_id == me;
+                                    let pending = line.is_pending();
+                                    view! {
+                                        <li
+                                            class="message"
+                                            class:mine=mine
+                                            class:pending=pending
+                                            class:continued=continued
+                                        >
+                                            <span class="line">
+                                                <span class="author">{line.user_id}</span>
+                                                <span class="sep">": "</span>
+                                                <span class="body">{line.body}</span>
+                                                {pending.then(|| view! { <span class="sending">" (sending…)"</span> })}
+                                            </span>
+                                            {line.at_ms.map(|at_ms| view! { <Stamp at_ms/> })}
+                                        </li>
+                                    }
+                                }
+                            />
+                        </ol>
+                    </div>
+                    <Show when=is_empty>
+                        <p class="empty">"No messages yet. Say hello!"</p>
+                    </Show>
+                </div>
+            </div>
+            <Show when=move || room.new_below.get()>
+                <button type="button" class="jump-to-latest" on:click=move |_| scroll_to_latest()>
+                    "New messages " <span aria-hidden="true">"↓"</span>
+                </button>
+            </Show>
+            // Announces new messages from others (the log itself is quiet,
+            // so that loading older history is not read out).
+            <div class="visually-hidden" aria-live="polite">{move || room.announcement.get()}</div>
+        </div>
     }
+}
+
+/// A message's time. The server renders it empty, with the UTC time in
+/// attributes (the stylesheet shows that without JavaScript); the browser
+/// then writes the reader's local time, outside of hydration.
+#[component]
+fn Stamp(at_ms: i64) -> impl IntoView {
+    let node = NodeRef::<leptos::html::Time>::new();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(el) = node.get() {
+            el.set_text_content(Some(&crate::timestamps::local::short(at_ms)));
+            el.set_title(&crate::timestamps::local::full(at_ms));
+        }
+    });
+    view! { <time class="at" datetime=iso_utc(at_ms) data-utc=utc_hm(at_ms) node_ref=node></time> }
 }

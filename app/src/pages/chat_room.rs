@@ -1,12 +1,15 @@
-//! `/chat_room?user_id=U&channel_id=C[&is_embedded=true|&embed=1]`: joins
-//! the room on the server (creating it on first visit) and renders it with
-//! its members and history; the browser then hydrates it and goes live.
+//! `/chat_room?user_id=U&channel_id=C[&is_embedded=true|&embed=1][&parent_origin=O]`:
+//! joins the room on the server (creating it on first visit) and renders
+//! it with its members and latest history; the browser then hydrates it
+//! and goes live. An embedded page given `parent_origin` sends events to
+//! that parent page when the origin is allowed (see `crate::embed`).
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use super::home::EnterRoomForm;
-use crate::api::join_room;
+use crate::api::{embed_parent_allowed, join_room};
 use crate::components::chat_room::ChatRoom;
+use crate::embed::EmbedParent;
 
 /// What the room URL asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,13 +75,29 @@ pub fn ChatRoomPage() -> impl IntoView {
             }
         },
     );
+    // Only an embedded page talks to a parent page.
+    let parent_origin = Memo::new(move |_| {
+        let embedded = params.with(|p| p.as_ref().is_some_and(|p| p.embedded));
+        query.with(|q| q.get("parent_origin")).filter(|o| embedded && !o.trim().is_empty())
+    });
+    let embed_parent = Resource::new(
+        move || parent_origin.get(),
+        |origin| async move {
+            let origin = origin?;
+            let on_allowlist = embed_parent_allowed(origin.clone()).await.map_err(|e| e.to_string());
+            Some(EmbedParent { origin, on_allowlist })
+        },
+    );
 
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Opening the room…"</p> }>
             {move || Suspend::new(async move {
                 let embedded = params.get_untracked().is_some_and(|p| p.embedded);
+                let embed_parent = embed_parent.await;
                 match snapshot.await {
-                    Ok(Some(snapshot)) => view! { <ChatRoom snapshot embedded/> }.into_any(),
+                    Ok(Some(snapshot)) => {
+                        view! { <ChatRoom snapshot embedded embed_parent=embed_parent/> }.into_any()
+                    }
                     Ok(None) => view! { <MissingParams/> }.into_any(),
                     Err(err) => view! { <RoomUnavailable message=err.to_string()/> }.into_any(),
                 }

@@ -1,7 +1,9 @@
-//! The routes: `/` (pick a name and a room) and `/chat_room`.
+//! The routes: `/` (pick a name and a room), `/chat_room` and
+//! `/embed-demo` (a host page embedding a room, as a game would).
 use leptos::prelude::*;
 
 pub mod chat_room;
+pub mod embed_demo;
 pub mod home;
 
 #[component]

@@ -15,12 +15,18 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::bus::{Bus, BusError};
 use super::hub::{RoomEvent, Subscription};
+use super::limits::SendRate;
 use super::metrics as m;
 use super::store;
-use crate::protocol::{ChatMessage, RoomSnapshot, ServerFrame};
-use crate::validate::{normalize_body, normalize_id, valid_client_msg_id, InputError};
+use crate::protocol::{ChatMessage, HistoryPage, RoomSnapshot, ServerFrame};
+use crate::validate::{normalize_body_within, normalize_id, valid_client_msg_id, InputError, MAX_BODY_CHARS};
 
 const LOCK_STRIPES: usize = 64;
+
+/// Messages a page gets at once: the latest ones when a room opens, then
+/// older ones as the reader scrolls back. Opening a room costs the same
+/// whatever the size of its history.
+pub const HISTORY_PAGE: u64 = 50;
 
 /// Why a room operation failed. `Display` of the first variants is meant
 /// for people; store and bus failures are logged and shown generically.
@@ -34,6 +40,8 @@ pub enum RoomError {
     NotMember,
     #[error("This room does not exist yet.")]
     NoSuchRoom,
+    #[error("You are sending messages too fast. Please wait a moment.")]
+    TooFast,
     #[error("store: {0}")]
     Store(#[from] DbErr),
     #[error(transparent)]
@@ -66,17 +74,35 @@ pub struct OpenRoom {
     pub last_seq: i64,
 }
 
+/// What one user may send.
+#[derive(Clone)]
+pub struct SendLimits {
+    pub max_body_chars: usize,
+    pub rate: Arc<SendRate>,
+}
+
+impl Default for SendLimits {
+    fn default() -> Self {
+        SendLimits { max_body_chars: MAX_BODY_CHARS, rate: Arc::new(SendRate::new(5, 20)) }
+    }
+}
+
 #[derive(Clone)]
 pub struct Rooms {
     db: DatabaseConnection,
     bus: Arc<dyn Bus>,
     locks: Arc<[Mutex<()>]>,
+    limits: SendLimits,
 }
 
 impl Rooms {
     pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>) -> Self {
+        Rooms::with_limits(db, bus, SendLimits::default())
+    }
+
+    pub fn with_limits(db: DatabaseConnection, bus: Arc<dyn Bus>, limits: SendLimits) -> Self {
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        Rooms { db, bus, locks: locks.into() }
+        Rooms { db, bus, locks: locks.into(), limits }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -99,7 +125,7 @@ impl Rooms {
 
     /// Opens a room for `user_id`: creates the room on first visit, makes
     /// the user a member (announcing it if new) and returns what the page
-    /// renders.
+    /// renders: the members and the latest page of history.
     pub async fn join(&self, channel_id: &str, user_id: &str) -> Result<RoomSnapshot, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
@@ -113,9 +139,37 @@ impl Rooms {
             room
         };
         let members = store::members(&self.db, room.id).await?;
-        let messages = store::messages_after(&self.db, room.id, 0, u64::MAX).await?;
+        let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
-        Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq })
+        Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older })
+    }
+
+    /// The page of history just before `before_seq`, for a member of the
+    /// room (older messages are loaded as the reader scrolls up).
+    pub async fn messages_before(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        before_seq: i64,
+    ) -> Result<HistoryPage, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let user_id = normalize_id(user_id, "user name")?;
+        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !store::is_member(&self.db, room.id, &user_id).await? {
+            return Err(RoomError::NotMember);
+        }
+        self.page_before(room.id, before_seq).await
+    }
+
+    /// Up to [`HISTORY_PAGE`] messages before `before_seq`. One more is
+    /// read to learn whether anything older exists.
+    async fn page_before(&self, room_id: i64, before_seq: i64) -> Result<HistoryPage, RoomError> {
+        let mut messages = store::messages_before(&self.db, room_id, before_seq, HISTORY_PAGE + 1).await?;
+        let has_older = messages.len() as u64 > HISTORY_PAGE;
+        if has_older {
+            messages.remove(0);
+        }
+        Ok(HistoryPage { messages, has_older })
     }
 
     /// `actor` adds `new_user` to the room. Only members may add.
@@ -167,8 +221,10 @@ impl Rooms {
     }
 
     /// Stores a message and then publishes it. A retry of a stored message
-    /// (same user and client id) returns the stored copy and publishes
-    /// nothing.
+    /// (same user and client id) returns the stored copy and publishes it
+    /// again: if the node that stored it died before publishing, the retry
+    /// (through another node) is what brings it to the room; readers skip
+    /// a seq they already have.
     pub async fn send(
         &self,
         room: &OpenRoom,
@@ -178,7 +234,10 @@ impl Rooms {
         if !valid_client_msg_id(client_msg_id) {
             return Err(RoomError::BadMessageId);
         }
-        let body = normalize_body(body)?;
+        let body = normalize_body_within(body, self.limits.max_body_chars)?;
+        if !self.limits.rate.allows(&room.channel_id, &room.user_id) {
+            return Err(RoomError::TooFast);
+        }
         let _order = self.lock(&room.channel_id).await;
         let started = std::time::Instant::now();
         let inserted =
@@ -186,8 +245,8 @@ impl Rooms {
         metrics::histogram!(m::DB_SECONDS, "op" => "insert_message").record(started.elapsed());
         if inserted.is_new {
             metrics::counter!(m::MESSAGES_STORED).increment(1);
-            self.publish(&room.channel_id, ServerFrame::Message(inserted.message.clone())).await;
         }
+        self.publish(&room.channel_id, ServerFrame::Message(inserted.message.clone())).await;
         Ok(inserted.message)
     }
 
@@ -219,5 +278,63 @@ impl Rooms {
         limit: u64,
     ) -> Result<Vec<ChatMessage>, RoomError> {
         Ok(store::messages_after(&self.db, room_id, after_seq, limit).await?)
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+    use crate::server::bus::LocalBus;
+    use crate::server::hub::Hub;
+
+    async fn rooms_with_history(messages: usize) -> Rooms {
+        use migration::MigratorTrait;
+        let pool = store::PoolSettings { max_connections: 1, timeout: std::time::Duration::from_secs(5) };
+        let db = store::connect("sqlite::memory:", pool).await.unwrap();
+        migration::Migrator::up(&db, None).await.unwrap();
+        let rooms = Rooms::new(db, Arc::new(LocalBus::new(Hub::new(64))));
+        rooms.join("big", "ana").await.unwrap();
+        let room = store::find_room(rooms.db(), "big").await.unwrap().unwrap();
+        for i in 1..=messages {
+            store::insert_message(rooms.db(), room.id, "ana", &format!("c{i}"), "hi").await.unwrap();
+        }
+        rooms
+    }
+
+    fn seqs(messages: &[ChatMessage]) -> Vec<i64> {
+        messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn a_room_opens_with_its_latest_page_and_pages_back_to_the_start() {
+        let rooms = rooms_with_history(120).await;
+        let snapshot = rooms.join("big", "ana").await.unwrap();
+        assert_eq!(seqs(&snapshot.messages), (71..=120).collect::<Vec<_>>());
+        assert!(snapshot.has_older);
+        assert_eq!(snapshot.last_seq, 120);
+
+        let page = rooms.messages_before("big", "ana", 71).await.unwrap();
+        assert_eq!(seqs(&page.messages), (21..=70).collect::<Vec<_>>());
+        assert!(page.has_older);
+        let page = rooms.messages_before("big", "ana", 21).await.unwrap();
+        assert_eq!(seqs(&page.messages), (1..=20).collect::<Vec<_>>());
+        assert!(!page.has_older);
+        assert!(rooms.messages_before("big", "ana", 1).await.unwrap().messages.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_room_of_exactly_one_page_has_nothing_older() {
+        let rooms = rooms_with_history(HISTORY_PAGE as usize).await;
+        let snapshot = rooms.join("big", "ana").await.unwrap();
+        assert_eq!(snapshot.messages.len() as u64, HISTORY_PAGE);
+        assert!(!snapshot.has_older);
+    }
+
+    #[tokio::test]
+    async fn only_members_may_page_through_a_rooms_history() {
+        let rooms = rooms_with_history(3).await;
+        assert!(matches!(rooms.messages_before("big", "mallory", 10).await, Err(RoomError::NotMember)));
+        assert!(matches!(rooms.messages_before("nowhere", "ana", 10).await, Err(RoomError::NoSuchRoom)));
+        assert!(matches!(rooms.messages_before("big", " ", 10).await, Err(RoomError::Invalid(_))));
     }
 }

@@ -20,7 +20,16 @@ use entities::{app_user, member, message, room};
 /// Opens the database named by `url` (`sqlite://file.db`, `sqlite::memory:`,
 /// `postgres://…`). A SQLite file is created when missing and runs in WAL
 /// mode, so readers never wait for the writer.
-pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+/// How the server uses its database connections.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Longest wait to connect, or for a free connection under load.
+    pub timeout: Duration,
+}
+
+pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let PoolSettings { max_connections, timeout } = pool;
     if url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| DbErr::Custom(format!("invalid SQLite URL: {e}")))?
@@ -36,13 +45,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
             .min_connections(if max == 1 { 1 } else { 0 })
             .idle_timeout(None)
             .max_lifetime(None)
+            .acquire_timeout(timeout)
             .connect_with(options)
             .await
             .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)))?;
         Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
     } else {
         let mut options = ConnectOptions::new(url);
-        options.max_connections(max_connections).connect_timeout(Duration::from_secs(10)).sqlx_logging(false);
+        options
+            .max_connections(max_connections)
+            .connect_timeout(timeout)
+            .acquire_timeout(timeout)
+            .sqlx_logging(false);
         Database::connect(options).await
     }
 }
@@ -150,6 +164,25 @@ pub async fn messages_after(
     Ok(rows.into_iter().map(ChatMessage::from).collect())
 }
 
+/// Messages with `seq < before_seq`, oldest first: the `limit` newest of
+/// them. Reads backwards along the (room, seq) index, so a page costs the
+/// same in a room of ten messages or of millions.
+pub async fn messages_before(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    before_seq: i64,
+    limit: u64,
+) -> Result<Vec<ChatMessage>, DbErr> {
+    let rows = message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::Seq.lt(before_seq))
+        .order_by_desc(message::Column::Seq)
+        .limit(limit.min(i64::MAX as u64))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().rev().map(ChatMessage::from).collect())
+}
+
 /// Result of [`insert_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inserted {
@@ -217,7 +250,10 @@ mod tests {
 
     async fn fresh() -> DatabaseConnection {
         use migration::MigratorTrait;
-        let db = connect("sqlite::memory:", 1).await.unwrap();
+        let db =
+            connect("sqlite::memory:", PoolSettings { max_connections: 1, timeout: Duration::from_secs(5) })
+                .await
+                .unwrap();
         migration::Migrator::up(&db, None).await.unwrap();
         db
     }
@@ -260,5 +296,25 @@ mod tests {
         let history = messages_after(&db, r1.id, 0, 100).await.unwrap();
         assert_eq!(history.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(messages_after(&db, r1.id, 2, 100).await.unwrap()[0].body, "three");
+    }
+
+    #[tokio::test]
+    async fn messages_before_returns_the_newest_page_below_the_cursor_oldest_first() {
+        let db = fresh().await;
+        let room = ensure_room(&db, "paged").await.unwrap();
+        let other = ensure_room(&db, "other").await.unwrap();
+        ensure_user(&db, "ana").await.unwrap();
+        for i in 1..=7 {
+            insert_message(&db, room.id, "ana", &format!("c{i}"), &format!("m{i}")).await.unwrap();
+        }
+        insert_message(&db, other.id, "ana", "x", "elsewhere").await.unwrap();
+        let seqs = |page: Vec<ChatMessage>| page.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+
+        assert_eq!(seqs(messages_before(&db, room.id, i64::MAX, 3).await.unwrap()), [5, 6, 7]);
+        assert_eq!(seqs(messages_before(&db, room.id, 5, 3).await.unwrap()), [2, 3, 4]);
+        assert_eq!(seqs(messages_before(&db, room.id, 2, 3).await.unwrap()), [1]);
+        assert!(messages_before(&db, room.id, 1, 3).await.unwrap().is_empty());
+        assert!(messages_before(&db, room.id, -5, 3).await.unwrap().is_empty());
+        assert_eq!(seqs(messages_before(&db, other.id, i64::MAX, 3).await.unwrap()), [1]);
     }
 }
