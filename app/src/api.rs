@@ -44,13 +44,20 @@ mod ssr {
     use leptos::prelude::*;
 
     use super::ApiError;
+    use crate::server::identity::{Actor, TokenError};
     use crate::server::rooms::{RoomError, Rooms};
     use crate::server::AppState;
 
-    pub fn rooms() -> Result<Rooms, ApiError> {
-        use_context::<AppState>()
-            .map(|state| state.rooms)
-            .ok_or_else(|| ApiError::Failed("The server is not ready.".to_owned()))
+    fn state() -> Result<AppState, ApiError> {
+        use_context::<AppState>().ok_or_else(|| ApiError::Failed("The server is not ready.".to_owned()))
+    }
+
+    /// The rooms service and who is acting: with signed identities, the
+    /// token's user in the token's room (the claimed user id is ignored).
+    pub fn acting(channel_id: &str, user_id: &str, token: Option<&str>) -> Result<(Rooms, Actor), ApiError> {
+        let state = state()?;
+        let actor = state.access.resolve(channel_id, user_id, token).map_err(|e| reject(e.into()))?;
+        Ok((state.rooms, actor))
     }
 
     /// A server-function request from a browser form without JavaScript
@@ -73,6 +80,8 @@ mod ssr {
             RoomError::NotMember => StatusCode::FORBIDDEN,
             RoomError::NoSuchRoom => StatusCode::NOT_FOUND,
             RoomError::TooFast => StatusCode::TOO_MANY_REQUESTS,
+            RoomError::Identity(TokenError::OtherRoom) => StatusCode::FORBIDDEN,
+            RoomError::Identity(_) => StatusCode::UNAUTHORIZED,
             RoomError::Invalid(_) | RoomError::BadMessageId => StatusCode::BAD_REQUEST,
             RoomError::Store(_) | RoomError::Bus(_) => {
                 tracing::error!(%err, "server function failed");
@@ -97,9 +106,15 @@ mod ssr {
 
 /// Opens a room for a user: creates the room on first visit, makes the
 /// user a member (once) and returns the members and history to render.
+/// With signed identities the `token` names the user and room.
 #[server(prefix = "/api", endpoint = "join_room")]
-pub async fn join_room(channel_id: String, user_id: String) -> Result<RoomSnapshot, ApiError> {
-    ssr::rooms()?.join(&channel_id, &user_id).await.map_err(ssr::reject)
+pub async fn join_room(
+    channel_id: String,
+    user_id: String,
+    token: Option<String>,
+) -> Result<RoomSnapshot, ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.join(&me.channel_id, &me.user_id).await.map_err(ssr::reject)
 }
 
 /// The page of history just before `before_seq` (oldest first), for a
@@ -109,8 +124,10 @@ pub async fn older_messages(
     channel_id: String,
     user_id: String,
     before_seq: i64,
+    token: Option<String>,
 ) -> Result<HistoryPage, ApiError> {
-    ssr::rooms()?.messages_before(&channel_id, &user_id, before_seq).await.map_err(ssr::reject)
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.messages_before(&me.channel_id, &me.user_id, before_seq).await.map_err(ssr::reject)
 }
 
 /// Whether an embedded page may send its events to a parent page of
@@ -127,14 +144,22 @@ pub async fn embed_parent_allowed(parent_origin: String) -> Result<bool, ApiErro
 
 /// `user_id`, a member of the room, adds `new_user` to it.
 #[server(prefix = "/api", endpoint = "add_user")]
-pub async fn add_user(channel_id: String, user_id: String, new_user: String) -> Result<(), ApiError> {
-    ssr::rooms()?.add_user(&channel_id, &user_id, &new_user).await.map_err(ssr::reject)
+pub async fn add_user(
+    channel_id: String,
+    user_id: String,
+    new_user: String,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.add_user(&me.channel_id, &me.user_id, &new_user).await.map_err(ssr::reject)
 }
 
-/// `user_id` leaves the room and is sent to the home page.
+/// `user_id` leaves the room and is sent to the home page. Only ever
+/// oneself: with signed identities, the token's user.
 #[server(prefix = "/api", endpoint = "leave_room")]
-pub async fn leave_room(channel_id: String, user_id: String) -> Result<(), ApiError> {
-    ssr::rooms()?.leave(&channel_id, &user_id).await.map_err(ssr::reject)?;
+pub async fn leave_room(channel_id: String, user_id: String, token: Option<String>) -> Result<(), ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.leave(&me.channel_id, &me.user_id).await.map_err(ssr::reject)?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -148,8 +173,11 @@ pub async fn send_message(
     user_id: String,
     client_msg_id: String,
     body: String,
+    token: Option<String>,
 ) -> Result<(), ApiError> {
-    ssr::rooms()?.send_as(&channel_id, &user_id, &client_msg_id, &body).await.map_err(ssr::reject)?;
-    leptos_axum::redirect(&crate::pages::chat_room::room_href(&channel_id, &user_id));
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.send_as(&me.channel_id, &me.user_id, &client_msg_id, &body).await.map_err(ssr::reject)?;
+    let back = crate::pages::chat_room::room_href_with_token(&me.channel_id, &me.user_id, token.as_deref());
+    leptos_axum::redirect(&back);
     Ok(())
 }

@@ -21,6 +21,7 @@ use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// Close code the server uses when the user is not (or no longer) a member.
 const CLOSE_NOT_MEMBER: u16 = 4403;
+const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// The server is shutting down: reconnect at once (another node may be up).
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// The page fell behind the room: reconnect at once and catch up.
@@ -153,6 +154,7 @@ fn connect(shared: &Rc<Shared>) {
                 channel_id: room.channel_id.get_value(),
                 user_id: room.user_id.get_value(),
                 after_seq: room.conversation.with_untracked(|c| c.last_seq()),
+                token: room.token.get_value(),
             };
             send(&shared, &hello);
         })
@@ -180,7 +182,7 @@ fn connect(shared: &Rc<Shared>) {
                 return;
             }
             match ev.code() {
-                CLOSE_NOT_MEMBER => {
+                CLOSE_NOT_MEMBER | CLOSE_UNAUTHORIZED => {
                     shared.stopped.set(true);
                     shared.room.status.set(ConnState::Closed);
                 }
@@ -296,7 +298,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 }
             }
             match code {
-                ErrorCode::NotMember => {
+                ErrorCode::NotMember | ErrorCode::Unauthorized => {
                     shared.stopped.set(true);
                     room.status.set(ConnState::Closed);
                     room.notice.set(Some(message));

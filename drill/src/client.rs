@@ -290,8 +290,12 @@ async fn session(
     final_count: &mut watch::Receiver<Option<i64>>,
 ) -> SessionEnd {
     let after_seq = state.highest;
-    let hello =
-        ClientFrame::Hello { channel_id: spec.channel_id.clone(), user_id: spec.user_id.clone(), after_seq };
+    let hello = ClientFrame::Hello {
+        channel_id: spec.channel_id.clone(),
+        user_id: spec.user_id.clone(),
+        after_seq,
+        token: None,
+    };
     if send_frame(&mut socket, &hello).await.is_err() {
         return SessionEnd::Broken;
     }

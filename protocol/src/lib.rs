@@ -58,7 +58,16 @@ pub enum ClientFrame {
     /// First frame of every connection: who is speaking in which room, and
     /// the newest seq the page has already shown (0 for none). The server
     /// replays everything after it.
-    Hello { channel_id: String, user_id: String, after_seq: i64 },
+    ///
+    /// When the server requires signed identities, `token` is the page's
+    /// identity token; the ids it names win over the ones given here.
+    Hello {
+        channel_id: String,
+        user_id: String,
+        after_seq: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
     /// A message to store and deliver. `client_msg_id` is chosen by the page
     /// and makes a retried send harmless.
     Send { client_msg_id: String, body: String },
@@ -113,6 +122,8 @@ pub enum ErrorCode {
     NotMember,
     /// The connection fell too far behind; reload the room to catch up.
     Resync,
+    /// The identity token is missing, invalid, expired or for another room.
+    Unauthorized,
     /// A problem on the server; the page may retry.
     Internal,
 }
@@ -133,7 +144,12 @@ mod tests {
 
     #[test]
     fn frames_are_tagged_with_a_snake_case_type() {
-        let hello = ClientFrame::Hello { channel_id: "game_1".into(), user_id: "john".into(), after_seq: 3 };
+        let hello = ClientFrame::Hello {
+            channel_id: "game_1".into(),
+            user_id: "john".into(),
+            after_seq: 3,
+            token: None,
+        };
         let json = serde_json::to_string(&hello).unwrap();
         assert_eq!(json, r#"{"type":"hello","channel_id":"game_1","user_id":"john","after_seq":3}"#);
         let joined = ServerFrame::MemberJoined { user_id: "ana".into() };

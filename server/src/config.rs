@@ -267,7 +267,8 @@ impl Config {
                 ));
             }
         }
-        EmbedSettings::parse(&self.embed_allowed_origins).map_err(|e| format!("--embed-allowed-origins: {e}"))?;
+        EmbedSettings::parse(&self.embed_allowed_origins)
+            .map_err(|e| format!("--embed-allowed-origins: {e}"))?;
         if self.frame_ancestors.trim().is_empty() || self.frame_ancestors.contains([';', ',', '\n']) {
             return Err("--frame-ancestors must be a space-separated CSP source list".to_owned());
         }

@@ -12,6 +12,7 @@ use app::embed::EmbedSettings;
 use app::server::bus::redis::RedisBus;
 use app::server::bus::{Bus, LocalBus};
 use app::server::hub::Hub;
+use app::server::identity::Access;
 use app::server::limits::{ConnectionsPerIp, SendRate};
 use app::server::page_policy::PagePolicy;
 use app::server::rooms::{Rooms, SendLimits};
@@ -109,6 +110,10 @@ impl Application {
         let state = AppState {
             leptos_options,
             rooms,
+            access: match config.signing_key() {
+                Some(key) => Access::Signed(key),
+                None => Access::Open,
+            },
             stream: config.stream_settings(),
             connections: ConnectionLimits {
                 per_ip: ConnectionsPerIp::new(config.max_connections_per_ip),
@@ -118,7 +123,9 @@ impl Application {
             lifecycle: lifecycle.clone(),
         };
         let origins = OriginPolicy::new(&config.allowed_origins);
-        let router = router(state, origins, config.embed_settings()).merge(ops).layer(middleware::from_fn(security::security_headers));
+        let router = router(state, origins, config.embed_settings())
+            .merge(ops)
+            .layer(middleware::from_fn(security::security_headers));
         Ok(Application {
             listener,
             router,

@@ -118,6 +118,7 @@ async fn sigterm_closes_streams_with_going_away_and_exits_zero() {
             channel_id: "r".into(),
             user_id: "ana".into(),
             after_seq: 0,
+            token: None,
         })
         .await;
     client.next().await; // welcome

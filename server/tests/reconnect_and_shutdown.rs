@@ -87,7 +87,14 @@ async fn a_reader_that_never_reads_slows_nobody_and_is_dropped_without_growing_m
     app.open_room("stuck", "r").await;
     // The stuck page: a tiny receive buffer, admitted, then never reads.
     let mut stuck = app.raw_stream_with_receive_buffer(4096).await;
-    stuck.send(&ClientFrame::Hello { channel_id: "r".into(), user_id: "stuck".into(), after_seq: 0 }).await;
+    stuck
+        .send(&ClientFrame::Hello {
+            channel_id: "r".into(),
+            user_id: "stuck".into(),
+            after_seq: 0,
+            token: None,
+        })
+        .await;
     sender.next().await; // reader joined
     sender.next().await; // stuck joined
     reader.next().await; // stuck joined
@@ -169,7 +176,12 @@ async fn every_acknowledged_message_survives_a_restart_in_the_middle_of_a_burst(
                 };
                 let mut client = common::Client { ws };
                 client
-                    .send(&ClientFrame::Hello { channel_id: "burst".into(), user_id: s.into(), after_seq: 0 })
+                    .send(&ClientFrame::Hello {
+                        channel_id: "burst".into(),
+                        user_id: s.into(),
+                        after_seq: 0,
+                        token: None,
+                    })
                     .await;
                 while i < per_sender {
                     let id = format!("{s}-{i}");

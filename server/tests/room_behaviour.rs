@@ -263,7 +263,12 @@ async fn someone_who_is_not_a_member_cannot_open_the_stream() {
     app.open_room("john", "game_1").await;
     let mut client = app.raw_stream().await;
     client
-        .send(&ClientFrame::Hello { channel_id: "game_1".into(), user_id: "eve".into(), after_seq: 0 })
+        .send(&ClientFrame::Hello {
+            channel_id: "game_1".into(),
+            user_id: "eve".into(),
+            after_seq: 0,
+            token: None,
+        })
         .await;
     assert!(matches!(client.next().await, ServerFrame::Error { code: ErrorCode::NotMember, .. }));
     assert_eq!(client.next_event().await, Event::Closed(Some(4403)));

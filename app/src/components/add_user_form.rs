@@ -6,7 +6,7 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
-use super::chat_room::use_room;
+use super::chat_room::{use_room, RoomIdentityFields};
 use crate::api::AddUser;
 use crate::validate::normalize_id;
 
@@ -42,6 +42,7 @@ pub fn AddUserForm() -> impl IntoView {
                     channel_id: room.channel_id.get_value(),
                     user_id: room.user_id.get_value(),
                     new_user: name,
+                    token: room.token.get_value(),
                 });
             }
         }
@@ -51,8 +52,7 @@ pub fn AddUserForm() -> impl IntoView {
         <section class="add-user" aria-labelledby="add-user-heading">
             <h2 id="add-user-heading">"Add user to room"</h2>
             <form method="post" action="/api/add_user" on:submit=on_submit>
-                <input type="hidden" name="channel_id" value=room.channel_id.get_value()/>
-                <input type="hidden" name="user_id" value=room.user_id.get_value()/>
+                <RoomIdentityFields/>
                 <label for="new-user">"User to add"</label>
                 <div class="row">
                     <input

@@ -51,6 +51,9 @@ impl ConnState {
 pub struct RoomSignals {
     pub channel_id: StoredValue<String>,
     pub user_id: StoredValue<String>,
+    /// The page's identity token, passed on with every request when the
+    /// server requires signed identities.
+    pub token: StoredValue<Option<String>>,
     pub conversation: RwSignal<Conversation>,
     pub members: RwSignal<Members>,
     pub status: RwSignal<ConnState>,
@@ -72,10 +75,11 @@ pub struct RoomSignals {
 }
 
 impl RoomSignals {
-    fn new(snapshot: RoomSnapshot) -> Self {
+    fn new(snapshot: RoomSnapshot, token: Option<String>) -> Self {
         RoomSignals {
             channel_id: StoredValue::new(snapshot.channel_id),
             user_id: StoredValue::new(snapshot.user_id),
+            token: StoredValue::new(token),
             conversation: RwSignal::new(Conversation::from_page(snapshot.messages, snapshot.has_older)),
             members: RwSignal::new(Members::new(snapshot.members)),
             status: RwSignal::new(ConnState::Connecting),
@@ -135,8 +139,10 @@ pub fn ChatRoom(
     embedded: bool,
     /// The parent page that asked for events (embedded mode only).
     embed_parent: Option<EmbedParent>,
+    /// The identity token from the room's URL, if any.
+    token: Option<String>,
 ) -> impl IntoView {
-    let room = RoomSignals::new(snapshot);
+    let room = RoomSignals::new(snapshot, token);
     provide_context(room);
 
     #[cfg(feature = "hydrate")]
@@ -201,4 +207,17 @@ pub fn ChatRoom(
 /// The room's signals, from inside a `ChatRoom`.
 pub fn use_room() -> RoomSignals {
     expect_context::<RoomSignals>()
+}
+
+/// The hidden fields that say who acts in which room, for the room's forms
+/// (they also work without JavaScript): the ids, and the identity token
+/// when the page has one.
+#[component]
+pub fn RoomIdentityFields() -> impl IntoView {
+    let room = expect_context::<RoomSignals>();
+    view! {
+        <input type="hidden" name="channel_id" value=room.channel_id.get_value()/>
+        <input type="hidden" name="user_id" value=room.user_id.get_value()/>
+        {room.token.get_value().map(|token| view! { <input type="hidden" name="token" value=token/> })}
+    }
 }

@@ -5,7 +5,7 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
-use super::chat_room::{use_room, ConnState};
+use super::chat_room::{use_room, ConnState, RoomIdentityFields};
 use crate::validate::MAX_BODY_CHARS;
 
 /// A fresh id for a message sent through the plain form (server render).
@@ -64,8 +64,7 @@ pub fn Composer() -> impl IntoView {
 
     view! {
         <form class="composer" method="post" action="/api/send_message" on:submit=on_submit>
-            <input type="hidden" name="channel_id" value=room.channel_id.get_value()/>
-            <input type="hidden" name="user_id" value=room.user_id.get_value()/>
+            <RoomIdentityFields/>
             <input type="hidden" name="client_msg_id" value=form_message_id()/>
             <label for="message-input" class="visually-hidden">"Message"</label>
             <input

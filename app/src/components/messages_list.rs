@@ -67,9 +67,10 @@ pub fn MessagesList() -> impl IntoView {
         let Some(cursor) = room.conversation.with_untracked(|c| c.older_cursor()) else { return };
         loading.set(true);
         older_error.set(None);
-        let (channel_id, user_id) = (room.channel_id.get_value(), room.user_id.get_value());
+        let (channel_id, user_id, token) =
+            (room.channel_id.get_value(), room.user_id.get_value(), room.token.get_value());
         leptos::task::spawn_local(async move {
-            match crate::api::older_messages(channel_id, user_id, cursor).await {
+            match crate::api::older_messages(channel_id, user_id, cursor, token).await {
                 Ok(page) => {
                     room.conversation.update(|c| {
                         c.prepend_older(cursor, page.messages, page.has_older);

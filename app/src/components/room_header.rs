@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::chat_room::use_room;
+use super::chat_room::{use_room, RoomIdentityFields};
 use crate::api::LeaveRoom;
 
 #[component]
@@ -38,8 +38,7 @@ pub fn RoomHeader(embedded: bool) -> impl IntoView {
                 {move || status.get().label()}
             </p>
             <ActionForm action=leave attr:class="leave-form">
-                <input type="hidden" name="channel_id" value=channel_id/>
-                <input type="hidden" name="user_id" value=user_id/>
+                <RoomIdentityFields/>
                 <button type="submit" class="secondary">"Leave room"</button>
             </ActionForm>
         </header>

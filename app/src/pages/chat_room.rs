@@ -18,23 +18,30 @@ pub struct RoomParams {
     pub channel_id: String,
     /// Compact layout for iframes (`is_embedded=true` or `embed=1`).
     pub embedded: bool,
+    /// The identity token the game signed (servers with a secret need it).
+    pub token: Option<String>,
 }
 
 /// The URL's room parameters, or `None` when the user or the room is
-/// missing or blank. Values are checked again by the server.
+/// missing or blank and no token names them. Values are checked again by
+/// the server.
 pub fn parse_room_params(
     user_id: Option<String>,
     channel_id: Option<String>,
     is_embedded: Option<String>,
     embed: Option<String>,
+    token: Option<String>,
 ) -> Option<RoomParams> {
     let present = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     let yes = |v: Option<String>| v.is_some_and(|s| matches!(s.as_str(), "true" | "1" | "yes"));
-    Some(RoomParams {
-        user_id: present(user_id)?,
-        channel_id: present(channel_id)?,
-        embedded: yes(is_embedded) || yes(embed),
-    })
+    let token = present(token);
+    let (user_id, channel_id) = match (present(user_id), present(channel_id), &token) {
+        (Some(user), Some(channel), _) => (user, channel),
+        // The token names the user and the room.
+        (user, channel, Some(_)) => (user.unwrap_or_default(), channel.unwrap_or_default()),
+        _ => return None,
+    };
+    Some(RoomParams { user_id, channel_id, embedded: yes(is_embedded) || yes(embed), token })
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -51,11 +58,22 @@ pub fn encode_query_value(value: &str) -> String {
 
 /// The address of a room page for a user.
 pub fn room_href(channel_id: &str, user_id: &str) -> String {
-    format!(
+    room_href_with_token(channel_id, user_id, None)
+}
+
+/// The address of a room page for a user, with their identity token when
+/// the server requires one.
+pub fn room_href_with_token(channel_id: &str, user_id: &str, token: Option<&str>) -> String {
+    let mut href = format!(
         "/chat_room?user_id={}&channel_id={}",
         encode_query_value(user_id),
         encode_query_value(channel_id)
-    )
+    );
+    if let Some(token) = token.filter(|t| !t.is_empty()) {
+        href.push_str("&token=");
+        href.push_str(&encode_query_value(token));
+    }
+    href
 }
 
 #[component]
@@ -63,14 +81,20 @@ pub fn ChatRoomPage() -> impl IntoView {
     let query = use_query_map();
     let params = Memo::new(move |_| {
         query.with(|q| {
-            parse_room_params(q.get("user_id"), q.get("channel_id"), q.get("is_embedded"), q.get("embed"))
+            parse_room_params(
+                q.get("user_id"),
+                q.get("channel_id"),
+                q.get("is_embedded"),
+                q.get("embed"),
+                q.get("token"),
+            )
         })
     });
     let snapshot = Resource::new(
         move || params.get(),
         |params| async move {
             match params {
-                Some(p) => join_room(p.channel_id, p.user_id).await.map(Some),
+                Some(p) => join_room(p.channel_id, p.user_id, p.token).await.map(Some),
                 None => Ok(None),
             }
         },
@@ -93,10 +117,11 @@ pub fn ChatRoomPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Opening the room…"</p> }>
             {move || Suspend::new(async move {
                 let embedded = params.get_untracked().is_some_and(|p| p.embedded);
+                let token = params.get_untracked().and_then(|p| p.token);
                 let embed_parent = embed_parent.await;
                 match snapshot.await {
                     Ok(Some(snapshot)) => {
-                        view! { <ChatRoom snapshot embedded embed_parent=embed_parent/> }.into_any()
+                        view! { <ChatRoom snapshot embedded embed_parent=embed_parent token/> }.into_any()
                     }
                     Ok(None) => view! { <MissingParams/> }.into_any(),
                     Err(err) => view! { <RoomUnavailable message=err.to_string()/> }.into_any(),
@@ -145,17 +170,31 @@ mod tests {
 
     #[test]
     fn both_ids_are_required() {
-        assert_eq!(parse_room_params(None, s("game_1"), None, None), None);
-        assert_eq!(parse_room_params(s("john"), s("  "), None, None), None);
-        let p = parse_room_params(s("john"), s("game_1"), None, None).unwrap();
+        assert_eq!(parse_room_params(None, s("game_1"), None, None, None), None);
+        assert_eq!(parse_room_params(s("john"), s("  "), None, None, None), None);
+        let p = parse_room_params(s("john"), s("game_1"), None, None, None).unwrap();
         assert_eq!((p.user_id.as_str(), p.channel_id.as_str(), p.embedded), ("john", "game_1", false));
     }
 
     #[test]
     fn embedded_mode_accepts_both_spellings() {
-        assert!(parse_room_params(s("a"), s("b"), s("true"), None).unwrap().embedded);
-        assert!(parse_room_params(s("a"), s("b"), None, s("1")).unwrap().embedded);
-        assert!(!parse_room_params(s("a"), s("b"), s("false"), s("0")).unwrap().embedded);
+        assert!(parse_room_params(s("a"), s("b"), s("true"), None, None).unwrap().embedded);
+        assert!(parse_room_params(s("a"), s("b"), None, s("1"), None).unwrap().embedded);
+        assert!(!parse_room_params(s("a"), s("b"), s("false"), s("0"), None).unwrap().embedded);
+    }
+
+    #[test]
+    fn a_token_may_stand_for_the_ids() {
+        let p = parse_room_params(None, None, None, None, s("abc.def")).unwrap();
+        assert_eq!(
+            (p.user_id.as_str(), p.channel_id.as_str(), p.token.as_deref()),
+            ("", "", Some("abc.def"))
+        );
+        assert_eq!(parse_room_params(None, None, None, None, s(" ")), None);
+        assert_eq!(
+            room_href_with_token("g", "j", Some("a.b")),
+            "/chat_room?user_id=j&channel_id=g&token=a.b"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::bus::{Bus, BusError};
 use super::hub::{RoomEvent, Subscription};
+use super::identity::TokenError;
 use super::limits::SendRate;
 use super::metrics as m;
 use super::store;
@@ -42,6 +43,8 @@ pub enum RoomError {
     NoSuchRoom,
     #[error("You are sending messages too fast. Please wait a moment.")]
     TooFast,
+    #[error(transparent)]
+    Identity(#[from] TokenError),
     #[error("store: {0}")]
     Store(#[from] DbErr),
     #[error(transparent)]

@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::identity::Access;
 use super::limits::ConnectionsPerIp;
 use super::page_policy::PagePolicy;
 use super::rooms::Rooms;
@@ -17,6 +18,8 @@ use super::stream::StreamSettings;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub rooms: Rooms,
+    /// How pages prove who they are (open, or signed tokens).
+    pub access: Access,
     pub stream: StreamSettings,
     pub connections: ConnectionLimits,
     pub pages: PagePolicy,

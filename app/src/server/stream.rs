@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::hub::Subscription;
+use super::identity::Access;
 use super::limits::client_ip;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
@@ -84,6 +85,9 @@ pub mod close_code {
     pub const IDLE: u16 = 4408;
     /// The connection fell behind: reconnect and catch up.
     pub const RESYNC: u16 = 4409;
+    /// The identity token is missing, invalid, expired or for another
+    /// room: do not reconnect with it.
+    pub const UNAUTHORIZED: u16 = 4401;
     /// A frame over the size limit (the standard "message too big").
     pub const TOO_BIG: u16 = 1009;
 }
@@ -104,7 +108,7 @@ pub async fn stream_handler(
     if state.lifecycle.is_stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "The server is restarting.").into_response();
     }
-    let AppState { rooms, stream, lifecycle, connections, .. } = state;
+    let AppState { rooms, stream, lifecycle, connections, access, .. } = state;
     let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ip = client_ip(peer.ip(), forwarded_for, connections.trust_forwarded_for);
     let Some(slot) = connections.per_ip.admit(ip) else {
@@ -122,7 +126,7 @@ pub async fn stream_handler(
         .on_upgrade(move |socket| {
             let stopping = lifecycle.stopping_token();
             lifecycle.track(async move {
-                connection(socket, rooms, stream, stopping).await;
+                connection(socket, rooms, access, stream, stopping).await;
                 drop(slot);
             })
         })
@@ -218,13 +222,14 @@ struct Admitted {
 async fn connection(
     socket: WebSocket,
     rooms: Rooms,
+    access: Access,
     settings: StreamSettings,
     stopping: tokio_util::sync::CancellationToken,
 ) {
     let (sink, mut source) = socket.split();
     let mut out = Outbox { sink, write_timeout: settings.write_timeout };
     let end = tokio::select! {
-        admitted = admit(&mut out, &mut source, &rooms, &settings) => match admitted {
+        admitted = admit(&mut out, &mut source, &rooms, &access, &settings) => match admitted {
             Ok(admitted) => {
                 let span = tracing::info_span!(
                     "stream",
@@ -250,6 +255,7 @@ async fn admit(
     out: &mut Outbox,
     source: &mut Source,
     rooms: &Rooms,
+    access: &Access,
     settings: &StreamSettings,
 ) -> Result<Admitted, End> {
     let bad_hello = "The connection must start with a hello frame.";
@@ -261,18 +267,29 @@ async fn admit(
             return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "no hello").await);
         }
     };
-    let Ok(ClientFrame::Hello { channel_id, user_id, after_seq }) = serde_json::from_str(first.as_str())
+    let Ok(ClientFrame::Hello { channel_id, user_id, after_seq, token }) =
+        serde_json::from_str(first.as_str())
     else {
         let msg = bad_hello.to_owned();
         return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "bad hello").await);
     };
-    let (room, subscription) = match rooms.open(&channel_id, &user_id).await {
+    let actor = match access.resolve(&channel_id, &user_id, token.as_deref()) {
+        Ok(actor) => actor,
+        Err(err) => {
+            let msg = err.to_string();
+            return Err(out
+                .refuse(ErrorCode::Unauthorized, msg, close_code::UNAUTHORIZED, "bad token")
+                .await);
+        }
+    };
+    let (room, subscription) = match rooms.open(&actor.channel_id, &actor.user_id).await {
         Ok(admitted) => admitted,
         Err(err) => {
             let (code, close_code) = match err {
                 RoomError::NotMember | RoomError::NoSuchRoom => {
                     (ErrorCode::NotMember, close_code::NOT_MEMBER)
                 }
+                RoomError::Identity(_) => (ErrorCode::Unauthorized, close_code::UNAUTHORIZED),
                 RoomError::Invalid(_) | RoomError::BadMessageId | RoomError::TooFast => {
                     (ErrorCode::InvalidInput, close_code::BAD_HELLO)
                 }

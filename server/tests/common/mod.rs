@@ -240,7 +240,12 @@ impl Endpoint {
     pub async fn connect(&self, user_id: &str, channel_id: &str, after_seq: i64) -> (Client, Vec<String>) {
         let mut client = self.raw_stream().await;
         client
-            .send(&ClientFrame::Hello { channel_id: channel_id.into(), user_id: user_id.into(), after_seq })
+            .send(&ClientFrame::Hello {
+                channel_id: channel_id.into(),
+                user_id: user_id.into(),
+                after_seq,
+                token: None,
+            })
             .await;
         match client.next().await {
             ServerFrame::Welcome { members, .. } => (client, members),
@@ -252,7 +257,12 @@ impl Endpoint {
     pub async fn hello(&self, user_id: &str, channel_id: &str, after_seq: i64) -> (Client, ServerFrame) {
         let mut client = self.raw_stream().await;
         client
-            .send(&ClientFrame::Hello { channel_id: channel_id.into(), user_id: user_id.into(), after_seq })
+            .send(&ClientFrame::Hello {
+                channel_id: channel_id.into(),
+                user_id: user_id.into(),
+                after_seq,
+                token: None,
+            })
             .await;
         let welcome = client.next().await;
         (client, welcome)
