@@ -5,8 +5,9 @@
 // Needs the machine's PostgreSQL (127.0.0.1:5432, user postgres, `psql` on
 // the PATH) and Redis (127.0.0.1:6379); the database is created here and
 // dropped afterwards.
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { execFileSync } from 'child_process';
 import { CuttableProxy } from './proxy';
+import { ServerProcess } from './server_process';
 import { expect, room, sendWithEnter, test, unique, uniqueRoom } from './fixtures';
 
 const basePort = Number(process.env.E2E_PORT ?? 8091);
@@ -19,54 +20,17 @@ function psql(sql: string): void {
   execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-q', '-c', sql], { stdio: 'pipe' });
 }
 
-class Node {
-  private child?: ChildProcess;
-  constructor(readonly port: number) {}
-
-  get origin(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.child = spawn('./target/release/server', [], {
-      cwd: '..',
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: {
-        PATH: process.env.PATH,
-        LEPTOS_SITE_ADDR: `127.0.0.1:${this.port}`,
-        LEPTOS_SITE_ROOT: 'target/site',
-        DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${database}`,
-        REDIS_URL: 'redis://127.0.0.1:6379/',
-        REDIS_PREFIX: prefix,
-        RUST_LOG: 'warn',
-        SHUTDOWN_GRACE_SECS: '2',
-      },
-    });
-    for (let i = 0; i < 200; i++) {
-      try {
-        const response = await fetch(`${this.origin}/readyz`);
-        if (response.status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error(`node on port ${this.port} never became ready`);
-  }
-
-  /** SIGTERM: the node closes its streams with "going away" and exits. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+function node(port: number): ServerProcess {
+  return new ServerProcess(port, {
+    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${database}`,
+    REDIS_URL: 'redis://127.0.0.1:6379/',
+    REDIS_PREFIX: prefix,
+  });
 }
 
 test.describe('Several nodes', () => {
-  const a = new Node(basePort + 11);
-  const b = new Node(basePort + 12);
+  const a = node(basePort + 11);
+  const b = node(basePort + 12);
 
   test.beforeAll(async () => {
     psql(`CREATE DATABASE ${database}`);

@@ -1,0 +1,48 @@
+// A server process of its own for specs that need other settings than the
+// shared one (several nodes, a token secret): the release binary on a
+// given port, ready once `/readyz` answers 200.
+import { spawn, type ChildProcess } from 'child_process';
+
+export class ServerProcess {
+  private child?: ChildProcess;
+
+  constructor(readonly port: number, private readonly env: Record<string, string>) {}
+
+  get origin(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn('./target/release/server', [], {
+      cwd: '..',
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        PATH: process.env.PATH,
+        LEPTOS_SITE_ADDR: `127.0.0.1:${this.port}`,
+        LEPTOS_SITE_ROOT: 'target/site',
+        RUST_LOG: 'error',
+        SHUTDOWN_GRACE_SECS: '2',
+        ...this.env,
+      },
+    });
+    for (let i = 0; i < 200; i++) {
+      try {
+        const response = await fetch(`${this.origin}/readyz`);
+        if (response.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`server on port ${this.port} never became ready`);
+  }
+
+  /** SIGTERM: the server closes its streams with "going away" and exits. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
