@@ -120,6 +120,17 @@ impl Subscription {
     pub async fn recv(&mut self) -> Result<Arc<RoomEvent>, broadcast::error::RecvError> {
         self.receiver.as_mut().expect("receiver until drop").recv().await
     }
+
+    /// The next event if one is already waiting (`None` if not).
+    pub fn try_recv(&mut self) -> Option<Result<Arc<RoomEvent>, broadcast::error::RecvError>> {
+        use broadcast::error::{RecvError, TryRecvError};
+        match self.receiver.as_mut().expect("receiver until drop").try_recv() {
+            Ok(event) => Some(Ok(event)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+        }
+    }
 }
 
 impl Drop for Subscription {

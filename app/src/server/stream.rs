@@ -32,7 +32,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::hub::Subscription;
+use super::hub::{RoomEvent, Subscription};
 use super::identity::Access;
 use super::limits::client_ip;
 use super::metrics as m;
@@ -45,6 +45,12 @@ use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Most bytes a connection may have queued for writing.
 const MAX_WRITE_BUFFER: usize = 1024 * 1024;
+/// Bytes read from a socket at once.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write (a flush writes whatever is there).
+const WRITE_BUFFER: usize = 8 * 1024;
+/// Most room events written to one page before a flush.
+const MAX_BATCH: usize = 64;
 /// Messages read from the store per query while catching up.
 const REPLAY_BATCH: u64 = 500;
 
@@ -120,7 +126,12 @@ pub async fn stream_handler(
         )
             .into_response();
     };
-    ws.max_frame_size(MAX_FRAME_BYTES)
+    // Small buffers: an idle connection should cost a few KiB, not the
+    // 128 KiB each the websocket defaults reserve. Bursts still go out in
+    // one write per flush.
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| {
@@ -177,6 +188,11 @@ impl Outbox {
     /// Queues frames without writing them out; `flush` sends them at once.
     async fn feed(&mut self, frame: &ServerFrame) -> Result<(), End> {
         within(self.write_timeout, self.sink.feed(encode(frame))).await
+    }
+
+    /// Queues an already encoded room event.
+    async fn feed_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        within(self.write_timeout, self.sink.feed(Message::Text(text))).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
@@ -394,41 +410,36 @@ async fn serve(
                     Some(Err(_)) => return End::SocketError,
                 }
             }
-            event = subscription.recv() => match event {
-                Ok(event) => {
-                    if event.is_resync() {
-                        tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
-                        return resync(out).await;
-                    }
-                    if let Some(seq) = event.frame.seq() {
-                        if seq <= last_sent {
-                            continue;
+            event = subscription.recv() => {
+                // Write everything the room has queued for this page, then
+                // flush once: one write for a burst, not one per message.
+                let mut next = Some(event);
+                let mut written = 0;
+                while let Some(event) = next.take() {
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
+                            return resync(out).await;
                         }
-                        if seq > last_sent + 1 {
-                            // An event went missing upstream: the store has it.
-                            if let Err(end) = replay(out, rooms, &room, last_sent, seq).await {
-                                return end;
-                            }
-                        }
-                        last_sent = seq;
-                    }
-                    if let Err(end) = out.send(Message::Text(event.text.clone())).await {
+                        Err(RecvError::Closed) => return End::PeerClosed,
+                    };
+                    if let Err(end) = forward(out, rooms, &room, &mut last_sent, &event).await {
                         return end;
                     }
                     if event.frame.seq().is_some() {
                         delivered.increment(1);
                         fanout.record(event.published_at.elapsed());
                     }
-                    if matches!(&event.frame, ServerFrame::MemberLeft { user_id } if *user_id == room.user_id) {
-                        return out.close(close_code::NOT_MEMBER, "left the room").await;
+                    written += 1;
+                    if written < MAX_BATCH {
+                        next = subscription.try_recv();
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
-                    return resync(out).await;
+                if let Err(end) = out.flush().await {
+                    return end;
                 }
-                Err(RecvError::Closed) => return End::PeerClosed,
-            },
+            }
             _ = idle_check.tick() => {
                 if last_heard.elapsed() > settings.idle_timeout {
                     return out.close(close_code::IDLE, "no heartbeat").await;
@@ -439,6 +450,37 @@ async fn serve(
             }
         }
     }
+}
+
+/// Queues one room event for the page (the caller flushes): skips what the
+/// page already has, fills a gap from the store first, and ends the
+/// connection when the bus lost events or the page's user left.
+async fn forward(
+    out: &mut Outbox,
+    rooms: &Rooms,
+    room: &OpenRoom,
+    last_sent: &mut i64,
+    event: &RoomEvent,
+) -> Result<(), End> {
+    if event.is_resync() {
+        tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
+        return Err(resync(out).await);
+    }
+    if let Some(seq) = event.frame.seq() {
+        if seq <= *last_sent {
+            return Ok(());
+        }
+        if seq > *last_sent + 1 {
+            // An event went missing upstream: the store has it.
+            replay(out, rooms, room, *last_sent, seq).await?;
+        }
+        *last_sent = seq;
+    }
+    out.feed_text(event.text.clone()).await?;
+    if matches!(&event.frame, ServerFrame::MemberLeft { user_id } if *user_id == room.user_id) {
+        return Err(out.close(close_code::NOT_MEMBER, "left the room").await);
+    }
+    Ok(())
 }
 
 /// Closes the connection with "resync": the page reconnects at once from
