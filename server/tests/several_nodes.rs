@@ -330,3 +330,28 @@ async fn two_processes_share_a_room_and_a_crashed_nodes_pages_catch_up_on_the_ot
     ana.send(&ClientFrame::Ping).await;
     assert_eq!(ana.next().await, ServerFrame::Pong);
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_is_reported_on_readyz_and_refused_streams_say_why() {
+    // Nothing listens on port 1: the bus keeps retrying in the background.
+    let app = common::spawn_app_with(|c| {
+        c.redis_url = Some("redis://127.0.0.1:1/".to_owned());
+        c.redis_prefix = common::unique_redis_prefix();
+    })
+    .await;
+    let (status, body) = app.get(&format!("{}/readyz", app.base)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Redis"), "{body}");
+    // Liveness is about the process.
+    assert_eq!(app.get(&format!("{}/healthz", app.base)).await.0, 200);
+    // A page cannot go live without the bus, and is told so (it retries).
+    assert_eq!(app.open_room("ana", "r").await.0, 200);
+    let mut client = app.raw_stream().await;
+    let hello = ClientFrame::Hello { channel_id: "r".into(), user_id: "ana".into(), after_seq: 0, token: None };
+    client.send(&hello).await;
+    match client.next().await {
+        ServerFrame::Error { message, .. } => assert!(message.contains("Please try again"), "{message}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(client.next_event().await, Event::Closed(Some(1011)));
+}
