@@ -10,6 +10,7 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolO
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlxSqliteConnector, TransactionTrait,
+    TryInsertResult,
 };
 
 pub mod entities;
@@ -193,10 +194,12 @@ pub struct Inserted {
 }
 
 /// Stores a message under the room's next `seq`, in one transaction:
-/// bump `room.last_seq`, then insert with that value. Bumping first takes the
-/// write lock (SQLite) or the room's row lock (PostgreSQL) before anything
-/// is read, so concurrent senders get consecutive seqs and the duplicate
-/// check below cannot race.
+/// bump `room.last_seq` (returning the new value), then insert with that
+/// value. Bumping first takes the write lock (SQLite) or the room's row lock
+/// (PostgreSQL) before anything else, so concurrent senders get consecutive
+/// seqs. A retry of a stored message (same room, user and client id) hits
+/// the unique index: the transaction is rolled back, which also undoes the
+/// bump, and the stored copy is returned. Four statements on the hot path.
 pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     room_id: i64,
@@ -208,40 +211,49 @@ pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
     let bumped = room::Entity::update_many()
         .col_expr(room::Column::LastSeq, Expr::col(room::Column::LastSeq).add(1))
         .filter(room::Column::Id.eq(room_id))
-        .exec(&txn)
+        .exec_with_returning(&txn)
         .await?;
-    if bumped.rows_affected != 1 {
+    let Some(seq) = bumped.first().map(|room| room.last_seq) else {
         return Err(DbErr::RecordNotFound(format!("room {room_id}")));
-    }
-    let existing = message::Entity::find()
-        .filter(message::Column::RoomId.eq(room_id))
-        .filter(message::Column::UserId.eq(user_id))
-        .filter(message::Column::ClientMsgId.eq(client_msg_id))
-        .one(&txn)
-        .await?;
-    if let Some(existing) = existing {
-        txn.rollback().await?;
-        return Ok(Inserted { message: existing.into(), is_new: false });
-    }
-    let seq = room::Entity::find_by_id(room_id)
-        .select_only()
-        .column(room::Column::LastSeq)
-        .into_tuple::<i64>()
-        .one(&txn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("room {room_id}")))?;
+    };
+    let created_at = Utc::now();
     let row = message::ActiveModel {
         room_id: Set(room_id),
         seq: Set(seq),
         user_id: Set(user_id.to_owned()),
         body: Set(body.to_owned()),
         client_msg_id: Set(client_msg_id.to_owned()),
-        created_at: Set(Utc::now()),
+        created_at: Set(created_at),
         ..Default::default()
     };
-    let stored = message::Entity::insert(row).exec_with_returning(&txn).await?;
-    txn.commit().await?;
-    Ok(Inserted { message: stored.into(), is_new: true })
+    let once =
+        OnConflict::columns([message::Column::RoomId, message::Column::UserId, message::Column::ClientMsgId])
+            .do_nothing()
+            .to_owned();
+    match message::Entity::insert(row).on_conflict(once).do_nothing().exec_without_returning(&txn).await? {
+        TryInsertResult::Inserted(1) => {
+            txn.commit().await?;
+            let message = ChatMessage {
+                seq,
+                user_id: user_id.to_owned(),
+                body: body.to_owned(),
+                client_msg_id: client_msg_id.to_owned(),
+                at_ms: created_at.timestamp_millis(),
+            };
+            Ok(Inserted { message, is_new: true })
+        }
+        TryInsertResult::Inserted(_) | TryInsertResult::Conflicted | TryInsertResult::Empty => {
+            txn.rollback().await?;
+            let existing = message::Entity::find()
+                .filter(message::Column::RoomId.eq(room_id))
+                .filter(message::Column::UserId.eq(user_id))
+                .filter(message::Column::ClientMsgId.eq(client_msg_id))
+                .one(db)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("the conflicting message".to_owned()))?;
+            Ok(Inserted { message: existing.into(), is_new: false })
+        }
+    }
 }
 
 #[cfg(test)]
