@@ -9,7 +9,8 @@
 //!   without JS, whether a parent page may hear from an embedded room).
 //! - `protocol`: the frames of the room stream (crate `chat-protocol`,
 //!   shared with the server and the tools).
-//! - `conversation`, `validate`, `timestamps`: pure logic, unit-tested.
+//! - `conversation`, `activity` (who is online, who is typing), `validate`,
+//!   `timestamps`: pure logic, unit-tested.
 //! - `embed`: which parent pages an embedded room talks to, and what it
 //!   tells them.
 //! - `stream_client` (browser): the room stream's websocket client.
@@ -21,6 +22,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
+pub mod activity;
 pub mod api;
 pub mod backoff;
 pub mod components;

@@ -5,6 +5,10 @@
 //!
 //! Messages typed while disconnected stay pending and are sent (again)
 //! after each welcome; the server stores a retried message once.
+//!
+//! It also keeps who is online (the welcome's list, then presence frames)
+//! and who else is typing (typing frames, each shown for a few seconds),
+//! and tells the room when this page's user types.
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+use crate::activity::{typing_notice_due, TYPING_SHOWN_MS};
 use crate::backoff;
 use crate::components::chat_room::{ConnState, RoomSignals};
 use crate::conversation::Members;
@@ -62,6 +67,8 @@ struct Shared {
     welcomed: Cell<bool>,
     /// When the last frame arrived (ms since the epoch).
     last_heard: Cell<f64>,
+    /// When this page last told the room its user is typing.
+    last_typing: Cell<Option<f64>>,
     heartbeat: RefCell<Option<IntervalHandle>>,
 }
 
@@ -92,6 +99,7 @@ impl RoomStream {
             stopped: Cell::new(false),
             welcomed: Cell::new(false),
             last_heard: Cell::new(0.0),
+            last_typing: Cell::new(None),
             heartbeat: RefCell::new(None),
         });
         connect(&shared);
@@ -106,6 +114,19 @@ impl RoomStream {
         self.shared.room.conversation.update(|c| c.push_pending(&me, &id, &body));
         if self.shared.welcomed.get() {
             send(&self.shared, &ClientFrame::Send { client_msg_id: id, body });
+        }
+        // The message ends this bout of typing: typing again is news.
+        self.shared.last_typing.set(None);
+    }
+
+    /// The user changed the draft: tells the room they are typing, at most
+    /// every two seconds and only while connected (a notice that waited
+    /// would be stale).
+    pub fn typing(&self, draft: &str) {
+        let now = js_sys::Date::now();
+        if self.shared.welcomed.get() && typing_notice_due(draft, self.shared.last_typing.get(), now) {
+            self.shared.last_typing.set(Some(now));
+            send(&self.shared, &ClientFrame::Typing);
         }
     }
 
@@ -249,9 +270,10 @@ fn schedule_reconnect(shared: &Rc<Shared>) {
 fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
     let room = shared.room;
     match frame {
-        ServerFrame::Welcome { members, resume_after, heartbeat_ms, .. } => {
+        ServerFrame::Welcome { members, resume_after, heartbeat_ms, online, .. } => {
             room.conversation.update(|c| c.resume_after(resume_after));
             room.members.set(Members::new(members));
+            room.online.update(|o| o.replace(online));
             start_heartbeat(shared, Duration::from_millis(heartbeat_ms.max(1000).into()));
             room.status.set(ConnState::Connected);
             shared.attempt.set(0);
@@ -273,10 +295,31 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             if shown {
                 room.message_arrived(&message);
             }
+            stopped_typing(room, &message.user_id);
         }
         ServerFrame::MemberJoined { user_id } => room.members.update(|m| m.add(user_id)),
+        ServerFrame::Presence { user_id, online } => {
+            room.online.update(|o| o.set(&user_id, online));
+            if !online {
+                stopped_typing(room, &user_id);
+            }
+        }
+        ServerFrame::Typing { user_id } => {
+            if room.user_id.with_value(|me| *me != user_id) {
+                room.typists.update(|t| t.typing(&user_id, js_sys::Date::now()));
+                // Shown until a little after the notice runs out, unless a
+                // newer one (or a message) came meanwhile.
+                set_timeout(
+                    move || {
+                        let _ = room.typists.try_update(|t| t.expire(js_sys::Date::now()));
+                    },
+                    Duration::from_millis(TYPING_SHOWN_MS as u64 + 100),
+                );
+            }
+        }
         ServerFrame::MemberLeft { user_id } => {
             let me = room.user_id.with_value(|me| *me == user_id);
+            stopped_typing(room, &user_id);
             room.members.update(|m| m.remove(&user_id));
             if me {
                 shared.stopped.set(true);
@@ -308,5 +351,14 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 _ => room.notice.set(Some(message)),
             }
         }
+    }
+}
+
+/// Takes `user_id` off the typing line, if they are on it.
+fn stopped_typing(room: RoomSignals, user_id: &str) {
+    if room.typists.with_untracked(|t| t.contains(user_id)) {
+        room.typists.update(|t| {
+            t.stopped(user_id);
+        });
     }
 }

@@ -443,6 +443,8 @@ fn handle_frame(
         ServerFrame::Welcome { .. }
         | ServerFrame::MemberJoined { .. }
         | ServerFrame::MemberLeft { .. }
+        | ServerFrame::Presence { .. }
+        | ServerFrame::Typing { .. }
         | ServerFrame::Pong => {}
     }
 }

@@ -11,6 +11,12 @@
 //! sends [`ClientFrame::Ping`] every `heartbeat_ms` (from the welcome), the
 //! server answers [`ServerFrame::Pong`]; either side drops a connection
 //! that stays silent too long.
+//!
+//! Besides stored events, a room carries two ephemeral ones that are never
+//! stored nor replayed: [`ServerFrame::Presence`] (whether a member has the
+//! room open somewhere) and [`ServerFrame::Typing`] (relayed from a page's
+//! [`ClientFrame::Typing`]). A page learns who is online from the welcome
+//! and follows the changes.
 use serde::{Deserialize, Serialize};
 
 /// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
@@ -73,6 +79,10 @@ pub enum ClientFrame {
     Send { client_msg_id: String, body: String },
     /// Heartbeat: the server answers `Pong`.
     Ping,
+    /// The user is typing. Pages send it at most every few seconds while
+    /// the draft changes; the server relays it to the room's other pages
+    /// (and ignores a page that sends it more often than once a second).
+    Typing,
 }
 
 /// Server → browser frames of the room stream.
@@ -89,6 +99,10 @@ pub enum ServerFrame {
         resume_after: i64,
         /// How often the page should send `Ping`.
         heartbeat_ms: u32,
+        /// Members who have the room open right now (on any node), this
+        /// page's user included. Changes follow as `Presence`.
+        #[serde(default)]
+        online: Vec<String>,
     },
     /// A stored message (replayed or live).
     Message(ChatMessage),
@@ -96,6 +110,12 @@ pub enum ServerFrame {
     MemberJoined { user_id: String },
     /// Someone left the room.
     MemberLeft { user_id: String },
+    /// A member came online (opened the room on a first page) or went
+    /// offline (closed the last one). Several pages of one user count once.
+    Presence { user_id: String, online: bool },
+    /// A member is typing; a page shows it for a few seconds, or until a
+    /// message from them arrives.
+    Typing { user_id: String },
     /// A message sent on this connection is stored under `seq`.
     Ack { client_msg_id: String, seq: i64 },
     /// Answer to `Ping`.
@@ -154,6 +174,22 @@ mod tests {
         assert_eq!(json, r#"{"type":"hello","channel_id":"game_1","user_id":"john","after_seq":3}"#);
         let joined = ServerFrame::MemberJoined { user_id: "ana".into() };
         assert_eq!(serde_json::to_string(&joined).unwrap(), r#"{"type":"member_joined","user_id":"ana"}"#);
+        let online = ServerFrame::Presence { user_id: "ana".into(), online: true };
+        assert_eq!(
+            serde_json::to_string(&online).unwrap(),
+            r#"{"type":"presence","user_id":"ana","online":true}"#
+        );
+        assert_eq!(serde_json::to_string(&ClientFrame::Typing).unwrap(), r#"{"type":"typing"}"#);
+    }
+
+    #[test]
+    fn a_welcome_without_the_online_list_reads_as_nobody_online() {
+        let old =
+            r#"{"type":"welcome","members":["ana"],"last_seq":0,"resume_after":0,"heartbeat_ms":15000}"#;
+        match serde_json::from_str::<ServerFrame>(old).unwrap() {
+            ServerFrame::Welcome { online, .. } => assert!(online.is_empty()),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
     }
 
     #[test]

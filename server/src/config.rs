@@ -58,6 +58,13 @@ pub struct Config {
     #[arg(long, env = "REDIS_PREFIX", default_value = "embedded-chat")]
     pub redis_prefix: String,
 
+    /// Seconds between a node's presence beats over Redis: each node
+    /// repeats who has the room open on it, and forgets another node's
+    /// users after three beats without news from that node (it crashed or
+    /// lost Redis). Only used with `--redis-url`.
+    #[arg(long, env = "PRESENCE_BEAT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub presence_beat_secs: u64,
+
     /// Do not run the schema migrations at start-up (for fleets that run
     /// `server migrate` separately).
     #[arg(long, env = "NO_MIGRATE")]
@@ -217,6 +224,7 @@ impl Config {
             db_startup_retry_secs: 0,
             redis_url: None,
             redis_prefix: "embedded-chat".to_owned(),
+            presence_beat_secs: 10,
             no_migrate: false,
             site_root: Some("target/site".to_owned()),
             room_buffer: 1024,
@@ -300,9 +308,11 @@ impl Config {
 
     /// The Redis bus's settings, when several nodes share rooms.
     pub fn redis(&self) -> Option<RedisSettings> {
-        self.redis_url
-            .as_ref()
-            .map(|url| RedisSettings { url: url.clone(), prefix: self.redis_prefix.clone() })
+        self.redis_url.as_ref().map(|url| RedisSettings {
+            url: url.clone(),
+            prefix: self.redis_prefix.clone(),
+            presence_beat: Duration::from_secs(self.presence_beat_secs),
+        })
     }
 
     /// The site folder to serve (see `--site-root`).
@@ -377,6 +387,7 @@ mod tests {
         let config = parse_config(["server", "--redis-url", "redis://127.0.0.1:6379/"]).unwrap();
         assert!(config.validate().is_ok());
         assert_eq!(config.redis().unwrap().prefix, "embedded-chat");
+        assert_eq!(config.redis().unwrap().presence_beat, Duration::from_secs(10));
         let config = parse_config(["server", "--redis-url", "127.0.0.1:6379"]).unwrap();
         assert!(config.validate().unwrap_err().contains("--redis-url"));
         let config = parse_config(["server", "--redis-prefix", "a b"]).unwrap();

@@ -347,7 +347,8 @@ async fn an_unreachable_redis_is_reported_on_readyz_and_refused_streams_say_why(
     // A page cannot go live without the bus, and is told so (it retries).
     assert_eq!(app.open_room("ana", "r").await.0, 200);
     let mut client = app.raw_stream().await;
-    let hello = ClientFrame::Hello { channel_id: "r".into(), user_id: "ana".into(), after_seq: 0, token: None };
+    let hello =
+        ClientFrame::Hello { channel_id: "r".into(), user_id: "ana".into(), after_seq: 0, token: None };
     client.send(&hello).await;
     match client.next().await {
         ServerFrame::Error { message, .. } => assert!(message.contains("Please try again"), "{message}"),

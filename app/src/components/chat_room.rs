@@ -1,6 +1,6 @@
 //! `ChatRoom`: a room page once joined. Holds the room's state as signals
-//! (conversation, members, connection state, notice, what the reader has
-//! seen), renders the parts, and in the browser connects the room stream
+//! (conversation, members, who is online and typing, connection state,
+//! notice, what the reader has seen), renders the parts, and in the browser connects the room stream
 //! that keeps them live and, when embedded, tells the parent page about
 //! unread messages.
 use leptos::prelude::*;
@@ -9,7 +9,9 @@ use super::add_user_form::AddUserForm;
 use super::composer::Composer;
 use super::messages_list::MessagesList;
 use super::room_header::RoomHeader;
+use super::typing_line::TypingLine;
 use super::user_online::UserOnline;
+use crate::activity::{Online, Typists};
 use crate::conversation::{Conversation, Members};
 use crate::embed::EmbedParent;
 use crate::protocol::{ChatMessage, RoomSnapshot};
@@ -56,6 +58,10 @@ pub struct RoomSignals {
     pub token: StoredValue<Option<String>>,
     pub conversation: RwSignal<Conversation>,
     pub members: RwSignal<Members>,
+    /// Who is online; unknown (nobody) until the stream's welcome.
+    pub online: RwSignal<Online>,
+    /// Who else is typing.
+    pub typists: RwSignal<Typists>,
     pub status: RwSignal<ConnState>,
     /// A sentence for the person (a refused message, a lost membership).
     pub notice: RwSignal<Option<String>>,
@@ -82,6 +88,8 @@ impl RoomSignals {
             token: StoredValue::new(token),
             conversation: RwSignal::new(Conversation::from_page(snapshot.messages, snapshot.has_older)),
             members: RwSignal::new(Members::new(snapshot.members)),
+            online: RwSignal::new(Online::default()),
+            typists: RwSignal::new(Typists::default()),
             status: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(None),
             draft: RwSignal::new(String::new()),
@@ -191,8 +199,7 @@ pub fn ChatRoom(
             <main class="room-body">
                 <section class="discussion" aria-label="Discussion">
                     <MessagesList/>
-                    // Reserved for "… is typing" (one line, announced politely).
-                    <p class="typing" aria-live="polite"></p>
+                    <TypingLine/>
                     <Composer/>
                 </section>
                 <aside class="sidebar" aria-label="People">

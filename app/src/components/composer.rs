@@ -1,7 +1,8 @@
 //! The message input. Enter sends. With JavaScript the message is shown at
 //! once as pending and goes up the room stream (queued while reconnecting);
 //! without it the form posts to the `send_message` server function.
-//! A blank message sends nothing.
+//! A blank message sends nothing. While the person types, the room hears
+//! that they are typing (see `stream_client`).
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
@@ -74,7 +75,18 @@ pub fn Composer() -> impl IntoView {
                 autocomplete="off"
                 maxlength=MAX_BODY_CHARS.to_string()
                 prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
+                on:input=move |ev| {
+                    let text = event_target_value(&ev);
+                    #[cfg(feature = "hydrate")]
+                    if let Some(stream) = stream {
+                        stream.with_value(|s| {
+                            if let Some(s) = s {
+                                s.typing(&text);
+                            }
+                        });
+                    }
+                    draft.set(text);
+                }
             />
             <button type="submit">"Send"</button>
         </form>

@@ -5,4 +5,5 @@ pub mod chat_room;
 pub mod composer;
 pub mod messages_list;
 pub mod room_header;
+pub mod typing_line;
 pub mod user_online;

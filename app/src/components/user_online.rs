@@ -1,4 +1,7 @@
-//! `UserOnline`: the "Users in room" list, kept live by the room stream.
+//! `UserOnline`: the "Users in room" list, kept live by the room stream,
+//! each member with a presence dot (online, or offline / not yet known).
+//! The dot is an image with a label and no text, so a member's entry reads
+//! as their name.
 use leptos::prelude::*;
 
 use super::chat_room::use_room;
@@ -16,7 +19,21 @@ pub fn UserOnline() -> impl IntoView {
             <ul aria-labelledby="members-heading" class="member-list">
                 <For each=members key=|user| user.clone() children=move |user| {
                     let is_me = user == me;
-                    view! { <li class:me=is_me>{user}</li> }
+                    let online = {
+                        let user = user.clone();
+                        move || room.online.with(|o| o.is_online(&user))
+                    };
+                    view! {
+                        <li class:me=is_me>
+                            {user}
+                            <span
+                                class="presence"
+                                class:online=online.clone()
+                                role="img"
+                                aria-label=move || if online() { "online" } else { "offline" }
+                            ></span>
+                        </li>
+                    }
                 }/>
             </ul>
         </section>

@@ -6,13 +6,23 @@
 //! last listener. The channel is bounded: a connection that falls more than
 //! `capacity` events behind is told it lagged (see `stream`), it never
 //! holds the others up.
+//!
+//! The hub also keeps the rooms' presence (see `presence`): the stream
+//! registers each page it admits, and the hub tells the room's pages here
+//! when someone's presence as a whole flips, and the other nodes (through
+//! the bus's presence sink) when this node's first page of a user opens or
+//! its last one closes. Counting, telling the pages and handing the news
+//! to the bus happen under one lock, so they keep one order: a page that
+//! closes and reopens at once can never be announced online, then offline.
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
+use super::presence::{Change, PresenceBook};
 use crate::protocol::{ErrorCode, ServerFrame};
 
 /// A room event as it travels to connections: the frame (for decisions,
@@ -53,9 +63,24 @@ impl RoomEvent {
     }
 }
 
+/// Where the hub hands presence news meant for the other nodes: the room,
+/// and the event to publish. Called with the hub's presence lock held, in
+/// the order the changes happened, so it must not block (the Redis bus
+/// queues the event).
+pub type PresenceSink = Box<dyn Fn(&str, &Arc<RoomEvent>) + Send + Sync>;
+
+#[derive(Default)]
+struct PresenceState {
+    book: PresenceBook,
+    sink: Option<PresenceSink>,
+}
+
 #[derive(Clone)]
 pub struct Hub {
     rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<RoomEvent>>>>>,
+    /// Lock order: `presence`, then `rooms`.
+    presence: Arc<Mutex<PresenceState>>,
+    node: Arc<str>,
     capacity: usize,
 }
 
@@ -63,7 +88,17 @@ impl Hub {
     /// `capacity`: how many events a connection may fall behind before it
     /// is told to resync.
     pub fn new(capacity: usize) -> Self {
-        Hub { rooms: Arc::default(), capacity: capacity.max(1) }
+        Hub {
+            rooms: Arc::default(),
+            presence: Arc::default(),
+            node: node_id().into(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// This node's id among the nodes sharing a bus (random per process).
+    pub fn node_id(&self) -> &str {
+        &self.node
     }
 
     /// Starts listening to a room on this node.
@@ -78,12 +113,117 @@ impl Hub {
         }
     }
 
-    /// Hands an event to every listener of the room on this node.
+    /// Hands an event published on this node to every listener of the
+    /// room here.
     pub fn deliver(&self, channel_id: &str, event: Arc<RoomEvent>) {
+        let node = self.node.clone();
+        self.deliver_from(&node, channel_id, event);
+    }
+
+    /// Hands an event published by `node` to every listener of the room
+    /// here. Presence events update the room's presence instead, and reach
+    /// the listeners only when they change it.
+    pub fn deliver_from(&self, node: &str, channel_id: &str, event: Arc<RoomEvent>) {
+        let ServerFrame::Presence { user_id, online } = &event.frame else {
+            return self.fan_out(channel_id, event);
+        };
+        if node == &*self.node {
+            // This node's own presence is its count of pages, already
+            // applied (and told) when a page opened or closed.
+            return;
+        }
+        let mut presence = self.presence.lock().expect("presence lock");
+        if presence.book.remote(channel_id, user_id, node, *online, Instant::now()) {
+            self.fan_out(channel_id, event.clone());
+        }
+    }
+
+    fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
         let rooms = self.rooms.lock().expect("hub lock");
         if let Some(sender) = rooms.get(channel_id) {
             // Err only means nobody listens any more.
             let _ = sender.send(event);
+        }
+    }
+
+    /// Sets where presence news for the other nodes goes (the Redis bus;
+    /// a single node needs none).
+    pub fn set_presence_sink(&self, sink: PresenceSink) {
+        self.presence.lock().expect("presence lock").sink = Some(sink);
+    }
+
+    /// Counts a page of `user_id` in the room as open until the returned
+    /// guard is dropped.
+    pub fn present(&self, channel_id: &str, user_id: &str) -> PresenceGuard {
+        let mut presence = self.presence.lock().expect("presence lock");
+        let change = presence.book.connect(channel_id, user_id);
+        self.tell(&presence, channel_id, user_id, true, change);
+        PresenceGuard { hub: self.clone(), channel_id: channel_id.to_owned(), user_id: user_id.to_owned() }
+    }
+
+    fn absent(&self, channel_id: &str, user_id: &str) {
+        let mut presence = self.presence.lock().expect("presence lock");
+        let change = presence.book.disconnect(channel_id, user_id);
+        self.tell(&presence, channel_id, user_id, false, change);
+    }
+
+    /// Passes a local change on: to this node's pages when the user's
+    /// presence flipped, to the other nodes when this node's count did.
+    fn tell(&self, presence: &PresenceState, channel_id: &str, user_id: &str, online: bool, change: Change) {
+        if !change.flipped && !change.announce {
+            return;
+        }
+        let event = presence_event(user_id, online);
+        if change.announce {
+            if let Some(sink) = &presence.sink {
+                sink(channel_id, &event);
+            }
+        }
+        if change.flipped {
+            self.fan_out(channel_id, event);
+        }
+    }
+
+    /// The users online in the room (on any node), sorted.
+    pub fn online(&self, channel_id: &str) -> Vec<String> {
+        self.presence.lock().expect("presence lock").book.online(channel_id)
+    }
+
+    /// Repeats to the other nodes who has pages open here, in every room
+    /// (they forget a node that stops repeating itself).
+    pub fn presence_beat(&self) {
+        let presence = self.presence.lock().expect("presence lock");
+        let Some(sink) = &presence.sink else { return };
+        for (room, user) in presence.book.local() {
+            sink(&room, &presence_event(&user, true));
+        }
+    }
+
+    /// Repeats to the other nodes who has pages of one room open here (a
+    /// node that just started listening to the room asked).
+    pub fn presence_beat_room(&self, channel_id: &str) {
+        let presence = self.presence.lock().expect("presence lock");
+        let Some(sink) = &presence.sink else { return };
+        for user in presence.book.local_in(channel_id) {
+            sink(channel_id, &presence_event(&user, true));
+        }
+    }
+
+    /// Forgets what other nodes said and did not repeat since
+    /// `seen_before`, telling the pages here who went offline.
+    pub fn expire_presence(&self, seen_before: Instant) {
+        let mut presence = self.presence.lock().expect("presence lock");
+        for (room, user) in presence.book.expire(seen_before) {
+            self.fan_out(&room, presence_event(&user, false));
+        }
+    }
+
+    /// Forgets what other nodes said about a room this node no longer
+    /// hears, telling any page here who went offline.
+    pub fn forget_remote_presence(&self, channel_id: &str) {
+        let mut presence = self.presence.lock().expect("presence lock");
+        for user in presence.book.forget_remote(channel_id) {
+            self.fan_out(channel_id, presence_event(&user, false));
         }
     }
 
@@ -109,6 +249,34 @@ impl Hub {
     }
 }
 
+fn presence_event(user_id: &str, online: bool) -> Arc<RoomEvent> {
+    RoomEvent::new(ServerFrame::Presence { user_id: user_id.to_owned(), online })
+}
+
+/// A random id for this node's process (it only has to differ between
+/// nodes sharing a bus).
+fn node_id() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+    );
+    format!("{:016x}", hasher.finish())
+}
+
+/// A page counted as open in a room; dropping it closes the page.
+pub struct PresenceGuard {
+    hub: Hub,
+    channel_id: String,
+    user_id: String,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        self.hub.absent(&self.channel_id, &self.user_id);
+    }
+}
+
 /// A listener of one room; dropping it stops listening.
 pub struct Subscription {
     receiver: Option<broadcast::Receiver<Arc<RoomEvent>>>,
@@ -130,6 +298,16 @@ impl Subscription {
             Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
             Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
         }
+    }
+
+    /// Counts `user_id`'s page as open in this room while the guard lives.
+    pub fn present(&self, user_id: &str) -> PresenceGuard {
+        self.hub.present(&self.channel_id, user_id)
+    }
+
+    /// The users online in this room now (on any node), sorted.
+    pub fn online(&self) -> Vec<String> {
+        self.hub.online(&self.channel_id)
     }
 }
 
@@ -172,6 +350,112 @@ mod tests {
         assert_eq!(hub.room_count(), 0);
         // Delivering to a room nobody listens to is a no-op.
         hub.deliver("a", joined("x"));
+    }
+
+    fn presence(user: &str, online: bool) -> ServerFrame {
+        ServerFrame::Presence { user_id: user.into(), online }
+    }
+
+    /// The frames a listener has received so far.
+    fn drain(listener: &mut Subscription) -> Vec<ServerFrame> {
+        let receiver = listener.receiver.as_mut().unwrap();
+        std::iter::from_fn(|| receiver.try_recv().ok()).map(|e| e.frame.clone()).collect()
+    }
+
+    /// What a hub handed to the other nodes: (room, frame), in order.
+    type Told = Arc<Mutex<Vec<(String, ServerFrame)>>>;
+
+    /// A hub whose news for other nodes is collected in a list.
+    fn hub_with_sink() -> (Hub, Told) {
+        let hub = Hub::new(64);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let into = sent.clone();
+        hub.set_presence_sink(Box::new(move |room, event| {
+            into.lock().unwrap().push((room.to_owned(), event.frame.clone()));
+        }));
+        (hub, sent)
+    }
+
+    #[tokio::test]
+    async fn pages_hear_of_a_user_once_however_many_pages_they_open() {
+        let (hub, sent) = hub_with_sink();
+        let mut watcher = hub.subscribe("r");
+        let first = hub.present("r", "ana");
+        let second = hub.present("r", "ana");
+        assert_eq!(hub.online("r"), ["ana"]);
+        drop(first);
+        assert_eq!(drain(&mut watcher), [presence("ana", true)]);
+        drop(second);
+        assert_eq!(drain(&mut watcher), [presence("ana", false)]);
+        let sent = sent.lock().unwrap().clone();
+        assert_eq!(sent, [("r".into(), presence("ana", true)), ("r".into(), presence("ana", false))]);
+    }
+
+    #[tokio::test]
+    async fn other_nodes_presence_reaches_pages_only_when_it_flips() {
+        let (hub, sent) = hub_with_sink();
+        let mut watcher = hub.subscribe("r");
+        let online = RoomEvent::new(presence("bob", true));
+        hub.deliver_from("n2", "r", online.clone());
+        hub.deliver_from("n3", "r", online.clone());
+        hub.deliver_from("n2", "r", online);
+        assert_eq!(drain(&mut watcher), [presence("bob", true)]);
+        hub.deliver_from("n2", "r", RoomEvent::new(presence("bob", false)));
+        assert!(drain(&mut watcher).is_empty(), "bob is still online on n3");
+        hub.deliver_from("n3", "r", RoomEvent::new(presence("bob", false)));
+        assert_eq!(drain(&mut watcher), [presence("bob", false)]);
+        assert!(sent.lock().unwrap().is_empty(), "other nodes' news is not repeated to them");
+    }
+
+    #[tokio::test]
+    async fn this_nodes_own_presence_coming_back_over_the_bus_is_ignored() {
+        let (hub, _) = hub_with_sink();
+        let mut watcher = hub.subscribe("r");
+        let _page = hub.present("r", "ana");
+        drain(&mut watcher);
+        hub.deliver("r", RoomEvent::new(presence("ana", false)));
+        assert!(drain(&mut watcher).is_empty());
+        assert_eq!(hub.online("r"), ["ana"]);
+    }
+
+    #[tokio::test]
+    async fn beats_repeat_local_users_and_silent_nodes_expire() {
+        let (hub, sent) = hub_with_sink();
+        let mut watcher = hub.subscribe("r");
+        let _page = hub.present("r", "ana");
+        let _elsewhere = hub.present("other", "ana");
+        hub.deliver_from("n2", "r", RoomEvent::new(presence("bob", true)));
+        drain(&mut watcher);
+        sent.lock().unwrap().clear();
+
+        hub.presence_beat();
+        let beats = sent.lock().unwrap().clone();
+        assert_eq!(beats, [("other".into(), presence("ana", true)), ("r".into(), presence("ana", true))]);
+        sent.lock().unwrap().clear();
+        hub.presence_beat_room("r");
+        assert_eq!(sent.lock().unwrap().clone(), [("r".into(), presence("ana", true))]);
+
+        hub.expire_presence(Instant::now() - std::time::Duration::from_secs(30));
+        assert!(drain(&mut watcher).is_empty(), "bob was heard from recently");
+        hub.expire_presence(Instant::now() + std::time::Duration::from_secs(1));
+        assert_eq!(drain(&mut watcher), [presence("bob", false)]);
+        assert_eq!(hub.online("r"), ["ana"], "this node's pages never expire");
+    }
+
+    #[tokio::test]
+    async fn a_room_no_longer_heard_forgets_other_nodes_users() {
+        let hub = Hub::new(16);
+        let mut watcher = hub.subscribe("r");
+        hub.deliver_from("n2", "r", RoomEvent::new(presence("bob", true)));
+        drain(&mut watcher);
+        hub.forget_remote_presence("r");
+        assert_eq!(drain(&mut watcher), [presence("bob", false)]);
+        assert!(hub.online("r").is_empty());
+    }
+
+    #[test]
+    fn node_ids_differ() {
+        assert_ne!(Hub::new(1).node_id(), Hub::new(1).node_id());
     }
 
     #[tokio::test]

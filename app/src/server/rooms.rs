@@ -253,6 +253,15 @@ impl Rooms {
         Ok(inserted.message)
     }
 
+    /// Tells the room's pages (on every node) that the user is typing.
+    /// Nothing is stored: a lost one is harmless, the page sends another.
+    pub async fn typing(&self, room: &OpenRoom) {
+        let frame = ServerFrame::Typing { user_id: room.user_id.clone() };
+        if let Err(err) = self.bus.publish(&room.channel_id, RoomEvent::new(frame)).await {
+            tracing::debug!(channel_id = %room.channel_id, %err, "a typing notice was not published");
+        }
+    }
+
     /// Sends a message outside a stream (a form posted without
     /// JavaScript): the room must exist and the user be a member.
     pub async fn send_as(

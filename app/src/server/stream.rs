@@ -5,7 +5,12 @@
 //! anything), replays from the store every message after the page's last
 //! seq (at most `replay_limit` of them), then forwards the room's live
 //! events — skipping what it already sent, filling any gap from the store —
-//! while it handles the page's `Send` and `Ping` frames.
+//! while it handles the page's `Send`, `Typing` and `Ping` frames.
+//!
+//! While admitted, a connection counts its user as online in the room (see
+//! `hub`); the welcome lists who is online, the user included. `Typing` is
+//! relayed to the room's other pages through the bus, never stored, and
+//! at most once a second per connection.
 //!
 //! What keeps a room healthy whatever one page does:
 //! - the room's events wait in a bounded ring (see `hub`); a connection
@@ -32,7 +37,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::hub::{RoomEvent, Subscription};
+use super::hub::{PresenceGuard, RoomEvent, Subscription};
 use super::identity::Access;
 use super::limits::client_ip;
 use super::metrics as m;
@@ -53,6 +58,9 @@ const WRITE_BUFFER: usize = 8 * 1024;
 const MAX_BATCH: usize = 64;
 /// Messages read from the store per query while catching up.
 const REPLAY_BATCH: u64 = 500;
+/// A page's `Typing` frames closer together than this are ignored (pages
+/// send one every two seconds while typing).
+const TYPING_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// Tunables of the stream (from the server's configuration).
 #[derive(Clone, Debug)]
@@ -232,6 +240,8 @@ impl Drop for OpenConnection {
 struct Admitted {
     room: OpenRoom,
     subscription: Subscription,
+    /// Counts the user online in the room while the connection lives.
+    present: PresenceGuard,
     last_sent: i64,
 }
 
@@ -317,16 +327,20 @@ async fn admit(
             return Err(out.refuse(code, err.public_message(), close_code, "refused").await);
         }
     };
+    // Listening already: presence changes after this snapshot reach the
+    // page after the welcome, in order.
+    let present = subscription.present(&room.user_id);
     let resume_after = resume_point(after_seq, room.last_seq, settings.replay_limit);
     let welcome = ServerFrame::Welcome {
         members: room.members.clone(),
         last_seq: room.last_seq,
         resume_after,
         heartbeat_ms: settings.heartbeat.as_millis().min(u32::MAX as u128) as u32,
+        online: subscription.online(),
     };
     out.frame(&welcome).await?;
     let last_sent = replay(out, rooms, &room, resume_after, i64::MAX).await?;
-    Ok(Admitted { room, subscription, last_sent })
+    Ok(Admitted { room, subscription, present, last_sent })
 }
 
 /// Where the replay for a page that has seen `after_seq` starts: right
@@ -376,7 +390,8 @@ async fn serve(
     admitted: Admitted,
     stopping: tokio_util::sync::CancellationToken,
 ) -> End {
-    let Admitted { room, mut subscription, mut last_sent } = admitted;
+    let Admitted { room, mut subscription, present: _present, mut last_sent } = admitted;
+    let mut last_typing: Option<Instant> = None;
     let _open = OpenConnection::new();
     let delivered = metrics::counter!(m::MESSAGES_DELIVERED);
     let fanout = metrics::histogram!(m::FANOUT_SECONDS);
@@ -388,7 +403,9 @@ async fn serve(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        if let Err(end) = handle_client_frame(out, rooms, &room, text.as_str()).await {
+                        let handled =
+                            handle_client_frame(out, rooms, &room, text.as_str(), &mut last_typing).await;
+                        if let Err(end) = handled {
                             return end;
                         }
                     }
@@ -466,6 +483,14 @@ async fn forward(
         tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
         return Err(resync(out).await);
     }
+    match &event.frame {
+        // The typer's own pages know.
+        ServerFrame::Typing { user_id } if *user_id == room.user_id => return Ok(()),
+        // The page's own user is online while the page is (the welcome
+        // said so); this is the news of the page itself arriving.
+        ServerFrame::Presence { user_id, .. } if *user_id == room.user_id => return Ok(()),
+        _ => {}
+    }
     if let Some(seq) = event.frame.seq() {
         if seq <= *last_sent {
             return Ok(());
@@ -496,8 +521,18 @@ async fn handle_client_frame(
     rooms: &Rooms,
     room: &OpenRoom,
     text: &str,
+    last_typing: &mut Option<Instant>,
 ) -> Result<(), End> {
     let reply = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(ClientFrame::Typing) => {
+            // Unanswered: an ignored one costs nothing, the page sends
+            // another while the person keeps typing.
+            if last_typing.is_none_or(|at| at.elapsed() >= TYPING_AT_MOST_EVERY) {
+                *last_typing = Some(Instant::now());
+                rooms.typing(room).await;
+            }
+            return Ok(());
+        }
         Ok(ClientFrame::Send { client_msg_id, body }) => {
             match rooms.send(room, &client_msg_id, &body).await {
                 Ok(stored) => ServerFrame::Ack { client_msg_id, seq: stored.seq },

@@ -317,7 +317,8 @@ impl Client {
         self.send(&ClientFrame::Send { client_msg_id: client_msg_id.into(), body: body.into() }).await;
     }
 
-    /// The next frame (panics after [`WAIT`]).
+    /// The next frame (panics after [`WAIT`]), presence and typing aside
+    /// (see [`Client::next_event`]).
     pub async fn next(&mut self) -> ServerFrame {
         match self.next_event().await {
             Event::Frame(frame) => frame,
@@ -325,8 +326,28 @@ impl Client {
         }
     }
 
-    /// The next frame or the close.
+    /// The next frame or the close. Presence and typing frames are skipped:
+    /// they come whenever pages open, close or type, and only the tests
+    /// about them read them (with [`Client::next_any_event`]).
     pub async fn next_event(&mut self) -> Event {
+        loop {
+            match self.next_any_event().await {
+                Event::Frame(frame) if is_ephemeral(&frame) => continue,
+                event => return event,
+            }
+        }
+    }
+
+    /// The next frame, presence and typing included (panics after [`WAIT`]).
+    pub async fn next_any(&mut self) -> ServerFrame {
+        match self.next_any_event().await {
+            Event::Frame(frame) => frame,
+            Event::Closed(code) => panic!("stream closed ({code:?}) while a frame was expected"),
+        }
+    }
+
+    /// The next frame of any kind, or the close.
+    pub async fn next_any_event(&mut self) -> Event {
         loop {
             let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
             match message {
@@ -340,8 +361,22 @@ impl Client {
         }
     }
 
-    /// Asserts nothing arrives for a while.
+    /// Asserts nothing but presence or typing arrives for a while.
     pub async fn expect_silence(&mut self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(until, self.ws.next()).await {
+            if let Message::Text(text) = message {
+                match serde_json::from_str::<ServerFrame>(text.as_str()) {
+                    Ok(frame) if is_ephemeral(&frame) => continue,
+                    _ => panic!("expected no frame, got {text}"),
+                }
+            }
+        }
+    }
+
+    /// Asserts no frame at all arrives for a while, presence and typing
+    /// included.
+    pub async fn expect_total_silence(&mut self, wait: Duration) {
         if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(wait, self.ws.next()).await {
             panic!("expected no frame, got {text}");
         }
@@ -367,6 +402,12 @@ impl Client {
             }
         }
     }
+}
+
+/// Frames about who is online or typing: never stored, they come whenever
+/// pages open, close or type.
+pub fn is_ephemeral(frame: &ServerFrame) -> bool {
+    matches!(frame, ServerFrame::Presence { .. } | ServerFrame::Typing { .. })
 }
 
 #[derive(Debug, PartialEq)]

@@ -9,6 +9,12 @@
 //! ([`RoomEvent::resync`]), after which every page of the room reconnects
 //! and catches up from the store. Delivery is the store's promise, not the
 //! bus's.
+//!
+//! The rooms' ephemeral events ride the same topics and are never stored:
+//! typing notices (published like any event; a lost one is followed by the
+//! next) and presence (handed over by the hub itself, see `hub`; a lost one
+//! is repaired by the next beat or expires). A single node has no one to
+//! tell about presence: its hub knows all.
 use std::sync::Arc;
 
 use async_trait::async_trait;

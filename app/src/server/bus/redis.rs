@@ -19,8 +19,16 @@
 //! room it serves a resync event, and the pages catch up from the store.
 //! A publish queue that overflows during a long outage does the same for
 //! the rooms whose events it had to drop.
+//!
+//! Presence crosses nodes on the same channels (see `hub` and
+//! `presence`): the hub hands this node's news (first page of a user
+//! opened here, last one closed) to the publish queue, every
+//! `presence_beat` the node repeats who it still has, and it forgets
+//! another node's users once that node has been silent for
+//! [`BEATS_BEFORE_EXPIRY`] beats. A node that starts hearing a room asks
+//! the others to repeat themselves at once (the `!presence?` control
+//! payload), so its first page sees who is online without waiting a beat.
 use std::collections::{BTreeSet, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Bus, BusError};
 use crate::backoff;
-use crate::server::hub::{Hub, RoomEvent, Subscription};
+use crate::server::hub::{Hub, PresenceSink, RoomEvent, Subscription};
 
 /// Events waiting for Redis at most; past this, events are dropped and
 /// their rooms told to resync once Redis is back.
@@ -45,6 +53,11 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// Payload of the control event that says "resync this room".
 const RESYNC: &str = "!resync";
+/// Payload of the control event that says "tell me who is online in this
+/// room" (the nodes answer with a beat of the room).
+const PRESENCE_QUERY: &str = "!presence?";
+/// Beats another node may miss before its users count as offline.
+pub const BEATS_BEFORE_EXPIRY: u32 = 3;
 /// Longest wait between reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
@@ -55,6 +68,8 @@ pub struct RedisSettings {
     /// Namespace of the channels: deployments sharing one Redis use
     /// different prefixes.
     pub prefix: String,
+    /// How often this node repeats who has pages open here.
+    pub presence_beat: Duration,
 }
 
 pub struct RedisBus {
@@ -88,7 +103,7 @@ impl RedisBus {
     /// on a malformed URL: an unreachable Redis is retried in the
     /// background and reported by [`Bus::problem`].
     pub fn start(settings: &RedisSettings, hub: Hub) -> Result<Self, BusError> {
-        let node: Arc<str> = node_id().into();
+        let node: Arc<str> = hub.node_id().into();
         // RESP3: subscriptions ride a normal connection (as pushes), which
         // can also be named for CLIENT LIST.
         let info = settings.url.as_str().into_connection_info().map_err(|e| BusError(e.to_string()))?;
@@ -101,6 +116,7 @@ impl RedisBus {
 
         let connect = Connector { client, name };
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
+        hub.set_presence_sink(presence_sink(outgoing.clone(), prefix.clone(), node.clone()));
         tokio::spawn(publisher(
             connect.clone(),
             queue,
@@ -116,6 +132,8 @@ impl RedisBus {
             prefix: prefix.clone(),
             node: node.clone(),
             health: health.clone(),
+            outgoing: outgoing.clone(),
+            beat: settings.presence_beat.max(Duration::from_millis(100)),
         };
         tokio::spawn(subscriber.run(incoming));
         Ok(RedisBus { hub, node, prefix, outgoing, overflowed, commands, health })
@@ -206,15 +224,19 @@ fn room_channel(prefix: &str, channel_id: &str) -> String {
     format!("{prefix}:room:{channel_id}")
 }
 
-/// A random id for this node's process (it only has to differ between
-/// nodes sharing a Redis).
-fn node_id() -> String {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-    );
-    format!("{:016x}", hasher.finish())
+/// Where the hub's presence news goes: the publish queue, behind the
+/// events already waiting. A full queue drops it: the next beat repeats
+/// an "online", and an "offline" lost that way expires on the other nodes.
+fn presence_sink(outgoing: mpsc::Sender<Outgoing>, prefix: Arc<str>, node: Arc<str>) -> PresenceSink {
+    Box::new(move |channel_id, event| {
+        let message = Outgoing {
+            channel: room_channel(&prefix, channel_id),
+            payload: format!("{node}\n{}", event.text.as_str()),
+        };
+        if outgoing.try_send(message).is_err() {
+            metrics::counter!(crate::server::metrics::BUS_DROPPED).increment(1);
+        }
+    })
 }
 
 /// Splits a payload into the publishing node and the event text.
@@ -306,6 +328,10 @@ struct Subscriber {
     prefix: Arc<str>,
     node: Arc<str>,
     health: Arc<Health>,
+    /// The publish queue, for the `!presence?` questions.
+    outgoing: mpsc::Sender<Outgoing>,
+    /// How often this node repeats its presence news.
+    beat: Duration,
 }
 
 impl Subscriber {
@@ -347,10 +373,19 @@ impl Subscriber {
                 metrics::counter!(crate::server::metrics::BUS_RESYNCS).increment(subscribed.len() as u64);
                 for room in &subscribed {
                     self.hub.deliver(room, RoomEvent::resync());
+                    // Presence changed meanwhile, unheard: ask again, and
+                    // say again who is here (others may have forgotten).
+                    self.ask_presence(room);
                 }
+                self.hub.presence_beat();
             }
             reconnecting = true;
             let mut sweep = tokio::time::interval(SWEEP_EVERY);
+            // Other nodes' users expire only once this node has listened
+            // long enough to have heard them repeat themselves.
+            let listening_since = tokio::time::Instant::now();
+            let expiry = self.beat * BEATS_BEFORE_EXPIRY;
+            let mut beat = tokio::time::interval_at(listening_since + self.beat, self.beat);
             loop {
                 tokio::select! {
                     command = commands.recv() => {
@@ -362,6 +397,7 @@ impl Subscriber {
                         let channel = room_channel(&self.prefix, &channel_id);
                         match connection.subscribe(&channel).await {
                             Ok(()) => {
+                                self.ask_presence(&channel_id);
                                 subscribed.insert(channel_id);
                                 let _ = done.send(Ok(()));
                             }
@@ -383,6 +419,13 @@ impl Subscriber {
                     _ = sweep.tick() => {
                         if !self.unsubscribe_idle(&mut connection, &mut subscribed).await {
                             break;
+                        }
+                    }
+                    _ = beat.tick() => {
+                        self.hub.presence_beat();
+                        let cutoff = std::time::Instant::now().checked_sub(expiry);
+                        if let Some(cutoff) = cutoff.filter(|_| listening_since.elapsed() >= expiry) {
+                            self.hub.expire_presence(cutoff);
                         }
                     }
                 }
@@ -417,8 +460,12 @@ impl Subscriber {
             self.hub.deliver(channel_id, RoomEvent::resync());
             return;
         }
+        if text == PRESENCE_QUERY {
+            self.hub.presence_beat_room(channel_id);
+            return;
+        }
         match RoomEvent::decode(text) {
-            Ok(event) => self.hub.deliver(channel_id, event),
+            Ok(event) => self.hub.deliver_from(node, channel_id, event),
             Err(err) => tracing::warn!(channel_id, %err, "ignoring a bus event that does not decode"),
         }
     }
@@ -440,9 +487,22 @@ impl Subscriber {
             return false;
         }
         for room in idle {
+            // Not hearing the room any more, this node cannot follow who
+            // comes and goes; it asks again when it listens again.
+            self.hub.forget_remote_presence(&room);
             subscribed.remove(&room);
         }
         true
+    }
+
+    /// Asks the other nodes who is online in a room (they answer with a
+    /// beat of it). A full queue skips the question: the next beats answer.
+    fn ask_presence(&self, channel_id: &str) {
+        let question = Outgoing {
+            channel: room_channel(&self.prefix, channel_id),
+            payload: format!("{}\n{PRESENCE_QUERY}", self.node),
+        };
+        let _ = self.outgoing.try_send(question);
     }
 
     /// Waits `delay` before the next connection attempt, refusing the
@@ -484,11 +544,6 @@ mod tests {
         // not, but the split must only take the first).
         assert_eq!(split_payload("n1\na\nb"), Some(("n1", "a\nb")));
         assert_eq!(split_payload("garbage"), None);
-    }
-
-    #[test]
-    fn node_ids_differ() {
-        assert_ne!(node_id(), node_id());
     }
 
     #[test]
