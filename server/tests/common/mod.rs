@@ -13,6 +13,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// How long a test waits for an HTTP answer. Generous: on a loaded CI
+/// machine a first page render has been seen to take over 5 s; a hang
+/// still fails the test.
+pub const HTTP_WAIT: Duration = Duration::from_secs(20);
+
 /// How long a test waits for a frame that should come.
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -44,7 +49,7 @@ impl Endpoint {
     pub fn new(port: u16) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(WAIT)
+            .timeout(HTTP_WAIT)
             .build()
             .unwrap();
         Endpoint { base: format!("http://127.0.0.1:{port}"), port, http }
