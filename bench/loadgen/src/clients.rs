@@ -226,6 +226,29 @@ pub struct Role {
     pub started: Instant,
 }
 
+/// Every client of the layout, already joined (over HTTP, on our
+/// server), each in its own task waiting for the phase to say send.
+pub struct Started {
+    pub phase: watch::Sender<Phase>,
+    pub tasks: Vec<JoinHandle<Option<Outcome>>>,
+    pub started: Instant,
+}
+
+/// Starts every client of `shared`'s layout, at most `concurrency`
+/// connecting at once.
+pub fn spawn_all(shared: &Arc<Shared>, addr: std::net::SocketAddr, concurrency: usize) -> Started {
+    let (phase, phase_rx) = watch::channel(Phase::Wait);
+    let opening = Arc::new(Semaphore::new(concurrency.max(1)));
+    let started = Instant::now();
+    let tasks = (0..shared.layout.clients)
+        .map(|client| {
+            let role = Role { client, started };
+            spawn_client(shared.clone(), addr, role, false, opening.clone(), phase_rx.clone())
+        })
+        .collect();
+    Started { phase, tasks, started }
+}
+
 /// Connects and joins (over HTTP first on our server when `join_first`),
 /// then runs the client until the phase says close. `None` when the
 /// connection could not be opened (counted in `failed`).

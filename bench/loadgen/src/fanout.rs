@@ -11,15 +11,12 @@
 //! load generator. After the last window senders stop, everything still on
 //! its way is drained, and loss, duplication and order are settled.
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::sync::{watch, Semaphore};
-use tokio::time::Instant;
 
 use crate::cli::{FanoutArgs, Target};
-use crate::clients::{self, Correctness, Layout, Phase, Role, Shared};
+use crate::clients::{self, Correctness, Layout, Phase, Shared};
 use crate::procstat::{self, CpuMark};
 use crate::proto::Proto;
 use crate::report::{self, num, record};
@@ -98,15 +95,7 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> Result<bool, String> {
     if target.proto == Proto::Ours {
         clients::join_all(target.addr, &layout, target.concurrency).await?;
     }
-    let (phase, phase_rx) = watch::channel(Phase::Wait);
-    let opening = Arc::new(Semaphore::new(target.concurrency.max(1)));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..layout.clients)
-        .map(|client| {
-            let role = Role { client, started };
-            clients::spawn_client(shared.clone(), target.addr, role, false, opening.clone(), phase_rx.clone())
-        })
-        .collect();
+    let clients::Started { phase, tasks, .. } = clients::spawn_all(&shared, target.addr, target.concurrency);
     if let Err(err) = clients::wait_until_open(&shared, Duration::from_secs(300)).await {
         clients::close_all(&phase, tasks).await;
         return Err(err);

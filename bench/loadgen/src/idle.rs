@@ -7,15 +7,12 @@
 //! the number covers the open stream only (what joining stored is
 //! reported apart). The connections then stay open a few seconds more to
 //! show what idling costs in CPU (heartbeat timers and the like).
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{watch, Semaphore};
-use tokio::time::Instant;
 
 use crate::cli::{IdleArgs, Target};
-use crate::clients::{self, Correctness, Layout, Phase, Role, Shared};
+use crate::clients::{self, Correctness, Layout, Shared};
 use crate::procstat::{self, CpuMark};
 use crate::proto::Proto;
 use crate::report::{self, num, record};
@@ -31,15 +28,8 @@ pub async fn run(target: &Target, args: &IdleArgs) -> Result<bool, String> {
     }
     let rss_before = rss();
 
-    let (phase, phase_rx) = watch::channel(Phase::Wait);
-    let opening = Arc::new(Semaphore::new(target.concurrency.max(1)));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..layout.clients)
-        .map(|client| {
-            let role = Role { client, started };
-            clients::spawn_client(shared.clone(), target.addr, role, false, opening.clone(), phase_rx.clone())
-        })
-        .collect();
+    let clients::Started { phase, tasks, started } =
+        clients::spawn_all(&shared, target.addr, target.concurrency);
     let opened = clients::wait_until_open(&shared, Duration::from_secs(600)).await;
     let open_s = started.elapsed().as_secs_f64();
     if let Err(err) = opened {
