@@ -32,10 +32,14 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::security::{self, OriginPolicy};
+
+/// Longest a request may take before it is answered 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Name of the site bundle files (`output-name` in the workspace metadata).
 const OUTPUT_NAME: &str = "embedded-chat";
@@ -218,6 +222,11 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
         .layer(middleware::from_fn_with_state(origins, security::guard_origin))
         // A bug must cost one request a 500, never the process or a hung reply.
         .layer(CatchPanicLayer::new())
+        // A page render that stalls (seen very rarely on a fresh server's
+        // first request) ends with a 503 the browser can retry, instead of
+        // a spinner forever. The stream's upgrade answers at once and is
+        // not affected; its connection lives outside the request.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         // One span per request (method, path) for the logs.
         .layer(TraceLayer::new_for_http())
         .with_state(state)

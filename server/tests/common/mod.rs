@@ -202,9 +202,19 @@ impl Endpoint {
     }
 
     pub async fn get(&self, url: &str) -> (u16, String) {
-        let response = self.http.get(url).send().await.expect("GET");
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
+        // A page render on a fresh server very rarely stalls (the server
+        // answers 503 after its request timeout); say so loudly and try once
+        // more, so that the rest of the test still runs.
+        for attempt in 0..2 {
+            let response = self.http.get(url).send().await.expect("GET");
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            if status != 503 || !body.is_empty() || attempt == 1 {
+                return (status, body);
+            }
+            eprintln!("WARNING: GET {url} stalled and timed out on the server (503); retrying once");
+        }
+        unreachable!("the loop returns")
     }
 
     /// Posts a form to a server function, as the page's scripts do
