@@ -119,3 +119,45 @@ async fn a_reader_dropped_in_the_middle_of_a_burst_catches_up_exactly() {
     assert_eq!(seen, (1..=total as i64).collect::<Vec<_>>());
     reader.expect_silence(Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn a_page_may_pipeline_sends_and_gets_acks_in_order_while_messages_keep_flowing() {
+    let app = spawn_app().await;
+    let mut ana = app.join("ana", "pipes").await;
+    let mut john = app.join("john", "pipes").await;
+    ana.next().await; // john joined
+
+    // Fifteen sends without waiting, then a resend of the sixth (a page
+    // that retried before its ack came).
+    let ids: Vec<String> = (0..15).map(|i| format!("p{i}")).chain(["p5".to_owned()]).collect();
+    for id in &ids {
+        ana.say(id, &format!("body {id}")).await;
+    }
+    let mut acks = Vec::new();
+    let mut own_copies = Vec::new();
+    while acks.len() < ids.len() || own_copies.len() < 15 {
+        match ana.next().await {
+            ServerFrame::Ack { client_msg_id, seq } => acks.push((client_msg_id, seq)),
+            ServerFrame::Message(m) => own_copies.push(m.seq),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let acked_ids: Vec<&str> = acks.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(acked_ids, ids.iter().map(String::as_str).collect::<Vec<_>>(), "acks in the order sent");
+    let seqs: Vec<i64> = acks.iter().map(|(_, seq)| *seq).collect();
+    assert_eq!(seqs[..15], (1..=15).collect::<Vec<_>>());
+    assert_eq!(seqs[15], 6, "the resend is the stored sixth message");
+    assert_eq!(own_copies, (1..=15).collect::<Vec<_>>());
+
+    let received: Vec<i64> = message_seqs(&mut john, 15).await;
+    assert_eq!(received, (1..=15).collect::<Vec<_>>());
+    john.expect_silence(Duration::from_millis(300)).await;
+}
+
+async fn message_seqs(client: &mut common::Client, n: usize) -> Vec<i64> {
+    let mut seqs = Vec::with_capacity(n);
+    for _ in 0..n {
+        seqs.push(client.next_message().await.seq);
+    }
+    seqs
+}

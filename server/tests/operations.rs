@@ -60,7 +60,8 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(value(&after, "chat_stream_connections"), 2.0);
     assert_eq!(value(&after, "chat_rooms_active"), 1.0);
     assert_eq!(moved("chat_fanout_seconds_count"), 6.0);
-    assert!(value(&after, "chat_db_seconds_count{op=\"insert_message\"}") >= 3.0);
+    // Stored in groups: one timing per transaction, at least one.
+    assert!(value(&after, "chat_db_seconds_count{op=\"insert_messages\"}") >= 1.0);
 }
 
 #[test]
@@ -112,7 +113,7 @@ async fn sigterm_closes_streams_with_going_away_and_exits_zero() {
     assert_eq!(page.status(), 200);
     let (ws, _) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/stream")).await.unwrap();
-    let mut client = common::Client { ws };
+    let mut client = common::Client::new(ws);
     client
         .send(&app::protocol::ClientFrame::Hello {
             channel_id: "r".into(),

@@ -174,7 +174,7 @@ async fn every_acknowledged_message_survives_a_restart_in_the_middle_of_a_burst(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let mut client = common::Client { ws };
+                let mut client = common::Client::new(ws);
                 client
                     .send(&ClientFrame::Hello {
                         channel_id: "burst".into(),

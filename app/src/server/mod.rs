@@ -12,5 +12,6 @@ pub mod rooms;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod writer;
 
 pub use state::AppState;

@@ -2,9 +2,11 @@
 //! to the store first and published on the bus only after the commit, so
 //! nobody ever sees an event that was not stored.
 //!
-//! Events of one room are published in commit order: each room maps to one
-//! of a fixed set of locks, held from the write to the publish. (With
-//! several nodes the receiving side also orders by `seq`.)
+//! Events of one room are published in commit order. Messages go through
+//! the node's writer (see `writer`), which stores them in groups and
+//! publishes each group in `seq` order; member changes take one of a fixed
+//! set of per-room locks, held from the write to the publish. (With several
+//! nodes the receiving side also orders messages by `seq`.)
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -17,8 +19,8 @@ use super::bus::{Bus, BusError};
 use super::hub::{RoomEvent, Subscription};
 use super::identity::TokenError;
 use super::limits::SendRate;
-use super::metrics as m;
-use super::store;
+use super::store::{self, NewMessage};
+use super::writer::{Stored, Writer};
 use crate::protocol::{ChatMessage, HistoryPage, RoomSnapshot, ServerFrame};
 use crate::validate::{normalize_body_within, normalize_id, valid_client_msg_id, InputError, MAX_BODY_CHARS};
 
@@ -96,6 +98,20 @@ pub struct Rooms {
     bus: Arc<dyn Bus>,
     locks: Arc<[Mutex<()>]>,
     limits: SendLimits,
+    writer: Writer,
+}
+
+/// A message accepted for storing: resolves to the stored message (see
+/// [`Rooms::accept`]).
+pub struct Accepted(tokio::sync::oneshot::Receiver<Stored>);
+
+impl Accepted {
+    pub async fn stored(self) -> Result<ChatMessage, RoomError> {
+        match self.0.await {
+            Ok(stored) => Ok(stored?),
+            Err(_) => Err(RoomError::Store(DbErr::Custom("the message writer has stopped".to_owned()))),
+        }
+    }
 }
 
 impl Rooms {
@@ -105,7 +121,8 @@ impl Rooms {
 
     pub fn with_limits(db: DatabaseConnection, bus: Arc<dyn Bus>, limits: SendLimits) -> Self {
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        Rooms { db, bus, locks: locks.into(), limits }
+        let writer = Writer::start(db.clone(), bus.clone());
+        Rooms { db, bus, locks: locks.into(), limits, writer }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -234,6 +251,19 @@ impl Rooms {
         client_msg_id: &str,
         body: &str,
     ) -> Result<ChatMessage, RoomError> {
+        self.accept(room, client_msg_id, body).await?.stored().await
+    }
+
+    /// Checks a message and hands it to the writer without waiting for it
+    /// to be stored, so a connection can keep several in flight (acks come
+    /// back in the order sent). Errors here are the sender's: bad input or
+    /// sending too fast.
+    pub async fn accept(
+        &self,
+        room: &OpenRoom,
+        client_msg_id: &str,
+        body: &str,
+    ) -> Result<Accepted, RoomError> {
         if !valid_client_msg_id(client_msg_id) {
             return Err(RoomError::BadMessageId);
         }
@@ -241,16 +271,13 @@ impl Rooms {
         if !self.limits.rate.allows(&room.channel_id, &room.user_id) {
             return Err(RoomError::TooFast);
         }
-        let _order = self.lock(&room.channel_id).await;
-        let started = std::time::Instant::now();
-        let inserted =
-            store::insert_message(&self.db, room.room_id, &room.user_id, client_msg_id, &body).await?;
-        metrics::histogram!(m::DB_SECONDS, "op" => "insert_message").record(started.elapsed());
-        if inserted.is_new {
-            metrics::counter!(m::MESSAGES_STORED).increment(1);
-        }
-        self.publish(&room.channel_id, ServerFrame::Message(inserted.message.clone())).await;
-        Ok(inserted.message)
+        let message = NewMessage {
+            room_id: room.room_id,
+            user_id: room.user_id.clone(),
+            client_msg_id: client_msg_id.to_owned(),
+            body,
+        };
+        Ok(Accepted(self.writer.submit(room.channel_id.as_str().into(), message).await))
     }
 
     /// Tells the room's pages (on every node) that the user is typing.

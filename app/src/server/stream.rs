@@ -5,7 +5,10 @@
 //! anything), replays from the store every message after the page's last
 //! seq (at most `replay_limit` of them), then forwards the room's live
 //! events — skipping what it already sent, filling any gap from the store —
-//! while it handles the page's `Send`, `Typing` and `Ping` frames.
+//! while it handles the page's `Send`, `Typing` and `Ping` frames. Sends
+//! go to the node's writer (see `writer`) and a page may pipeline up to
+//! `MAX_IN_FLIGHT` of them; their acks come back in the order sent, and
+//! the room's events keep flowing while they are stored.
 //!
 //! While admitted, a connection counts its user as online in the room (see
 //! `hub`); the welcome lists who is online, the user included. `Typing` is
@@ -20,9 +23,10 @@
 //!   events (see `bus`) gets the same answer;
 //! - every write has a deadline, and a page silent for longer than
 //!   `idle_timeout` (no frame, not even a ping) is dropped;
-//! - on shutdown each connection finishes what it is doing (an in-flight
-//!   send is committed and acknowledged), then closes with "going away".
+//! - on shutdown each connection finishes what it is doing (its sends in
+//!   flight are committed and acknowledged), then closes with "going away".
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -31,7 +35,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::stream::{SplitSink, SplitStream};
+use futures::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -56,6 +60,9 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
 /// Most room events written to one page before a flush.
 const MAX_BATCH: usize = 64;
+/// Most messages of one connection waiting to be stored: past it the
+/// connection reads nothing more from its page until acks go out.
+const MAX_IN_FLIGHT: usize = 32;
 /// Messages read from the store per query while catching up.
 const REPLAY_BATCH: u64 = 500;
 /// A page's `Typing` frames closer together than this are ignored (pages
@@ -160,6 +167,10 @@ enum End {
 }
 
 type Source = SplitStream<WebSocket>;
+
+/// The answer to one of the page's sends, once the message is stored (or
+/// refused). A connection keeps these in the order the sends came.
+type PendingReply = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 
 /// The sending half of a connection, with its write deadline.
 struct Outbox {
@@ -397,14 +408,16 @@ async fn serve(
     let fanout = metrics::histogram!(m::FANOUT_SECONDS);
     let mut last_heard = Instant::now();
     let mut idle_check = tokio::time::interval(settings.heartbeat.min(settings.idle_timeout));
+    let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     loop {
         tokio::select! {
-            incoming = source.next() => {
+            incoming = source.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        let handled =
-                            handle_client_frame(out, rooms, &room, text.as_str(), &mut last_typing).await;
+                        let handled = handle_client_frame(
+                            out, rooms, &room, text.as_str(), &mut last_typing, &mut in_flight,
+                        ).await;
                         if let Err(end) = handled {
                             return end;
                         }
@@ -457,12 +470,23 @@ async fn serve(
                     return end;
                 }
             }
+            Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(end) = out.frame(&reply).await {
+                    return end;
+                }
+            }
             _ = idle_check.tick() => {
                 if last_heard.elapsed() > settings.idle_timeout {
                     return out.close(close_code::IDLE, "no heartbeat").await;
                 }
             }
             _ = stopping.cancelled() => {
+                // What the page sent is stored and acknowledged first.
+                while let Some(reply) = in_flight.next().await {
+                    if let Err(end) = out.feed(&reply).await {
+                        return end;
+                    }
+                }
                 return out.close(close_code::GOING_AWAY, "server shutting down").await;
             }
         }
@@ -516,12 +540,16 @@ async fn resync(out: &mut Outbox) -> End {
     out.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await
 }
 
+/// Handles one frame from the page. Sends are handed to the writer and
+/// their answers queued in `in_flight` (so a page may pipeline them);
+/// everything else is answered at once.
 async fn handle_client_frame(
     out: &mut Outbox,
     rooms: &Rooms,
     room: &OpenRoom,
     text: &str,
     last_typing: &mut Option<Instant>,
+    in_flight: &mut FuturesOrdered<PendingReply>,
 ) -> Result<(), End> {
     let reply = match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Typing) => {
@@ -534,21 +562,19 @@ async fn handle_client_frame(
             return Ok(());
         }
         Ok(ClientFrame::Send { client_msg_id, body }) => {
-            match rooms.send(room, &client_msg_id, &body).await {
-                Ok(stored) => ServerFrame::Ack { client_msg_id, seq: stored.seq },
-                Err(err) => {
-                    let code =
-                        if err.is_client_error() { ErrorCode::InvalidInput } else { ErrorCode::Internal };
-                    if !err.is_client_error() {
-                        tracing::error!(%err, "storing a message failed");
+            let reply: PendingReply = match rooms.accept(room, &client_msg_id, &body).await {
+                Ok(accepted) => Box::pin(async move {
+                    match accepted.stored().await {
+                        Ok(stored) => ServerFrame::Ack { client_msg_id, seq: stored.seq },
+                        Err(err) => send_refused(err, client_msg_id),
                     }
-                    ServerFrame::Error {
-                        code,
-                        message: err.public_message(),
-                        client_msg_id: Some(client_msg_id),
-                    }
-                }
-            }
+                }),
+                // Queued behind earlier sends' answers: the page hears
+                // about its sends in the order it made them.
+                Err(err) => Box::pin(std::future::ready(send_refused(err, client_msg_id))),
+            };
+            in_flight.push_back(reply);
+            return Ok(());
         }
         Ok(ClientFrame::Ping) => ServerFrame::Pong,
         Ok(ClientFrame::Hello { .. }) => ServerFrame::Error {
@@ -563,6 +589,15 @@ async fn handle_client_frame(
         },
     };
     out.frame(&reply).await
+}
+
+/// The answer to a send that was not stored.
+fn send_refused(err: RoomError, client_msg_id: String) -> ServerFrame {
+    let code = if err.is_client_error() { ErrorCode::InvalidInput } else { ErrorCode::Internal };
+    if !err.is_client_error() {
+        tracing::error!(%err, "storing a message failed");
+    }
+    ServerFrame::Error { code, message: err.public_message(), client_msg_id: Some(client_msg_id) }
 }
 
 #[cfg(test)]

@@ -162,8 +162,7 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
     /// Sends each seeding connection keeps awaiting their ack (our server
-    /// tells a connection that pipelines many sends to resync: while it
-    /// stores one message it does not read the room).
-    #[arg(long, default_value_t = 1)]
+    /// takes up to 32 in flight per connection).
+    #[arg(long, default_value_t = 32)]
     pub window: u64,
 }

@@ -291,7 +291,7 @@ impl Endpoint {
             .await
             .expect("websocket connects in time")
             .expect("websocket connects");
-        Client { ws }
+        Client::new(ws)
     }
 
     /// A stream connection whose socket has a small receive buffer (a page
@@ -302,7 +302,7 @@ impl Endpoint {
         let stream = socket.connect(([127, 0, 0, 1], self.port).into()).await.unwrap();
         let url = format!("ws://127.0.0.1:{}/api/stream", self.port);
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.unwrap();
-        Client { ws }
+        Client { ws, set_aside: Default::default() }
     }
 
     /// Joins a room (as opening its page does) and connects its stream.
@@ -315,9 +315,17 @@ impl Endpoint {
 
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames that arrived while [`Client::send_and_ack`] waited for its
+    /// ack (a page's own copy of its message may come before or after the
+    /// ack); the next reads return them first.
+    set_aside: std::collections::VecDeque<ServerFrame>,
 }
 
 impl Client {
+    pub fn new(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Client { ws, set_aside: Default::default() }
+    }
+
     pub async fn send(&mut self, frame: &ClientFrame) {
         let text = serde_json::to_string(frame).unwrap();
         let sending = self.ws.send(Message::text(text));
@@ -363,6 +371,9 @@ impl Client {
 
     /// The next frame of any kind, or the close.
     pub async fn next_any_event(&mut self) -> Event {
+        if let Some(frame) = self.set_aside.pop_front() {
+            return Event::Frame(frame);
+        }
         loop {
             let message = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame within the wait");
             match message {
@@ -409,11 +420,15 @@ impl Client {
     /// Sends a message and waits for its ack; returns the seq.
     pub async fn send_and_ack(&mut self, client_msg_id: &str, body: &str) -> i64 {
         self.say(client_msg_id, body).await;
+        let mut waiting = Vec::new();
         loop {
             match self.next().await {
-                ServerFrame::Ack { client_msg_id: id, seq } if id == client_msg_id => return seq,
+                ServerFrame::Ack { client_msg_id: id, seq } if id == client_msg_id => {
+                    self.set_aside.extend(waiting);
+                    return seq;
+                }
                 ServerFrame::Error { message, .. } => panic!("send refused: {message}"),
-                _ => continue,
+                other => waiting.push(other),
             }
         }
     }
