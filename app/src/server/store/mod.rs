@@ -46,6 +46,8 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection
             .min_connections(if max == 1 { 1 } else { 0 })
             .idle_timeout(None)
             .max_lifetime(None)
+            // A file's connection does not go stale: no ping before each use.
+            .test_before_acquire(false)
             .acquire_timeout(timeout)
             .connect_with(options)
             .await
@@ -268,85 +270,140 @@ pub struct NewMessage {
 /// Stores many messages (of any rooms) in one transaction, each under its
 /// room's next `seq` in the order given: one statement bumps every room's
 /// `last_seq` by its count of messages (returning the new values), one
-/// multi-row insert stores them. Four statements for the whole group, where
-/// [`insert_message`] needs four per message: this is what lets the writer
-/// (see `server::writer`) store tens of thousands of messages a second on
-/// SQLite.
+/// multi-row insert stores them. A handful of statements for the whole
+/// group, where [`insert_message`] needs four per message: this is what
+/// lets the writer (see `server::writer`) store tens of thousands of
+/// messages a second on SQLite, where the whole group is one round trip to
+/// the database's thread.
 ///
 /// Returns `None`, having changed nothing, when any of them was stored
 /// before (a retry: same room, user and client id) — the caller then
 /// stores them one by one with [`insert_message`], which sorts retries
 /// out. The messages given must not repeat a (room, user, client id).
-pub async fn insert_messages<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
+pub async fn insert_messages(
+    db: &DatabaseConnection,
     messages: &[NewMessage],
 ) -> Result<Option<Vec<ChatMessage>>, DbErr> {
-    use std::collections::BTreeMap;
     if messages.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
-    for message in messages {
-        *counts.entry(message.room_id).or_default() += 1;
+    let plan = GroupPlan::new(messages);
+    let last_seqs = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => {
+            sqlite_group::store(db.get_sqlite_connection_pool(), &plan, messages).await?
+        }
+        _ => store_group_generic(db, &plan, messages).await?,
+    };
+    Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
+}
+
+/// What a group of messages does to its rooms.
+struct GroupPlan {
+    /// Messages per room, by room id (ascending: the order rows are locked).
+    counts: std::collections::BTreeMap<i64, i64>,
+    created_at: chrono::DateTime<Utc>,
+}
+
+impl GroupPlan {
+    fn new(messages: &[NewMessage]) -> Self {
+        let mut counts = std::collections::BTreeMap::new();
+        for message in messages {
+            *counts.entry(message.room_id).or_default() += 1;
+        }
+        GroupPlan { counts, created_at: Utc::now() }
     }
-    let room_ids: Vec<i64> = counts.keys().copied().collect();
+
+    fn room_ids(&self) -> Vec<i64> {
+        self.counts.keys().copied().collect()
+    }
+
+    /// The seq of each message, given each room's `last_seq` after the
+    /// bump: a room's messages take the numbers just below it, in order.
+    fn seqs(&self, messages: &[NewMessage], last_seqs: &[(i64, i64)]) -> Vec<i64> {
+        let mut next: std::collections::HashMap<i64, i64> = last_seqs
+            .iter()
+            .map(|&(room_id, last_seq)| {
+                (room_id, last_seq - self.counts.get(&room_id).copied().unwrap_or(0) + 1)
+            })
+            .collect();
+        messages
+            .iter()
+            .map(|m| {
+                let seq = next.get_mut(&m.room_id).expect("every room of the group was bumped");
+                *seq += 1;
+                *seq - 1
+            })
+            .collect()
+    }
+
+    fn stored(&self, messages: &[NewMessage], last_seqs: &[(i64, i64)]) -> Vec<ChatMessage> {
+        let at_ms = self.created_at.timestamp_millis();
+        messages
+            .iter()
+            .zip(self.seqs(messages, last_seqs))
+            .map(|(m, seq)| ChatMessage {
+                seq,
+                user_id: m.user_id.clone(),
+                body: m.body.clone(),
+                client_msg_id: m.client_msg_id.clone(),
+                at_ms,
+            })
+            .collect()
+    }
+
+    /// Checks that every room of the group exists (was bumped).
+    fn check_bumped(&self, last_seqs: &[(i64, i64)]) -> Result<(), DbErr> {
+        match self.counts.keys().find(|id| !last_seqs.iter().any(|(room_id, _)| room_id == *id)) {
+            Some(missing) => Err(DbErr::RecordNotFound(format!("room {missing}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The group through sea-orm (PostgreSQL): row locks first, in one order on
+/// every node, so two nodes storing into the same rooms queue up instead of
+/// deadlocking.
+async fn store_group_generic(
+    db: &DatabaseConnection,
+    plan: &GroupPlan,
+    messages: &[NewMessage],
+) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
     let txn = db.begin().await?;
-    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        // Row locks in one order on every node: two nodes storing into the
-        // same rooms queue up instead of deadlocking.
-        room::Entity::find()
-            .select_only()
-            .column(room::Column::Id)
-            .filter(room::Column::Id.is_in(room_ids.clone()))
-            .order_by_asc(room::Column::Id)
-            .lock_exclusive()
-            .into_tuple::<i64>()
-            .all(&txn)
-            .await?;
-    }
-    let bump = counts.iter().fold(None::<sea_orm::sea_query::CaseStatement>, |case, (&room_id, &n)| {
+    room::Entity::find()
+        .select_only()
+        .column(room::Column::Id)
+        .filter(room::Column::Id.is_in(plan.room_ids()))
+        .order_by_asc(room::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(&txn)
+        .await?;
+    let bump = plan.counts.iter().fold(None::<sea_orm::sea_query::CaseStatement>, |case, (&room_id, &n)| {
         let when = room::Column::Id.eq(room_id);
         Some(match case {
             None => Expr::case(when, n),
             Some(case) => case.case(when, n),
         })
     });
-    let bump = bump.expect("at least one room").finally(0);
-    let bumped = room::Entity::update_many()
+    let bump = bump.expect("a group has at least one room").finally(0);
+    let last_seqs: Vec<(i64, i64)> = room::Entity::update_many()
         .col_expr(room::Column::LastSeq, Expr::col(room::Column::LastSeq).add(bump))
-        .filter(room::Column::Id.is_in(room_ids))
+        .filter(room::Column::Id.is_in(plan.room_ids()))
         .exec_with_returning(&txn)
-        .await?;
-    // The seq each room's next message gets.
-    let mut next: BTreeMap<i64, i64> = BTreeMap::new();
-    for room in bumped {
-        next.insert(room.id, room.last_seq - counts[&room.id] + 1);
-    }
-    let created_at = Utc::now();
-    let mut stored = Vec::with_capacity(messages.len());
-    let mut rows = Vec::with_capacity(messages.len());
-    for message in messages {
-        let Some(seq) = next.get_mut(&message.room_id) else {
-            return Err(DbErr::RecordNotFound(format!("room {}", message.room_id)));
-        };
-        rows.push(message::ActiveModel {
-            room_id: Set(message.room_id),
-            seq: Set(*seq),
-            user_id: Set(message.user_id.clone()),
-            body: Set(message.body.clone()),
-            client_msg_id: Set(message.client_msg_id.clone()),
-            created_at: Set(created_at),
-            ..Default::default()
-        });
-        stored.push(ChatMessage {
-            seq: *seq,
-            user_id: message.user_id.clone(),
-            body: message.body.clone(),
-            client_msg_id: message.client_msg_id.clone(),
-            at_ms: created_at.timestamp_millis(),
-        });
-        *seq += 1;
-    }
+        .await?
+        .into_iter()
+        .map(|room| (room.id, room.last_seq))
+        .collect();
+    plan.check_bumped(&last_seqs)?;
+    let rows = messages.iter().zip(plan.seqs(messages, &last_seqs)).map(|(m, seq)| message::ActiveModel {
+        room_id: Set(m.room_id),
+        seq: Set(seq),
+        user_id: Set(m.user_id.clone()),
+        body: Set(m.body.clone()),
+        client_msg_id: Set(m.client_msg_id.clone()),
+        created_at: Set(plan.created_at),
+        ..Default::default()
+    });
     let once =
         OnConflict::columns([message::Column::RoomId, message::Column::UserId, message::Column::ClientMsgId])
             .do_nothing()
@@ -359,11 +416,97 @@ pub async fn insert_messages<C: ConnectionTrait + TransactionTrait>(
     match inserted {
         TryInsertResult::Inserted(n) if n == messages.len() as u64 => {
             txn.commit().await?;
-            Ok(Some(stored))
+            Ok(Some(last_seqs))
         }
         _ => {
             txn.rollback().await?;
             Ok(None)
+        }
+    }
+}
+
+/// The group on SQLite as one script, sent to the connection's thread in
+/// one go (each statement through sea-orm would be a round trip of its
+/// own, and those hand-offs between threads cost more than the writing).
+mod sqlite_group {
+    use sea_orm::sqlx::{self, Row, SqlitePool};
+    use sea_orm::DbErr;
+
+    use super::{GroupPlan, NewMessage};
+
+    /// SQLite's code for a broken UNIQUE constraint (a retry in the group).
+    const CONSTRAINT_UNIQUE: &str = "2067";
+
+    fn script(plan: &GroupPlan, messages: usize) -> String {
+        let rooms = plan.counts.len();
+        let mut sql = String::with_capacity(200 + rooms * 16 + messages * 20);
+        sql.push_str("BEGIN IMMEDIATE;\nUPDATE room SET last_seq = last_seq + CASE id");
+        sql.push_str(&" WHEN ? THEN ?".repeat(rooms));
+        sql.push_str(" ELSE 0 END WHERE id IN (");
+        sql.push_str(&vec!["?"; rooms].join(", "));
+        sql.push_str(") RETURNING id, last_seq;\n");
+        sql.push_str("INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) VALUES ");
+        let row = "(?, (SELECT last_seq FROM room WHERE id = ?) - ?, ?, ?, ?, ?)";
+        sql.push_str(&vec![row; messages].join(", "));
+        sql.push_str(";\nCOMMIT;");
+        sql
+    }
+
+    pub(super) async fn store(
+        pool: &SqlitePool,
+        plan: &GroupPlan,
+        messages: &[NewMessage],
+    ) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
+        let err = |e: sqlx::Error| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e));
+        let sql = script(plan, messages.len());
+        let mut query = sqlx::query(&sql);
+        for (&room_id, &n) in &plan.counts {
+            query = query.bind(room_id).bind(n);
+        }
+        for &room_id in plan.counts.keys() {
+            query = query.bind(room_id);
+        }
+        // How many of its room's messages come after each one in the group:
+        // its seq is the room's new last_seq minus that.
+        let mut after: std::collections::HashMap<i64, i64> = plan.counts.clone().into_iter().collect();
+        for m in messages {
+            let left = after.get_mut(&m.room_id).expect("counted");
+            *left -= 1;
+            query = query
+                .bind(m.room_id)
+                .bind(m.room_id)
+                .bind(*left)
+                .bind(m.user_id.as_str())
+                .bind(m.body.as_str())
+                .bind(m.client_msg_id.as_str())
+                .bind(plan.created_at);
+        }
+        let mut conn = pool.acquire().await.map_err(err)?;
+        match query.fetch_all(&mut *conn).await {
+            Ok(rows) => {
+                let last_seqs = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(err)?;
+                plan.check_bumped(&last_seqs)?;
+                Ok(Some(last_seqs))
+            }
+            Err(e) => {
+                // The script stopped part way: undo what it did.
+                if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                    if !rollback.to_string().contains("no transaction is active") {
+                        tracing::warn!(%rollback, "a failed group could not be rolled back; dropping the connection");
+                        conn.detach();
+                    }
+                }
+                let retry = matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some(CONSTRAINT_UNIQUE));
+                if retry {
+                    Ok(None)
+                } else {
+                    Err(err(e))
+                }
+            }
         }
     }
 }
@@ -420,6 +563,37 @@ mod tests {
         let history = messages_after(&db, r1.id, 0, 100).await.unwrap();
         assert_eq!(history.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(messages_after(&db, r1.id, 2, 100).await.unwrap()[0].body, "three");
+    }
+
+    #[tokio::test]
+    async fn a_group_takes_consecutive_seqs_per_room_and_a_group_with_a_retry_changes_nothing() {
+        let db = fresh().await;
+        let r1 = ensure_room(&db, "r1").await.unwrap().id;
+        let r2 = ensure_room(&db, "r2").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        insert_message(&db, r1, "ana", "before", "first").await.unwrap();
+        let new = |room_id, id: &str| NewMessage {
+            room_id,
+            user_id: "ana".into(),
+            client_msg_id: id.into(),
+            body: format!("text {id}"),
+        };
+        let group = [new(r1, "a"), new(r2, "b"), new(r1, "c"), new(r2, "d"), new(r1, "e")];
+        let stored = insert_messages(&db, &group).await.unwrap().expect("nothing stored before");
+        let seqs: Vec<(i64, &str)> = stored.iter().map(|m| (m.seq, m.client_msg_id.as_str())).collect();
+        assert_eq!(seqs, [(2, "a"), (1, "b"), (3, "c"), (2, "d"), (4, "e")]);
+        let in_r1 = messages_after(&db, r1, 0, 10).await.unwrap();
+        assert_eq!(
+            in_r1.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["first", "text a", "text c", "text e"]
+        );
+        assert_eq!(in_r1[1], stored[0], "what the group returns is what was stored");
+
+        let with_retry = [new(r2, "f"), new(r1, "c")];
+        assert_eq!(insert_messages(&db, &with_retry).await.unwrap(), None);
+        assert_eq!(messages_after(&db, r2, 0, 10).await.unwrap().len(), 2, "f was rolled back");
+        let next = insert_messages(&db, &[new(r2, "f")]).await.unwrap().unwrap();
+        assert_eq!(next[0].seq, 3, "the rolled back group used up no seq");
     }
 
     #[tokio::test]
