@@ -21,7 +21,11 @@ pub fn describe() {
     describe_gauge!(ROOMS, "Rooms with at least one listener on this node");
     describe_counter!(MESSAGES_STORED, "Messages stored (retries not counted)");
     describe_counter!(MESSAGES_DELIVERED, "Messages written to stream connections");
-    describe_histogram!(FANOUT_SECONDS, Unit::Seconds, "Time from publish to the write to a connection");
+    describe_histogram!(
+        FANOUT_SECONDS,
+        Unit::Seconds,
+        "Time from publish to the write to a connection (sampled: the first message of each write)"
+    );
     describe_counter!(RESYNCS, "Connections told to resync (fell behind their room, or the bus lost events)");
     describe_counter!(WRITE_TIMEOUTS, "Connections dropped because a write stalled");
     describe_histogram!(DB_SECONDS, Unit::Seconds, "Database time of room operations");

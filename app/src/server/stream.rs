@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::stream::{FuturesOrdered, SplitSink, SplitStream};
+use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -166,15 +166,15 @@ enum End {
     Closed(&'static str),
 }
 
-type Source = SplitStream<WebSocket>;
-
 /// The answer to one of the page's sends, once the message is stored (or
 /// refused). A connection keeps these in the order the sends came.
 type PendingReply = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 
-/// The sending half of a connection, with its write deadline.
+/// A connection's socket, with its write deadline. One task reads and
+/// writes it (no split halves behind a lock): it reads in `select!`
+/// branches and writes in their handlers, once the reads are dropped.
 struct Outbox {
-    sink: SplitSink<WebSocket, Message>,
+    ws: WebSocket,
     write_timeout: Duration,
 }
 
@@ -197,7 +197,7 @@ fn encode(frame: &ServerFrame) -> Message {
 
 impl Outbox {
     async fn send(&mut self, message: Message) -> Result<(), End> {
-        within(self.write_timeout, self.sink.send(message)).await
+        within(self.write_timeout, self.ws.send(message)).await
     }
 
     async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
@@ -206,16 +206,17 @@ impl Outbox {
 
     /// Queues frames without writing them out; `flush` sends them at once.
     async fn feed(&mut self, frame: &ServerFrame) -> Result<(), End> {
-        within(self.write_timeout, self.sink.feed(encode(frame))).await
+        within(self.write_timeout, self.ws.feed(encode(frame))).await
     }
 
-    /// Queues an already encoded room event.
+    /// Queues an already encoded room event, with no deadline of its own:
+    /// the caller runs a whole batch under one (see `serve`).
     async fn feed_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        within(self.write_timeout, self.sink.feed(Message::Text(text))).await
+        self.ws.feed(Message::Text(text)).await.map_err(|_| End::SocketError)
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        within(self.write_timeout, self.sink.flush()).await
+        within(self.write_timeout, self.ws.flush()).await
     }
 
     /// Sends a close frame and says why the connection ended.
@@ -263,17 +264,16 @@ async fn connection(
     settings: StreamSettings,
     stopping: tokio_util::sync::CancellationToken,
 ) {
-    let (sink, mut source) = socket.split();
-    let mut out = Outbox { sink, write_timeout: settings.write_timeout };
+    let mut out = Outbox { ws: socket, write_timeout: settings.write_timeout };
     let end = tokio::select! {
-        admitted = admit(&mut out, &mut source, &rooms, &access, &settings) => match admitted {
+        admitted = admit(&mut out, &rooms, &access, &settings) => match admitted {
             Ok(admitted) => {
                 let span = tracing::info_span!(
                     "stream",
                     channel_id = %admitted.room.channel_id,
                     user_id = %admitted.room.user_id
                 );
-                serve(&mut out, &mut source, &rooms, &settings, admitted, stopping).instrument(span).await
+                serve(&mut out, &rooms, &settings, admitted, stopping).instrument(span).await
             }
             Err(end) => end,
         },
@@ -290,13 +290,12 @@ async fn connection(
 /// missed.
 async fn admit(
     out: &mut Outbox,
-    source: &mut Source,
     rooms: &Rooms,
     access: &Access,
     settings: &StreamSettings,
 ) -> Result<Admitted, End> {
     let bad_hello = "The connection must start with a hello frame.";
-    let first = match tokio::time::timeout(settings.idle_timeout, source.next()).await {
+    let first = match tokio::time::timeout(settings.idle_timeout, out.ws.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => text,
         Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return Err(End::PeerClosed),
         Err(_) | Ok(Some(Ok(_))) => {
@@ -395,7 +394,6 @@ async fn replay(
 
 async fn serve(
     out: &mut Outbox,
-    source: &mut Source,
     rooms: &Rooms,
     settings: &StreamSettings,
     admitted: Admitted,
@@ -411,7 +409,7 @@ async fn serve(
     let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     loop {
         tokio::select! {
-            incoming = source.next(), if in_flight.len() < MAX_IN_FLIGHT => {
+            incoming = out.ws.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
@@ -442,32 +440,21 @@ async fn serve(
             }
             event = subscription.recv() => {
                 // Write everything the room has queued for this page, then
-                // flush once: one write for a burst, not one per message.
-                let mut next = Some(event);
-                let mut written = 0;
-                while let Some(event) = next.take() {
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
-                            return resync(out).await;
+                // flush once: one write for a burst, not one per message,
+                // under one deadline.
+                let batch = forward_batch(out, rooms, &room, &mut subscription, &mut last_sent, event);
+                match tokio::time::timeout(settings.write_timeout, batch).await {
+                    Ok(Ok(written)) => {
+                        delivered.increment(written.messages);
+                        if let Some(published_at) = written.first_published {
+                            fanout.record(published_at.elapsed());
                         }
-                        Err(RecvError::Closed) => return End::PeerClosed,
-                    };
-                    if let Err(end) = forward(out, rooms, &room, &mut last_sent, &event).await {
-                        return end;
                     }
-                    if event.frame.seq().is_some() {
-                        delivered.increment(1);
-                        fanout.record(event.published_at.elapsed());
+                    Ok(Err(end)) => return end,
+                    Err(_) => {
+                        metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
+                        return End::SocketError;
                     }
-                    written += 1;
-                    if written < MAX_BATCH {
-                        next = subscription.try_recv();
-                    }
-                }
-                if let Err(end) = out.flush().await {
-                    return end;
                 }
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
@@ -491,6 +478,51 @@ async fn serve(
             }
         }
     }
+}
+
+/// What one batch of room events wrote to a page.
+struct Written {
+    /// Messages among them (the delivery counter).
+    messages: u64,
+    /// When the first message was published (the fan-out latency is
+    /// sampled once per batch, not per message).
+    first_published: Option<std::time::Instant>,
+}
+
+/// Writes `first` and whatever else the room has queued for the page (up
+/// to `MAX_BATCH`), then flushes once.
+async fn forward_batch(
+    out: &mut Outbox,
+    rooms: &Rooms,
+    room: &OpenRoom,
+    subscription: &mut Subscription,
+    last_sent: &mut i64,
+    first: Result<std::sync::Arc<RoomEvent>, RecvError>,
+) -> Result<Written, End> {
+    let mut written = Written { messages: 0, first_published: None };
+    let mut next = Some(first);
+    let mut count = 0;
+    while let Some(event) = next.take() {
+        let event = match event {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
+                return Err(resync(out).await);
+            }
+            Err(RecvError::Closed) => return Err(End::PeerClosed),
+        };
+        forward(out, rooms, room, last_sent, &event).await?;
+        if event.frame.seq().is_some() {
+            written.messages += 1;
+            written.first_published.get_or_insert(event.published_at);
+        }
+        count += 1;
+        if count < MAX_BATCH {
+            next = subscription.try_recv();
+        }
+    }
+    out.ws.flush().await.map_err(|_| End::SocketError)?;
+    Ok(written)
 }
 
 /// Queues one room event for the page (the caller flushes): skips what the
