@@ -134,6 +134,24 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> Result<bool, String> {
         }
     }
 
+    // The latency target is set at half the knee: back down to it and
+    // measure a window as long as a fixed-load run's.
+    let knee_offered = windows.iter().rev().find(|w| w.keeps_up(args.max_p99_ms)).map(|w| w.offered_per_s);
+    let half_knee = match knee_offered.filter(|_| stepping) {
+        Some(knee) => {
+            let offered = knee / 2;
+            let interval_us = (1e6 * per_round as f64 / offered.max(1) as f64).round() as u64;
+            shared.interval_us.store(interval_us.max(1), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs_f64(args.warmup_secs.max(2.0))).await;
+            let window = measure(&shared, target.server_pid, offered, args.secs.max(5.0)).await;
+            let human =
+                format!("[{}] {} at half the knee: {}", target.proto.label(), args.scenario, window.human());
+            eprintln!("{human}");
+            Some(window)
+        }
+        None => None,
+    };
+
     clients::drain(&phase, &shared, Duration::from_secs_f64(args.drain_secs)).await;
     let outcomes = clients::close_all(&phase, tasks).await;
     let correctness = Correctness::tally(&shared, &outcomes);
@@ -148,6 +166,15 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> Result<bool, String> {
         line.insert("knee_p99_ms".into(), num(knee.and_then(|w| w.p99_ms)));
         line.insert("knee_cpu_us_per_delivery".into(), num(knee.and_then(|w| w.cpu_us_per_delivery)));
         line.insert("limited_by".into(), Value::from(knee_limit));
+        let half = half_knee.as_ref();
+        line.insert(
+            "half_knee_offered_per_s".into(),
+            half.map_or(Value::Null, |w| Value::from(w.offered_per_s)),
+        );
+        line.insert("half_knee_p50_ms".into(), num(half.and_then(|w| w.p50_ms)));
+        line.insert("half_knee_p99_ms".into(), num(half.and_then(|w| w.p99_ms)));
+        line.insert("half_knee_p999_ms".into(), num(half.and_then(|w| w.p999_ms)));
+        line.insert("half_knee_cpu_us_per_delivery".into(), num(half.and_then(|w| w.cpu_us_per_delivery)));
         let human = format!(
             "[{}] {}: knee at {} deliveries/s offered (p99 ≤ {} ms and ≥ {:.0}% delivered), next step limited by {knee_limit}",
             target.proto.label(),

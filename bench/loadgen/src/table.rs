@@ -135,6 +135,15 @@ fn rows(g: &Group) -> Vec<String> {
                 text_row(g, &format!("{what}: next step limited by"), |r| {
                     r.get("limited_by").and_then(Value::as_str).unwrap_or("?").to_owned()
                 }),
+                number_row(g, &format!("{what}: half the knee, deliveries/s"), "half_knee_offered_per_s", 0),
+                number_row(g, &format!("{what}: half the knee, **latency p99 ms**"), "half_knee_p99_ms", 2),
+                number_row(g, &format!("{what}: half the knee, **latency p999 ms**"), "half_knee_p999_ms", 2),
+                number_row(
+                    g,
+                    &format!("{what}: half the knee, CPU µs per delivery"),
+                    "half_knee_cpu_us_per_delivery",
+                    2,
+                ),
             ]
         }
         "idle" => {
