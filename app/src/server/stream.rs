@@ -15,6 +15,13 @@
 //! relayed to the room's other pages through the bus, never stored, and
 //! at most once a second per connection.
 //!
+//! Memory: most connections sit idle most of the time, so an idle one
+//! holds only what waiting needs. The work of admitting it, of handling a
+//! frame and of writing a batch runs in boxed futures that exist while
+//! they run (otherwise the connection's task would reserve room for the
+//! largest of them for its whole life), and the member list read for the
+//! welcome is dropped once sent.
+//!
 //! What keeps a room healthy whatever one page does:
 //! - the room's events wait in a bounded ring (see `hub`); a connection
 //!   that falls behind it is closed with `RESYNC` and the page reconnects
@@ -266,7 +273,7 @@ async fn connection(
 ) {
     let mut out = Outbox { ws: socket, write_timeout: settings.write_timeout };
     let end = tokio::select! {
-        admitted = admit(&mut out, &rooms, &access, &settings) => match admitted {
+        admitted = Box::pin(admit(&mut out, &rooms, &access, &settings)) => match admitted {
             Ok(admitted) => {
                 let span = tracing::info_span!(
                     "stream",
@@ -318,7 +325,7 @@ async fn admit(
                 .await);
         }
     };
-    let (room, subscription) = match rooms.open(&actor.channel_id, &actor.user_id).await {
+    let (mut room, subscription) = match rooms.open(&actor.channel_id, &actor.user_id).await {
         Ok(admitted) => admitted,
         Err(err) => {
             let (code, close_code) = match err {
@@ -342,7 +349,9 @@ async fn admit(
     let present = subscription.present(&room.user_id);
     let resume_after = resume_point(after_seq, room.last_seq, settings.replay_limit);
     let welcome = ServerFrame::Welcome {
-        members: room.members.clone(),
+        // The connection has no use for the list after this: an idle
+        // connection should not hold its room's member list.
+        members: std::mem::take(&mut room.members),
         last_seq: room.last_seq,
         resume_after,
         heartbeat_ms: settings.heartbeat.as_millis().min(u32::MAX as u128) as u32,
@@ -413,9 +422,9 @@ async fn serve(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        let handled = handle_client_frame(
+                        let handled = Box::pin(handle_client_frame(
                             out, rooms, &room, text.as_str(), &mut last_typing, &mut in_flight,
-                        ).await;
+                        )).await;
                         if let Err(end) = handled {
                             return end;
                         }
@@ -442,7 +451,7 @@ async fn serve(
                 // Write everything the room has queued for this page, then
                 // flush once: one write for a burst, not one per message,
                 // under one deadline.
-                let batch = forward_batch(out, rooms, &room, &mut subscription, &mut last_sent, event);
+                let batch = Box::pin(forward_batch(out, rooms, &room, &mut subscription, &mut last_sent, event));
                 match tokio::time::timeout(settings.write_timeout, batch).await {
                     Ok(Ok(written)) => {
                         delivered.increment(written.messages);
