@@ -339,3 +339,37 @@ async fn random_frames_never_break_the_stream_or_the_server() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_stream_refuses_requests_that_are_not_websocket_upgrades() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/stream", app.base);
+    let (status, body) = app.get(&url).await;
+    assert_eq!((status, body.as_str()), (400, "This endpoint only speaks websocket."));
+
+    let old_version = app
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_version.status().as_u16(), 426);
+    assert_eq!(old_version.headers()["sec-websocket-version"], "13");
+
+    let bad_key = app
+        .http
+        .get(&url)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "short")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status().as_u16(), 400);
+    assert_eq!(bad_key.text().await.unwrap(), "The websocket key is malformed.");
+}

@@ -19,7 +19,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
 use super::presence::{Change, PresenceBook};
@@ -30,7 +29,7 @@ use crate::protocol::{ErrorCode, ServerFrame};
 #[derive(Debug)]
 pub struct RoomEvent {
     pub frame: ServerFrame,
-    pub text: Utf8Bytes,
+    pub text: String,
     /// When the event was published (for the fan-out latency metric).
     pub published_at: Instant,
 }
@@ -38,13 +37,13 @@ pub struct RoomEvent {
 impl RoomEvent {
     pub fn new(frame: ServerFrame) -> Arc<Self> {
         let text = serde_json::to_string(&frame).expect("room events always serialize");
-        Arc::new(RoomEvent { frame, text: text.into(), published_at: Instant::now() })
+        Arc::new(RoomEvent { frame, text, published_at: Instant::now() })
     }
 
     /// An event another node encoded: its JSON text, decoded once here.
     pub fn decode(text: &str) -> Result<Arc<Self>, serde_json::Error> {
         let frame = serde_json::from_str(text)?;
-        Ok(Arc::new(RoomEvent { frame, text: text.to_owned().into(), published_at: Instant::now() }))
+        Ok(Arc::new(RoomEvent { frame, text: text.to_owned(), published_at: Instant::now() }))
     }
 
     /// Says the bus may have lost events of the room: every connection

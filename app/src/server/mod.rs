@@ -12,6 +12,7 @@ pub mod rooms;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod websocket;
 pub mod writer;
 
 pub use state::AppState;

@@ -36,14 +36,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -54,17 +53,15 @@ use super::limits::client_ip;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
+use super::websocket::{Incoming, ReadError, Upgrade};
+
+/// A page's upgraded connection.
+type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// Largest frame a page may send (a message of 2000 characters of 4 bytes
 /// each fits comfortably).
 const MAX_FRAME_BYTES: usize = 16 * 1024;
-/// Most bytes a connection may have queued for writing.
-const MAX_WRITE_BUFFER: usize = 1024 * 1024;
-/// Bytes read from a socket at once.
-const READ_BUFFER: usize = 4 * 1024;
-/// Bytes gathered before a write (a flush writes whatever is there).
-const WRITE_BUFFER: usize = 8 * 1024;
 /// Most room events written to one page before a flush.
 const MAX_BATCH: usize = 64;
 /// Most messages of one connection waiting to be stored: past it the
@@ -120,15 +117,8 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
 }
 
-/// Whether a read failed because the page sent a frame over the limit
-/// (the websocket layer reports it only as an error text).
-fn too_big(err: &axum::Error) -> bool {
-    let text = err.to_string();
-    text.contains("too long") || text.contains("too big")
-}
-
 pub async fn stream_handler(
-    ws: WebSocketUpgrade,
+    upgrade: Upgrade,
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -148,21 +138,13 @@ pub async fn stream_handler(
         )
             .into_response();
     };
-    // Small buffers: an idle connection should cost a few KiB, not the
-    // 128 KiB each the websocket defaults reserve. Bursts still go out in
-    // one write per flush.
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| {
-            let stopping = lifecycle.stopping_token();
-            lifecycle.track(async move {
-                connection(socket, rooms, access, stream, stopping).await;
-                drop(slot);
-            })
+    upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| {
+        let stopping = lifecycle.stopping_token();
+        lifecycle.track(async move {
+            connection(socket, rooms, access, stream, stopping).await;
+            drop(slot);
         })
+    })
 }
 
 /// Why a connection ends (for the log).
@@ -181,7 +163,7 @@ type PendingReply = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 /// writes it (no split halves behind a lock): it reads in `select!`
 /// branches and writes in their handlers, once the reads are dropped.
 struct Outbox {
-    ws: WebSocket,
+    ws: Socket,
     write_timeout: Duration,
 }
 
@@ -198,38 +180,26 @@ async fn within<E>(deadline: Duration, write: impl Future<Output = Result<(), E>
     }
 }
 
-fn encode(frame: &ServerFrame) -> Message {
-    Message::Text(serde_json::to_string(frame).expect("server frames always serialize").into())
-}
-
 impl Outbox {
-    async fn send(&mut self, message: Message) -> Result<(), End> {
-        within(self.write_timeout, self.ws.send(message)).await
-    }
-
-    async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
-        self.send(encode(frame)).await
-    }
-
-    /// Queues frames without writing them out; `flush` sends them at once.
-    async fn feed(&mut self, frame: &ServerFrame) -> Result<(), End> {
-        within(self.write_timeout, self.ws.feed(encode(frame))).await
-    }
-
-    /// Queues an already encoded room event, with no deadline of its own:
-    /// the caller runs a whole batch under one (see `serve`).
-    async fn feed_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        self.ws.feed(Message::Text(text)).await.map_err(|_| End::SocketError)
+    /// Queues a frame; `flush` writes everything queued at once.
+    fn queue(&mut self, frame: &ServerFrame) {
+        self.ws.queue_text(&serde_json::to_string(frame).expect("server frames always serialize"));
     }
 
     async fn flush(&mut self) -> Result<(), End> {
         within(self.write_timeout, self.ws.flush()).await
     }
 
+    /// Sends one frame now.
+    async fn frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        self.queue(frame);
+        self.flush().await
+    }
+
     /// Sends a close frame and says why the connection ended.
     async fn close(&mut self, code: u16, reason: &'static str) -> End {
-        let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-        let _ = self.send(Message::Close(Some(frame))).await;
+        self.ws.queue_close(code, reason);
+        let _ = self.flush().await;
         End::Closed(reason)
     }
 
@@ -265,7 +235,7 @@ struct Admitted {
 }
 
 async fn connection(
-    socket: WebSocket,
+    socket: Socket,
     rooms: Rooms,
     access: Access,
     settings: StreamSettings,
@@ -303,8 +273,8 @@ async fn admit(
 ) -> Result<Admitted, End> {
     let bad_hello = "The connection must start with a hello frame.";
     let first = match tokio::time::timeout(settings.idle_timeout, out.ws.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => text,
-        Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return Err(End::PeerClosed),
+        Ok(Some(Ok(Incoming::Text(text)))) => text,
+        Ok(None | Some(Err(_)) | Some(Ok(Incoming::Close(_)))) => return Err(End::PeerClosed),
         Err(_) | Ok(Some(Ok(_))) => {
             let msg = bad_hello.to_owned();
             return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "no hello").await);
@@ -392,7 +362,7 @@ async fn replay(
         let full = batch.len() as u64 == REPLAY_BATCH;
         for message in batch.into_iter().take_while(|m| m.seq < until) {
             last = message.seq;
-            out.feed(&ServerFrame::Message(message)).await?;
+            out.queue(&ServerFrame::Message(message));
         }
         out.flush().await?;
         if !full || last + 1 >= until {
@@ -421,7 +391,7 @@ async fn serve(
             incoming = out.ws.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
-                    Some(Ok(Message::Text(text))) => {
+                    Some(Ok(Incoming::Text(text))) => {
                         let handled = Box::pin(handle_client_frame(
                             out, rooms, &room, text.as_str(), &mut last_typing, &mut in_flight,
                         )).await;
@@ -429,7 +399,7 @@ async fn serve(
                             return end;
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => {
+                    Some(Ok(Incoming::Binary(_))) => {
                         let frame = ServerFrame::Error {
                             code: ErrorCode::BadFrame,
                             message: "Frames must be JSON text.".to_owned(),
@@ -439,12 +409,26 @@ async fn serve(
                             return end;
                         }
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => return End::PeerClosed,
-                    Some(Err(err)) if too_big(&err) => {
+                    Some(Ok(Incoming::Ping)) => {
+                        // The pong is queued.
+                        if let Err(end) = out.flush().await {
+                            return end;
+                        }
+                    }
+                    Some(Ok(Incoming::Pong)) => {}
+                    Some(Ok(Incoming::Close(_))) => {
+                        // Answer the close (queued) and end.
+                        let _ = out.flush().await;
+                        return End::PeerClosed;
+                    }
+                    None => return End::PeerClosed,
+                    Some(Err(ReadError::TooBig)) => {
                         return out.close(close_code::TOO_BIG, "frame too big").await;
                     }
-                    Some(Err(_)) => return End::SocketError,
+                    Some(Err(err)) => match err.close_code() {
+                        Some(code) => return out.close(code, "protocol error").await,
+                        None => return End::SocketError,
+                    },
                 }
             }
             event = subscription.recv() => {
@@ -479,9 +463,7 @@ async fn serve(
             _ = stopping.cancelled() => {
                 // What the page sent is stored and acknowledged first.
                 while let Some(reply) = in_flight.next().await {
-                    if let Err(end) = out.feed(&reply).await {
-                        return end;
-                    }
+                    out.queue(&reply);
                 }
                 return out.close(close_code::GOING_AWAY, "server shutting down").await;
             }
@@ -566,7 +548,7 @@ async fn forward(
         }
         *last_sent = seq;
     }
-    out.feed_text(event.text.clone()).await?;
+    out.ws.queue_text(&event.text);
     if matches!(&event.frame, ServerFrame::MemberLeft { user_id } if *user_id == room.user_id) {
         return Err(out.close(close_code::NOT_MEMBER, "left the room").await);
     }
