@@ -37,9 +37,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 4096;
-/// An outgoing buffer larger than this after a flush is released rather
-/// than kept for the next one.
-const KEEP_OUTGOING: usize = 2048;
 
 /// A websocket upgrade request, checked: extract it in a handler, then
 /// answer with [`Upgrade::on_upgrade`].
@@ -310,7 +307,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                 return Ok(None);
             };
             self.unread.drain(..used);
-            if self.unread.is_empty() && self.unread.capacity() > READ_CHUNK {
+            if self.unread.is_empty() {
+                // Nothing pending: an idle connection keeps no buffer.
                 self.unread = Vec::new();
             }
             if let Some(incoming) = self.take_frame(frame)? {
@@ -381,23 +379,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         write_frame(&mut self.outgoing, OP_CLOSE, &payload);
     }
 
-    /// Bytes queued and not yet written.
-    pub fn queued(&self) -> usize {
-        self.outgoing.len()
-    }
-
-    /// Writes everything queued. The buffer is released afterwards unless
-    /// it is small.
+    /// Writes everything queued, then releases the buffer: one allocation
+    /// per write is nothing next to the write itself, and an idle
+    /// connection keeps no buffer.
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.outgoing.is_empty() {
             return Ok(());
         }
         self.stream.write_all(&self.outgoing).await?;
-        if self.outgoing.capacity() > KEEP_OUTGOING {
-            self.outgoing = Vec::new();
-        } else {
-            self.outgoing.clear();
-        }
+        self.stream.flush().await?;
+        self.outgoing = Vec::new();
         Ok(())
     }
 }
