@@ -304,6 +304,18 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 stopped_typing(room, &user_id);
             }
         }
+        ServerFrame::Roster { joined, online, offline } => {
+            if !joined.is_empty() {
+                room.members.update(|m| joined.into_iter().for_each(|user_id| m.add(user_id)));
+            }
+            room.online.update(|o| {
+                online.iter().for_each(|user_id| o.set(user_id, true));
+                offline.iter().for_each(|user_id| o.set(user_id, false));
+            });
+            for user_id in &offline {
+                stopped_typing(room, user_id);
+            }
+        }
         ServerFrame::Typing { user_id } => {
             if room.user_id.with_value(|me| *me != user_id) {
                 room.typists.update(|t| t.typing(&user_id, js_sys::Date::now()));

@@ -17,6 +17,11 @@
 //! room open somewhere) and [`ServerFrame::Typing`] (relayed from a page's
 //! [`ClientFrame::Typing`]). A page learns who is online from the welcome
 //! and follows the changes.
+//!
+//! A busy room (many pages open on one node) sends member and presence
+//! changes a few times a second as one [`ServerFrame::Roster`] instead of
+//! one frame per change: a crowd joining at once costs each page a handful
+//! of frames, not one per newcomer.
 use serde::{Deserialize, Serialize};
 
 /// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
@@ -113,6 +118,18 @@ pub enum ServerFrame {
     /// A member came online (opened the room on a first page) or went
     /// offline (closed the last one). Several pages of one user count once.
     Presence { user_id: String, online: bool },
+    /// Several member and presence changes at once (what a busy room sends
+    /// instead of `MemberJoined` and `Presence` frames): who joined, in
+    /// order, then who is now online and who offline (each user at most
+    /// once, in their latest state).
+    Roster {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joined: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        online: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offline: Vec<String>,
+    },
     /// A member is typing; a page shows it for a few seconds, or until a
     /// message from them arrives.
     Typing { user_id: String },
@@ -180,6 +197,15 @@ mod tests {
             r#"{"type":"presence","user_id":"ana","online":true}"#
         );
         assert_eq!(serde_json::to_string(&ClientFrame::Typing).unwrap(), r#"{"type":"typing"}"#);
+    }
+
+    #[test]
+    fn a_roster_names_only_the_lists_it_has() {
+        let roster =
+            ServerFrame::Roster { joined: vec!["ana".into()], online: vec![], offline: vec!["bob".into()] };
+        let json = serde_json::to_string(&roster).unwrap();
+        assert_eq!(json, r#"{"type":"roster","joined":["ana"],"offline":["bob"]}"#);
+        assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), roster);
     }
 
     #[test]

@@ -14,10 +14,16 @@
 //! its last one closes. Counting, telling the pages and handing the news
 //! to the bus happen under one lock, so they keep one order: a page that
 //! closes and reopens at once can never be announced online, then offline.
+//!
+//! A busy room (at least `ROSTER_FROM` listeners here) gets its member
+//! joins and presence changes held for up to `ROSTER_EVERY` and sent as
+//! one `Roster` event: a crowd of N joining costs each page a few frames,
+//! not N, and the node a few wake-ups per page, not N. Any other event of
+//! the room sends what is held first, so pages see changes in order.
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
@@ -74,9 +80,70 @@ struct PresenceState {
     sink: Option<PresenceSink>,
 }
 
+/// Rooms with at least this many listeners on this node get their member
+/// and presence changes in rosters.
+const ROSTER_FROM: usize = 32;
+/// How long a busy room's member and presence changes are held at most.
+const ROSTER_EVERY: Duration = Duration::from_millis(100);
+
+/// Member and presence changes held for a busy room's next roster.
+#[derive(Default)]
+struct HeldRoster {
+    joined: Vec<String>,
+    /// Latest state of each user whose presence changed, in order.
+    presence: Vec<(String, bool)>,
+}
+
+impl HeldRoster {
+    /// Whether a roster carries this kind of frame.
+    fn carries(frame: &ServerFrame) -> bool {
+        matches!(frame, ServerFrame::MemberJoined { .. } | ServerFrame::Presence { .. })
+    }
+
+    /// Holds a change (one [`HeldRoster::carries`]).
+    fn hold(&mut self, frame: &ServerFrame) {
+        match frame {
+            ServerFrame::MemberJoined { user_id } if !self.joined.contains(user_id) => {
+                self.joined.push(user_id.clone());
+            }
+            ServerFrame::Presence { user_id, online } => {
+                match self.presence.iter_mut().find(|(u, _)| u == user_id) {
+                    Some((_, state)) => *state = *online,
+                    None => self.presence.push((user_id.clone(), *online)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn into_event(self) -> Arc<RoomEvent> {
+        let (online, offline): (Vec<_>, Vec<_>) = self.presence.into_iter().partition(|(_, online)| *online);
+        RoomEvent::new(ServerFrame::Roster {
+            joined: self.joined,
+            online: online.into_iter().map(|(user, _)| user).collect(),
+            offline: offline.into_iter().map(|(user, _)| user).collect(),
+        })
+    }
+}
+
+/// A room's channel on this node, and what it holds for its next roster.
+struct RoomChannel {
+    sender: broadcast::Sender<Arc<RoomEvent>>,
+    held: Option<HeldRoster>,
+}
+
+impl RoomChannel {
+    /// Sends what is held, if anything.
+    fn release(&mut self) {
+        if let Some(held) = self.held.take() {
+            let _ = self.sender.send(held.into_event());
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Hub {
-    rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<RoomEvent>>>>>,
+    rooms: Arc<Mutex<HashMap<String, RoomChannel>>>,
     /// Lock order: `presence`, then `rooms`.
     presence: Arc<Mutex<PresenceState>>,
     node: Arc<str>,
@@ -103,10 +170,11 @@ impl Hub {
     /// Starts listening to a room on this node.
     pub fn subscribe(&self, channel_id: &str) -> Subscription {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        let sender =
-            rooms.entry(channel_id.to_owned()).or_insert_with(|| broadcast::channel(self.capacity).0);
+        let room = rooms
+            .entry(channel_id.to_owned())
+            .or_insert_with(|| RoomChannel { sender: broadcast::channel(self.capacity).0, held: None });
         Subscription {
-            receiver: Some(sender.subscribe()),
+            receiver: Some(room.sender.subscribe()),
             channel_id: channel_id.to_owned(),
             hub: self.clone(),
         }
@@ -138,11 +206,32 @@ impl Hub {
     }
 
     fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
-        let rooms = self.rooms.lock().expect("hub lock");
-        if let Some(sender) = rooms.get(channel_id) {
-            // Err only means nobody listens any more.
-            let _ = sender.send(event);
+        let mut rooms = self.rooms.lock().expect("hub lock");
+        let Some(room) = rooms.get_mut(channel_id) else { return };
+        if room.sender.receiver_count() >= ROSTER_FROM && HeldRoster::carries(&event.frame) {
+            let first = room.held.is_none();
+            room.held.get_or_insert_with(HeldRoster::default).hold(&event.frame);
+            if first {
+                self.release_later(channel_id);
+            }
+            return;
         }
+        // Changes held for the room go first: pages see events in order.
+        room.release();
+        // Err only means nobody listens any more.
+        let _ = room.sender.send(event);
+    }
+
+    /// Sends a busy room's held changes after `ROSTER_EVERY`.
+    fn release_later(&self, channel_id: &str) {
+        let hub = self.clone();
+        let channel_id = channel_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(ROSTER_EVERY).await;
+            if let Some(room) = hub.rooms.lock().expect("hub lock").get_mut(&channel_id) {
+                room.release();
+            }
+        });
     }
 
     /// Sets where presence news for the other nodes goes (the Redis bus;
@@ -242,7 +331,7 @@ impl Hub {
 
     fn release(&self, channel_id: &str) {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        if rooms.get(channel_id).is_some_and(|s| s.receiver_count() == 0) {
+        if rooms.get(channel_id).is_some_and(|room| room.sender.receiver_count() == 0) {
             rooms.remove(channel_id);
         }
     }
@@ -450,6 +539,48 @@ mod tests {
         hub.forget_remote_presence("r");
         assert_eq!(drain(&mut watcher), [presence("bob", false)]);
         assert!(hub.online("r").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_busy_room_gets_member_and_presence_changes_in_rosters_in_order() {
+        let hub = Hub::new(64);
+        let mut listeners: Vec<Subscription> = (0..ROSTER_FROM).map(|_| hub.subscribe("big")).collect();
+        hub.deliver("big", joined("ana"));
+        hub.deliver("big", joined("bob"));
+        let _ana = hub.present("big", "ana");
+        let bob = hub.present("big", "bob");
+        drop(bob);
+        for listener in &mut listeners {
+            assert!(drain(listener).is_empty(), "held for the roster");
+        }
+        tokio::time::sleep(ROSTER_EVERY + Duration::from_millis(50)).await;
+        let roster = ServerFrame::Roster {
+            joined: vec!["ana".into(), "bob".into()],
+            online: vec!["ana".into()],
+            offline: vec!["bob".into()],
+        };
+        for listener in &mut listeners {
+            assert_eq!(drain(listener), std::slice::from_ref(&roster));
+        }
+
+        // Another event sends what is held first.
+        hub.deliver("big", joined("cy"));
+        hub.deliver("big", RoomEvent::new(ServerFrame::MemberLeft { user_id: "cy".into() }));
+        let cy_came_and_went = [
+            ServerFrame::Roster { joined: vec!["cy".into()], online: vec![], offline: vec![] },
+            ServerFrame::MemberLeft { user_id: "cy".into() },
+        ];
+        assert_eq!(drain(&mut listeners[0]), cy_came_and_went);
+        tokio::time::sleep(ROSTER_EVERY + Duration::from_millis(50)).await;
+        assert!(drain(&mut listeners[0]).is_empty(), "nothing held twice");
+    }
+
+    #[tokio::test]
+    async fn a_small_room_hears_of_each_change_at_once() {
+        let hub = Hub::new(64);
+        let mut listener = hub.subscribe("small");
+        hub.deliver("small", joined("ana"));
+        assert_eq!(drain(&mut listener), [ServerFrame::MemberJoined { user_id: "ana".into() }]);
     }
 
     #[test]
