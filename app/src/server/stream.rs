@@ -138,13 +138,21 @@ pub async fn stream_handler(
         )
             .into_response();
     };
-    upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| {
-        let stopping = lifecycle.stopping_token();
-        lifecycle.track(async move {
-            connection(socket, rooms, access, stream, stopping).await;
-            drop(slot);
-        })
-    })
+    let stopping = lifecycle.stopping_token();
+    let context = Box::new(Context { rooms, access, settings: stream, stopping, _slot: slot });
+    upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| lifecycle.track(connection(socket, context)))
+}
+
+/// What a connection needs besides its socket, boxed once: the layers of
+/// futures that carry it to the connection (upgrade, tracking) each hold a
+/// pointer rather than a copy.
+struct Context {
+    rooms: Rooms,
+    access: Access,
+    settings: StreamSettings,
+    stopping: tokio_util::sync::CancellationToken,
+    /// The connection's place among its address's (freed on drop).
+    _slot: super::limits::ConnectionSlot,
 }
 
 /// Why a connection ends (for the log).
@@ -234,27 +242,26 @@ struct Admitted {
     last_sent: i64,
 }
 
-async fn connection(
-    socket: Socket,
-    rooms: Rooms,
-    access: Access,
-    settings: StreamSettings,
-    stopping: tokio_util::sync::CancellationToken,
-) {
+async fn connection(socket: Socket, context: Box<Context>) {
+    let Context { rooms, access, settings, stopping, .. } = &*context;
+    let stopping = stopping.clone();
     let mut out = Outbox { ws: socket, write_timeout: settings.write_timeout };
-    let end = tokio::select! {
-        admitted = Box::pin(admit(&mut out, &rooms, &access, &settings)) => match admitted {
-            Ok(admitted) => {
-                let span = tracing::info_span!(
-                    "stream",
-                    channel_id = %admitted.room.channel_id,
-                    user_id = %admitted.room.user_id
-                );
-                serve(&mut out, &rooms, &settings, admitted, stopping).instrument(span).await
-            }
-            Err(end) => end,
-        },
-        _ = stopping.cancelled() => out.close(close_code::GOING_AWAY, "server shutting down").await,
+    // Admitting and serving run boxed: the connection's own task stays
+    // small (see the module docs on memory).
+    let admitted = tokio::select! {
+        admitted = Box::pin(admit(&mut out, rooms, access, settings)) => admitted,
+        _ = stopping.cancelled() => Err(out.close(close_code::GOING_AWAY, "server shutting down").await),
+    };
+    let end = match admitted {
+        Ok(admitted) => {
+            let span = tracing::info_span!(
+                "stream",
+                channel_id = %admitted.room.channel_id,
+                user_id = %admitted.room.user_id
+            );
+            Box::pin(serve(&mut out, rooms, settings, admitted, stopping).instrument(span)).await
+        }
+        Err(end) => end,
     };
     match end {
         End::Closed(why) => tracing::debug!(why, "stream closed by the server"),
@@ -270,7 +277,7 @@ async fn admit(
     rooms: &Rooms,
     access: &Access,
     settings: &StreamSettings,
-) -> Result<Admitted, End> {
+) -> Result<Box<Admitted>, End> {
     let bad_hello = "The connection must start with a hello frame.";
     let first = match tokio::time::timeout(settings.idle_timeout, out.ws.next()).await {
         Ok(Some(Ok(Incoming::Text(text)))) => text,
@@ -329,7 +336,7 @@ async fn admit(
     };
     out.frame(&welcome).await?;
     let last_sent = replay(out, rooms, &room, resume_after, i64::MAX).await?;
-    Ok(Admitted { room, subscription, present, last_sent })
+    Ok(Box::new(Admitted { room, subscription, present, last_sent }))
 }
 
 /// Where the replay for a page that has seen `after_seq` starts: right
@@ -375,10 +382,10 @@ async fn serve(
     out: &mut Outbox,
     rooms: &Rooms,
     settings: &StreamSettings,
-    admitted: Admitted,
+    admitted: Box<Admitted>,
     stopping: tokio_util::sync::CancellationToken,
 ) -> End {
-    let Admitted { room, mut subscription, present: _present, mut last_sent } = admitted;
+    let Admitted { room, mut subscription, present: _present, mut last_sent } = *admitted;
     let mut last_typing: Option<Instant> = None;
     let _open = OpenConnection::new();
     let delivered = metrics::counter!(m::MESSAGES_DELIVERED);

@@ -38,7 +38,11 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 1 MiB of page cache per connection (SQLite's default is 2):
+            // reads of recent history hit the OS cache anyway, and the pool
+            // has several connections.
+            .pragma("cache_size", "-1024");
         // An in-memory database lives as long as its one connection.
         let max = if url.contains(":memory:") { 1 } else { max_connections };
         let pool = SqlitePoolOptions::new()
