@@ -162,7 +162,7 @@ fn rows(g: &Group) -> Vec<String> {
                 number_row(g, &format!("{what}: players welcomed"), "welcomed", 0),
                 number_row(g, &format!("{what}: players with the history"), "with_history", 0),
                 number_row(g, &format!("{what}: server CPU s"), "storm_cpu_s", 2),
-                number_row(g, &format!("{what}: presence frames received"), "other_frames", 0),
+                number_row(g, &format!("{what}: member and presence frames received"), "other_frames", 0),
             ]
         }
         "history" => {
