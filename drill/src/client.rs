@@ -444,6 +444,7 @@ fn handle_frame(
         | ServerFrame::MemberJoined { .. }
         | ServerFrame::MemberLeft { .. }
         | ServerFrame::Presence { .. }
+        | ServerFrame::Roster { .. }
         | ServerFrame::Typing { .. }
         | ServerFrame::Pong => {}
     }

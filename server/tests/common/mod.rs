@@ -437,7 +437,8 @@ impl Client {
 /// Frames about who is online or typing: never stored, they come whenever
 /// pages open, close or type.
 pub fn is_ephemeral(frame: &ServerFrame) -> bool {
-    matches!(frame, ServerFrame::Presence { .. } | ServerFrame::Typing { .. })
+    // A roster is what a busy room sends for member and presence changes.
+    matches!(frame, ServerFrame::Presence { .. } | ServerFrame::Typing { .. } | ServerFrame::Roster { .. })
 }
 
 #[derive(Debug, PartialEq)]
