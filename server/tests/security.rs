@@ -347,29 +347,20 @@ async fn the_stream_refuses_requests_that_are_not_websocket_upgrades() {
     let (status, body) = app.get(&url).await;
     assert_eq!((status, body.as_str()), (400, "This endpoint only speaks websocket."));
 
-    let old_version = app
-        .http
-        .get(&url)
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "8")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    let upgrade = |version: &'static str, key: &'static str| {
+        app.http
+            .get(&url)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", version)
+            .header("sec-websocket-key", key)
+            .send()
+    };
+    let old_version = upgrade("8", "dGhlIHNhbXBsZSBub25jZQ==").await.unwrap();
     assert_eq!(old_version.status().as_u16(), 426);
     assert_eq!(old_version.headers()["sec-websocket-version"], "13");
 
-    let bad_key = app
-        .http
-        .get(&url)
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "short")
-        .send()
-        .await
-        .unwrap();
+    let bad_key = upgrade("13", "short").await.unwrap();
     assert_eq!(bad_key.status().as_u16(), 400);
     assert_eq!(bad_key.text().await.unwrap(), "The websocket key is malformed.");
 }
