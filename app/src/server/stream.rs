@@ -42,7 +42,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -439,26 +439,15 @@ async fn serve(
                 }
             }
             event = subscription.recv() => {
-                // Write everything the room has queued for this page, then
-                // flush once: one write for a burst, not one per message,
-                // under one deadline.
-                let batch = Box::pin(forward_batch(out, rooms, &room, &mut subscription, &mut last_sent, event));
-                match tokio::time::timeout(settings.write_timeout, batch).await {
-                    Ok(Ok(written)) => {
-                        delivered.increment(written.messages);
-                        if let Some(published_at) = written.first_published {
-                            fanout.record(published_at.elapsed());
-                        }
-                    }
-                    Ok(Err(end)) => return end,
-                    Err(_) => {
-                        metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
-                        return End::SocketError;
-                    }
+                let batch = write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, Some(event));
+                if let Err(end) = within_batch(settings, &delivered, &fanout, batch).await {
+                    return end;
                 }
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
-                if let Err(end) = out.frame(&reply).await {
+                out.queue(&reply);
+                let batch = write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, None);
+                if let Err(end) = within_batch(settings, &delivered, &fanout, batch).await {
                     return end;
                 }
             }
@@ -487,18 +476,46 @@ struct Written {
     first_published: Option<std::time::Instant>,
 }
 
-/// Writes `first` and whatever else the room has queued for the page (up
-/// to `MAX_BATCH`), then flushes once.
-async fn forward_batch(
+/// Runs one batch (see [`write_ready`]) boxed and under one write
+/// deadline, and counts what it delivered.
+async fn within_batch(
+    settings: &StreamSettings,
+    delivered: &metrics::Counter,
+    fanout: &metrics::Histogram,
+    batch: impl Future<Output = Result<Written, End>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(settings.write_timeout, Box::pin(batch)).await {
+        Ok(Ok(written)) => {
+            delivered.increment(written.messages);
+            if let Some(published_at) = written.first_published {
+                fanout.record(published_at.elapsed());
+            }
+            Ok(())
+        }
+        Ok(Err(end)) => Err(end),
+        Err(_) => {
+            metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
+            Err(End::SocketError)
+        }
+    }
+}
+
+/// Writes everything ready for the page at once, with whatever was
+/// queued before: the room's events (`first`, then what else the room
+/// has queued, up to `MAX_BATCH`) and the answers to the page's sends
+/// that are ready. One write for a burst, not one per frame; a sender's
+/// ack and its own copy of the message usually share it.
+async fn write_ready(
     out: &mut Outbox,
     rooms: &Rooms,
     room: &OpenRoom,
     subscription: &mut Subscription,
     last_sent: &mut i64,
-    first: Result<std::sync::Arc<RoomEvent>, RecvError>,
+    in_flight: &mut FuturesOrdered<PendingReply>,
+    first: Option<Result<std::sync::Arc<RoomEvent>, RecvError>>,
 ) -> Result<Written, End> {
     let mut written = Written { messages: 0, first_published: None };
-    let mut next = Some(first);
+    let mut next = first.or_else(|| subscription.try_recv());
     let mut count = 0;
     while let Some(event) = next.take() {
         let event = match event {
@@ -518,6 +535,11 @@ async fn forward_batch(
         if count < MAX_BATCH {
             next = subscription.try_recv();
         }
+    }
+    // Polled without waiting: the select loop polls `in_flight` again
+    // (with the task's waker) before the task sleeps.
+    while let Some(Some(reply)) = in_flight.next().now_or_never() {
+        out.queue(&reply);
     }
     out.ws.flush().await.map_err(|_| End::SocketError)?;
     Ok(written)
