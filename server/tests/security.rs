@@ -206,13 +206,13 @@ async fn too_many_connections_from_one_address_are_refused_until_one_closes() {
 #[tokio::test]
 async fn responses_carry_the_security_headers() {
     let app = spawn_app().await;
-    let response = app.http.get(format!("{}/", app.base)).send().await.unwrap();
+    let response = app.get_response(&format!("{}/", app.base)).await;
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.headers()["referrer-policy"], "same-origin");
 
     // A room page allows exactly its own inline scripts, by nonce.
     let url = format!("{}{}", app.base, app::pages::chat_room::room_href("r", "ana"));
-    let response = app.http.get(url).send().await.unwrap();
+    let response = app.get_response(&url).await;
     let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
     let html = response.text().await.unwrap();
     let nonce = policy.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a nonce");
@@ -224,7 +224,7 @@ async fn responses_carry_the_security_headers() {
     let framed = spawn_app_with(|c| c.frame_ancestors = "https://game.example".into()).await;
     let (_, _) = framed.open_room("ana", "r").await;
     let url = format!("{}{}", framed.base, app::pages::chat_room::room_href("r", "ana"));
-    let response = framed.http.get(url).send().await.unwrap();
+    let response = framed.get_response(&url).await;
     assert!(response.headers()["content-security-policy"]
         .to_str()
         .unwrap()

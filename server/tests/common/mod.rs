@@ -202,19 +202,22 @@ impl Endpoint {
     }
 
     pub async fn get(&self, url: &str) -> (u16, String) {
-        // A page render on a fresh server very rarely stalls (the server
-        // answers 503 after its request timeout); say so loudly and try once
-        // more, so that the rest of the test still runs.
-        for attempt in 0..2 {
-            let response = self.http.get(url).send().await.expect("GET");
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap();
-            if status != 503 || !body.is_empty() || attempt == 1 {
-                return (status, body);
-            }
-            eprintln!("WARNING: GET {url} stalled and timed out on the server (503); retrying once");
+        let response = self.get_response(url).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// A GET, headers included. A page render on a fresh server very
+    /// rarely stalls (the server answers an empty 503 after its request
+    /// timeout); say so loudly and try once more, so that the rest of the
+    /// test still runs.
+    pub async fn get_response(&self, url: &str) -> reqwest::Response {
+        let response = self.http.get(url).send().await.expect("GET");
+        if response.status().as_u16() != 503 || response.content_length() != Some(0) {
+            return response;
         }
-        unreachable!("the loop returns")
+        eprintln!("WARNING: GET {url} stalled and timed out on the server (503); retrying once");
+        self.http.get(url).send().await.expect("GET")
     }
 
     /// Posts a form to a server function, as the page's scripts do
