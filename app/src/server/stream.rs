@@ -439,14 +439,14 @@ async fn serve(
                 }
             }
             event = subscription.recv() => {
-                let batch = write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, Some(event));
+                let batch = Box::pin(write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, Some(event)));
                 if let Err(end) = within_batch(settings, &delivered, &fanout, batch).await {
                     return end;
                 }
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
                 out.queue(&reply);
-                let batch = write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, None);
+                let batch = Box::pin(write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, None));
                 if let Err(end) = within_batch(settings, &delivered, &fanout, batch).await {
                     return end;
                 }
@@ -476,15 +476,16 @@ struct Written {
     first_published: Option<std::time::Instant>,
 }
 
-/// Runs one batch (see [`write_ready`]) boxed and under one write
-/// deadline, and counts what it delivered.
+/// Runs one batch (see [`write_ready`]) under one write deadline, and
+/// counts what it delivered. The batch comes boxed: its future (which may
+/// read from the store) must not be sized into the connection's.
 async fn within_batch(
     settings: &StreamSettings,
     delivered: &metrics::Counter,
     fanout: &metrics::Histogram,
-    batch: impl Future<Output = Result<Written, End>>,
+    batch: Pin<Box<impl Future<Output = Result<Written, End>>>>,
 ) -> Result<(), End> {
-    match tokio::time::timeout(settings.write_timeout, Box::pin(batch)).await {
+    match tokio::time::timeout(settings.write_timeout, batch).await {
         Ok(Ok(written)) => {
             delivered.increment(written.messages);
             if let Some(published_at) = written.first_published {
