@@ -330,22 +330,28 @@ impl GroupPlan {
         self.counts.keys().copied().collect()
     }
 
-    /// The seq of each message, given each room's `last_seq` after the
-    /// bump: a room's messages take the numbers just below it, in order.
-    fn seqs(&self, messages: &[NewMessage], last_seqs: &[(i64, i64)]) -> Vec<i64> {
-        let mut next: std::collections::HashMap<i64, i64> = last_seqs
-            .iter()
-            .map(|&(room_id, last_seq)| {
-                (room_id, last_seq - self.counts.get(&room_id).copied().unwrap_or(0) + 1)
-            })
-            .collect();
+    /// How far below its room's new `last_seq` each message's seq is: the
+    /// number of that room's messages after it in the group.
+    fn below_last(&self, messages: &[NewMessage]) -> Vec<i64> {
+        let mut left: std::collections::HashMap<i64, i64> = self.counts.clone().into_iter().collect();
         messages
             .iter()
             .map(|m| {
-                let seq = next.get_mut(&m.room_id).expect("every room of the group was bumped");
-                *seq += 1;
-                *seq - 1
+                let left = left.get_mut(&m.room_id).expect("every room of the group is counted");
+                *left -= 1;
+                *left
             })
+            .collect()
+    }
+
+    /// The seq of each message, given each room's `last_seq` after the
+    /// bump: a room's messages take the numbers just below it, in order.
+    fn seqs(&self, messages: &[NewMessage], last_seqs: &[(i64, i64)]) -> Vec<i64> {
+        let last: std::collections::HashMap<i64, i64> = last_seqs.iter().copied().collect();
+        messages
+            .iter()
+            .zip(self.below_last(messages))
+            .map(|(m, below)| last.get(&m.room_id).expect("every room of the group was bumped") - below)
             .collect()
     }
 
@@ -479,16 +485,11 @@ mod sqlite_group {
         for &room_id in plan.counts.keys() {
             query = query.bind(room_id);
         }
-        // How many of its room's messages come after each one in the group:
-        // its seq is the room's new last_seq minus that.
-        let mut after: std::collections::HashMap<i64, i64> = plan.counts.clone().into_iter().collect();
-        for m in messages {
-            let left = after.get_mut(&m.room_id).expect("counted");
-            *left -= 1;
+        for (m, below) in messages.iter().zip(plan.below_last(messages)) {
             query = query
                 .bind(m.room_id)
                 .bind(m.room_id)
-                .bind(*left)
+                .bind(below)
                 .bind(m.user_id.as_str())
                 .bind(m.body.as_str())
                 .bind(m.client_msg_id.as_str())
