@@ -95,7 +95,8 @@ impl Application {
             max_body_chars: config.max_message_chars as usize,
             rate: Arc::new(SendRate::new(config.messages_per_sec, config.message_burst)),
         };
-        let rooms = Rooms::with_limits(db, bus, limits);
+        let rooms =
+            Rooms::with_limits(db, bus, limits, Duration::from_millis(config.group_commit_wait_ms.into()));
 
         let listener = TcpListener::bind(config.addr)
             .await

@@ -79,6 +79,9 @@ pub struct OpenRoom {
     pub last_seq: i64,
 }
 
+/// The message writer's default wait for more messages under load.
+pub const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// What one user may send.
 #[derive(Clone)]
 pub struct SendLimits {
@@ -116,12 +119,19 @@ impl Accepted {
 
 impl Rooms {
     pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>) -> Self {
-        Rooms::with_limits(db, bus, SendLimits::default())
+        Rooms::with_limits(db, bus, SendLimits::default(), GROUP_WAIT)
     }
 
-    pub fn with_limits(db: DatabaseConnection, bus: Arc<dyn Bus>, limits: SendLimits) -> Self {
+    /// `group_wait`: how long the message writer waits for more messages
+    /// under load before storing a group (see `server::writer`).
+    pub fn with_limits(
+        db: DatabaseConnection,
+        bus: Arc<dyn Bus>,
+        limits: SendLimits,
+        group_wait: std::time::Duration,
+    ) -> Self {
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        let writer = Writer::start(db.clone(), bus.clone());
+        let writer = Writer::start(db.clone(), bus.clone(), group_wait);
         Rooms { db, bus, locks: locks.into(), limits, writer }
     }
 

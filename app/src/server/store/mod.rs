@@ -280,34 +280,77 @@ pub struct NewMessage {
     pub body: String,
 }
 
-/// Stores many messages (of any rooms) in one transaction, each under its
-/// room's next `seq` in the order given: one statement bumps every room's
-/// `last_seq` by its count of messages (returning the new values), one
-/// multi-row insert stores them. A handful of statements for the whole
-/// group, where [`insert_message`] needs four per message: this is what
-/// lets the writer (see `server::writer`) store tens of thousands of
-/// messages a second on SQLite, where the whole group is one round trip to
-/// the database's thread.
+/// Stores groups of messages: what the message writer (see
+/// `server::writer`) stores through.
 ///
-/// Returns `None`, having changed nothing, when any of them was stored
-/// before (a retry: same room, user and client id) — the caller then
-/// stores them one by one with [`insert_message`], which sorts retries
-/// out. The messages given must not repeat a (room, user, client id).
-pub async fn insert_messages(
-    db: &DatabaseConnection,
-    messages: &[NewMessage],
-) -> Result<Option<Vec<ChatMessage>>, DbErr> {
-    if messages.is_empty() {
-        return Ok(Some(Vec::new()));
+/// On SQLite it keeps one connection of the pool for itself (when the pool
+/// has more than one): a connection whose last transaction was not its own
+/// finds the write-ahead log changed and drops its page cache, so groups
+/// stored through whichever connection was free re-read the pages they
+/// touch from the file each time, and re-prepare their statements. A pool
+/// of one is shared with everything else and not kept.
+pub struct MessageStore {
+    db: DatabaseConnection,
+    kept: Option<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>>,
+}
+
+impl MessageStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        MessageStore { db, kept: None }
     }
-    let plan = GroupPlan::new(messages);
-    let last_seqs = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Sqlite => {
-            sqlite_group::store(db.get_sqlite_connection_pool(), &plan, messages).await?
+
+    /// The database, for what is not stored in groups.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Stores many messages (of any rooms) in one transaction, each under
+    /// its room's next `seq` in the order given: one statement bumps every
+    /// room's `last_seq` by its count of messages (returning the new
+    /// values), one multi-row insert stores them. A handful of statements
+    /// for the whole group, where [`insert_message`] needs four per
+    /// message: this is what lets the writer store tens of thousands of
+    /// messages a second on SQLite, where the whole group is one round trip
+    /// to the database's thread.
+    ///
+    /// Returns `None`, having changed nothing, when any of them was stored
+    /// before (a retry: same room, user and client id) — the caller then
+    /// stores them one by one with [`insert_message`], which sorts retries
+    /// out. The messages given must not repeat a (room, user, client id).
+    pub async fn insert_messages(
+        &mut self,
+        messages: &[NewMessage],
+    ) -> Result<Option<Vec<ChatMessage>>, DbErr> {
+        if messages.is_empty() {
+            return Ok(Some(Vec::new()));
         }
-        _ => store_group_generic(db, &plan, messages).await?,
-    };
-    Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
+        let plan = GroupPlan::new(messages);
+        let last_seqs = match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => self.store_on_sqlite(&plan, messages).await?,
+            _ => store_group_generic(&self.db, &plan, messages).await?,
+        };
+        Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
+    }
+
+    async fn store_on_sqlite(
+        &mut self,
+        plan: &GroupPlan,
+        messages: &[NewMessage],
+    ) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
+        let pool = self.db.get_sqlite_connection_pool();
+        let mut conn = match self.kept.take() {
+            Some(conn) => conn,
+            None => pool.acquire().await.map_err(sqlite_group::err)?,
+        };
+        let stored = sqlite_group::store(&mut conn, plan, messages).await;
+        if !stored.connection_ok {
+            tracing::warn!("a failed group could not be rolled back; dropping the connection");
+            conn.close_on_drop();
+        } else if pool.options().get_max_connections() > 1 {
+            self.kept = Some(conn);
+        }
+        stored.result
+    }
 }
 
 /// What a group of messages does to its rooms.
@@ -448,7 +491,7 @@ async fn store_group_generic(
 /// one go (each statement through sea-orm would be a round trip of its
 /// own, and those hand-offs between threads cost more than the writing).
 mod sqlite_group {
-    use sea_orm::sqlx::{self, Row, SqlitePool};
+    use sea_orm::sqlx::{self, Row, SqliteConnection};
     use sea_orm::DbErr;
 
     use super::{GroupPlan, NewMessage};
@@ -471,12 +514,23 @@ mod sqlite_group {
         sql
     }
 
+    pub(super) fn err(e: sqlx::Error) -> DbErr {
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+    }
+
+    /// What storing a group did, and whether the connection is fit to
+    /// keep (a failed group that could not be rolled back leaves it in a
+    /// transaction).
+    pub(super) struct Stored {
+        pub result: Result<Option<Vec<(i64, i64)>>, DbErr>,
+        pub connection_ok: bool,
+    }
+
     pub(super) async fn store(
-        pool: &SqlitePool,
+        conn: &mut SqliteConnection,
         plan: &GroupPlan,
         messages: &[NewMessage],
-    ) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
-        let err = |e: sqlx::Error| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e));
+    ) -> Stored {
         let sql = script(plan, messages.len());
         let mut query = sqlx::query(&sql);
         for (&room_id, &n) in &plan.counts {
@@ -495,31 +549,24 @@ mod sqlite_group {
                 .bind(m.client_msg_id.as_str())
                 .bind(plan.created_at);
         }
-        let mut conn = pool.acquire().await.map_err(err)?;
         match query.fetch_all(&mut *conn).await {
             Ok(rows) => {
                 let last_seqs = rows
                     .iter()
                     .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
                     .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(err)?;
-                plan.check_bumped(&last_seqs)?;
-                Ok(Some(last_seqs))
+                    .map_err(err)
+                    .and_then(|last_seqs| plan.check_bumped(&last_seqs).map(|()| Some(last_seqs)));
+                Stored { result: last_seqs, connection_ok: true }
             }
             Err(e) => {
                 // The script stopped part way: undo what it did.
-                if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                    if !rollback.to_string().contains("no transaction is active") {
-                        tracing::warn!(%rollback, "a failed group could not be rolled back; dropping the connection");
-                        conn.detach();
-                    }
-                }
+                let connection_ok = match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                    Ok(_) => true,
+                    Err(rollback) => rollback.to_string().contains("no transaction is active"),
+                };
                 let retry = matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some(CONSTRAINT_UNIQUE));
-                if retry {
-                    Ok(None)
-                } else {
-                    Err(err(e))
-                }
+                Stored { result: if retry { Ok(None) } else { Err(err(e)) }, connection_ok }
             }
         }
     }
@@ -579,9 +626,74 @@ mod tests {
         assert_eq!(messages_after(&db, r1.id, 2, 100).await.unwrap()[0].body, "three");
     }
 
+    /// A SQLite file with a pool of two, removed on drop: the message
+    /// store keeps one connection for itself, the other serves the rest.
+    struct FileDb(std::path::PathBuf);
+
+    impl FileDb {
+        async fn open(name: &str) -> (Self, DatabaseConnection) {
+            use migration::MigratorTrait;
+            let path = std::env::temp_dir().join(format!("chat-store-{name}-{}.db", std::process::id()));
+            let file = FileDb(path);
+            file.remove();
+            let url = format!("sqlite://{}?mode=rwc", file.0.display());
+            let db = connect(&url, PoolSettings { max_connections: 2, timeout: Duration::from_secs(5) })
+                .await
+                .unwrap();
+            migration::Migrator::up(&db, None).await.unwrap();
+            (file, db)
+        }
+
+        fn remove(&self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    impl Drop for FileDb {
+        fn drop(&mut self) {
+            self.remove();
+        }
+    }
+
     #[tokio::test]
     async fn a_group_takes_consecutive_seqs_per_room_and_a_group_with_a_retry_changes_nothing() {
-        let db = fresh().await;
+        groups_take_consecutive_seqs_and_a_retry_changes_nothing(fresh().await).await;
+    }
+
+    #[tokio::test]
+    async fn groups_on_a_kept_connection_see_and_are_seen_by_the_other_connections() {
+        let (_file, db) = FileDb::open("kept").await;
+        groups_take_consecutive_seqs_and_a_retry_changes_nothing(db.clone()).await;
+        // The store keeps its connection between groups; the pool's other
+        // connection still serves reads and single inserts, which the next
+        // group sees.
+        let room = ensure_room(&db, "r1").await.unwrap().id;
+        let mut store = MessageStore::new(db.clone());
+        let group = |ids: &[&str]| -> Vec<NewMessage> {
+            ids.iter()
+                .map(|id| NewMessage {
+                    room_id: room,
+                    user_id: "ana".into(),
+                    client_msg_id: (*id).into(),
+                    body: "b".into(),
+                })
+                .collect()
+        };
+        let first = store.insert_messages(&group(&["k1", "k2"])).await.unwrap().unwrap();
+        assert!(store.kept.is_some(), "a pool of two: the store keeps one");
+        let single = insert_message(&db, room, "ana", "k3", "b").await.unwrap();
+        assert_eq!(single.message.seq, first[1].seq + 1);
+        assert_eq!(store.insert_messages(&group(&["k3"])).await.unwrap(), None, "k3 is a retry");
+        let next = store.insert_messages(&group(&["k4"])).await.unwrap().unwrap();
+        assert_eq!(next[0].seq, single.message.seq + 1);
+        let history = messages_after(&db, room, 0, 100).await.unwrap();
+        assert_eq!(history.last().map(|m| m.client_msg_id.as_str()), Some("k4"));
+    }
+
+    async fn groups_take_consecutive_seqs_and_a_retry_changes_nothing(db: DatabaseConnection) {
+        let mut store = MessageStore::new(db.clone());
         let r1 = ensure_room(&db, "r1").await.unwrap().id;
         let r2 = ensure_room(&db, "r2").await.unwrap().id;
         ensure_user(&db, "ana").await.unwrap();
@@ -593,7 +705,7 @@ mod tests {
             body: format!("text {id}"),
         };
         let group = [new(r1, "a"), new(r2, "b"), new(r1, "c"), new(r2, "d"), new(r1, "e")];
-        let stored = insert_messages(&db, &group).await.unwrap().expect("nothing stored before");
+        let stored = store.insert_messages(&group).await.unwrap().expect("nothing stored before");
         let seqs: Vec<(i64, &str)> = stored.iter().map(|m| (m.seq, m.client_msg_id.as_str())).collect();
         assert_eq!(seqs, [(2, "a"), (1, "b"), (3, "c"), (2, "d"), (4, "e")]);
         let in_r1 = messages_after(&db, r1, 0, 10).await.unwrap();
@@ -604,9 +716,9 @@ mod tests {
         assert_eq!(in_r1[1], stored[0], "what the group returns is what was stored");
 
         let with_retry = [new(r2, "f"), new(r1, "c")];
-        assert_eq!(insert_messages(&db, &with_retry).await.unwrap(), None);
+        assert_eq!(store.insert_messages(&with_retry).await.unwrap(), None);
         assert_eq!(messages_after(&db, r2, 0, 10).await.unwrap().len(), 2, "f was rolled back");
-        let next = insert_messages(&db, &[new(r2, "f")]).await.unwrap().unwrap();
+        let next = store.insert_messages(&[new(r2, "f")]).await.unwrap().unwrap();
         assert_eq!(next[0].seq, 3, "the rolled back group used up no seq");
     }
 
