@@ -1,6 +1,11 @@
 //! Embedded Chat: the Leptos application, rendered on the server and
 //! hydrated in the browser.
 //!
+//! Islands: only the open room (`components::chat_room::ChatRoom`) runs in
+//! the browser; the routes, the page frames and the forms around it are
+//! HTML from the server. The browser's code is what a room needs and no
+//! more, which keeps the download small for players on slow links.
+//!
 //! - `pages`: the home page, the chat room page and the embedding demo
 //!   (routes).
 //! - `components`: the parts of a room page (`ChatRoom`, `MessagesList`,
@@ -37,6 +42,13 @@ pub mod validate;
 #[cfg(feature = "hydrate")]
 pub mod stream_client;
 
+/// The browser's entry point: hydrates the page's islands (the open
+/// room; everything else on the pages is plain HTML from the server).
+#[cfg(feature = "hydrate")]
+pub fn hydrate_islands() {
+    leptos::mount::hydrate_islands();
+}
+
 #[cfg(feature = "ssr")]
 pub mod server;
 
@@ -53,7 +65,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="data:,"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                {page_runs_code().then(|| view! { <HydrationScripts options islands=true/> })}
                 <MetaTags/>
             </head>
             <body>
@@ -61,6 +73,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// Whether the page being rendered has an island, so needs the browser
+/// code: only a room page does. The home page, the embedding demo and the
+/// error pages are plain HTML and download no WASM.
+fn page_runs_code() -> bool {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<axum::http::request::Parts>().is_none_or(|parts| parts.uri.path() == "/chat_room")
+    }
+    #[cfg(not(feature = "ssr"))]
+    true
 }
 
 #[component]

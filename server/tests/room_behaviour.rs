@@ -16,6 +16,7 @@ async fn opening_a_room_creates_it_and_renders_members_and_full_history() {
     assert_eq!(status, 200);
     assert_eq!(list_items(&html, "member-list"), ["john"]);
     assert!(html.contains("No messages yet"));
+    assert!(html.contains("application/wasm"), "a room page loads the browser code");
 
     let mut john = app.connect("john", "game_1", 0).await.0;
     john.send_and_ack("c1", "hello").await;
@@ -240,6 +241,7 @@ async fn the_home_page_offers_a_form_to_enter_a_room() {
     assert_eq!(status, 200);
     assert!(html.contains(r#"action="/chat_room""#));
     assert!(html.contains(r#"name="user_id""#) && html.contains(r#"name="channel_id""#));
+    assert!(!html.contains("application/wasm"), "the home page is plain HTML: no browser code to load");
     let (status, _) = app.get(&format!("{}/no/such/page", app.base)).await;
     assert_eq!(status, 404);
 }

@@ -141,7 +141,10 @@ impl RoomSignals {
     }
 }
 
-#[component]
+/// The room, the one island of the app: its props (the snapshot from the
+/// join, the layout, the parent page and the token) travel in the page as
+/// JSON and the browser picks them up from there.
+#[island]
 pub fn ChatRoom(
     snapshot: RoomSnapshot,
     embedded: bool,

@@ -2,7 +2,6 @@
 //! Leave button (a form to the `leave_room` server function, so it works
 //! without JavaScript too; the server sends the leaver to `/`).
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use super::chat_room::{use_room, RoomIdentityFields};
 use crate::api::LeaveRoom;
@@ -21,7 +20,6 @@ pub fn RoomHeader(embedded: bool) -> impl IntoView {
     };
 
     view! {
-        <Title text=format!("{channel_id} · Embedded Chat")/>
         <header class="room-header">
             <div class="room-title">
                 {(!embedded).then(|| view! { <a class="brand" href="/">"Embedded Chat"</a> })}

@@ -4,6 +4,7 @@
 //! and goes live. An embedded page given `parent_origin` sends events to
 //! that parent page when the origin is allowed (see `crate::embed`).
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::home::EnterRoomForm;
@@ -121,7 +122,12 @@ pub fn ChatRoomPage() -> impl IntoView {
                 let embed_parent = embed_parent.await;
                 match snapshot.await {
                     Ok(Some(snapshot)) => {
-                        view! { <ChatRoom snapshot embedded embed_parent=embed_parent token/> }.into_any()
+                        let title = format!("{} · Embedded Chat", snapshot.channel_id);
+                        view! {
+                            <Title text=title/>
+                            <ChatRoom snapshot embedded embed_parent=embed_parent token/>
+                        }
+                        .into_any()
                     }
                     Ok(None) => view! { <MissingParams/> }.into_any(),
                     Err(err) => view! { <RoomUnavailable message=err.to_string()/> }.into_any(),
