@@ -393,6 +393,10 @@ async fn serve(
     let mut last_heard = Instant::now();
     let mut idle_check = tokio::time::interval(settings.heartbeat.min(settings.idle_timeout));
     let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
+    // Made once: a fresh one per turn of the loop would join and leave
+    // the token's waiting list on every frame.
+    let shutdown = stopping.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             incoming = out.ws.next(), if in_flight.len() < MAX_IN_FLIGHT => {
@@ -456,7 +460,7 @@ async fn serve(
                     return out.close(close_code::IDLE, "no heartbeat").await;
                 }
             }
-            _ = stopping.cancelled() => {
+            _ = &mut shutdown => {
                 // What the page sent is stored and acknowledged first.
                 while let Some(reply) = in_flight.next().await {
                     out.queue(&reply);
@@ -483,9 +487,15 @@ async fn within_batch(
     settings: &StreamSettings,
     delivered: &metrics::Counter,
     fanout: &metrics::Histogram,
-    batch: Pin<Box<impl Future<Output = Result<Written, End>>>>,
+    mut batch: Pin<Box<impl Future<Output = Result<Written, End>>>>,
 ) -> Result<(), End> {
-    match tokio::time::timeout(settings.write_timeout, batch).await {
+    // Most batches finish in their first poll (the socket takes the
+    // bytes); the write deadline is armed only for one that has to wait.
+    let done = match futures::poll!(batch.as_mut()) {
+        std::task::Poll::Ready(done) => Ok(done),
+        std::task::Poll::Pending => tokio::time::timeout(settings.write_timeout, batch).await,
+    };
+    match done {
         Ok(Ok(written)) => {
             delivered.increment(written.messages);
             if let Some(published_at) = written.first_published {
