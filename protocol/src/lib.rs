@@ -24,6 +24,8 @@
 //! of frames, not one per newcomer.
 use serde::{Deserialize, Serialize};
 
+mod server_frame_de;
+
 /// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
 /// without gaps, in the order they were committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +92,9 @@ pub enum ClientFrame {
     Typing,
 }
 
-/// Server → browser frames of the room stream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Server → browser frames of the room stream. Read by hand (see
+/// `server_frame_de`), written by serde.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Answer to `Hello`: the current members, the room's newest seq, and
