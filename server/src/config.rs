@@ -12,6 +12,9 @@ use app::server::store::PoolSettings;
 use app::server::stream::StreamSettings;
 use clap::Parser;
 
+/// The message writer's wait for company under load (the app's default).
+const DEFAULT_GROUP_WAIT_MS: u32 = app::server::rooms::GROUP_WAIT.as_millis() as u32;
+
 /// Parses a command line into settings (for tests and tools).
 pub fn parse_config<I, T>(args: I) -> Result<Config, clap::Error>
 where
@@ -144,7 +147,7 @@ pub struct Config {
     /// before storing a group, in milliseconds (0: never waits). Fewer
     /// commits and fewer writes per delivered message, for that much more
     /// latency; a quiet room's messages never wait.
-    #[arg(long, env = "GROUP_COMMIT_WAIT_MS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(long, env = "GROUP_COMMIT_WAIT_MS", default_value_t = DEFAULT_GROUP_WAIT_MS, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub group_commit_wait_ms: u32,
 
     /// Open stream connections allowed from one IP address.
@@ -247,7 +250,7 @@ impl Config {
             max_message_chars: 2000,
             messages_per_sec: 1000,
             message_burst: 1000,
-            group_commit_wait_ms: 1,
+            group_commit_wait_ms: DEFAULT_GROUP_WAIT_MS,
             max_connections_per_ip: 10_000,
             trust_forwarded_for: false,
             log: "warn".to_owned(),
