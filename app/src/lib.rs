@@ -18,6 +18,8 @@
 //!   `timestamps`: pure logic, unit-tested.
 //! - `embed`: which parent pages an embedded room talks to, and what it
 //!   tells them.
+//! - `island_loader`: the `<head>` tags that load the WASM and hydrate the
+//!   room as soon as the page is parsed.
 //! - `stream_client` (browser): the room stream's websocket client.
 //! - `server` (server only): store, bus, hub, rooms service, stream.
 #![recursion_limit = "256"]
@@ -33,6 +35,7 @@ pub mod backoff;
 pub mod components;
 pub mod conversation;
 pub mod embed;
+mod island_loader;
 pub mod pages;
 /// The room stream's frames (the `chat-protocol` crate).
 pub use chat_protocol as protocol;
@@ -65,7 +68,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="data:,"/>
                 <AutoReload options=options.clone()/>
-                {page_runs_code().then(|| view! { <HydrationScripts options islands=true/> })}
+                {page_runs_code().then(|| view! { <island_loader::IslandScripts options/> })}
                 <MetaTags/>
             </head>
             <body>

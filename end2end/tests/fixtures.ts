@@ -39,6 +39,8 @@ export interface OpenOptions {
   origin?: string;
   /** Console messages this test expects (e.g. a websocket it cuts on purpose). */
   allowConsole?: RegExp[];
+  /** Runs in the page before any of its own scripts (to change the browser's behaviour). */
+  initScript?: () => void;
 }
 
 export interface Users {
@@ -177,6 +179,9 @@ export const test = base.extend<{ users: Users }>({
     const users: Users = {
       async open(user, roomName, options = {}) {
         const { page } = await watch(`${user} in ${roomName}`, options.allowConsole);
+        if (options.initScript) {
+          await page.addInitScript(options.initScript);
+        }
         await page.goto(`${options.origin ?? ''}${roomPath(user, roomName, options.extra)}`);
         if (options.connected ?? true) {
           await waitConnected(page);

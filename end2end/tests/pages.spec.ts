@@ -48,6 +48,19 @@ test.describe('Pages', () => {
     await expect(nothing.getByRole('button', { name: 'Enter room' })).toBeVisible();
   });
 
+  test('the room comes alive in a browser that is never idle', async ({ users }) => {
+    // An embedded room beside a running game may see no idle moment for a
+    // long time: loading the room must not wait for one.
+    const alice = unique('alice');
+    const page = await users.open(alice, uniqueRoom('busy'), {
+      initScript: () => {
+        window.requestIdleCallback = () => 0;
+      },
+    });
+    await sendWithEnter(page, 'still here');
+    await expect(room.lines(page)).toHaveText([`${alice}: still here`]);
+  });
+
   test('embedded mode is compact and chats with a normal page', async ({ users }) => {
     const roomName = uniqueRoom('embed');
     const guest = unique('guest');

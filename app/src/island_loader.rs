@@ -1,0 +1,59 @@
+//! The `<head>` tags that bring a page's islands (the room) to life: a
+//! preload of the JS glue and of the WASM, and a module script that loads
+//! them and hydrates each `<leptos-island>` at once.
+//!
+//! Leptos's own `HydrationScripts islands=true` starts the same work from a
+//! `requestIdleCallback` with no deadline. A page that is not idle soon (an
+//! embedded room in a frame beside a running game, a busy tab) stayed
+//! server-rendered and "Connecting…" for as long as the browser found no
+//! idle moment — seconds, in an embedded frame under a headless browser
+//! now and then. The room is the page's whole purpose, so it starts
+//! loading as soon as the document has been parsed (module scripts run
+//! then). Islands here take no server-rendered children, so the loader does
+//! not handle `<leptos-children>`.
+use leptos::prelude::*;
+
+/// The loader tags, for a page with islands; its inline script carries the
+/// response's nonce (the page's Content-Security-Policy admits no other).
+#[component]
+pub fn IslandScripts(options: LeptosOptions) -> impl IntoView {
+    // Outside the islands the page is plain HTML: the server renders it
+    // without hydration markers (what `HydrationScripts islands=true` sets).
+    if let Some(context) = Owner::current_shared_context() {
+        context.set_is_hydrating(false);
+    }
+    let (js, wasm) =
+        bundle_paths(&options.site_pkg_dir, &options.output_name, option_env!("LEPTOS_OUTPUT_NAME"));
+    let script = format!("{}({js:?}, {wasm:?});", include_str!("island_loader.js"));
+    view! {
+        <link rel="modulepreload" href=js.clone()/>
+        <link rel="preload" href=wasm.clone() r#as="fetch" r#type="application/wasm" crossorigin=""/>
+        <script type="module" nonce=leptos::nonce::use_nonce()>{script}</script>
+    }
+}
+
+/// Where the JS glue and the WASM are served. cargo-leptos names both after
+/// the output name (and says so in `LEPTOS_OUTPUT_NAME` at build time);
+/// wasm-bindgen's own naming adds `_bg` to the WASM.
+fn bundle_paths(pkg_dir: &str, output_name: &str, built_by_cargo_leptos: Option<&str>) -> (String, String) {
+    let base = format!("/{pkg_dir}/{output_name}");
+    let wasm = match built_by_cargo_leptos {
+        Some(_) => format!("{base}.wasm"),
+        None => format!("{base}_bg.wasm"),
+    };
+    (format!("{base}.js"), wasm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bundle_paths;
+
+    #[test]
+    fn bundle_paths_follow_the_build_tool() {
+        assert_eq!(
+            bundle_paths("pkg", "embedded-chat", Some("embedded-chat")),
+            ("/pkg/embedded-chat.js".to_owned(), "/pkg/embedded-chat.wasm".to_owned())
+        );
+        assert_eq!(bundle_paths("pkg", "x", None).1, "/pkg/x_bg.wasm");
+    }
+}
