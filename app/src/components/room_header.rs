@@ -1,6 +1,10 @@
 //! The room's header: room name, who you are, connection state, and the
 //! Leave button (a form to the `leave_room` server function, so it works
-//! without JavaScript too; the server sends the leaver to `/`).
+//! without JavaScript too; the server sends the leaver to `/`). With
+//! JavaScript the submit calls the function directly from the room's state
+//! (not by reading the form back, which would ship a form decoder in the
+//! WASM).
+use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
 use super::chat_room::{use_room, RoomIdentityFields};
@@ -14,6 +18,14 @@ pub fn RoomHeader(embedded: bool) -> impl IntoView {
     let user_id = room.user_id.get_value();
     let status = room.status;
     let notice = room.notice;
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        leave.dispatch(LeaveRoom {
+            channel_id: room.channel_id.get_value(),
+            user_id: room.user_id.get_value(),
+            token: room.token.get_value(),
+        });
+    };
     let leave_error = move || match leave.value().get() {
         Some(Err(err)) => Some(err.to_string()),
         _ => None,
@@ -35,10 +47,12 @@ pub fn RoomHeader(embedded: bool) -> impl IntoView {
                 <span class="dot" aria-hidden="true"></span>
                 {move || status.get().label()}
             </p>
-            <ActionForm action=leave attr:class="leave-form">
+            <form method="post" action="/api/leave_room" class="leave-form" on:submit=on_submit>
                 <RoomIdentityFields/>
-                <button type="submit" class="secondary">"Leave room"</button>
-            </ActionForm>
+                <button type="submit" class="secondary" disabled=move || leave.pending().get()>
+                    "Leave room"
+                </button>
+            </form>
         </header>
         {move || leave_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         {move || notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
