@@ -49,6 +49,12 @@ pub mod stream_client;
 /// room; everything else on the pages is plain HTML from the server).
 #[cfg(feature = "hydrate")]
 pub fn hydrate_islands() {
+    // A server function that answers with a redirect (leave_room sends the
+    // leaver to `/`) moves the page there. The router that would set this
+    // hook runs on the server only.
+    let _ = server_fn::redirect::set_redirect_hook(|location: &str| {
+        let _ = window().location().set_href(location);
+    });
     leptos::mount::hydrate_islands();
 }
 

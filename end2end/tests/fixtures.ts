@@ -39,8 +39,8 @@ export interface OpenOptions {
   origin?: string;
   /** Console messages this test expects (e.g. a websocket it cuts on purpose). */
   allowConsole?: RegExp[];
-  /** Runs in the page before any of its own scripts (to change the browser's behaviour). */
-  initScript?: () => void;
+  /** Called before the page is opened (to change the browser's behaviour, route its traffic). */
+  prepare?: (page: Page) => Promise<void>;
 }
 
 export interface Users {
@@ -179,9 +179,7 @@ export const test = base.extend<{ users: Users }>({
     const users: Users = {
       async open(user, roomName, options = {}) {
         const { page } = await watch(`${user} in ${roomName}`, options.allowConsole);
-        if (options.initScript) {
-          await page.addInitScript(options.initScript);
-        }
+        await options.prepare?.(page);
         await page.goto(`${options.origin ?? ''}${roomPath(user, roomName, options.extra)}`);
         if (options.connected ?? true) {
           await waitConnected(page);

@@ -65,4 +65,22 @@ test.describe('Room members', () => {
     await reloadRoom(page2);
     await expect(room.members(page2)).toHaveText([u2, u3]);
   });
+
+  test('a user whose live connection is down can still leave, and goes to the home page', async ({ users }) => {
+    const roomName = uniqueRoom('leave-offline');
+    const [u1, u2] = [unique('ann'), unique('ben')];
+    const page2 = await users.open(u2, roomName);
+    // u1's page never gets its room stream: no frame will tell it that it left.
+    const page1 = await users.open(u1, roomName, {
+      connected: false,
+      prepare: (page) => page.routeWebSocket(/\/api\/stream/, (ws) => ws.close()),
+    });
+    // The room runs in the browser (not the plain form) and knows it is cut off.
+    await expect(room.status(page1)).toHaveText('Reconnecting…');
+
+    await room.leaveButton(page1).click();
+
+    await expect(page1).toHaveURL('/');
+    await expect(room.members(page2)).toHaveText([u2]);
+  });
 });

@@ -53,9 +53,10 @@ test.describe('Pages', () => {
     // long time: loading the room must not wait for one.
     const alice = unique('alice');
     const page = await users.open(alice, uniqueRoom('busy'), {
-      initScript: () => {
-        window.requestIdleCallback = () => 0;
-      },
+      prepare: (page) =>
+        page.addInitScript(() => {
+          window.requestIdleCallback = () => 0;
+        }),
     });
     await sendWithEnter(page, 'still here');
     await expect(room.lines(page)).toHaveText([`${alice}: still here`]);
