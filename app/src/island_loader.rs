@@ -10,13 +10,18 @@
 //! now and then. The room is the page's whole purpose, so it starts
 //! loading as soon as the document has been parsed (module scripts run
 //! then). Islands here take no server-rendered children, so the loader does
-//! not handle `<leptos-children>`.
+//! not handle `<leptos-children>`. With hashed file names (`hash-files` in
+//! the cargo-leptos settings, off here) the names come from a file beside
+//! the binary: Leptos's own tags are used then.
 use leptos::prelude::*;
 
 /// The loader tags, for a page with islands; its inline script carries the
 /// response's nonce (the page's Content-Security-Policy admits no other).
 #[component]
 pub fn IslandScripts(options: LeptosOptions) -> impl IntoView {
+    if options.hash_files {
+        return view! { <HydrationScripts options islands=true/> }.into_any();
+    }
     // Outside the islands the page is plain HTML: the server renders it
     // without hydration markers (what `HydrationScripts islands=true` sets).
     if let Some(context) = Owner::current_shared_context() {
@@ -30,6 +35,7 @@ pub fn IslandScripts(options: LeptosOptions) -> impl IntoView {
         <link rel="preload" href=wasm.clone() r#as="fetch" r#type="application/wasm" crossorigin=""/>
         <script type="module" nonce=leptos::nonce::use_nonce()>{script}</script>
     }
+    .into_any()
 }
 
 /// Where the JS glue and the WASM are served. cargo-leptos names both after
