@@ -1,10 +1,10 @@
 //! The message writer: one task per node that stores every message the
 //! node accepts, many per transaction (group commit), then publishes them.
 //!
-//! Why: a database transaction costs about the same for one row as for a
-//! hundred (on SQLite the round trips to its worker thread and the commit
-//! dominate), so while one group is being stored the next one gathers in
-//! the queue. A lone message goes out at once; under load each commit
+//! Why: a transaction has a fixed cost that one row or a hundred share
+//! (on SQLite the commit: taking the write lock, appending the log; on
+//! PostgreSQL the round trips and the flush), so while one group is being
+//! stored the next one gathers in the queue. A lone message goes out at once; under load each commit
 //! carries everything that arrived during the previous one.
 //!
 //! Under load (the previous group was stored moments ago) the writer also
@@ -85,7 +85,7 @@ async fn run(
     mut inbox: mpsc::Receiver<Pending>,
     group_wait: Duration,
 ) {
-    let mut store = MessageStore::new(db);
+    let mut store = MessageStore::open(db).await;
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut last_stored = None;
     while inbox.recv_many(&mut group, MAX_GROUP).await > 0 {

@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 pub mod entities;
+mod inline_sqlite;
 
 use crate::protocol::ChatMessage;
 use entities::{app_user, member, message, room};
@@ -283,20 +284,27 @@ pub struct NewMessage {
 /// Stores groups of messages: what the message writer (see
 /// `server::writer`) stores through.
 ///
-/// On SQLite it keeps one connection of the pool for itself (when the pool
-/// has more than one): a connection whose last transaction was not its own
-/// finds the write-ahead log changed and drops its page cache, so groups
-/// stored through whichever connection was free re-read the pages they
-/// touch from the file each time, and re-prepare their statements. A pool
-/// of one is shared with everything else and not kept.
+/// On a SQLite file it stores them through a connection of its own, on the
+/// writer's task (see `inline_sqlite`); on PostgreSQL, and on an in-memory
+/// SQLite database (tests), through the pool.
 pub struct MessageStore {
     db: DatabaseConnection,
-    kept: Option<sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>>,
+    inline: Option<inline_sqlite::InlineSqlite>,
 }
 
 impl MessageStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        MessageStore { db, kept: None }
+    pub async fn open(db: DatabaseConnection) -> Self {
+        let inline = match sqlite_file(&db).await {
+            Ok(Some(path)) => inline_sqlite::InlineSqlite::open(&path)
+                .inspect_err(|err| tracing::warn!(%err, "storing messages through the pool instead"))
+                .ok(),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(%err, "could not tell where the database is; storing messages through the pool");
+                None
+            }
+        };
+        MessageStore { db, inline }
     }
 
     /// The database, for what is not stored in groups.
@@ -305,13 +313,11 @@ impl MessageStore {
     }
 
     /// Stores many messages (of any rooms) in one transaction, each under
-    /// its room's next `seq` in the order given: one statement bumps every
-    /// room's `last_seq` by its count of messages (returning the new
-    /// values), one multi-row insert stores them. A handful of statements
-    /// for the whole group, where [`insert_message`] needs four per
-    /// message: this is what lets the writer store tens of thousands of
-    /// messages a second on SQLite, where the whole group is one round trip
-    /// to the database's thread.
+    /// its room's next `seq` in the order given: each room's `last_seq` is
+    /// bumped by its count of messages, then the messages are inserted with
+    /// the numbers just below. A handful of statements for the whole group,
+    /// where [`insert_message`] needs four per message: this is what lets
+    /// the writer store tens of thousands of messages a second on SQLite.
     ///
     /// Returns `None`, having changed nothing, when any of them was stored
     /// before (a retry: same room, user and client id) — the caller then
@@ -325,32 +331,29 @@ impl MessageStore {
             return Ok(Some(Vec::new()));
         }
         let plan = GroupPlan::new(messages);
-        let last_seqs = match self.db.get_database_backend() {
-            sea_orm::DatabaseBackend::Sqlite => self.store_on_sqlite(&plan, messages).await?,
-            _ => store_group_generic(&self.db, &plan, messages).await?,
+        let last_seqs = match &mut self.inline {
+            Some(inline) => inline.store(&plan, messages).await?,
+            None => store_group_generic(&self.db, &plan, messages).await?,
         };
         Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
     }
+}
 
-    async fn store_on_sqlite(
-        &mut self,
-        plan: &GroupPlan,
-        messages: &[NewMessage],
-    ) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
-        let pool = self.db.get_sqlite_connection_pool();
-        let mut conn = match self.kept.take() {
-            Some(conn) => conn,
-            None => pool.acquire().await.map_err(sqlite_group::err)?,
-        };
-        let stored = sqlite_group::store(&mut conn, plan, messages).await;
-        if !stored.connection_ok {
-            tracing::warn!("a failed group could not be rolled back; dropping the connection");
-            conn.close_on_drop();
-        } else if pool.options().get_max_connections() > 1 {
-            self.kept = Some(conn);
-        }
-        stored.result
+/// The file of a SQLite database (`None` for PostgreSQL or a database in
+/// memory).
+async fn sqlite_file(db: &DatabaseConnection) -> Result<Option<std::path::PathBuf>, DbErr> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return Ok(None);
     }
+    let list = sea_orm::Statement::from_string(sea_orm::DatabaseBackend::Sqlite, "PRAGMA database_list");
+    for row in db.query_all(list).await? {
+        let name: String = row.try_get_by_index(1)?;
+        let file: String = row.try_get_by_index(2)?;
+        if name == "main" && !file.is_empty() {
+            return Ok(Some(file.into()));
+        }
+    }
+    Ok(None)
 }
 
 /// What a group of messages does to its rooms.
@@ -422,7 +425,7 @@ impl GroupPlan {
     }
 }
 
-/// The group through sea-orm (PostgreSQL): row locks first, in one order on
+/// The group through sea-orm (PostgreSQL, SQLite in memory): row locks first, in one order on
 /// every node, so two nodes storing into the same rooms queue up instead of
 /// deadlocking.
 async fn store_group_generic(
@@ -487,91 +490,6 @@ async fn store_group_generic(
     }
 }
 
-/// The group on SQLite as one script, sent to the connection's thread in
-/// one go (each statement through sea-orm would be a round trip of its
-/// own, and those hand-offs between threads cost more than the writing).
-mod sqlite_group {
-    use sea_orm::sqlx::{self, Row, SqliteConnection};
-    use sea_orm::DbErr;
-
-    use super::{GroupPlan, NewMessage};
-
-    /// SQLite's code for a broken UNIQUE constraint (a retry in the group).
-    const CONSTRAINT_UNIQUE: &str = "2067";
-
-    fn script(plan: &GroupPlan, messages: usize) -> String {
-        let rooms = plan.counts.len();
-        let mut sql = String::with_capacity(200 + rooms * 16 + messages * 20);
-        sql.push_str("BEGIN IMMEDIATE;\nUPDATE room SET last_seq = last_seq + CASE id");
-        sql.push_str(&" WHEN ? THEN ?".repeat(rooms));
-        sql.push_str(" ELSE 0 END WHERE id IN (");
-        sql.push_str(&vec!["?"; rooms].join(", "));
-        sql.push_str(") RETURNING id, last_seq;\n");
-        sql.push_str("INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) VALUES ");
-        let row = "(?, (SELECT last_seq FROM room WHERE id = ?) - ?, ?, ?, ?, ?)";
-        sql.push_str(&vec![row; messages].join(", "));
-        sql.push_str(";\nCOMMIT;");
-        sql
-    }
-
-    pub(super) fn err(e: sqlx::Error) -> DbErr {
-        DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
-    }
-
-    /// What storing a group did, and whether the connection is fit to
-    /// keep (a failed group that could not be rolled back leaves it in a
-    /// transaction).
-    pub(super) struct Stored {
-        pub result: Result<Option<Vec<(i64, i64)>>, DbErr>,
-        pub connection_ok: bool,
-    }
-
-    pub(super) async fn store(
-        conn: &mut SqliteConnection,
-        plan: &GroupPlan,
-        messages: &[NewMessage],
-    ) -> Stored {
-        let sql = script(plan, messages.len());
-        let mut query = sqlx::query(&sql);
-        for (&room_id, &n) in &plan.counts {
-            query = query.bind(room_id).bind(n);
-        }
-        for &room_id in plan.counts.keys() {
-            query = query.bind(room_id);
-        }
-        for (m, below) in messages.iter().zip(plan.below_last(messages)) {
-            query = query
-                .bind(m.room_id)
-                .bind(m.room_id)
-                .bind(below)
-                .bind(m.user_id.as_str())
-                .bind(m.body.as_str())
-                .bind(m.client_msg_id.as_str())
-                .bind(plan.created_at);
-        }
-        match query.fetch_all(&mut *conn).await {
-            Ok(rows) => {
-                let last_seqs = rows
-                    .iter()
-                    .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
-                    .map_err(err)
-                    .and_then(|last_seqs| plan.check_bumped(&last_seqs).map(|()| Some(last_seqs)));
-                Stored { result: last_seqs, connection_ok: true }
-            }
-            Err(e) => {
-                // The script stopped part way: undo what it did.
-                let connection_ok = match sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                    Ok(_) => true,
-                    Err(rollback) => rollback.to_string().contains("no transaction is active"),
-                };
-                let retry = matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some(CONSTRAINT_UNIQUE));
-                Stored { result: if retry { Ok(None) } else { Err(err(e)) }, connection_ok }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,34 +545,25 @@ mod tests {
     }
 
     /// A SQLite file with a pool of two, removed on drop: the message
-    /// store keeps one connection for itself, the other serves the rest.
-    struct FileDb(std::path::PathBuf);
+    /// store writes through a connection of its own, the pool serves the
+    /// rest.
+    struct FileDb(tempfile::TempDir);
 
     impl FileDb {
-        async fn open(name: &str) -> (Self, DatabaseConnection) {
+        async fn open() -> (Self, DatabaseConnection) {
             use migration::MigratorTrait;
-            let path = std::env::temp_dir().join(format!("chat-store-{name}-{}.db", std::process::id()));
-            let file = FileDb(path);
-            file.remove();
-            let url = format!("sqlite://{}?mode=rwc", file.0.display());
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
             let db = connect(&url, PoolSettings { max_connections: 2, timeout: Duration::from_secs(5) })
                 .await
                 .unwrap();
             migration::Migrator::up(&db, None).await.unwrap();
-            (file, db)
-        }
-
-        fn remove(&self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-            }
+            (FileDb(dir), db)
         }
     }
 
-    impl Drop for FileDb {
-        fn drop(&mut self) {
-            self.remove();
-        }
+    fn ana_in(room_id: i64) -> impl Fn(&str) -> NewMessage {
+        move |id| NewMessage { room_id, user_id: "ana".into(), client_msg_id: id.into(), body: "b".into() }
     }
 
     #[tokio::test]
@@ -663,37 +572,107 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn groups_on_a_kept_connection_see_and_are_seen_by_the_other_connections() {
-        let (_file, db) = FileDb::open("kept").await;
+    async fn groups_on_a_file_see_and_are_seen_by_the_pools_connections() {
+        let (_file, db) = FileDb::open().await;
         groups_take_consecutive_seqs_and_a_retry_changes_nothing(db.clone()).await;
-        // The store keeps its connection between groups; the pool's other
-        // connection still serves reads and single inserts, which the next
-        // group sees.
+        // The pool's connections still serve reads and single inserts,
+        // which the next group sees.
         let room = ensure_room(&db, "r1").await.unwrap().id;
-        let mut store = MessageStore::new(db.clone());
-        let group = |ids: &[&str]| -> Vec<NewMessage> {
-            ids.iter()
-                .map(|id| NewMessage {
-                    room_id: room,
-                    user_id: "ana".into(),
-                    client_msg_id: (*id).into(),
-                    body: "b".into(),
-                })
-                .collect()
-        };
-        let first = store.insert_messages(&group(&["k1", "k2"])).await.unwrap().unwrap();
-        assert!(store.kept.is_some(), "a pool of two: the store keeps one");
+        let mut store = MessageStore::open(db.clone()).await;
+        assert!(store.inline.is_some(), "a file: the store writes through its own connection");
+        let new = ana_in(room);
+        let first = store.insert_messages(&[new("k1"), new("k2")]).await.unwrap().unwrap();
         let single = insert_message(&db, room, "ana", "k3", "b").await.unwrap();
         assert_eq!(single.message.seq, first[1].seq + 1);
-        assert_eq!(store.insert_messages(&group(&["k3"])).await.unwrap(), None, "k3 is a retry");
-        let next = store.insert_messages(&group(&["k4"])).await.unwrap().unwrap();
+        assert_eq!(store.insert_messages(&[new("k3")]).await.unwrap(), None, "k3 is a retry");
+        let next = store.insert_messages(&[new("k4")]).await.unwrap().unwrap();
         assert_eq!(next[0].seq, single.message.seq + 1);
         let history = messages_after(&db, room, 0, 100).await.unwrap();
-        assert_eq!(history.last().map(|m| m.client_msg_id.as_str()), Some("k4"));
+        assert_eq!(history.last(), next.last(), "read back through the pool as stored");
+    }
+
+    #[tokio::test]
+    async fn a_group_waits_for_another_connections_write_without_blocking_the_runtime() {
+        let (_file, db) = FileDb::open().await;
+        let room = ensure_room(&db, "r").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut store = MessageStore::open(db.clone()).await;
+        // A transaction of the pool's holds SQLite's write lock.
+        let txn = db.begin().await.unwrap();
+        ensure_user(&txn, "bob").await.unwrap();
+        let new = ana_in(room);
+        let group = [new("w1")];
+        let mut storing = std::pin::pin!(store.insert_messages(&group));
+        let still_waiting = tokio::time::timeout(Duration::from_millis(50), storing.as_mut()).await;
+        assert!(still_waiting.is_err(), "the group waits while the other write is open");
+        txn.commit().await.unwrap();
+        let stored = storing.await.unwrap().unwrap();
+        assert_eq!(stored[0].seq, 1);
+    }
+
+    #[tokio::test]
+    async fn a_group_for_a_missing_room_or_user_changes_nothing() {
+        for db in [fresh().await, FileDb::open().await.1] {
+            let room = ensure_room(&db, "r").await.unwrap().id;
+            ensure_user(&db, "ana").await.unwrap();
+            let mut store = MessageStore::open(db.clone()).await;
+            let good = ana_in(room)("ok");
+            let elsewhere = NewMessage { room_id: room + 100, ..ana_in(room)("lost") };
+            assert!(matches!(
+                store.insert_messages(&[good.clone(), elsewhere]).await,
+                Err(DbErr::RecordNotFound(_))
+            ));
+            let stranger = NewMessage { user_id: "nobody".into(), ..ana_in(room)("stranger") };
+            assert!(store.insert_messages(&[good.clone(), stranger]).await.is_err(), "no such user");
+            assert!(messages_after(&db, room, 0, 10).await.unwrap().is_empty());
+            let stored = store.insert_messages(&[good]).await.unwrap().unwrap();
+            assert_eq!(stored[0].seq, 1, "the failed groups used up no seq");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_write_ahead_log_is_folded_back_and_restarted_while_groups_are_written() {
+        let (file, db) = FileDb::open().await;
+        let mut rooms = Vec::new();
+        for i in 0..50 {
+            rooms.push(ensure_room(&db, &format!("r{i}")).await.unwrap().id);
+        }
+        ensure_user(&db, "ana").await.unwrap();
+        let mut store = MessageStore::open(db.clone()).await;
+        let mut written = 0;
+        let started = std::time::Instant::now();
+        // Groups spread over many rooms (pages all over the indexes) for
+        // a few seconds: without checkpoints the log would pass 40 MB.
+        while started.elapsed() < Duration::from_millis(2500) {
+            let group: Vec<NewMessage> = (0..10)
+                .map(|i| ana_in(rooms[(written + i * 7) % rooms.len()])(&format!("m{written}-{i}")))
+                .collect();
+            store.insert_messages(&group).await.unwrap().unwrap();
+            written += 1;
+        }
+        let size = |name: &str| std::fs::metadata(file.0.path().join(name)).map_or(0, |m| m.len());
+        // Messages reach the database file itself only through
+        // checkpoints (the writer's commits make none, and nothing else
+        // commits here), and the log is reused from its start after each.
+        assert!(
+            size("chat.db") > 1024 * 1024,
+            "the database file holds the messages: {} bytes",
+            size("chat.db")
+        );
+        assert!(
+            size("chat.db-wal") < 12 * 1024 * 1024,
+            "the log was restarted: {} bytes",
+            size("chat.db-wal")
+        );
+        let mut stored = 0;
+        for &room in &rooms {
+            stored += messages_after(&db, room, 0, 1_000_000).await.unwrap().len();
+        }
+        assert_eq!(stored, written * 10);
     }
 
     async fn groups_take_consecutive_seqs_and_a_retry_changes_nothing(db: DatabaseConnection) {
-        let mut store = MessageStore::new(db.clone());
+        let mut store = MessageStore::open(db.clone()).await;
         let r1 = ensure_room(&db, "r1").await.unwrap().id;
         let r2 = ensure_room(&db, "r2").await.unwrap().id;
         ensure_user(&db, "ana").await.unwrap();

@@ -1,0 +1,201 @@
+//! Groups of messages stored into a SQLite file from the message writer's
+//! own task, through a connection of its own, with no thread in between.
+//!
+//! Why: sqlx runs each SQLite connection on a thread of its own, and every
+//! statement is a hand-off to it and back. On a node whose runtime has one
+//! core, that thread and the runtime take turns: messages waited for the
+//! core as well as for the commit, and latency under load was mostly that
+//! waiting (`bench/README.md`). Storing a group here is a few prepared
+//! statements run in place, tens of microseconds per message, and it never
+//! waits inside SQLite:
+//!
+//! - the connection never waits for SQLite's write lock: another
+//!   connection holding it (a join being stored through the pool) makes
+//!   the attempt fail at once as "busy", and the writer tries again a
+//!   moment later without blocking the runtime;
+//! - its commits do not checkpoint the write-ahead log (a checkpoint syncs
+//!   the files to disk: milliseconds the runtime would stall). About every
+//!   1,000 pages written, or every second while messages come, the writer
+//!   hands the connection to a blocking thread for a checkpoint and waits
+//!   for it to come back: the runtime goes on serving, and as nothing is
+//!   appended meanwhile the checkpoint catches up with the whole log, so
+//!   the log restarts from its beginning instead of growing.
+//!
+//! A room's messages still take consecutive seqs in the order given, in
+//! one transaction per group; a repeat of a stored message makes the whole
+//! group change nothing (see `MessageStore::insert_messages`).
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use sea_orm::DbErr;
+
+use super::{GroupPlan, NewMessage};
+
+/// How long a group waits for another connection's write at most (the
+/// pool's connections wait as long).
+const BUSY_LIMIT: Duration = Duration::from_secs(10);
+/// How long to wait before trying again while another connection writes.
+const BUSY_PAUSE: Duration = Duration::from_millis(1);
+/// While messages come, the write-ahead log is checkpointed at least this
+/// often.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+const BUMP: &str = "UPDATE room SET last_seq = last_seq + ?1 WHERE id = ?2 RETURNING last_seq";
+const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Pages appended to the log before a checkpoint (SQLite's own default).
+const CHECKPOINT_PAGES: usize = 1000;
+
+/// What one attempt at storing a group came to.
+enum Attempt {
+    /// Each room's `last_seq` after the group.
+    Stored(Vec<(i64, i64)>),
+    /// A message of the group was stored before: nothing was changed.
+    Repeat,
+    /// Another connection is writing: nothing was changed, try again.
+    Busy,
+}
+
+/// The writer's connection to a SQLite file.
+pub struct InlineSqlite {
+    path: PathBuf,
+    /// Away while a checkpoint runs; reopened if that thread failed.
+    conn: Option<Connection>,
+    /// Pages appended to the log since the last checkpoint (estimated).
+    pages: usize,
+    last_checkpoint: Instant,
+}
+
+impl InlineSqlite {
+    /// Opens the file (its tables exist: the server migrated it).
+    pub fn open(path: &Path) -> Result<Self, DbErr> {
+        let conn = open_connection(path).map_err(err)?;
+        Ok(InlineSqlite {
+            path: path.to_owned(),
+            conn: Some(conn),
+            pages: 0,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// Stores a group: each room's `last_seq` after it, or `None` when a
+    /// message of it was stored before (nothing changed then).
+    pub async fn store(
+        &mut self,
+        plan: &GroupPlan,
+        messages: &[NewMessage],
+    ) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
+        let started = Instant::now();
+        loop {
+            let conn = match self.conn.as_mut() {
+                Some(conn) => conn,
+                None => self.conn.insert(open_connection(&self.path).map_err(err)?),
+            };
+            match attempt(conn, plan, messages) {
+                Ok(Attempt::Stored(last_seqs)) => {
+                    self.after_commit(plan, messages).await;
+                    return Ok(Some(last_seqs));
+                }
+                Ok(Attempt::Repeat) => return Ok(None),
+                Ok(Attempt::Busy) if started.elapsed() < BUSY_LIMIT => tokio::time::sleep(BUSY_PAUSE).await,
+                Ok(Attempt::Busy) => {
+                    return Err(DbErr::Custom("the database stayed locked by another writer".to_owned()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Checkpoints when due (see the module docs).
+    async fn after_commit(&mut self, plan: &GroupPlan, messages: &[NewMessage]) {
+        // A message dirties a page of the table and one of each of its two
+        // indexes, which its room's neighbours in the group may share; a
+        // group also dirties the rooms' pages.
+        self.pages += messages.len() * 2 + plan.counts.len().min(4);
+        if self.pages < CHECKPOINT_PAGES && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        let Some(conn) = self.conn.take() else { return };
+        let checkpoint = tokio::task::spawn_blocking(move || {
+            // PASSIVE: copies what no reader still needs and waits for
+            // nobody; with nothing appended meanwhile that is all of it.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%e, "checkpointing the write-ahead log failed");
+            }
+            conn
+        });
+        self.conn =
+            checkpoint.await.inspect_err(|e| tracing::error!(%e, "the checkpoint thread failed")).ok();
+        self.pages = 0;
+        self.last_checkpoint = Instant::now();
+    }
+}
+
+/// One try, all of it or nothing: the transaction is rolled back when
+/// anything fails (dropping it does).
+fn attempt(conn: &mut Connection, plan: &GroupPlan, messages: &[NewMessage]) -> Result<Attempt, DbErr> {
+    let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(txn) => txn,
+        Err(e) if is_busy(&e) => return Ok(Attempt::Busy),
+        Err(e) => return Err(err(e)),
+    };
+    let mut last_seqs = Vec::with_capacity(plan.counts.len());
+    {
+        let mut bump = txn.prepare_cached(BUMP).map_err(err)?;
+        for (&room_id, &n) in &plan.counts {
+            let last = bump.query_row((n, room_id), |row| row.get::<_, i64>(0));
+            match last {
+                Ok(last) => last_seqs.push((room_id, last)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+    plan.check_bumped(&last_seqs)?;
+    let created_at = plan.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    {
+        let mut insert = txn.prepare_cached(INSERT).map_err(err)?;
+        for (m, seq) in messages.iter().zip(plan.seqs(messages, &last_seqs)) {
+            let row = (m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at);
+            match insert.execute(row) {
+                Ok(_) => {}
+                Err(e) if is_repeat(&e) => return Ok(Attempt::Repeat),
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+    match txn.commit() {
+        Ok(()) => Ok(Attempt::Stored(last_seqs)),
+        Err(e) if is_busy(&e) => Ok(Attempt::Busy),
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Never wait inside SQLite: the caller decides (see the module docs).
+    conn.busy_timeout(Duration::ZERO)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -2048)?;
+    // The writer checkpoints (see the module docs).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+/// A broken UNIQUE constraint: a message (room, user, client id) stored
+/// before.
+fn is_repeat(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+fn err(e: rusqlite::Error) -> DbErr {
+    DbErr::Custom(format!("SQLite: {e}"))
+}
