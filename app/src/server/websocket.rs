@@ -288,8 +288,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// lives on the stack of this call only: a waiting connection holds no
     /// read buffer.
     fn poll_read_some(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<usize>> {
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut buf = ReadBuf::new(&mut chunk);
+        // Not zeroed: most polls find nothing to read, and filling 4 KiB
+        // each time would cost more than the poll.
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 self.unread.extend_from_slice(buf.filled());
