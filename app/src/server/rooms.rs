@@ -80,7 +80,7 @@ pub struct OpenRoom {
 }
 
 /// The message writer's default wait for more messages under load.
-pub const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+pub const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What one user may send.
 #[derive(Clone)]
