@@ -6,20 +6,23 @@
 //! core, that thread and the runtime take turns: messages waited for the
 //! core as well as for the commit, and latency under load was mostly that
 //! waiting (`bench/README.md`). Storing a group here is a few prepared
-//! statements run in place, tens of microseconds per message, and it never
-//! waits inside SQLite:
+//! statements run in place, about 12 µs per message (a group of 256 holds
+//! the runtime's thread for about 3 ms, as long as it held SQLite's), and
+//! it never waits for anyone:
 //!
 //! - the connection never waits for SQLite's write lock: another
 //!   connection holding it (a join being stored through the pool) makes
 //!   the attempt fail at once as "busy", and the writer tries again a
 //!   moment later without blocking the runtime;
 //! - its commits do not checkpoint the write-ahead log (a checkpoint syncs
-//!   the files to disk: milliseconds the runtime would stall). About every
-//!   1,000 pages written, or every second while messages come, the writer
-//!   hands the connection to a blocking thread for a checkpoint and waits
-//!   for it to come back: the runtime goes on serving, and as nothing is
-//!   appended meanwhile the checkpoint catches up with the whole log, so
-//!   the log restarts from its beginning instead of growing.
+//!   the files to disk: milliseconds the runtime would stall). After about
+//!   1,000 pages, or a second and 100 pages, the writer — once the group's
+//!   messages are published — hands the connection to a blocking thread
+//!   for a checkpoint and waits for it (new messages queue meanwhile). The
+//!   runtime goes on serving, and as the writer appends nothing meanwhile
+//!   the checkpoint can copy the whole log (unless a join's write or a
+//!   long read gets in its way), after which the log starts again from its
+//!   beginning instead of growing.
 //!
 //! A room's messages still take consecutive seqs in the order given, in
 //! one transaction per group; a repeat of a stored message makes the whole
@@ -37,16 +40,15 @@ use super::{GroupPlan, NewMessage};
 const BUSY_LIMIT: Duration = Duration::from_secs(10);
 /// How long to wait before trying again while another connection writes.
 const BUSY_PAUSE: Duration = Duration::from_millis(1);
-/// While messages come, the write-ahead log is checkpointed at least this
-/// often.
+/// Pages appended to the log before a checkpoint (SQLite's own default).
+const CHECKPOINT_PAGES: usize = 1000;
+/// A smaller log is checkpointed too once this old and this long.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+const CHECKPOINT_PAGES_AT_LEAST: usize = 100;
 
 const BUMP: &str = "UPDATE room SET last_seq = last_seq + ?1 WHERE id = ?2 RETURNING last_seq";
 const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-
-/// Pages appended to the log before a checkpoint (SQLite's own default).
-const CHECKPOINT_PAGES: usize = 1000;
 
 /// What one attempt at storing a group came to.
 enum Attempt {
@@ -93,9 +95,19 @@ impl InlineSqlite {
                 Some(conn) => conn,
                 None => self.conn.insert(open_connection(&self.path).map_err(err)?),
             };
-            match attempt(conn, plan, messages) {
+            let outcome = attempt(conn, plan, messages);
+            if !conn.is_autocommit() {
+                // A rollback failed: a connection stuck in a transaction
+                // would fail every group after this one.
+                tracing::warn!("a failed group could not be rolled back; reopening the connection");
+                self.conn = None;
+            }
+            match outcome {
                 Ok(Attempt::Stored(last_seqs)) => {
-                    self.after_commit(plan, messages).await;
+                    // Each message dirties its room's page in each of the
+                    // two per-room indexes (the table's rows are appended,
+                    // sharing pages); the group, its rooms' pages.
+                    self.pages += messages.len() * 2 + plan.counts.len().min(4);
                     return Ok(Some(last_seqs));
                 }
                 Ok(Attempt::Repeat) => return Ok(None),
@@ -108,13 +120,13 @@ impl InlineSqlite {
         }
     }
 
-    /// Checkpoints when due (see the module docs).
-    async fn after_commit(&mut self, plan: &GroupPlan, messages: &[NewMessage]) {
-        // A message dirties a page of the table and one of each of its two
-        // indexes, which its room's neighbours in the group may share; a
-        // group also dirties the rooms' pages.
-        self.pages += messages.len() * 2 + plan.counts.len().min(4);
-        if self.pages < CHECKPOINT_PAGES && self.last_checkpoint.elapsed() < CHECKPOINT_EVERY {
+    /// Checkpoints when due (see the module docs); the writer calls it
+    /// after publishing what it stored.
+    pub async fn checkpoint_if_due(&mut self) {
+        let due = self.pages >= CHECKPOINT_PAGES
+            || (self.pages >= CHECKPOINT_PAGES_AT_LEAST
+                && self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY);
+        if !due {
             return;
         }
         let Some(conn) = self.conn.take() else { return };
@@ -136,41 +148,43 @@ impl InlineSqlite {
 /// One try, all of it or nothing: the transaction is rolled back when
 /// anything fails (dropping it does).
 fn attempt(conn: &mut Connection, plan: &GroupPlan, messages: &[NewMessage]) -> Result<Attempt, DbErr> {
-    let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(txn) => txn,
-        Err(e) if is_busy(&e) => return Ok(Attempt::Busy),
-        Err(e) => return Err(err(e)),
-    };
-    let mut last_seqs = Vec::with_capacity(plan.counts.len());
-    {
-        let mut bump = txn.prepare_cached(BUMP).map_err(err)?;
-        for (&room_id, &n) in &plan.counts {
-            let last = bump.query_row((n, room_id), |row| row.get::<_, i64>(0));
-            match last {
-                Ok(last) => last_seqs.push((room_id, last)),
-                Err(rusqlite::Error::QueryReturnedNoRows) => {}
-                Err(e) => return Err(err(e)),
-            }
-        }
-    }
-    plan.check_bumped(&last_seqs)?;
-    let created_at = plan.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-    {
-        let mut insert = txn.prepare_cached(INSERT).map_err(err)?;
-        for (m, seq) in messages.iter().zip(plan.seqs(messages, &last_seqs)) {
-            let row = (m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at);
-            match insert.execute(row) {
-                Ok(_) => {}
-                Err(e) if is_repeat(&e) => return Ok(Attempt::Repeat),
-                Err(e) => return Err(err(e)),
-            }
-        }
-    }
-    match txn.commit() {
-        Ok(()) => Ok(Attempt::Stored(last_seqs)),
+    match write_group(conn, plan, messages) {
+        Ok(Ok(last_seqs)) => Ok(Attempt::Stored(last_seqs)),
+        Ok(Err(missing)) => Err(DbErr::RecordNotFound(format!("room {missing}"))),
         Err(e) if is_busy(&e) => Ok(Attempt::Busy),
+        Err(e) if is_repeat(&e) => Ok(Attempt::Repeat),
         Err(e) => Err(err(e)),
     }
+}
+
+/// The group's transaction: each room's `last_seq` after it, or (rolled
+/// back) a room of the group that does not exist.
+fn write_group(
+    conn: &mut Connection,
+    plan: &GroupPlan,
+    messages: &[NewMessage],
+) -> rusqlite::Result<Result<Vec<(i64, i64)>, i64>> {
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut last_seqs = Vec::with_capacity(plan.counts.len());
+    {
+        let mut bump = txn.prepare_cached(BUMP)?;
+        for (&room_id, &n) in &plan.counts {
+            match bump.query_row((n, room_id), |row| row.get::<_, i64>(0)) {
+                Ok(last) => last_seqs.push((room_id, last)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(Err(room_id)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let created_at = plan.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+    {
+        let mut insert = txn.prepare_cached(INSERT)?;
+        for (m, seq) in messages.iter().zip(plan.seqs(messages, &last_seqs)) {
+            insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at))?;
+        }
+    }
+    txn.commit()?;
+    Ok(Ok(last_seqs))
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -190,10 +204,14 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
-/// A broken UNIQUE constraint: a message (room, user, client id) stored
-/// before.
+/// The (room, user, client id) index refused a row: that message was
+/// stored before. (The (room, seq) index refusing one is an error.)
 fn is_repeat(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE)
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, Some(text))
+            if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE && text.contains("client_msg_id")
+    )
 }
 
 fn err(e: rusqlite::Error) -> DbErr {

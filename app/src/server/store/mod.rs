@@ -286,7 +286,9 @@ pub struct NewMessage {
 ///
 /// On a SQLite file it stores them through a connection of its own, on the
 /// writer's task (see `inline_sqlite`); on PostgreSQL, and on an in-memory
-/// SQLite database (tests), through the pool.
+/// SQLite database (tests), through the pool — as on a file whose own
+/// connection could not be opened (logged), where a write by another
+/// connection between the group's statements fails the group.
 pub struct MessageStore {
     db: DatabaseConnection,
     inline: Option<inline_sqlite::InlineSqlite>,
@@ -336,6 +338,15 @@ impl MessageStore {
             None => store_group_generic(&self.db, &plan, messages).await?,
         };
         Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
+    }
+
+    /// Folds SQLite's write-ahead log back into the database file when
+    /// enough was written (see `inline_sqlite`): the writer calls it once
+    /// what it stored is published, as nothing else checkpoints there.
+    pub async fn checkpoint_if_due(&mut self) {
+        if let Some(inline) = &mut self.inline {
+            inline.checkpoint_if_due().await;
+        }
     }
 }
 
@@ -574,12 +585,13 @@ mod tests {
     #[tokio::test]
     async fn groups_on_a_file_see_and_are_seen_by_the_pools_connections() {
         let (_file, db) = FileDb::open().await;
+        let store = MessageStore::open(db.clone()).await;
+        assert!(store.inline.is_some(), "a file: the store writes through its own connection");
         groups_take_consecutive_seqs_and_a_retry_changes_nothing(db.clone()).await;
         // The pool's connections still serve reads and single inserts,
         // which the next group sees.
         let room = ensure_room(&db, "r1").await.unwrap().id;
         let mut store = MessageStore::open(db.clone()).await;
-        assert!(store.inline.is_some(), "a file: the store writes through its own connection");
         let new = ana_in(room);
         let first = store.insert_messages(&[new("k1"), new("k2")]).await.unwrap().unwrap();
         let single = insert_message(&db, room, "ana", "k3", "b").await.unwrap();
@@ -597,6 +609,7 @@ mod tests {
         let room = ensure_room(&db, "r").await.unwrap().id;
         ensure_user(&db, "ana").await.unwrap();
         let mut store = MessageStore::open(db.clone()).await;
+        assert!(store.inline.is_some());
         // A transaction of the pool's holds SQLite's write lock.
         let txn = db.begin().await.unwrap();
         ensure_user(&txn, "bob").await.unwrap();
@@ -612,10 +625,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_for_a_missing_room_or_user_changes_nothing() {
-        for db in [fresh().await, FileDb::open().await.1] {
+        let (_file, on_file) = FileDb::open().await;
+        for (db, inline) in [(fresh().await, false), (on_file, true)] {
             let room = ensure_room(&db, "r").await.unwrap().id;
             ensure_user(&db, "ana").await.unwrap();
             let mut store = MessageStore::open(db.clone()).await;
+            assert_eq!(store.inline.is_some(), inline);
             let good = ana_in(room)("ok");
             let elsewhere = NewMessage { room_id: room + 100, ..ana_in(room)("lost") };
             assert!(matches!(
@@ -639,6 +654,7 @@ mod tests {
         }
         ensure_user(&db, "ana").await.unwrap();
         let mut store = MessageStore::open(db.clone()).await;
+        assert!(store.inline.is_some());
         let mut written = 0;
         let started = std::time::Instant::now();
         // Groups spread over many rooms (pages all over the indexes) for
@@ -648,6 +664,7 @@ mod tests {
                 .map(|i| ana_in(rooms[(written + i * 7) % rooms.len()])(&format!("m{written}-{i}")))
                 .collect();
             store.insert_messages(&group).await.unwrap().unwrap();
+            store.checkpoint_if_due().await;
             written += 1;
         }
         let size = |name: &str| std::fs::metadata(file.0.path().join(name)).map_or(0, |m| m.len());
