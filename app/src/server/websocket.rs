@@ -289,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// read buffer.
     fn poll_read_some(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<usize>> {
         // Not zeroed: most polls find nothing to read, and filling 4 KiB
-        // each time would cost more than the poll.
+        // on each is work for nothing.
         let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut buf = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
