@@ -674,13 +674,16 @@ mod tests {
         hub.deliver("crowd", message(2));
         hub.deliver("crowd", message(3));
         assert!(drain(&mut listeners[0]).is_empty(), "the next ones wait for the next round");
-        tokio::time::sleep(ROUND_EVERY + Duration::from_millis(30)).await;
+        tokio::time::sleep(ROUND_EVERY + Duration::from_millis(100)).await;
         for listener in &mut listeners {
             assert_eq!(seqs(&drain(listener)), [Some(2), Some(3)]);
         }
 
-        // After a quiet spell a message goes at once again; the next one
-        // waits, and another kind of event sends it first.
+        // After a quiet spell (longer than a round since the last one,
+        // which went out before the drain above) a message goes at once
+        // again; the next one waits, and another kind of event sends it
+        // first.
+        tokio::time::sleep(ROUND_EVERY + Duration::from_millis(10)).await;
         hub.deliver("crowd", message(4));
         hub.deliver("crowd", message(5));
         assert_eq!(seqs(&drain(&mut listeners[0])), [Some(4)]);
