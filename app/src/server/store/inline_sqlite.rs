@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use sea_orm::DbErr;
 
-use super::{GroupPlan, NewMessage};
+use super::{missing_room, GroupPlan, NewMessage};
 
 /// How long a group waits for another connection's write at most (the
 /// pool's connections wait as long).
@@ -150,7 +150,7 @@ impl InlineSqlite {
 fn attempt(conn: &mut Connection, plan: &GroupPlan, messages: &[NewMessage]) -> Result<Attempt, DbErr> {
     match write_group(conn, plan, messages) {
         Ok(Ok(last_seqs)) => Ok(Attempt::Stored(last_seqs)),
-        Ok(Err(missing)) => Err(DbErr::RecordNotFound(format!("room {missing}"))),
+        Ok(Err(missing)) => Err(missing_room(missing)),
         Err(e) if is_busy(&e) => Ok(Attempt::Busy),
         Err(e) if is_repeat(&e) => Ok(Attempt::Repeat),
         Err(e) => Err(err(e)),

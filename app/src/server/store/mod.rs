@@ -430,10 +430,15 @@ impl GroupPlan {
     /// Checks that every room of the group exists (was bumped).
     fn check_bumped(&self, last_seqs: &[(i64, i64)]) -> Result<(), DbErr> {
         match self.counts.keys().find(|id| !last_seqs.iter().any(|(room_id, _)| room_id == *id)) {
-            Some(missing) => Err(DbErr::RecordNotFound(format!("room {missing}"))),
+            Some(&missing) => Err(missing_room(missing)),
             None => Ok(()),
         }
     }
+}
+
+/// The error for a group naming a room that does not exist.
+fn missing_room(room_id: i64) -> DbErr {
+    DbErr::RecordNotFound(format!("room {room_id}"))
 }
 
 /// The group through sea-orm (PostgreSQL, SQLite in memory): row locks first, in one order on
