@@ -90,7 +90,7 @@ impl Application {
             }
             None => Arc::new(LocalBus::new(hub.clone())),
         };
-        let ops = crate::ops::routes(db.clone(), hub, bus.clone(), !config.no_migrate);
+        let ops = crate::ops::routes(db.clone(), hub.clone(), bus.clone(), !config.no_migrate);
         let limits = SendLimits {
             max_body_chars: config.max_message_chars as usize,
             rate: Arc::new(SendRate::new(config.messages_per_sec, config.message_burst)),
@@ -112,6 +112,8 @@ impl Application {
             .reload_port(reload_port())
             .build();
         let lifecycle = Lifecycle::default();
+        // Idle checks and the shutdown reach the connections as chores.
+        hub.keep_house(config.stream_settings().idle_check_every(), lifecycle.stopping_token());
         let state = AppState {
             leptos_options,
             rooms,

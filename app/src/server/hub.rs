@@ -34,6 +34,13 @@
 //! the room's ring, so a round larger than `capacity` would make every page
 //! resync; at the default of 1,024 that is over 50,000 messages a second
 //! into one room, which the per-user send rate keeps far away.
+//!
+//! The node's housekeeping reaches connections through the same channels
+//! (see [`Hub::keep_house`]): every heartbeat each connection is asked to
+//! check that its page still speaks, and on shutdown to finish and close.
+//! A connection then waits on its room and its socket only; a timer and a
+//! shutdown signal of its own would be two more things to poll each time
+//! it wakes, and a room event wakes it far more often than either fires.
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
@@ -52,18 +59,40 @@ pub struct RoomEvent {
     pub text: String,
     /// When the event was published (for the fan-out latency metric).
     pub published_at: Instant,
+    /// Set on the node's housekeeping, which is for the connections
+    /// themselves: such an event has no frame for the page (its `frame` is
+    /// a `Pong` nobody sends and its `text` is empty).
+    pub chore: Option<Chore>,
+}
+
+/// What the node's housekeeping asks of every connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chore {
+    /// Close if the page has been silent for too long.
+    CheckIdle,
+    /// The server is shutting down: finish what is in flight and close.
+    Stop,
 }
 
 impl RoomEvent {
     pub fn new(frame: ServerFrame) -> Arc<Self> {
         let text = serde_json::to_string(&frame).expect("room events always serialize");
-        Arc::new(RoomEvent { frame, text, published_at: Instant::now() })
+        Arc::new(RoomEvent { frame, text, published_at: Instant::now(), chore: None })
     }
 
     /// An event another node encoded: its JSON text, decoded once here.
     pub fn decode(text: &str) -> Result<Arc<Self>, serde_json::Error> {
         let frame = serde_json::from_str(text)?;
-        Ok(Arc::new(RoomEvent { frame, text: text.to_owned(), published_at: Instant::now() }))
+        Ok(Arc::new(RoomEvent { frame, text: text.to_owned(), published_at: Instant::now(), chore: None }))
+    }
+
+    fn chore(chore: Chore) -> Arc<Self> {
+        Arc::new(RoomEvent {
+            frame: ServerFrame::Pong,
+            text: String::new(),
+            published_at: Instant::now(),
+            chore: Some(chore),
+        })
     }
 
     /// Says the bus may have lost events of the room: every connection
@@ -294,6 +323,42 @@ impl Hub {
         room.release();
         // Err only means nobody listens any more.
         let _ = room.sender.send(event);
+    }
+
+    /// Hands a chore to every connection of this node, in each room after
+    /// what the room holds (so it comes after every event before it).
+    pub fn tell_every_room(&self, chore: Chore) {
+        let event = RoomEvent::chore(chore);
+        for room in self.rooms.lock().expect("hub lock").values_mut() {
+            room.release();
+            let _ = room.sender.send(event.clone());
+        }
+    }
+
+    /// The node's housekeeping, until `stopping`: asks every connection to
+    /// check its page every `every`, and, once `stopping` is cancelled, to
+    /// finish and close. A connection admitted after that sees `stopping`
+    /// cancelled itself (it is cancelled before the chore goes out).
+    pub fn keep_house(
+        &self,
+        every: Duration,
+        stopping: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => hub.tell_every_room(Chore::CheckIdle),
+                    _ = stopping.cancelled() => {
+                        hub.tell_every_room(Chore::Stop);
+                        return;
+                    }
+                }
+            }
+        })
     }
 
     /// Sends what a room holds (its roster, its next round) at `at`.
@@ -692,6 +757,42 @@ mod tests {
         assert_eq!(drain(&mut listeners[0]), [message(5).frame.clone(), typing]);
         tokio::time::sleep(ROUND_EVERY + Duration::from_millis(30)).await;
         assert!(drain(&mut listeners[0]).is_empty(), "nothing sent twice");
+    }
+
+    #[tokio::test]
+    async fn chores_reach_every_room_after_what_it_holds() {
+        let hub = Hub::new(64);
+        let mut quiet = hub.subscribe("quiet");
+        let mut crowd: Vec<Subscription> = (0..ROUNDS_FROM).map(|_| hub.subscribe("crowd")).collect();
+        hub.deliver("crowd", message(1));
+        hub.deliver("crowd", message(2));
+        hub.tell_every_room(Chore::CheckIdle);
+        let mut events = Vec::new();
+        while let Some(event) = crowd[0].try_recv() {
+            events.push(event.expect("no lag"));
+        }
+        let order: Vec<_> = events.iter().map(|e| (e.frame.seq(), e.chore)).collect();
+        assert_eq!(order, [(Some(1), None), (Some(2), None), (None, Some(Chore::CheckIdle))]);
+        let chore = quiet.try_recv().expect("an event").expect("no lag");
+        assert_eq!(chore.chore, Some(Chore::CheckIdle));
+        assert!(quiet.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn housekeeping_asks_for_idle_checks_then_for_the_stop() {
+        let hub = Hub::new(64);
+        let mut listener = hub.subscribe("room");
+        let stopping = tokio_util::sync::CancellationToken::new();
+        let house = hub.keep_house(Duration::from_millis(20), stopping.clone());
+        let first = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
+        assert_eq!(first.expect("a check in time").expect("no lag").chore, Some(Chore::CheckIdle));
+        stopping.cancel();
+        house.await.expect("housekeeping ends with the stop");
+        let mut last = None;
+        while let Some(event) = listener.try_recv() {
+            last = event.expect("no lag").chore;
+        }
+        assert_eq!(last, Some(Chore::Stop));
     }
 
     #[tokio::test]

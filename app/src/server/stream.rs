@@ -47,7 +47,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::hub::{PresenceGuard, RoomEvent, Subscription};
+use super::hub::{Chore, PresenceGuard, RoomEvent, Subscription};
 use super::identity::Access;
 use super::limits::client_ip;
 use super::metrics as m;
@@ -95,6 +95,14 @@ impl Default for StreamSettings {
             write_timeout: Duration::from_secs(10),
             replay_limit: 1000,
         }
+    }
+}
+
+impl StreamSettings {
+    /// How often the node asks each connection whether its page is still
+    /// there (see `Hub::keep_house`).
+    pub fn idle_check_every(&self) -> Duration {
+        self.heartbeat.min(self.idle_timeout)
     }
 }
 
@@ -391,14 +399,15 @@ async fn serve(
     let delivered = metrics::counter!(m::MESSAGES_DELIVERED);
     let fanout = metrics::histogram!(m::FANOUT_SECONDS);
     let mut last_heard = Instant::now();
-    let mut idle_check = tokio::time::interval(settings.heartbeat.min(settings.idle_timeout));
     let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
-    // Made once: a fresh one per turn of the loop would join and leave
-    // the token's waiting list on every frame.
-    let shutdown = stopping.cancelled();
-    tokio::pin!(shutdown);
+    // The idle check and the shutdown come as chores through the room
+    // (see `hub`); one that went out before this connection subscribed
+    // has cancelled `stopping` first.
+    if stopping.is_cancelled() {
+        return out.close(close_code::GOING_AWAY, "server shutting down").await;
+    }
     loop {
-        tokio::select! {
+        let chore = tokio::select! {
             incoming = out.ws.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
@@ -441,26 +450,30 @@ async fn serve(
                         None => return End::SocketError,
                     },
                 }
+                None
             }
             event = subscription.recv() => {
                 let batch = Box::pin(write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, Some(event)));
-                if let Err(end) = within_batch(settings, &delivered, &fanout, batch).await {
-                    return end;
+                match within_batch(settings, &delivered, &fanout, batch).await {
+                    Ok(chore) => chore,
+                    Err(end) => return end,
                 }
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
                 out.queue(&reply);
                 let batch = Box::pin(write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, None));
-                if let Err(end) = within_batch(settings, &delivered, &fanout, batch).await {
-                    return end;
+                match within_batch(settings, &delivered, &fanout, batch).await {
+                    Ok(chore) => chore,
+                    Err(end) => return end,
                 }
             }
-            _ = idle_check.tick() => {
-                if last_heard.elapsed() > settings.idle_timeout {
-                    return out.close(close_code::IDLE, "no heartbeat").await;
-                }
+        };
+        match chore {
+            Some(Chore::CheckIdle) if last_heard.elapsed() > settings.idle_timeout => {
+                return out.close(close_code::IDLE, "no heartbeat").await;
             }
-            _ = &mut shutdown => {
+            None | Some(Chore::CheckIdle) => {}
+            Some(Chore::Stop) => {
                 // What the page sent is stored and acknowledged first.
                 while let Some(reply) = in_flight.next().await {
                     out.queue(&reply);
@@ -478,6 +491,8 @@ struct Written {
     /// When the first message was published (the fan-out latency is
     /// sampled once per batch, not per message).
     first_published: Option<std::time::Instant>,
+    /// The node's housekeeping, which ended the batch.
+    chore: Option<Chore>,
 }
 
 /// Runs one batch (see [`write_ready`]) under one write deadline, and
@@ -488,7 +503,7 @@ async fn within_batch(
     delivered: &metrics::Counter,
     fanout: &metrics::Histogram,
     mut batch: Pin<Box<impl Future<Output = Result<Written, End>>>>,
-) -> Result<(), End> {
+) -> Result<Option<Chore>, End> {
     // Most batches finish in their first poll (the socket takes the
     // bytes); the write deadline is armed only for one that has to wait.
     let done = match futures::poll!(batch.as_mut()) {
@@ -501,7 +516,7 @@ async fn within_batch(
             if let Some(published_at) = written.first_published {
                 fanout.record(published_at.elapsed());
             }
-            Ok(())
+            Ok(written.chore)
         }
         Ok(Err(end)) => Err(end),
         Err(_) => {
@@ -515,7 +530,8 @@ async fn within_batch(
 /// queued before: the room's events (`first`, then what else the room
 /// has queued, up to `MAX_BATCH`) and the answers to the page's sends
 /// that are ready. One write for a burst, not one per frame; a sender's
-/// ack and its own copy of the message usually share it.
+/// ack and its own copy of the message usually share it. A chore of the
+/// node's ends the batch (after the write) and is handed back.
 async fn write_ready(
     out: &mut Outbox,
     rooms: &Rooms,
@@ -525,7 +541,7 @@ async fn write_ready(
     in_flight: &mut FuturesOrdered<PendingReply>,
     first: Option<Result<std::sync::Arc<RoomEvent>, RecvError>>,
 ) -> Result<Written, End> {
-    let mut written = Written { messages: 0, first_published: None };
+    let mut written = Written { messages: 0, first_published: None, chore: None };
     let mut next = first.or_else(|| subscription.try_recv());
     let mut count = 0;
     while let Some(event) = next.take() {
@@ -537,6 +553,11 @@ async fn write_ready(
             }
             Err(RecvError::Closed) => return Err(End::PeerClosed),
         };
+        if let Some(chore) = event.chore {
+            // What is queued goes out; the connection does the chore.
+            written.chore = Some(chore);
+            break;
+        }
         forward(out, rooms, room, last_sent, &event).await?;
         if event.frame.seq().is_some() {
             written.messages += 1;
@@ -548,8 +569,10 @@ async fn write_ready(
         }
     }
     // Polled without waiting: the select loop polls `in_flight` again
-    // (with the task's waker) before the task sleeps.
-    while let Some(Some(reply)) = in_flight.next().now_or_never() {
+    // (with the task's waker) before the task sleeps. Most pages send
+    // nothing: their batches skip this.
+    while !in_flight.is_empty() {
+        let Some(Some(reply)) = in_flight.next().now_or_never() else { break };
         out.queue(&reply);
     }
     out.ws.flush().await.map_err(|_| End::SocketError)?;

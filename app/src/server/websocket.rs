@@ -232,8 +232,13 @@ fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>,
     Ok(Some((Frame { fin, opcode, payload }, at + len)))
 }
 
+/// The longest header of a server frame (no mask).
+const MAX_HEADER: usize = 10;
+
 /// Appends one unmasked (server) frame to `out`.
 fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    // One allocation for the frame, not one per part of it.
+    out.reserve(MAX_HEADER + payload.len());
     out.push(0x80 | opcode);
     match payload.len() {
         n if n < 126 => out.push(n as u8),
