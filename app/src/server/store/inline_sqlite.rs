@@ -16,7 +16,8 @@
 //!   moment later without blocking the runtime;
 //! - its commits do not checkpoint the write-ahead log (a checkpoint syncs
 //!   the files to disk: milliseconds the runtime would stall). After about
-//!   1,000 pages, or a second and 100 pages, the writer — once the group's
+//!   4,000 pages (16 MiB of log), or a second and 100 pages, the writer —
+//!   once the group's
 //!   messages are published — hands the connection to a blocking thread
 //!   for a checkpoint and waits for it (new messages queue meanwhile). The
 //!   runtime goes on serving, and as the writer appends nothing meanwhile
@@ -30,7 +31,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{ffi, Connection, ErrorCode, OpenFlags};
 use sea_orm::DbErr;
 
 use super::{missing_room, GroupPlan, NewMessage};
@@ -40,12 +41,19 @@ use super::{missing_room, GroupPlan, NewMessage};
 const BUSY_LIMIT: Duration = Duration::from_secs(10);
 /// How long to wait before trying again while another connection writes.
 const BUSY_PAUSE: Duration = Duration::from_millis(1);
-/// Pages appended to the log before a checkpoint (SQLite's own default).
-const CHECKPOINT_PAGES: usize = 1000;
+/// Pages appended to the log before a checkpoint. A checkpoint copies
+/// each page once however often the log holds it, and a busy node's
+/// groups keep rewriting the same pages (each room's last index pages):
+/// four times SQLite's default of 1,000 makes a quarter of the
+/// checkpoints, each hardly longer, for a log of at most 16 MiB.
+const CHECKPOINT_PAGES: usize = 4000;
 /// A smaller log is checkpointed too once this old and this long.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const CHECKPOINT_PAGES_AT_LEAST: usize = 100;
 
+const BEGIN: &str = "BEGIN IMMEDIATE";
+const COMMIT: &str = "COMMIT";
+const ROLLBACK: &str = "ROLLBACK";
 const BUMP: &str = "UPDATE room SET last_seq = last_seq + ?1 WHERE id = ?2 RETURNING last_seq";
 const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -146,9 +154,25 @@ impl InlineSqlite {
 }
 
 /// One try, all of it or nothing: the transaction is rolled back when
-/// anything fails (dropping it does).
+/// anything fails. (Its statements are prepared once, like the group's:
+/// rusqlite's own transactions parse `BEGIN` and `COMMIT` each time.)
 fn attempt(conn: &mut Connection, plan: &GroupPlan, messages: &[NewMessage]) -> Result<Attempt, DbErr> {
-    match write_group(conn, plan, messages) {
+    let written = conn.prepare_cached(BEGIN).and_then(|mut begin| begin.execute([])).and_then(|_| {
+        let written = write_group(conn, plan, messages)?;
+        if written.is_ok() {
+            conn.prepare_cached(COMMIT)?.execute([])?;
+        }
+        Ok(written)
+    });
+    if !conn.is_autocommit() {
+        // Failed after BEGIN (a missing room, a repeat, a busy commit):
+        // nothing of the group stays. If this fails too, the caller
+        // reopens the connection.
+        if let Err(e) = conn.prepare_cached(ROLLBACK).and_then(|mut rollback| rollback.execute([])) {
+            tracing::warn!(%e, "rolling back a group failed");
+        }
+    }
+    match written {
         Ok(Ok(last_seqs)) => Ok(Attempt::Stored(last_seqs)),
         Ok(Err(missing)) => Err(missing_room(missing)),
         Err(e) if is_busy(&e) => Ok(Attempt::Busy),
@@ -157,17 +181,17 @@ fn attempt(conn: &mut Connection, plan: &GroupPlan, messages: &[NewMessage]) -> 
     }
 }
 
-/// The group's transaction: each room's `last_seq` after it, or (rolled
-/// back) a room of the group that does not exist.
+/// The group's statements, inside the caller's transaction: each room's
+/// `last_seq` after it, or a room of the group that does not exist (the
+/// caller rolls back).
 fn write_group(
-    conn: &mut Connection,
+    conn: &Connection,
     plan: &GroupPlan,
     messages: &[NewMessage],
 ) -> rusqlite::Result<Result<Vec<(i64, i64)>, i64>> {
-    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut last_seqs = Vec::with_capacity(plan.counts.len());
     {
-        let mut bump = txn.prepare_cached(BUMP)?;
+        let mut bump = conn.prepare_cached(BUMP)?;
         for (&room_id, &n) in &plan.counts {
             match bump.query_row((n, room_id), |row| row.get::<_, i64>(0)) {
                 Ok(last) => last_seqs.push((room_id, last)),
@@ -178,12 +202,11 @@ fn write_group(
     }
     let created_at = plan.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
     {
-        let mut insert = txn.prepare_cached(INSERT)?;
+        let mut insert = conn.prepare_cached(INSERT)?;
         for (m, seq) in messages.iter().zip(plan.seqs(messages, &last_seqs)) {
             insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at))?;
         }
     }
-    txn.commit()?;
     Ok(Ok(last_seqs))
 }
 
