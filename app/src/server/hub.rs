@@ -325,20 +325,43 @@ impl Hub {
         let _ = room.sender.send(event);
     }
 
-    /// Hands a chore to every connection of this node, in each room after
-    /// what the room holds (so it comes after every event before it).
+    /// Hands a chore to every connection of this node.
     pub fn tell_every_room(&self, chore: Chore) {
+        self.tell_rooms(chore, |_| true);
+    }
+
+    /// Hands a chore to the connections of the rooms `pick` picks, in each
+    /// room after what the room holds. The listeners are woken outside the
+    /// hub's lock: rooms go on publishing meanwhile.
+    fn tell_rooms(&self, chore: Chore, pick: impl Fn(&str) -> bool) {
         let event = RoomEvent::chore(chore);
-        for room in self.rooms.lock().expect("hub lock").values_mut() {
-            room.release();
-            let _ = room.sender.send(event.clone());
+        let senders: Vec<_> = {
+            let mut rooms = self.rooms.lock().expect("hub lock");
+            rooms
+                .iter_mut()
+                .filter(|(channel_id, _)| pick(channel_id))
+                .map(|(_, room)| {
+                    room.release();
+                    room.sender.clone()
+                })
+                .collect()
+        };
+        for sender in senders {
+            let _ = sender.send(event.clone());
         }
     }
 
     /// The node's housekeeping, until `stopping`: asks every connection to
     /// check its page every `every`, and, once `stopping` is cancelled, to
-    /// finish and close. A connection admitted after that sees `stopping`
-    /// cancelled itself (it is cancelled before the chore goes out).
+    /// finish and close.
+    ///
+    /// The checks go to a slice of the rooms at a time (`CHECK_SLICES` of
+    /// them over `every`), so a node's thousands of connections do not all
+    /// wake in the same instant. The stop goes to all: `stopping` is
+    /// cancelled before it goes out, and a connection admitted after it
+    /// sees that itself. Tying `stopping` to this is what makes
+    /// `Lifecycle::stop` reach the connections (the server does it when
+    /// it starts).
     pub fn keep_house(
         &self,
         every: Duration,
@@ -346,12 +369,17 @@ impl Hub {
     ) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
+            let mut ticks =
+                tokio::time::interval((every / CHECK_SLICES as u32).max(Duration::from_millis(1)));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
+            let mut slice = 0;
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => hub.tell_every_room(Chore::CheckIdle),
+                    _ = ticks.tick() => {
+                        slice = (slice + 1) % CHECK_SLICES;
+                        hub.tell_rooms(Chore::CheckIdle, |channel_id| check_slice(channel_id) == slice);
+                    }
                     _ = stopping.cancelled() => {
                         hub.tell_every_room(Chore::Stop);
                         return;
@@ -474,6 +502,14 @@ impl Hub {
             rooms.remove(channel_id);
         }
     }
+}
+
+/// How many slices of the rooms the idle checks go to in turn.
+const CHECK_SLICES: u64 = 16;
+
+/// A room's slice for the idle checks (the same for the process's life).
+fn check_slice(channel_id: &str) -> u64 {
+    channel_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % CHECK_SLICES
 }
 
 fn presence_event(user_id: &str, online: bool) -> Arc<RoomEvent> {
@@ -781,18 +817,23 @@ mod tests {
     #[tokio::test]
     async fn housekeeping_asks_for_idle_checks_then_for_the_stop() {
         let hub = Hub::new(64);
-        let mut listener = hub.subscribe("room");
+        // Rooms in every slice: each is checked once per period.
+        let mut listeners: Vec<Subscription> = (0..40).map(|i| hub.subscribe(&format!("room-{i}"))).collect();
         let stopping = tokio_util::sync::CancellationToken::new();
-        let house = hub.keep_house(Duration::from_millis(20), stopping.clone());
-        let first = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
-        assert_eq!(first.expect("a check in time").expect("no lag").chore, Some(Chore::CheckIdle));
+        let house = hub.keep_house(Duration::from_millis(160), stopping.clone());
+        tokio::time::sleep(Duration::from_millis(600)).await;
         stopping.cancel();
         house.await.expect("housekeeping ends with the stop");
-        let mut last = None;
-        while let Some(event) = listener.try_recv() {
-            last = event.expect("no lag").chore;
+        for listener in &mut listeners {
+            let mut chores = Vec::new();
+            while let Some(event) = listener.try_recv() {
+                chores.push(event.expect("no lag").chore.expect("only chores"));
+            }
+            let (stop, checks) = chores.split_last().expect("chores");
+            assert_eq!(*stop, Chore::Stop);
+            assert!((1..=5).contains(&checks.len()), "{} checks in 600 ms at one per 160 ms", checks.len());
+            assert!(checks.iter().all(|c| *c == Chore::CheckIdle));
         }
-        assert_eq!(last, Some(Chore::Stop));
     }
 
     #[tokio::test]

@@ -58,7 +58,11 @@ impl Lifecycle {
         self.connections.track_future(connection)
     }
 
-    /// Asks every connection to finish what it is doing and close.
+    /// Asks every connection to finish what it is doing and close. Open
+    /// streams hear it through their rooms (`Hub::keep_house`, which the
+    /// server ties to this lifecycle's token), after the events their room
+    /// had queued for them; a page reading too slowly to get there within
+    /// the grace period is cut off and reconnects all the same.
     pub fn stop(&self) {
         self.stopping.cancel();
         self.connections.close();

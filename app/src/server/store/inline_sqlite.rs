@@ -16,10 +16,10 @@
 //!   moment later without blocking the runtime;
 //! - its commits do not checkpoint the write-ahead log (a checkpoint syncs
 //!   the files to disk: milliseconds the runtime would stall). After about
-//!   4,000 pages (16 MiB of log), or a second and 100 pages, the writer —
-//!   once the group's
-//!   messages are published — hands the connection to a blocking thread
-//!   for a checkpoint and waits for it (new messages queue meanwhile). The
+//!   4,000 pages (some 16 MiB of log), or a second and 100 pages, the
+//!   writer — once the group's messages are published — hands the
+//!   connection to a blocking thread for a checkpoint and waits for it
+//!   (new messages queue meanwhile). The
 //!   runtime goes on serving, and as the writer appends nothing meanwhile
 //!   the checkpoint can copy the whole log (unless a join's write or a
 //!   long read gets in its way), after which the log starts again from its
@@ -46,7 +46,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// groups keep rewriting the same pages (each room's last index pages):
 /// four times SQLite's default of 1,000 makes a quarter of the
 /// checkpoints, each hardly longer, for a log of at most 16 MiB.
-const CHECKPOINT_PAGES: usize = 4000;
+pub(super) const CHECKPOINT_PAGES: usize = 4000;
 /// A smaller log is checkpointed too once this old and this long.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const CHECKPOINT_PAGES_AT_LEAST: usize = 100;

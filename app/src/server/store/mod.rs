@@ -43,7 +43,11 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection
             // 1 MiB of page cache per connection (SQLite's default is 2):
             // reads of recent history hit the OS cache anyway, and the pool
             // has several connections.
-            .pragma("cache_size", "-1024");
+            .pragma("cache_size", "-1024")
+            // A commit here checkpoints at the writer's threshold, not at
+            // SQLite's default: a join is not the one to fold back the
+            // log the message writer lets grow (see `inline_sqlite`).
+            .pragma("wal_autocheckpoint", inline_sqlite::CHECKPOINT_PAGES.to_string());
         // An in-memory database lives as long as its one connection.
         let max = if url.contains(":memory:") { 1 } else { max_connections };
         let pool = SqlitePoolOptions::new()
@@ -342,7 +346,8 @@ impl MessageStore {
 
     /// Folds SQLite's write-ahead log back into the database file when
     /// enough was written (see `inline_sqlite`): the writer calls it once
-    /// what it stored is published, as nothing else checkpoints there.
+    /// what it stored is published (its own commits never checkpoint; the
+    /// pool's do only past the same threshold).
     pub async fn checkpoint_if_due(&mut self) {
         if let Some(inline) = &mut self.inline {
             inline.checkpoint_if_due().await;
