@@ -53,7 +53,7 @@ use super::limits::client_ip;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
-use super::websocket::{Incoming, ReadError, Upgrade};
+use super::websocket::{Incoming, ReadError, ReadGate, Upgrade};
 
 /// A page's upgraded connection.
 type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
@@ -400,6 +400,8 @@ async fn serve(
     let fanout = metrics::histogram!(m::FANOUT_SECONDS);
     let mut last_heard = Instant::now();
     let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
+    // Room events wake the task far more often than the page speaks.
+    let gate = ReadGate::new();
     // The idle check and the shutdown come as chores through the room
     // (see `hub`); one that went out before this connection subscribed
     // has cancelled `stopping` first.
@@ -408,7 +410,7 @@ async fn serve(
     }
     loop {
         let chore = tokio::select! {
-            incoming = out.ws.next(), if in_flight.len() < MAX_IN_FLIGHT => {
+            incoming = out.ws.next_through(&gate), if in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Incoming::Text(text))) => {

@@ -21,7 +21,11 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::task::AtomicWaker;
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
@@ -254,6 +258,50 @@ fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// Lets a task that waits on a socket among other things skip the socket
+/// when something else woke it.
+///
+/// A connection's task wakes for every event of its room, and polling a
+/// socket that has nothing to read is not free: its readiness is kept
+/// under a lock, behind three layers of wrappers. Through the gate, the
+/// socket holds the gate's waker while nothing can be read; that waker
+/// notes that the socket woke the task, and the socket is polled again
+/// only then (or after it gave a message: more may be buffered).
+pub struct ReadGate {
+    flag: Arc<GateFlag>,
+    waker: Waker,
+}
+
+struct GateFlag {
+    /// The socket may have something: poll it.
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for GateFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadGate {
+    pub fn new() -> Self {
+        let flag = Arc::new(GateFlag { woken: AtomicBool::new(true), task: AtomicWaker::new() });
+        ReadGate { waker: Waker::from(flag.clone()), flag }
+    }
+}
+
+impl Default for ReadGate {
+    fn default() -> Self {
+        ReadGate::new()
+    }
+}
+
 /// An upgraded connection.
 pub struct Socket<S> {
     stream: S,
@@ -287,6 +335,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                 Err(err) => return Some(Err(err.into())),
             }
         }
+    }
+
+    /// [`Socket::next`] through a gate: the socket is polled only when it
+    /// woke the task since it last had nothing (see [`ReadGate`]).
+    /// Cancel-safe like `next`. Use one gate per socket.
+    pub async fn next_through(&mut self, gate: &ReadGate) -> Option<Result<Incoming, ReadError>> {
+        poll_fn(|cx| {
+            gate.flag.task.register(cx.waker());
+            if !gate.flag.woken.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            let polled = std::pin::pin!(self.next()).poll(&mut Context::from_waker(&gate.waker));
+            if polled.is_ready() {
+                gate.flag.woken.store(true, Ordering::Release);
+            }
+            polled
+        })
+        .await
     }
 
     /// Reads what the socket has into `unread`, through a buffer that
@@ -531,6 +597,45 @@ mod tests {
         assert_eq!(answer[..got], [0x8A, 1, b'p', 0x88, 2, 0x03, 0xE8, 0x81, 3, b'b', b'y', b'e']);
         drop(client);
         assert!(socket.next().await.is_none(), "the peer hung up");
+    }
+
+    #[tokio::test]
+    async fn through_a_gate_every_message_arrives_while_other_wakes_come_and_go() {
+        let (mut socket, mut client) = pair(1024).await;
+        let gate = ReadGate::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        // Three messages in one write: one read takes them all, and the
+        // two left in the buffer must come out without another wake.
+        let bytes: Vec<u8> =
+            ["a", "b", "c"].iter().flat_map(|t| client_frame(true, OP_TEXT, t.as_bytes())).collect();
+        client.write_all(&bytes).await.unwrap();
+        let peer = tokio::spawn(async move {
+            for i in 0..50 {
+                tx.send(i).unwrap();
+                tokio::task::yield_now().await;
+            }
+            // Arrives while the task waits on both: the socket's wake.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            client.write_all(&client_frame(true, OP_TEXT, b"d")).await.unwrap();
+            client
+        });
+        let mut got = Vec::new();
+        let mut other_wakes = 0;
+        let read_all = async {
+            while got.len() < 4 {
+                tokio::select! {
+                    Some(_) = rx.recv() => other_wakes += 1,
+                    incoming = socket.next_through(&gate) => got.push(incoming.unwrap().unwrap()),
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), read_all).await.expect("no wake lost");
+        let texts: Vec<Incoming> = ["a", "b", "c", "d"].map(|t| Incoming::Text(t.into())).into();
+        assert_eq!(got, texts);
+        assert!(other_wakes > 0);
+        drop(peer.await.unwrap());
+        let end = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next_through(&gate)).await;
+        assert!(end.expect("the hang-up wakes the gate").is_none());
     }
 
     #[tokio::test]
