@@ -14,16 +14,23 @@
 //!   connection holding it (a join being stored through the pool) makes
 //!   the attempt fail at once as "busy", and the writer tries again a
 //!   moment later without blocking the runtime;
-//! - its commits do not checkpoint the write-ahead log (a checkpoint syncs
-//!   the files to disk: milliseconds the runtime would stall). After about
-//!   4,000 pages (some 16 MiB of log), or a second and 100 pages, the
-//!   writer — once the group's messages are published — hands the
-//!   connection to a blocking thread for a checkpoint and waits for it
-//!   (new messages queue meanwhile). The
-//!   runtime goes on serving, and as the writer appends nothing meanwhile
-//!   the checkpoint can copy the whole log (unless a join's write or a
-//!   long read gets in its way), after which the log starts again from its
-//!   beginning instead of growing.
+//! - its commits do not checkpoint the write-ahead log: a checkpoint syncs
+//!   the log to disk before copying it back (30–50 ms for a 16 MiB log on
+//!   a slow disk) and copies it page by page (tens of milliseconds of CPU),
+//!   which the messages queued behind the writer would wait for. After
+//!   about 4,000 pages (some 16 MiB of log), or a second and 100 pages, a
+//!   thread of the checkpoint's own copies the log back while the writer
+//!   goes on appending (SQLite lets a checkpoint and a writer work at
+//!   once). That thread runs at a lower priority than the runtime's
+//!   (nice 10): on a busy core, connections and the writer go first, and
+//!   the copy takes what is left, at least a tenth of the core.
+//!
+//!   Once the copy is done, the writer waits while its own connection
+//!   copies what was appended meanwhile: a few milliseconds' worth, quick
+//!   to sync. (Should that be much, the thread copies it first, at most
+//!   twice more.) With everything copied, the next group starts the log
+//!   again from its beginning instead of letting it grow (unless a join's
+//!   write or a long read got in the way; the next checkpoint then does).
 //!
 //! A room's messages still take consecutive seqs in the order given, in
 //! one transaction per group; a repeat of a stored message makes the whole
@@ -33,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{ffi, Connection, ErrorCode, OpenFlags};
 use sea_orm::DbErr;
+use tokio::sync::oneshot;
 
 use super::{missing_room, GroupPlan, NewMessage};
 
@@ -46,10 +54,28 @@ const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// groups keep rewriting the same pages (each room's last index pages):
 /// four times SQLite's default of 1,000 makes a quarter of the
 /// checkpoints, each hardly longer, for a log of at most 16 MiB.
-pub(super) const CHECKPOINT_PAGES: usize = 4000;
+const CHECKPOINT_PAGES: usize = 4000;
 /// A smaller log is checkpointed too once this old and this long.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const CHECKPOINT_PAGES_AT_LEAST: usize = 100;
+/// Pages appended during a copy that the writer copies itself, waiting;
+/// more than that, and the checkpoint's thread copies them first.
+const LAST_STEP_PAGES: usize = 500;
+/// Most copies by the checkpoint's thread before the writer's last step.
+const COPY_ROUNDS: u32 = 3;
+/// Once the log is this long, the writer waits for the checkpoint's
+/// thread and then copies the rest (a writer appending faster than the
+/// thread copies): the log stays under about 24 MiB (pages are estimated).
+const MOST_PAGES: usize = CHECKPOINT_PAGES + CHECKPOINT_PAGES / 4;
+/// Where the pool's connections checkpoint on their own (SQLite's
+/// `wal_autocheckpoint`): past what the writer lets the log reach, so that
+/// they do it only when the writer cannot.
+pub(super) const POOL_CHECKPOINT_PAGES: usize = 2 * CHECKPOINT_PAGES;
+/// Bytes written to disk at a time ahead of a checkpoint.
+const WRITE_BACK_CHUNK: i64 = 1 << 20;
+/// The checkpoint thread's nice value (the runtime's threads have 0): a
+/// tenth of the weight of a runtime thread when both want the core.
+const COPIER_NICE: libc::c_int = 10;
 
 const BEGIN: &str = "BEGIN IMMEDIATE";
 const COMMIT: &str = "COMMIT";
@@ -71,11 +97,24 @@ enum Attempt {
 /// The writer's connection to a SQLite file.
 pub struct InlineSqlite {
     path: PathBuf,
-    /// Away while a checkpoint runs; reopened if that thread failed.
+    /// Away while it checkpoints; reopened if that or a rollback failed.
     conn: Option<Connection>,
+    /// Started at the first checkpoint.
+    copier: Option<Copier>,
+    /// The copy under way beside the writer, if any.
+    copying: Option<Copying>,
     /// Pages appended to the log since the last checkpoint (estimated).
     pages: usize,
     last_checkpoint: Instant,
+}
+
+/// A copy by the checkpoint's thread, under way.
+struct Copying {
+    done: oneshot::Receiver<()>,
+    /// `pages` when it started: what it will not copy came after.
+    pages_before: usize,
+    /// The first copy of this checkpoint is round 1.
+    round: u32,
 }
 
 impl InlineSqlite {
@@ -85,6 +124,8 @@ impl InlineSqlite {
         Ok(InlineSqlite {
             path: path.to_owned(),
             conn: Some(conn),
+            copier: None,
+            copying: None,
             pages: 0,
             last_checkpoint: Instant::now(),
         })
@@ -129,27 +170,174 @@ impl InlineSqlite {
     }
 
     /// Checkpoints when due (see the module docs); the writer calls it
-    /// after publishing what it stored.
+    /// after publishing what it stored. It waits only for the last step,
+    /// which copies what was appended while the checkpoint's thread copied.
     pub async fn checkpoint_if_due(&mut self) {
+        if let Some(mut copying) = self.copying.take() {
+            match copying.done.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) if self.pages >= MOST_PAGES => {
+                    // Appending faster than the thread copies: wait for
+                    // it, then copy the rest.
+                    if (&mut copying.done).await.is_err() {
+                        tracing::error!("the checkpoint thread stopped");
+                        self.copier = None;
+                    }
+                    self.copy_rest().await;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => self.copying = Some(copying),
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    tracing::error!("the checkpoint thread stopped");
+                    self.copier = None;
+                }
+                Ok(()) => {
+                    let appended = self.pages.saturating_sub(copying.pages_before);
+                    if appended <= LAST_STEP_PAGES
+                        || copying.round >= COPY_ROUNDS
+                        || self.pages >= MOST_PAGES
+                        || !self.start_copy(copying.round + 1)
+                    {
+                        self.copy_rest().await;
+                    }
+                }
+            }
+            return;
+        }
         let due = self.pages >= CHECKPOINT_PAGES
             || (self.pages >= CHECKPOINT_PAGES_AT_LEAST
                 && self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY);
-        if !due {
-            return;
+        if due && !self.start_copy(1) {
+            self.copy_rest().await;
         }
-        let Some(conn) = self.conn.take() else { return };
-        let checkpoint = tokio::task::spawn_blocking(move || {
-            // PASSIVE: copies what no reader still needs and waits for
-            // nobody; with nothing appended meanwhile that is all of it.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(%e, "checkpointing the write-ahead log failed");
+    }
+
+    /// Hands a copy to the checkpoint's thread (started the first time);
+    /// false if there is no such thread (the writer then copies itself).
+    fn start_copy(&mut self, round: u32) -> bool {
+        if self.copier.is_none() {
+            match Copier::start(self.path.clone()) {
+                Ok(copier) => self.copier = Some(copier),
+                Err(e) => tracing::warn!(%e, "starting the checkpoint thread failed"),
             }
-            conn
-        });
-        self.conn =
-            checkpoint.await.inspect_err(|e| tracing::error!(%e, "the checkpoint thread failed")).ok();
+        }
+        match self.copier.as_ref().and_then(Copier::copy) {
+            Some(done) => {
+                self.copying = Some(Copying { done, pages_before: self.pages, round });
+                true
+            }
+            None => {
+                self.copier = None;
+                false
+            }
+        }
+    }
+
+    /// The last step: the writer's connection copies the rest while the
+    /// writer waits, so that nothing is left and the log can start again.
+    async fn copy_rest(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let copy = tokio::task::spawn_blocking(move || {
+                checkpoint(&conn);
+                conn
+            });
+            self.conn = copy.await.inspect_err(|e| tracing::error!(%e, "the checkpoint thread failed")).ok();
+        }
         self.pages = 0;
         self.last_checkpoint = Instant::now();
+    }
+
+    /// Whether the checkpoint's thread is copying (for tests).
+    #[cfg(test)]
+    pub fn is_copying(&self) -> bool {
+        self.copying.is_some()
+    }
+}
+
+/// The checkpoint's own thread and connection (see the module docs). The
+/// thread ends with the writer's connection.
+struct Copier {
+    requests: std::sync::mpsc::Sender<oneshot::Sender<()>>,
+}
+
+impl Copier {
+    fn start(path: PathBuf) -> std::io::Result<Self> {
+        let (requests, inbox) = std::sync::mpsc::channel::<oneshot::Sender<()>>();
+        std::thread::Builder::new().name("sqlite-checkpoint".to_owned()).spawn(move || {
+            lower_priority();
+            let mut conn = None;
+            let wal = std::fs::File::open(log_path(&path)).ok();
+            let db = std::fs::File::open(&path).ok();
+            for done in inbox {
+                if let Some(wal) = &wal {
+                    write_back(wal);
+                }
+                if conn.is_none() {
+                    conn = open_connection(&path)
+                        .inspect_err(|e| tracing::warn!(%e, "opening the checkpoint's connection failed"))
+                        .ok();
+                }
+                if let Some(conn) = &conn {
+                    checkpoint(conn);
+                }
+                if let Some(db) = &db {
+                    write_back(db);
+                    let _ = db.sync_data();
+                }
+                let _ = done.send(());
+            }
+        })?;
+        Ok(Copier { requests })
+    }
+
+    /// Asks for a copy; `None` if the thread is gone.
+    fn copy(&self) -> Option<oneshot::Receiver<()>> {
+        let (done, copied) = oneshot::channel();
+        self.requests.send(done).ok()?;
+        Some(copied)
+    }
+}
+
+/// Lowers the calling thread's priority to [`COPIER_NICE`] (on Linux a
+/// nice value belongs to a thread; elsewhere this does nothing).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its arguments; `who` 0 is the
+    // calling thread.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, COPIER_NICE) } != 0 {
+        tracing::debug!(e = %std::io::Error::last_os_error(), "could not lower the checkpoint thread's priority");
+    }
+}
+
+fn log_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Writes the log's pages to disk without syncing its metadata, so that
+/// the checkpoint's own sync has little left to write.
+fn write_back(file: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        let len = file.metadata().map_or(0, |m| m.len()) as i64;
+        let mut offset = 0;
+        while offset < len {
+            // SAFETY: a valid open descriptor and a range within the file.
+            unsafe { libc::sync_file_range(file.as_raw_fd(), offset, WRITE_BACK_CHUNK, flags) };
+            offset += WRITE_BACK_CHUNK;
+        }
+    }
+}
+
+/// Copies the log back into the database. PASSIVE: it copies what no
+/// reader still needs, up to the end of the log when it starts, and waits
+/// for nobody (a writer may append meanwhile).
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(%e, "checkpointing the write-ahead log failed");
     }
 }
 
