@@ -110,6 +110,10 @@ pub struct Shared {
     pub layout: Layout,
     /// Microseconds between two sends of one sender.
     pub interval_us: AtomicU64,
+    /// Where every sender's schedule starts: sender `rank` of `senders`
+    /// sends at `epoch + (k + rank / senders) × interval`, so that senders
+    /// stay evenly spread over a round whatever the interval.
+    pub epoch: Instant,
     /// Whether a measurement window is open (latency and window counts).
     pub measuring: AtomicBool,
     pub latency_us: Mutex<Histogram<u64>>,
@@ -143,6 +147,7 @@ impl Shared {
             proto,
             layout,
             interval_us: AtomicU64::new(1_000_000),
+            epoch: Instant::now(),
             measuring: AtomicBool::new(false),
             latency_us: Mutex::new(new_histogram()),
             window_delivered: AtomicU64::new(0),
@@ -341,7 +346,8 @@ async fn run_client(
     let mut next_send = Instant::now() + NEVER;
     let mut sending = false;
     let mut n = 0u64;
-    // Senders start spread over one interval rather than all at once.
+    let mut sent_interval = Duration::ZERO;
+    // Senders are spread over each round rather than all at once.
     let rank = layout.room_of(me) * layout.senders_per_room + layout.slot_of(me);
     let senders = (layout.rooms() * layout.senders_per_room).max(1);
 
@@ -380,14 +386,23 @@ async fn run_client(
                     shared.window_offered.fetch_add(room_members, Ordering::Relaxed);
                 }
                 let interval = Duration::from_micros(shared.interval_us.load(Ordering::Relaxed).max(1));
-                next_send += interval;
                 let now = Instant::now();
                 // A small lag is caught up (timers fire up to a millisecond
-                // late); a lag of a whole interval is skipped, not bursted.
-                if next_send + interval < now {
-                    shared.behind.fetch_add(1, Ordering::Relaxed);
-                    next_send = now;
+                // late). A lag of a whole interval is skipped, not bursted,
+                // and a new interval (the next step) starts afresh: either
+                // way the sender goes to its next slot of the shared grid,
+                // not to now, which would line up every sender one stall
+                // held back (or crowd them into the start of a longer round)
+                // and make them send in bursts from then on.
+                if interval != sent_interval || next_send + interval * 2 < now {
+                    if interval == sent_interval {
+                        shared.behind.fetch_add(1, Ordering::Relaxed);
+                    }
+                    next_send = shared.epoch + next_slot(now - shared.epoch, interval, rank, senders);
+                } else {
+                    next_send += interval;
                 }
+                sent_interval = interval;
                 send_timer.as_mut().reset(next_send);
             }
             _ = ping_timer.tick() => {
@@ -406,9 +421,9 @@ async fn run_client(
                 match now_phase {
                     Phase::Send if is_sender && !sending => {
                         sending = true;
-                        let interval = shared.interval_us.load(Ordering::Relaxed).max(1);
-                        let offset = interval * rank as u64 / senders as u64;
-                        next_send = Instant::now() + Duration::from_micros(offset);
+                        sent_interval = Duration::from_micros(shared.interval_us.load(Ordering::Relaxed).max(1));
+                        let since = Instant::now() - shared.epoch;
+                        next_send = shared.epoch + next_slot(since, sent_interval, rank, senders);
                         send_timer.as_mut().reset(next_send);
                     }
                     Phase::Drain | Phase::Close => {
@@ -432,6 +447,16 @@ async fn run_client(
     // A polite close; the outcome does not depend on it.
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
     out
+}
+
+/// The first send slot of sender `rank` of `senders` after `since` (both
+/// counted from [`Shared::epoch`]).
+fn next_slot(since: Duration, interval: Duration, rank: usize, senders: usize) -> Duration {
+    let interval_us = interval.as_micros().max(1);
+    let offset_us = interval_us * rank as u128 / senders.max(1) as u128;
+    let since_us = since.as_micros();
+    let rounds = if since_us < offset_us { 0 } else { (since_us - offset_us) / interval_us + 1 };
+    Duration::from_micros(u64::try_from(offset_us + rounds * interval_us).unwrap_or(u64::MAX))
 }
 
 /// Books one text frame; returns a frame to answer with, if any.
@@ -691,6 +716,21 @@ mod tests {
         assert_eq!(layout.senders().collect::<Vec<_>>(), vec![0, 1, 10, 11, 20, 21]);
         // Two full rooms of 10 and one of 5, two senders each.
         assert_eq!(layout.deliveries_per_round(), 2 * 10 + 2 * 10 + 2 * 5);
+    }
+
+    #[test]
+    fn senders_keep_their_place_in_the_round_whatever_the_interval() {
+        let ms = Duration::from_millis;
+        // Four senders, a 40 ms round: 0, 10, 20, 30 ms into each round.
+        assert_eq!(next_slot(ms(0), ms(40), 0, 4), ms(40));
+        assert_eq!(next_slot(ms(0), ms(40), 1, 4), ms(10));
+        assert_eq!(next_slot(ms(10), ms(40), 1, 4), ms(50));
+        assert_eq!(next_slot(ms(95), ms(40), 3, 4), ms(110));
+        // Far behind: the next slot after now, not a burst of missed ones.
+        assert_eq!(next_slot(ms(1_000_001), ms(40), 2, 4), ms(1_000_020));
+        // A longer round (the next step): spread over all of it.
+        let slots: Vec<_> = (0..4).map(|rank| next_slot(ms(1000), ms(120), rank, 4)).collect();
+        assert_eq!(slots, vec![ms(1080), ms(1110), ms(1020), ms(1050)]);
     }
 
     #[test]
