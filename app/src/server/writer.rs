@@ -97,7 +97,10 @@ async fn run(
         store_group(&mut store, bus.as_ref(), std::mem::take(&mut group)).await;
         // After publishing: a checkpoint delays what queues behind it, never
         // what was just stored.
-        store.checkpoint_if_due().await;
+        let started = Instant::now();
+        if store.checkpoint_if_due().await {
+            metrics::histogram!(m::DB_SECONDS, "op" => "checkpoint_wait").record(started.elapsed());
+        }
         group.reserve(MAX_GROUP);
         last_stored = Some(Instant::now());
     }

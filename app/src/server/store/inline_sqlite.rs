@@ -171,8 +171,9 @@ impl InlineSqlite {
 
     /// Checkpoints when due (see the module docs); the writer calls it
     /// after publishing what it stored. It waits only for the last step,
-    /// which copies what was appended while the checkpoint's thread copied.
-    pub async fn checkpoint_if_due(&mut self) {
+    /// which copies what was appended while the checkpoint's thread copied,
+    /// and then returns true.
+    pub async fn checkpoint_if_due(&mut self) -> bool {
         if let Some(mut copying) = self.copying.take() {
             match copying.done.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) if self.pages >= MOST_PAGES => {
@@ -183,6 +184,7 @@ impl InlineSqlite {
                         self.copier = None;
                     }
                     self.copy_rest().await;
+                    return true;
                 }
                 Err(oneshot::error::TryRecvError::Empty) => self.copying = Some(copying),
                 Err(oneshot::error::TryRecvError::Closed) => {
@@ -197,17 +199,20 @@ impl InlineSqlite {
                         || !self.start_copy(copying.round + 1)
                     {
                         self.copy_rest().await;
+                        return true;
                     }
                 }
             }
-            return;
+            return false;
         }
         let due = self.pages >= CHECKPOINT_PAGES
             || (self.pages >= CHECKPOINT_PAGES_AT_LEAST
                 && self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY);
         if due && !self.start_copy(1) {
             self.copy_rest().await;
+            return true;
         }
+        false
     }
 
     /// Hands a copy to the checkpoint's thread (started the first time);

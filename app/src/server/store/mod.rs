@@ -347,10 +347,12 @@ impl MessageStore {
     /// Folds SQLite's write-ahead log back into the database file when
     /// enough was written (see `inline_sqlite`): the writer calls it once
     /// what it stored is published (its own commits never checkpoint; the
-    /// pool's do only past the same threshold).
-    pub async fn checkpoint_if_due(&mut self) {
-        if let Some(inline) = &mut self.inline {
-            inline.checkpoint_if_due().await;
+    /// pool's do only past a longer log). True if the writer had to wait
+    /// for a part of it.
+    pub async fn checkpoint_if_due(&mut self) -> bool {
+        match &mut self.inline {
+            Some(inline) => inline.checkpoint_if_due().await,
+            None => false,
         }
     }
 }
