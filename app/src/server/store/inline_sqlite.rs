@@ -23,7 +23,9 @@
 //!   goes on appending (SQLite lets a checkpoint and a writer work at
 //!   once). That thread runs at a lower priority than the runtime's
 //!   (nice 10): on a busy core, connections and the writer go first, and
-//!   the copy takes what is left, at least a tenth of the core.
+//!   the copy takes what is left, and about a tenth of the core when both
+//!   want it. (A log under 500 pages, checkpointed because a second went
+//!   by, the writer copies itself: a moment's work.)
 //!
 //!   Once the copy is done, the writer waits while its own connection
 //!   copies what was appended meanwhile: a few milliseconds' worth, quick
@@ -53,7 +55,8 @@ const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// each page once however often the log holds it, and a busy node's
 /// groups keep rewriting the same pages (each room's last index pages):
 /// four times SQLite's default of 1,000 makes a quarter of the
-/// checkpoints, each hardly longer, for a log of at most 16 MiB.
+/// checkpoints, each hardly longer; the log grows on while the checkpoint
+/// copies (see [`MOST_PAGES`]).
 const CHECKPOINT_PAGES: usize = 4000;
 /// A smaller log is checkpointed too once this old and this long.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -65,7 +68,8 @@ const LAST_STEP_PAGES: usize = 500;
 const COPY_ROUNDS: u32 = 3;
 /// Once the log is this long, the writer waits for the checkpoint's
 /// thread and then copies the rest (a writer appending faster than the
-/// thread copies): the log stays under about 24 MiB (pages are estimated).
+/// thread copies): the log stays around 20 MiB (24 at most in the tests;
+/// pages are estimated).
 const MOST_PAGES: usize = CHECKPOINT_PAGES + CHECKPOINT_PAGES / 4;
 /// Where the pool's connections checkpoint on their own (SQLite's
 /// `wal_autocheckpoint`): past what the writer lets the log reach, so that
@@ -74,7 +78,8 @@ pub(super) const POOL_CHECKPOINT_PAGES: usize = 2 * CHECKPOINT_PAGES;
 /// Bytes written to disk at a time ahead of a checkpoint.
 const WRITE_BACK_CHUNK: i64 = 1 << 20;
 /// The checkpoint thread's nice value (the runtime's threads have 0): a
-/// tenth of the weight of a runtime thread when both want the core.
+/// weight of 110 against a runtime thread's 1024, about a tenth of the
+/// core when both want it.
 const COPIER_NICE: libc::c_int = 10;
 
 const BEGIN: &str = "BEGIN IMMEDIATE";
@@ -208,7 +213,7 @@ impl InlineSqlite {
         let due = self.pages >= CHECKPOINT_PAGES
             || (self.pages >= CHECKPOINT_PAGES_AT_LEAST
                 && self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY);
-        if due && !self.start_copy(1) {
+        if due && (self.pages <= LAST_STEP_PAGES || !self.start_copy(1)) {
             self.copy_rest().await;
             return true;
         }
@@ -258,7 +263,8 @@ impl InlineSqlite {
 }
 
 /// The checkpoint's own thread and connection (see the module docs). The
-/// thread ends with the writer's connection.
+/// thread ends when the writer's store is dropped, after the copy under
+/// way.
 struct Copier {
     requests: std::sync::mpsc::Sender<oneshot::Sender<()>>,
 }
@@ -269,8 +275,12 @@ impl Copier {
         std::thread::Builder::new().name("sqlite-checkpoint".to_owned()).spawn(move || {
             lower_priority();
             let mut conn = None;
-            let wal = std::fs::File::open(log_path(&path)).ok();
-            let db = std::fs::File::open(&path).ok();
+            let wal = open_for_write_back(&log_path(&path));
+            // Never closed: closing any descriptor of the database file
+            // drops every lock this process holds on it, SQLite's
+            // connections' included (SQLite keeps its own descriptors open
+            // for that reason). One per store, for the process's life.
+            let db = open_for_write_back(&path).map(std::mem::ManuallyDrop::new);
             for done in inbox {
                 if let Some(wal) = &wal {
                     write_back(wal);
@@ -283,9 +293,15 @@ impl Copier {
                 if let Some(conn) = &conn {
                     checkpoint(conn);
                 }
+                // SQLite syncs the database only after a copy that reached
+                // the log's end, which this one does not (the writer
+                // appended meanwhile): synced now, the last step's sync has
+                // only that step's pages to write.
                 if let Some(db) = &db {
                     write_back(db);
-                    let _ = db.sync_data();
+                    if let Err(e) = db.sync_data() {
+                        tracing::warn!(%e, "syncing the database file failed");
+                    }
                 }
                 let _ = done.send(());
             }
@@ -318,8 +334,15 @@ fn log_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes the log's pages to disk without syncing its metadata, so that
-/// the checkpoint's own sync has little left to write.
+fn open_for_write_back(path: &Path) -> Option<std::fs::File> {
+    std::fs::File::open(path)
+        .inspect_err(|e| tracing::warn!(%e, path = %path.display(), "opening a file to write it back failed"))
+        .ok()
+}
+
+/// Writes a file's pages to disk a MiB at a time, without syncing its
+/// metadata, so that a sync after it has little left to write (and the
+/// writer's appends to the log never wait long behind it).
 fn write_back(file: &std::fs::File) {
     #[cfg(target_os = "linux")]
     {
@@ -331,7 +354,10 @@ fn write_back(file: &std::fs::File) {
         let mut offset = 0;
         while offset < len {
             // SAFETY: a valid open descriptor and a range within the file.
-            unsafe { libc::sync_file_range(file.as_raw_fd(), offset, WRITE_BACK_CHUNK, flags) };
+            if unsafe { libc::sync_file_range(file.as_raw_fd(), offset, WRITE_BACK_CHUNK, flags) } != 0 {
+                tracing::debug!(e = %std::io::Error::last_os_error(), "writing a file back failed");
+                return;
+            }
             offset += WRITE_BACK_CHUNK;
         }
     }
@@ -340,9 +366,18 @@ fn write_back(file: &std::fs::File) {
 /// Copies the log back into the database. PASSIVE: it copies what no
 /// reader still needs, up to the end of the log when it starts, and waits
 /// for nobody (a writer may append meanwhile).
+/// Another checkpoint running, or a reader still on an old part of the
+/// log, leaves some of it; the next checkpoint copies it.
 fn checkpoint(conn: &Connection) {
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-        tracing::warn!(%e, "checkpointing the write-ahead log failed");
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match outcome {
+        Ok((busy, log, copied)) if busy != 0 || copied < log => {
+            tracing::debug!(busy, log, copied, "a checkpoint left part of the log");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%e, "checkpointing the write-ahead log failed"),
     }
 }
 
