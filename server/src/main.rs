@@ -4,6 +4,15 @@ use clap::Parser;
 use server::config::{Cli, Command};
 use server::startup::{self, Application};
 
+/// mimalloc rather than the system's allocator: the hot path allocates
+/// small, short-lived buffers (frames, replies, a group's rows), and
+/// glibc's malloc and free were about a tenth of the server's CPU in a
+/// profile of rooms of 10. With mimalloc, CPU per delivered message is
+/// 7–8% lower in rooms of 10 and 100 (interleaved runs), for about 13 MiB
+/// more at start and the same 3.5 KiB per idle connection.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let Cli { command, config } = Cli::parse();
