@@ -8,8 +8,9 @@ use server::startup::{self, Application};
 /// small, short-lived buffers (frames, replies, a group's rows), and
 /// glibc's malloc and free were about a tenth of the server's CPU in a
 /// profile of rooms of 10. With mimalloc, CPU per delivered message is
-/// 7–8% lower in rooms of 10 and 100 (interleaved runs), for about 13 MiB
-/// more at start and the same 3.5 KiB per idle connection.
+/// 7–8% lower in rooms of 10 and 100 (interleaved runs), for 11–13 MiB
+/// more at start and about the same memory per idle connection
+/// (`bench/README.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

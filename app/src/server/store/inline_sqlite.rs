@@ -24,11 +24,11 @@
 //!   once). That thread runs at a lower priority than the runtime's
 //!   (nice 10): on a busy core, connections and the writer go first, and
 //!   the copy takes what is left, and about a tenth of the core when both
-//!   want it. Small logs too (a quiet node's, checkpointed because a
-//!   second went by): copying one takes the writer a moment, but syncing
-//!   it takes the disk several milliseconds (6–7 ms on average where the
-//!   thread's copy left the writer about 1 ms to wait, in rooms of 1,000
-//!   at 100 messages a second).
+//!   want it. The thread copies small logs too (checkpointed because a
+//!   second went by): copying one would take the writer a moment, but
+//!   syncing it takes the disk several milliseconds. In rooms of 1,000 at
+//!   100 messages a second, the writer waited 6–7 ms a checkpoint when it
+//!   copied them itself, about 1 ms since.
 //!
 //!   Once the copy is done, the writer waits while its own connection
 //!   copies what was appended meanwhile: a few milliseconds' worth, quick
@@ -109,6 +109,10 @@ pub struct InlineSqlite {
     conn: Option<Connection>,
     /// Started at the first checkpoint.
     copier: Option<Copier>,
+    /// The thread could not start or stopped: the writer copies every
+    /// checkpoint itself from then on (never a new thread, and never a new
+    /// descriptor of the database file, which stays open for good).
+    copier_gone: bool,
     /// The copy under way beside the writer, if any.
     copying: Option<Copying>,
     /// Pages appended to the log since the last checkpoint (estimated).
@@ -133,6 +137,7 @@ impl InlineSqlite {
             path: path.to_owned(),
             conn: Some(conn),
             copier: None,
+            copier_gone: false,
             copying: None,
             pages: 0,
             last_checkpoint: Instant::now(),
@@ -178,9 +183,9 @@ impl InlineSqlite {
     }
 
     /// Checkpoints when due (see the module docs); the writer calls it
-    /// after publishing what it stored. It waits only for the last step,
-    /// which copies what was appended while the checkpoint's thread copied,
-    /// and then returns true.
+    /// after publishing what it stored. It returns true when it waited: for
+    /// the last step, which copies what was appended while the checkpoint's
+    /// thread copied, and, past [`MOST_PAGES`], for that thread first.
     pub async fn checkpoint_if_due(&mut self) -> bool {
         let Some(mut copying) = self.copying.take() else {
             let due = self.pages >= CHECKPOINT_PAGES
@@ -203,8 +208,7 @@ impl InlineSqlite {
             Err(oneshot::error::TryRecvError::Closed) => false,
         };
         if !copied {
-            tracing::error!("the checkpoint thread stopped");
-            self.copier = None;
+            self.copier_stopped();
         }
         let appended = self.pages.saturating_sub(copying.pages_before);
         let another_round =
@@ -219,10 +223,13 @@ impl InlineSqlite {
     /// Hands a copy to the checkpoint's thread (started the first time);
     /// false if there is no such thread (the writer then copies itself).
     fn start_copy(&mut self, round: u32) -> bool {
-        if self.copier.is_none() {
+        if self.copier.is_none() && !self.copier_gone {
             match Copier::start(self.path.clone()) {
                 Ok(copier) => self.copier = Some(copier),
-                Err(e) => tracing::warn!(%e, "starting the checkpoint thread failed"),
+                Err(e) => {
+                    tracing::error!(%e, "starting the checkpoint thread failed; the writer checkpoints itself");
+                    self.copier_gone = true;
+                }
             }
         }
         match self.copier.as_ref().and_then(Copier::copy) {
@@ -231,10 +238,17 @@ impl InlineSqlite {
                 true
             }
             None => {
-                self.copier = None;
+                self.copier_stopped();
                 false
             }
         }
+    }
+
+    fn copier_stopped(&mut self) {
+        if self.copier.take().is_some() {
+            tracing::error!("the checkpoint thread stopped; the writer checkpoints itself from now on");
+        }
+        self.copier_gone = true;
     }
 
     /// The last step: the writer's connection copies the rest while the
