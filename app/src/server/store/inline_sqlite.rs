@@ -107,17 +107,22 @@ pub struct InlineSqlite {
     path: PathBuf,
     /// Away while it checkpoints; reopened if that or a rollback failed.
     conn: Option<Connection>,
-    /// Started at the first checkpoint.
-    copier: Option<Copier>,
-    /// The thread could not start or stopped: the writer copies every
-    /// checkpoint itself from then on (never a new thread, and never a new
-    /// descriptor of the database file, which stays open for good).
-    copier_gone: bool,
+    copier: CopierState,
     /// The copy under way beside the writer, if any.
     copying: Option<Copying>,
     /// Pages appended to the log since the last checkpoint (estimated).
     pages: usize,
     last_checkpoint: Instant,
+}
+
+/// The checkpoint's thread, started at the first checkpoint.
+enum CopierState {
+    NotStarted,
+    Running(Copier),
+    /// It could not start, or stopped: the writer copies every checkpoint
+    /// itself from then on (never a new thread, and never a new descriptor
+    /// of the database file, which each thread keeps open for good).
+    Gone,
 }
 
 /// A copy by the checkpoint's thread, under way.
@@ -136,8 +141,7 @@ impl InlineSqlite {
         Ok(InlineSqlite {
             path: path.to_owned(),
             conn: Some(conn),
-            copier: None,
-            copier_gone: false,
+            copier: CopierState::NotStarted,
             copying: None,
             pages: 0,
             last_checkpoint: Instant::now(),
@@ -223,16 +227,17 @@ impl InlineSqlite {
     /// Hands a copy to the checkpoint's thread (started the first time);
     /// false if there is no such thread (the writer then copies itself).
     fn start_copy(&mut self, round: u32) -> bool {
-        if self.copier.is_none() && !self.copier_gone {
-            match Copier::start(self.path.clone()) {
-                Ok(copier) => self.copier = Some(copier),
+        if let CopierState::NotStarted = self.copier {
+            self.copier = match Copier::start(self.path.clone()) {
+                Ok(copier) => CopierState::Running(copier),
                 Err(e) => {
                     tracing::error!(%e, "starting the checkpoint thread failed; the writer checkpoints itself");
-                    self.copier_gone = true;
+                    CopierState::Gone
                 }
-            }
+            };
         }
-        match self.copier.as_ref().and_then(Copier::copy) {
+        let CopierState::Running(copier) = &self.copier else { return false };
+        match copier.copy() {
             Some(done) => {
                 self.copying = Some(Copying { done, pages_before: self.pages, round });
                 true
@@ -245,10 +250,9 @@ impl InlineSqlite {
     }
 
     fn copier_stopped(&mut self) {
-        if self.copier.take().is_some() {
+        if let CopierState::Running(_) = std::mem::replace(&mut self.copier, CopierState::Gone) {
             tracing::error!("the checkpoint thread stopped; the writer checkpoints itself from now on");
         }
-        self.copier_gone = true;
     }
 
     /// The last step: the writer's connection copies the rest while the
