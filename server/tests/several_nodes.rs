@@ -356,3 +356,52 @@ async fn an_unreachable_redis_is_reported_on_readyz_and_refused_streams_say_why(
     }
     assert_eq!(client.next_event().await, Event::Closed(Some(1011)));
 }
+
+/// A big room's members (a list each node keeps between reads) stay right
+/// on every node while people join and leave through the others.
+#[tokio::test]
+async fn a_big_rooms_member_list_follows_joins_and_departures_on_every_node() {
+    let nodes = spawn_nodes(2, |_| {}).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (status, _) = a.open_room("ana", "hall").await;
+    assert_eq!(status, 200);
+    let mut expected = vec!["ana".to_owned()];
+    let add = |node: usize, name: String| {
+        let node = &nodes[node];
+        async move {
+            let response = node
+                .post_fn("add_user", &[("channel_id", "hall"), ("user_id", "ana"), ("new_user", &name)])
+                .await;
+            assert!(response.status().is_success(), "{}", response.status());
+        }
+    };
+    for i in 0..80 {
+        // Names that do not sort in the order they joined.
+        let name = format!("{}-{i}", if i % 2 == 0 { "zed" } else { "amy" });
+        add(i % 2, name.clone()).await;
+        expected.push(name);
+    }
+    assert_eq!(a.connect("ana", "hall", 0).await.1, expected);
+    assert_eq!(b.connect("ana", "hall", 0).await.1, expected);
+
+    // Through node B: one leaves and two come; node A's next page sees it.
+    let left = b.post_fn("leave_room", &[("channel_id", "hall"), ("user_id", "amy-41")]).await;
+    assert!(left.status().is_success(), "{}", left.status());
+    expected.retain(|name| name != "amy-41");
+    for name in ["bea", "cal"] {
+        add(1, name.to_owned()).await;
+        expected.push(name.to_owned());
+    }
+    assert_eq!(a.connect("ana", "hall", 0).await.1, expected);
+    add(0, "dee".to_owned()).await;
+    expected.push("dee".to_owned());
+    assert_eq!(b.connect("ana", "hall", 0).await.1, expected);
+    assert_eq!(a.connect("ana", "hall", 0).await.1, expected);
+    // The kept lists were brought up to date, not only read whole.
+    let (_, metrics) = a.get(&format!("{}/metrics", a.base)).await;
+    let newcomer_reads = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("chat_member_list_reads_total{how=\"newcomers\"} "))
+        .and_then(|n| n.trim().parse::<f64>().ok());
+    assert!(newcomer_reads.is_some_and(|n| n > 0.0), "{metrics}");
+}

@@ -13,6 +13,7 @@ pub const BUILD_INFO: &str = "chat_build_info";
 pub const REFUSED_CONNECTIONS: &str = "chat_stream_refused_total";
 pub const BUS_DROPPED: &str = "chat_bus_dropped_total";
 pub const BUS_RESYNCS: &str = "chat_bus_resyncs_total";
+pub const MEMBER_LIST_READS: &str = "chat_member_list_reads_total";
 
 /// Describes every metric (help text for the exposition format).
 pub fn describe() {
@@ -33,4 +34,8 @@ pub fn describe() {
     describe_counter!(REFUSED_CONNECTIONS, "Stream connections refused (too many from one address)");
     describe_counter!(BUS_DROPPED, "Events the bus could not queue for other nodes (their rooms resync)");
     describe_counter!(BUS_RESYNCS, "Rooms told to resync because the bus may have lost their events");
+    describe_counter!(
+        MEMBER_LIST_READS,
+        "Member lists read for pages: kept (unchanged), newcomers (kept plus who joined since), whole"
+    );
 }

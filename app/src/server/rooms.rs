@@ -102,6 +102,7 @@ pub struct Rooms {
     locks: Arc<[Mutex<()>]>,
     limits: SendLimits,
     writer: Writer,
+    members: Arc<store::MemberLists>,
 }
 
 /// A message accepted for storing: resolves to the stored message (see
@@ -132,7 +133,7 @@ impl Rooms {
     ) -> Self {
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         let writer = Writer::start(db.clone(), bus.clone(), group_wait);
-        Rooms { db, bus, locks: locks.into(), limits, writer }
+        Rooms { db, bus, locks: locks.into(), limits, writer, members: Arc::default() }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -168,7 +169,7 @@ impl Rooms {
             }
             room
         };
-        let members = store::members(&self.db, room.id).await?;
+        let members = self.members.read(&self.db, room.id).await?;
         let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
         Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older })
@@ -242,7 +243,7 @@ impl Rooms {
         let user_id = normalize_id(user_id, "user name")?;
         let subscription = self.bus.subscribe(&channel_id).await?;
         let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        let members = store::members(&self.db, room.id).await?;
+        let members = self.members.read(&self.db, room.id).await?;
         if !members.contains(&user_id) {
             return Err(RoomError::NotMember);
         }

@@ -15,6 +15,9 @@ use sea_orm::{
 
 pub mod entities;
 mod inline_sqlite;
+mod member_lists;
+
+pub use member_lists::MemberLists;
 
 use crate::protocol::ChatMessage;
 use entities::{app_user, member, message, room};
@@ -146,25 +149,10 @@ pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -
     Ok(found.is_some())
 }
 
-/// The room's members in the order they joined.
-///
-/// Read as one string (the ids joined by newlines, which ids never
-/// contain) rather than one row per member: a room of thousands is read
-/// on every page open, and rows come from the database one by one.
+/// The room's members in the order they joined, read whole (the rooms'
+/// requests go through [`MemberLists`], which keeps big rooms' lists).
 pub async fn members(db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DatabaseBackend::Postgres => {
-            "SELECT string_agg(user_id, E'\\n' ORDER BY id) AS ids FROM member WHERE room_id = $1"
-        }
-        _ => "SELECT group_concat(user_id, char(10) ORDER BY id) AS ids FROM member WHERE room_id = ?",
-    };
-    let row = db.query_one(sea_orm::Statement::from_sql_and_values(backend, sql, [room_id.into()])).await?;
-    let ids: Option<String> = match row {
-        Some(row) => row.try_get("", "ids")?,
-        None => None,
-    };
-    Ok(ids.map_or_else(Vec::new, |ids| ids.split('\n').map(str::to_owned).collect()))
+    member_lists::read_whole(db, room_id).await
 }
 
 /// Messages with `seq > after_seq`, oldest first, at most `limit`.

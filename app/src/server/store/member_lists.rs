@@ -1,0 +1,337 @@
+//! The member lists of big rooms, kept between reads and brought up to
+//! date by reading only who joined since.
+//!
+//! Why: every page that opens a room is sent its members, in the order
+//! they joined. Read whole, a room of 5,000 costs a couple of
+//! milliseconds of the database's time per page, and when a crowd joins at
+//! once (a game's event starting) those reads were most of the node's
+//! work: each arrival read everyone who came before. Kept here, a read is
+//! one statement that counts the room's members and returns those who
+//! joined after the kept list's last one, usually none or a few.
+//!
+//! The database stays the truth. The statement also returns a fingerprint
+//! of the whole room as of the same moment (how many members, and a sum
+//! of their row ids), and the kept list is used only when it plus the
+//! newcomers has that same fingerprint. Anything else (someone left, or on
+//! PostgreSQL a join that committed after a later one was read) reads the
+//! room whole again. Nothing has to tell this cache about a change, so it
+//! is right on every node of a cluster alike.
+//!
+//! Small rooms are read whole each time (cheap); at most [`MOST_NAMES`]
+//! names are kept in all, the oldest-kept rooms making way.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::server::metrics as m;
+
+/// Rooms with fewer members are not kept.
+const KEEP_FROM: usize = 64;
+/// Names kept across all rooms (some 40 bytes each).
+const MOST_NAMES: usize = 1_000_000;
+/// Row ids are summed modulo this (a sum that never overflows).
+const ID_SUM_MODULUS: i64 = 1_000_000_007;
+
+/// A room's members as of one moment, with the fingerprint of that moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberList {
+    /// User ids, in the order they joined.
+    pub names: Vec<String>,
+    /// The last member's row id (0 for none).
+    last_id: i64,
+    id_sum: i64,
+}
+
+/// What one read returned: the room's fingerprint and who joined after a
+/// given row id (in no particular order), all as of one moment.
+#[derive(Debug, Default)]
+pub struct Newcomers {
+    pub count: i64,
+    pub id_sum: i64,
+    /// `(row id, user id)`.
+    pub joined: Vec<(i64, String)>,
+}
+
+impl MemberList {
+    /// The whole list, from a read of everyone (`after_id` 0).
+    fn whole(read: Newcomers) -> Self {
+        MemberList::empty().extended(read).expect("a read of everyone matches its own fingerprint")
+    }
+
+    fn empty() -> Self {
+        MemberList { names: Vec::new(), last_id: 0, id_sum: 0 }
+    }
+
+    /// Whether this list plus the newcomers is the room the read's
+    /// fingerprint describes (not so if someone left, or if a join below
+    /// `last_id` came in late).
+    fn matches(&self, read: &Newcomers) -> bool {
+        let new_sum = read.joined.iter().fold(0, |sum, (id, _)| add_id(sum, *id));
+        self.names.len() + read.joined.len() == read.count as usize
+            && add_id(self.id_sum, new_sum) == read.id_sum
+    }
+
+    /// This list with the newcomers added, if it [matches](Self::matches).
+    fn extended(&self, read: Newcomers) -> Option<Self> {
+        if !self.matches(&read) {
+            return None;
+        }
+        let Newcomers { count, id_sum, mut joined } = read;
+        joined.sort_unstable_by_key(|(id, _)| *id);
+        let last_id = joined.last().map_or(self.last_id, |(id, _)| *id);
+        let mut names = Vec::with_capacity(count as usize);
+        names.extend_from_slice(&self.names);
+        names.extend(joined.into_iter().map(|(_, name)| name));
+        Some(MemberList { names, last_id, id_sum })
+    }
+}
+
+fn add_id(sum: i64, id: i64) -> i64 {
+    (sum + id.rem_euclid(ID_SUM_MODULUS)) % ID_SUM_MODULUS
+}
+
+/// How a read came by its list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum How {
+    /// The kept list, unchanged.
+    Kept,
+    /// The kept list and who joined since.
+    Newcomers,
+    /// The room read whole.
+    Whole,
+}
+
+impl How {
+    fn label(self) -> &'static str {
+        match self {
+            How::Kept => "kept",
+            How::Newcomers => "newcomers",
+            How::Whole => "whole",
+        }
+    }
+}
+
+/// The kept lists of one node's rooms (shared by its request handlers).
+#[derive(Default)]
+pub struct MemberLists {
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    rooms: HashMap<i64, Arc<MemberList>>,
+    /// Rooms in the order they were kept (the oldest gives way first).
+    order: std::collections::VecDeque<i64>,
+    names: usize,
+}
+
+impl MemberLists {
+    /// The room's members in the order they joined.
+    pub async fn read(&self, db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
+        let (names, how) = self.read_telling_how(db, room_id).await?;
+        metrics::counter!(m::MEMBER_LIST_READS, "how" => how.label()).increment(1);
+        Ok(names)
+    }
+
+    async fn read_telling_how(
+        &self,
+        db: &impl ConnectionTrait,
+        room_id: i64,
+    ) -> Result<(Vec<String>, How), DbErr> {
+        let kept = self.kept.lock().expect("member lists lock").rooms.get(&room_id).cloned();
+        let (list, how) = match kept {
+            Some(kept) => {
+                let read = newcomers(db, room_id, kept.last_id).await?;
+                if read.joined.is_empty() && kept.matches(&read) {
+                    return Ok((kept.names.clone(), How::Kept));
+                }
+                match kept.extended(read) {
+                    Some(list) => (list, How::Newcomers),
+                    None => (MemberList::whole(newcomers(db, room_id, 0).await?), How::Whole),
+                }
+            }
+            None => (MemberList::whole(newcomers(db, room_id, 0).await?), How::Whole),
+        };
+        let names = list.names.clone();
+        if list.names.len() >= KEEP_FROM {
+            self.keep(room_id, list);
+        }
+        Ok((names, how))
+    }
+
+    fn keep(&self, room_id: i64, list: MemberList) {
+        let mut kept = self.kept.lock().expect("member lists lock");
+        let added = list.names.len();
+        match kept.rooms.insert(room_id, Arc::new(list)) {
+            Some(before) => kept.names -= before.names.len(),
+            None => kept.order.push_back(room_id),
+        }
+        kept.names += added;
+        while kept.names > MOST_NAMES {
+            let Some(oldest) = kept.order.pop_front() else { break };
+            if let Some(gone) = kept.rooms.remove(&oldest) {
+                kept.names -= gone.names.len();
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn is_kept(&self, room_id: i64) -> bool {
+        self.kept.lock().unwrap().rooms.contains_key(&room_id)
+    }
+}
+
+/// Reads the room's members whole, uncached.
+pub async fn read_whole(db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
+    Ok(MemberList::whole(newcomers(db, room_id, 0).await?).names)
+}
+
+/// One statement, so one moment: the room's fingerprint, and who joined
+/// after `after_id` as one string (`id name` lines; names never hold a
+/// line break), sorted by the caller rather than by the database.
+async fn newcomers(db: &impl ConnectionTrait, room_id: i64, after_id: i64) -> Result<Newcomers, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT count(*) AS count, \
+                    CAST(coalesce(sum(id % 1000000007) % 1000000007, 0) AS BIGINT) AS id_sum, \
+                    string_agg(id::text || ' ' || user_id, E'\\n') FILTER (WHERE id > $2) AS joined \
+             FROM member WHERE room_id = $1"
+        }
+        _ => {
+            "SELECT count(*) AS count, \
+                    coalesce(sum(id % 1000000007) % 1000000007, 0) AS id_sum, \
+                    group_concat(id || ' ' || user_id, char(10)) FILTER (WHERE id > ?2) AS joined \
+             FROM member WHERE room_id = ?1"
+        }
+    };
+    let values = [room_id.into(), after_id.into()];
+    let Some(row) = db.query_one(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await? else {
+        return Ok(Newcomers::default());
+    };
+    let joined: Option<String> = row.try_get("", "joined")?;
+    let joined = joined.as_deref().map_or_else(|| Ok(Vec::new()), parse_joined)?;
+    Ok(Newcomers { count: row.try_get("", "count")?, id_sum: row.try_get("", "id_sum")?, joined })
+}
+
+fn parse_joined(lines: &str) -> Result<Vec<(i64, String)>, DbErr> {
+    lines
+        .split('\n')
+        .map(|line| {
+            let (id, name) = line.split_once(' ').ok_or_else(|| bad_line(line))?;
+            Ok((id.parse().map_err(|_| bad_line(line))?, name.to_owned()))
+        })
+        .collect()
+}
+
+fn bad_line(line: &str) -> DbErr {
+    DbErr::Custom(format!("unexpected member line {line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(count: i64, ids: &[i64], joined: &[(i64, &str)]) -> Newcomers {
+        Newcomers {
+            count,
+            id_sum: ids.iter().fold(0, |sum, id| add_id(sum, *id)),
+            joined: joined.iter().map(|(id, name)| (*id, (*name).to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn newcomers_are_added_in_the_order_they_joined() {
+        let list = MemberList::whole(read(2, &[4, 2], &[(4, "bob"), (2, "ana")]));
+        assert_eq!(list.names, ["ana", "bob"]);
+        let list = list.extended(read(4, &[2, 4, 9, 7], &[(9, "dan"), (7, "cy")])).unwrap();
+        assert_eq!(list.names, ["ana", "bob", "cy", "dan"]);
+        assert_eq!(list.last_id, 9);
+    }
+
+    #[test]
+    fn a_departure_or_a_late_join_below_the_last_id_is_noticed() {
+        let list = MemberList::whole(read(3, &[1, 2, 3], &[(1, "a"), (2, "b"), (3, "c")]));
+        assert!(list.extended(read(2, &[1, 3], &[])).is_none(), "b left");
+        assert!(list.extended(read(3, &[1, 3, 4], &[(4, "d")])).is_none(), "b left, d came");
+        // Row 4 committed after row 5 was read: the count says so.
+        let list = list.extended(read(4, &[1, 2, 3, 5], &[(5, "e")])).unwrap();
+        assert!(list.extended(read(5, &[1, 2, 3, 4, 5], &[])).is_none());
+        // One left and one came in late below the last id: the sum says so.
+        assert!(list.extended(read(4, &[1, 3, 4, 5], &[])).is_none());
+    }
+
+    #[test]
+    fn huge_row_ids_do_not_overflow_the_fingerprint() {
+        let ids = [i64::MAX - 1, i64::MAX];
+        let list = MemberList::whole(read(2, &ids, &[(i64::MAX - 1, "a"), (i64::MAX, "b")]));
+        assert_eq!(list.names, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_malformed_line_is_an_error_not_a_panic() {
+        assert!(parse_joined("12 ana\n13 bob smith").is_ok());
+        assert_eq!(parse_joined("13 bob smith").unwrap()[0].1, "bob smith");
+        assert!(parse_joined("x ana").is_err());
+        assert!(parse_joined("12").is_err());
+    }
+
+    mod on_sqlite {
+        use super::super::*;
+        use crate::server::store::{add_member, ensure_room, ensure_user, remove_member, PoolSettings};
+        use std::time::Duration;
+
+        async fn room_of(n: usize) -> (sea_orm::DatabaseConnection, i64) {
+            use migration::MigratorTrait;
+            let pool = PoolSettings { max_connections: 1, timeout: Duration::from_secs(5) };
+            let db = crate::server::store::connect("sqlite::memory:", pool).await.unwrap();
+            migration::Migrator::up(&db, None).await.unwrap();
+            let room = ensure_room(&db, "big").await.unwrap().id;
+            for i in 0..n {
+                join(&db, room, &format!("p{i:03}")).await;
+            }
+            (db, room)
+        }
+
+        async fn join(db: &sea_orm::DatabaseConnection, room: i64, name: &str) {
+            ensure_user(db, name).await.unwrap();
+            assert!(add_member(db, room, name).await.unwrap());
+        }
+
+        #[tokio::test]
+        async fn a_big_room_is_kept_and_follows_joins_and_departures() {
+            let (db, room) = room_of(KEEP_FROM).await;
+            let lists = MemberLists::default();
+            let (first, how) = lists.read_telling_how(&db, room).await.unwrap();
+            assert_eq!((first.len(), how), (KEEP_FROM, How::Whole));
+            assert!(lists.is_kept(room));
+            // Joined in an order their names do not sort in.
+            join(&db, room, "zed").await;
+            join(&db, room, "amy").await;
+            let (after, how) = lists.read_telling_how(&db, room).await.unwrap();
+            assert_eq!(
+                (&after[KEEP_FROM..], how),
+                (&["zed".to_owned(), "amy".to_owned()][..], How::Newcomers)
+            );
+            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (after, How::Kept));
+            assert!(remove_member(&db, room, "p010").await.unwrap());
+            join(&db, room, "bea").await;
+            let expected = read_whole(&db, room).await.unwrap();
+            assert!(!expected.contains(&"p010".to_owned()));
+            assert_eq!(expected.last().unwrap(), "bea");
+            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (expected.clone(), How::Whole));
+            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (expected, How::Kept));
+        }
+
+        #[tokio::test]
+        async fn a_small_room_is_read_whole_and_not_kept() {
+            let (db, room) = room_of(3).await;
+            let lists = MemberLists::default();
+            assert_eq!(lists.read(&db, room).await.unwrap(), ["p000", "p001", "p002"]);
+            assert!(!lists.is_kept(room));
+            let (db2, empty) = (db.clone(), ensure_room(&db, "empty").await.unwrap().id);
+            assert!(lists.read(&db2, empty).await.unwrap().is_empty());
+        }
+    }
+}
