@@ -18,8 +18,13 @@
 //! A busy room (at least `ROSTER_FROM` listeners here) gets its member
 //! joins and presence changes held for up to `ROSTER_EVERY` and sent as
 //! one `Roster` event: a crowd of N joining costs each page a few frames,
-//! not N, and the node a few wake-ups per page, not N. Any other event of
-//! the room sends what is held first, so pages see changes in order.
+//! not N, and the node a few wake-ups per page, not N. A room of
+//! thousands (`BIG_ROSTER_FROM` listeners) holds them for up to
+//! `BIG_ROSTER_EVERY`: while a crowd streams in, every roster is a write to
+//! each of its pages, and nobody follows a list of thousands to the tenth
+//! of a second (a player who leaves still shows offline within half a
+//! second). Any other event of the room sends what is held first, so pages
+//! see changes in order, and a message is never held by a roster.
 //!
 //! A crowded room (at least `ROUNDS_FROM` listeners here) gets its
 //! messages in rounds, at most one every `ROUND_EVERY`: a message that
@@ -128,6 +133,20 @@ struct PresenceState {
 const ROSTER_FROM: usize = 32;
 /// How long a busy room's member and presence changes are held at most.
 const ROSTER_EVERY: Duration = Duration::from_millis(100);
+/// Rooms with at least this many listeners on this node hold their
+/// changes longer.
+const BIG_ROSTER_FROM: usize = 1000;
+const BIG_ROSTER_EVERY: Duration = Duration::from_millis(400);
+
+/// How long a room with this many listeners here holds its member and
+/// presence changes (`None`: it does not, they go at once).
+fn roster_every(listeners: usize) -> Option<Duration> {
+    match listeners {
+        n if n >= BIG_ROSTER_FROM => Some(BIG_ROSTER_EVERY),
+        n if n >= ROSTER_FROM => Some(ROSTER_EVERY),
+        _ => None,
+    }
+}
 
 /// Rooms with at least this many listeners on this node get their
 /// messages in rounds.
@@ -301,12 +320,14 @@ impl Hub {
     fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
         let mut rooms = self.rooms.lock().expect("hub lock");
         let Some(room) = rooms.get_mut(channel_id) else { return };
-        if room.sender.receiver_count() >= ROSTER_FROM && HeldRoster::carries(&event.frame) {
+        if let Some(every) =
+            roster_every(room.sender.receiver_count()).filter(|_| HeldRoster::carries(&event.frame))
+        {
             let first = room.held.is_none();
             room.held.get_or_insert_with(HeldRoster::default).hold(&event.frame);
             if first {
                 room.waiting_before_roster = room.waiting.len();
-                self.release_at(channel_id, tokio::time::Instant::now() + ROSTER_EVERY);
+                self.release_at(channel_id, tokio::time::Instant::now() + every);
             }
             return;
         }
@@ -585,6 +606,14 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use broadcast::error::RecvError;
+
+    #[test]
+    fn bigger_rooms_hold_their_member_changes_longer() {
+        assert_eq!(roster_every(ROSTER_FROM - 1), None, "a small room hears of each change at once");
+        assert_eq!(roster_every(ROSTER_FROM), Some(ROSTER_EVERY));
+        assert_eq!(roster_every(BIG_ROSTER_FROM - 1), Some(ROSTER_EVERY));
+        assert_eq!(roster_every(BIG_ROSTER_FROM), Some(BIG_ROSTER_EVERY));
+    }
 
     fn joined(user: &str) -> Arc<RoomEvent> {
         RoomEvent::new(ServerFrame::MemberJoined { user_id: user.into() })
