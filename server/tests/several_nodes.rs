@@ -405,3 +405,24 @@ async fn a_big_rooms_member_list_follows_joins_and_departures_on_every_node() {
         .and_then(|n| n.trim().parse::<f64>().ok());
     assert!(newcomer_reads.is_some_and(|n| n > 0.0), "{metrics}");
 }
+
+/// What another node replays from PostgreSQL is the message as it was
+/// delivered live: its body to the last character, its time to the
+/// millisecond.
+#[tokio::test]
+async fn a_message_replayed_by_another_node_is_the_one_delivered_live() {
+    let nodes = spawn_nodes(2, |_| {}).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut ana = a.join("ana", "notes").await;
+    let tricky = "quotes \" and \\ backslash,\nnew line, tab\t, ünïcode ✓ and 🎲";
+    ana.say("t1", tricky).await;
+    let live = ana.next_message().await;
+    assert_eq!(live.body, tricky);
+    let (mut again, _) = b.connect("ana", "notes", 0).await;
+    assert_eq!(again.next_message().await, live);
+    let page = b
+        .post_fn("older_messages", &[("channel_id", "notes"), ("user_id", "ana"), ("before_seq", "2")])
+        .await;
+    assert!(page.status().is_success(), "{}", page.status());
+    assert!(page.text().await.unwrap().contains(&live.at_ms.to_string()));
+}

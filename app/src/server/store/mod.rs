@@ -16,6 +16,7 @@ use sea_orm::{
 pub mod entities;
 mod inline_sqlite;
 mod member_lists;
+mod message_runs;
 
 pub use member_lists::MemberLists;
 
@@ -162,15 +163,7 @@ pub async fn messages_after(
     after_seq: i64,
     limit: u64,
 ) -> Result<Vec<ChatMessage>, DbErr> {
-    let rows = message::Entity::find()
-        .filter(message::Column::RoomId.eq(room_id))
-        .filter(message::Column::Seq.gt(after_seq))
-        .order_by_asc(message::Column::Seq)
-        // SQL's LIMIT is a signed 64-bit number.
-        .limit(limit.min(i64::MAX as u64))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().map(ChatMessage::from).collect())
+    message_runs::read(db, room_id, message_runs::Side::After, after_seq, limit).await
 }
 
 /// Messages with `seq < before_seq`, oldest first: the `limit` newest of
@@ -182,14 +175,16 @@ pub async fn messages_before(
     before_seq: i64,
     limit: u64,
 ) -> Result<Vec<ChatMessage>, DbErr> {
-    let rows = message::Entity::find()
-        .filter(message::Column::RoomId.eq(room_id))
-        .filter(message::Column::Seq.lt(before_seq))
-        .order_by_desc(message::Column::Seq)
-        .limit(limit.min(i64::MAX as u64))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().rev().map(ChatMessage::from).collect())
+    message_runs::read(db, room_id, message_runs::Side::Before, before_seq, limit).await
+}
+
+/// The time a message is stored with: now, to the millisecond (what pages
+/// are told). Finer, a time could read back different from what was
+/// delivered live: PostgreSQL keeps microseconds, rounding, which can carry
+/// into the next millisecond.
+fn message_time() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(3)
 }
 
 /// Result of [`insert_message`].
@@ -224,7 +219,7 @@ pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
     let Some(seq) = bumped.first().map(|room| room.last_seq) else {
         return Err(DbErr::RecordNotFound(format!("room {room_id}")));
     };
-    let created_at = Utc::now();
+    let created_at = message_time();
     let row = message::ActiveModel {
         room_id: Set(room_id),
         seq: Set(seq),
@@ -375,7 +370,7 @@ impl GroupPlan {
         for message in messages {
             *counts.entry(message.room_id).or_default() += 1;
         }
-        GroupPlan { counts, created_at: Utc::now() }
+        GroupPlan { counts, created_at: message_time() }
     }
 
     fn room_ids(&self) -> Vec<i64> {
