@@ -11,6 +11,7 @@ mod m20261125_000001_create_room_table;
 mod m20261125_000002_create_app_user_table;
 mod m20261125_000003_create_member_table;
 mod m20261125_000004_create_message_table;
+mod m20261126_000005_index_members_by_arrival;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_app_user_table::Migration),
             Box::new(m20261125_000003_create_member_table::Migration),
             Box::new(m20261125_000004_create_message_table::Migration),
+            Box::new(m20261126_000005_index_members_by_arrival::Migration),
         ]
     }
 }
