@@ -243,10 +243,11 @@ impl Rooms {
         let user_id = normalize_id(user_id, "user name")?;
         let subscription = self.bus.subscribe(&channel_id).await?;
         let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        let members = self.members.read(&self.db, room.id).await?;
-        if !members.contains(&user_id) {
+        // Access is the member table's to say, not a kept list's.
+        if !store::is_member(&self.db, room.id, &user_id).await? {
             return Err(RoomError::NotMember);
         }
+        let members = self.members.read(&self.db, room.id).await?;
         let open = OpenRoom { room_id: room.id, channel_id, user_id, members, last_seq: room.last_seq };
         Ok((open, subscription))
     }

@@ -10,15 +10,17 @@
 //! joined after the kept list's last one, usually none or a few.
 //!
 //! The database stays the truth. The statement also returns a fingerprint
-//! of the whole room as of the same moment (how many members, and a sum
-//! of their row ids), and the kept list is used only when it plus the
+//! of the whole room as of the same moment (how many members; on
+//! PostgreSQL also sums of their row ids and of the ids' squares), and the
+//! kept list is used only when it plus the
 //! newcomers has that same fingerprint. Anything else (someone left, or on
 //! PostgreSQL a join that committed after a later one was read) reads the
 //! room whole again. Nothing has to tell this cache about a change, so it
 //! is right on every node of a cluster alike.
 //!
 //! Small rooms are read whole each time (cheap); at most [`MOST_NAMES`]
-//! names are kept in all, the oldest-kept rooms making way.
+//! names are kept in all, the oldest-kept rooms making way. Access to a
+//! room is never decided here: `Rooms::open` asks the member table.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +32,8 @@ use crate::server::metrics as m;
 const KEEP_FROM: usize = 64;
 /// Names kept across all rooms (some 40 bytes each).
 const MOST_NAMES: usize = 1_000_000;
-/// Row ids are summed modulo this (a sum that never overflows).
+/// Row ids (and their squares) are summed modulo this (sums that never
+/// overflow: a square of a residue stays under 2^60).
 const ID_SUM_MODULUS: i64 = 1_000_000_007;
 
 /// A room's members as of one moment, with the fingerprint of that moment.
@@ -40,8 +43,36 @@ pub struct MemberList {
     pub names: Vec<String>,
     /// The last member's row id (0 for none).
     last_id: i64,
-    /// The sum of the members' row ids (modulo [`ID_SUM_MODULUS`]).
-    id_sum: i64,
+    /// The sums of the members' row ids and of their squares (modulo
+    /// [`ID_SUM_MODULUS`]).
+    id_sums: IdSums,
+}
+
+/// Sums of row ids and of their squares, modulo [`ID_SUM_MODULUS`]: two
+/// sets of ids of one size with the same sum (two departures and two late
+/// joins that add up alike) differ in the sum of squares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdSums {
+    pub ids: i64,
+    pub squares: i64,
+}
+
+impl IdSums {
+    fn of(joined: &[(i64, String)]) -> Self {
+        joined.iter().fold(IdSums::default(), |sums, (id, _)| sums.plus(&IdSums::one(*id)))
+    }
+
+    fn one(id: i64) -> Self {
+        let r = id.rem_euclid(ID_SUM_MODULUS);
+        IdSums { ids: r, squares: r * r % ID_SUM_MODULUS }
+    }
+
+    fn plus(&self, other: &IdSums) -> Self {
+        IdSums {
+            ids: (self.ids + other.ids) % ID_SUM_MODULUS,
+            squares: (self.squares + other.squares) % ID_SUM_MODULUS,
+        }
+    }
 }
 
 /// What one read returned: the room's fingerprint and who joined after a
@@ -51,7 +82,7 @@ pub struct Newcomers {
     pub count: i64,
     /// `None` where the count is fingerprint enough (SQLite, see
     /// [`newcomers`]).
-    pub id_sum: Option<i64>,
+    pub id_sums: Option<IdSums>,
     /// `(row id, user id)`.
     pub joined: Vec<(i64, String)>,
 }
@@ -59,11 +90,7 @@ pub struct Newcomers {
 impl MemberList {
     /// The whole list, from a read of everyone (`after_id` 0).
     fn whole(read: Newcomers) -> Self {
-        MemberList::empty().extended(read).expect("a read of everyone matches its own fingerprint")
-    }
-
-    fn empty() -> Self {
-        MemberList { names: Vec::new(), last_id: 0, id_sum: 0 }
+        MemberList { names: Vec::new(), last_id: 0, id_sums: IdSums::default() }.appended(read.joined)
     }
 
     /// Whether this list plus the newcomers is the room the read's
@@ -71,31 +98,24 @@ impl MemberList {
     /// `last_id` came in late).
     fn matches(&self, read: &Newcomers) -> bool {
         self.names.len() + read.joined.len() == read.count as usize
-            && read.id_sum.is_none_or(|id_sum| add_id(self.id_sum, sum_of(&read.joined)) == id_sum)
+            && read.id_sums.is_none_or(|sums| self.id_sums.plus(&IdSums::of(&read.joined)) == sums)
     }
 
     /// This list with the newcomers added, if it [matches](Self::matches).
     fn extended(&self, read: Newcomers) -> Option<Self> {
-        if !self.matches(&read) {
-            return None;
-        }
-        let id_sum = add_id(self.id_sum, sum_of(&read.joined));
-        let Newcomers { count, mut joined, .. } = read;
+        self.matches(&read).then(|| self.appended(read.joined))
+    }
+
+    /// This list and the newcomers, in the order they joined.
+    fn appended(&self, mut joined: Vec<(i64, String)>) -> Self {
         joined.sort_unstable_by_key(|(id, _)| *id);
+        let id_sums = self.id_sums.plus(&IdSums::of(&joined));
         let last_id = joined.last().map_or(self.last_id, |(id, _)| *id);
-        let mut names = Vec::with_capacity(count as usize);
+        let mut names = Vec::with_capacity(self.names.len() + joined.len());
         names.extend_from_slice(&self.names);
         names.extend(joined.into_iter().map(|(_, name)| name));
-        Some(MemberList { names, last_id, id_sum })
+        MemberList { names, last_id, id_sums }
     }
-}
-
-fn sum_of(joined: &[(i64, String)]) -> i64 {
-    joined.iter().fold(0, |sum, (id, _)| add_id(sum, *id))
-}
-
-fn add_id(sum: i64, id: i64) -> i64 {
-    (sum + id.rem_euclid(ID_SUM_MODULUS)) % ID_SUM_MODULUS
 }
 
 /// How a read came by its list.
@@ -163,8 +183,19 @@ impl MemberLists {
         let names = list.names.clone();
         if list.names.len() >= KEEP_FROM {
             self.keep(room_id, list);
+        } else {
+            self.forget(room_id);
         }
         Ok((names, how))
+    }
+
+    /// Drops a room's kept list (it became small).
+    fn forget(&self, room_id: i64) {
+        let mut kept = self.kept.lock().expect("member lists lock");
+        if let Some(gone) = kept.rooms.remove(&room_id) {
+            kept.names -= gone.names.len();
+            kept.order.retain(|&id| id != room_id);
+        }
     }
 
     fn keep(&self, room_id: i64, list: MemberList) {
@@ -210,12 +241,14 @@ async fn newcomers(db: &impl ConnectionTrait, room_id: i64, after_id: i64) -> Re
         sea_orm::DatabaseBackend::Postgres => {
             "SELECT count(*) AS count, \
                     CAST(coalesce(sum(id % 1000000007) % 1000000007, 0) AS BIGINT) AS id_sum, \
+                    CAST(coalesce(sum((id % 1000000007) * (id % 1000000007) % 1000000007) % 1000000007, 0) \
+                         AS BIGINT) AS id_square_sum, \
                     (SELECT string_agg(id::text || ' ' || user_id, E'\\n') FROM member \
                      WHERE room_id = $1 AND id > $2) AS joined \
              FROM member WHERE room_id = $1"
         }
         _ => {
-            "SELECT count(*) AS count, NULL AS id_sum, \
+            "SELECT count(*) AS count, NULL AS id_sum, NULL AS id_square_sum, \
                     (SELECT group_concat(id || ' ' || user_id, char(10)) FROM member \
                      WHERE room_id = ?1 AND id > ?2) AS joined \
              FROM member WHERE room_id = ?1"
@@ -227,7 +260,10 @@ async fn newcomers(db: &impl ConnectionTrait, room_id: i64, after_id: i64) -> Re
     };
     let joined: Option<String> = row.try_get("", "joined")?;
     let joined = joined.as_deref().map_or_else(|| Ok(Vec::new()), parse_joined)?;
-    Ok(Newcomers { count: row.try_get("", "count")?, id_sum: row.try_get("", "id_sum")?, joined })
+    let ids: Option<i64> = row.try_get("", "id_sum")?;
+    let squares: Option<i64> = row.try_get("", "id_square_sum")?;
+    let id_sums = ids.zip(squares).map(|(ids, squares)| IdSums { ids, squares });
+    Ok(Newcomers { count: row.try_get("", "count")?, id_sums, joined })
 }
 
 fn parse_joined(lines: &str) -> Result<Vec<(i64, String)>, DbErr> {
@@ -251,7 +287,7 @@ mod tests {
     fn read(count: i64, ids: &[i64], joined: &[(i64, &str)]) -> Newcomers {
         Newcomers {
             count,
-            id_sum: Some(ids.iter().fold(0, |sum, id| add_id(sum, *id))),
+            id_sums: Some(ids.iter().fold(IdSums::default(), |sums, id| sums.plus(&IdSums::one(*id)))),
             joined: joined.iter().map(|(id, name)| (*id, (*name).to_owned())).collect(),
         }
     }
@@ -280,9 +316,17 @@ mod tests {
     #[test]
     fn where_members_commit_in_id_order_the_count_notices_a_departure() {
         let list = MemberList::whole(read(3, &[1, 2, 3], &[(1, "a"), (2, "b"), (3, "c")]));
-        let counted = |count, joined: &[(i64, &str)]| Newcomers { id_sum: None, ..read(count, &[], joined) };
+        let counted = |count, joined: &[(i64, &str)]| Newcomers { id_sums: None, ..read(count, &[], joined) };
         assert!(list.extended(counted(3, &[(4, "d")])).is_none(), "b left, d came");
         assert_eq!(list.extended(counted(4, &[(4, "d")])).unwrap().names, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn two_departures_and_two_late_joins_with_the_same_sum_are_noticed() {
+        // Kept up to 105 while 103 and 104 had not committed; then 102 and
+        // 105 left and 103 and 104 came in: same count, same sum of ids.
+        let list = MemberList::whole(read(3, &[101, 102, 105], &[(101, "a"), (102, "b"), (105, "e")]));
+        assert!(list.extended(read(3, &[101, 103, 104], &[])).is_none());
     }
 
     #[test]
