@@ -88,7 +88,12 @@ const COPIER_NICE: libc::c_int = 10;
 const BEGIN: &str = "BEGIN IMMEDIATE";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
-const BUMP: &str = "UPDATE room SET last_seq = last_seq + ?1 WHERE id = ?2 RETURNING last_seq";
+/// A room's `last_seq` moved past a group's messages, then read back. Two
+/// statements rather than one with `RETURNING`, which SQLite carries out
+/// through a table in memory of its own, set up and torn down each time
+/// (as much as the rest of the statement again).
+const BUMP: &str = "UPDATE room SET last_seq = last_seq + ?1 WHERE id = ?2";
+const LAST_SEQ: &str = "SELECT last_seq FROM room WHERE id = ?1";
 const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
@@ -434,12 +439,12 @@ fn write_group(
     let mut last_seqs = Vec::with_capacity(plan.counts.len());
     {
         let mut bump = conn.prepare_cached(BUMP)?;
+        let mut last_seq = conn.prepare_cached(LAST_SEQ)?;
         for (&room_id, &n) in &plan.counts {
-            match bump.query_row((n, room_id), |row| row.get::<_, i64>(0)) {
-                Ok(last) => last_seqs.push((room_id, last)),
-                Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(Err(room_id)),
-                Err(e) => return Err(e),
+            if bump.execute((n, room_id))? == 0 {
+                return Ok(Err(room_id));
             }
+            last_seqs.push((room_id, last_seq.query_row([room_id], |row| row.get::<_, i64>(0))?));
         }
     }
     let created_at = plan.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
