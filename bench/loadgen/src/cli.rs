@@ -114,6 +114,11 @@ pub struct FanoutArgs {
     /// Exit non-zero unless nothing was lost, duplicated, reordered or refused.
     #[arg(long)]
     pub assert_clean: bool,
+    /// Which of several interleaved rounds of the same scenario this is
+    /// (bench/run alternates the servers round by round; the table shows
+    /// each server's median round). Rounds use rooms of their own.
+    #[arg(long)]
+    pub round: Option<u32>,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -87,7 +87,11 @@ impl Window {
 }
 
 pub async fn run(target: &Target, args: &FanoutArgs) -> Result<bool, String> {
-    let layout = Layout::new(&args.scenario, args.clients, args.room_size, args.senders_per_room);
+    let prefix = match args.round {
+        Some(round) => format!("{}-r{round}", args.scenario),
+        None => args.scenario.clone(),
+    };
+    let layout = Layout::new(&prefix, args.clients, args.room_size, args.senders_per_room);
     if layout.senders_per_room == 0 {
         return Err("a fan-out needs at least one sender per room".to_owned());
     }
@@ -236,5 +240,6 @@ fn header(target: &Target, args: &FanoutArgs, layout: &Layout, kind: &str) -> Ma
         ("room_size", Value::from(layout.room_size)),
         ("rooms", Value::from(layout.rooms())),
         ("senders", Value::from(layout.rooms() * layout.senders_per_room)),
+        ("round", args.round.map_or(Value::Null, Value::from)),
     ])
 }

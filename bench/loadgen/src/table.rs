@@ -2,6 +2,13 @@
 //! scenarios) as one markdown table, a row per metric and a column per
 //! server, plus our server's ratio to each peer. Step-by-step lines of the
 //! knee search stay in the raw file; the table shows the knee itself.
+//!
+//! A fan-out scenario may come in several rounds, the servers taking turns
+//! round by round (`bench/run`): the host's speed drifts over minutes, and
+//! two windows measured far apart compare that drift as much as the
+//! servers. A server's cell is then its median round by CPU per delivery
+//! (every figure of the row from that one round), while lost, duplicated
+//! and out-of-order messages add up over all rounds.
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -33,7 +40,8 @@ impl Group {
 }
 
 pub fn render(lines: &str) -> Result<String, String> {
-    let mut groups: Vec<Group> = Vec::new();
+    // Every record of each (kind, scenario), by server, in file order.
+    let mut rounds: Vec<(String, String, BTreeMap<String, Vec<Record>>)> = Vec::new();
     for (number, line) in lines.lines().enumerate() {
         let line = line.trim();
         if !line.starts_with('{') {
@@ -46,16 +54,22 @@ pub fn render(lines: &str) -> Result<String, String> {
         if kind == "step" {
             continue;
         }
-        match groups.iter_mut().find(|g| g.kind == kind && g.scenario == scenario) {
-            Some(group) => {
-                group.by_server.insert(server, record);
-            }
-            None => groups.push(Group { kind, scenario, by_server: BTreeMap::from([(server, record)]) }),
+        match rounds.iter_mut().find(|(k, s, _)| *k == kind && *s == scenario) {
+            Some((_, _, by_server)) => by_server.entry(server).or_default().push(record),
+            None => rounds.push((kind, scenario, BTreeMap::from([(server, vec![record])]))),
         }
     }
-    if groups.is_empty() {
+    if rounds.is_empty() {
         return Err("no results in the file".to_owned());
     }
+    let groups: Vec<Group> = rounds
+        .into_iter()
+        .map(|(kind, scenario, by_server)| {
+            let by_server =
+                by_server.into_iter().map(|(server, records)| (server, median_round(records))).collect();
+            Group { kind, scenario, by_server }
+        })
+        .collect();
     let mut out = String::from(
         "| metric | ours | socket.io | naive | ours ÷ socket.io | ours ÷ naive |\n|---|---:|---:|---:|---:|---:|\n",
     );
@@ -71,6 +85,33 @@ pub fn render(lines: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// One server's record of a scenario measured in rounds: the median round
+/// by CPU per delivery (the lower middle one of an even count), with the
+/// correctness counters summed over every round and the number of rounds.
+/// A scenario measured once is its record as it is (the last one, should
+/// it have been repeated without rounds).
+fn median_round(mut records: Vec<Record>) -> Record {
+    let in_rounds = records.iter().filter(|r| r.get("round").is_some_and(|v| !v.is_null())).count();
+    if in_rounds < 2 || in_rounds != records.len() {
+        return records.pop().expect("a server has a record");
+    }
+    let sums: Vec<(&str, u64)> = ["lost", "duplicated", "out_of_order"]
+        .into_iter()
+        .map(|key| (key, records.iter().filter_map(|r| r.get(key).and_then(Value::as_u64)).sum()))
+        .collect();
+    let count = records.len();
+    records.sort_by(|a, b| {
+        let cpu = |r: &Record| number(r, "cpu_us_per_delivery").unwrap_or(f64::INFINITY);
+        cpu(a).total_cmp(&cpu(b))
+    });
+    let mut median = records.swap_remove((count - 1) / 2);
+    for (key, sum) in sums {
+        median.insert(key.to_owned(), Value::from(sum));
+    }
+    median.insert("rounds".to_owned(), Value::from(count));
+    median
 }
 
 /// Memory per connection between two idle scenarios: the growth from the
@@ -105,8 +146,12 @@ fn marginal_row(small: &Group, large: &Group) -> String {
 fn rows(g: &Group) -> Vec<String> {
     match g.kind.as_str() {
         "fanout" => {
+            let rounds = match g.any().get("rounds").and_then(Value::as_u64) {
+                Some(n) => format!(", median of {n} interleaved rounds"),
+                None => String::new(),
+            };
             let what = format!(
-                "rooms of {} ({} clients, {} deliveries/s offered)",
+                "rooms of {} ({} clients, {} deliveries/s offered{rounds})",
                 g.field("room_size"),
                 g.field("clients"),
                 g.field("offered_per_s")
@@ -267,6 +312,33 @@ mod tests {
         let row = table.lines().find(|l| l.contains("per added connection")).unwrap();
         // (40 MiB - 20 MiB) over 2000 more connections.
         assert!(row.contains("| — | — | 10.2 |"), "{row}");
+    }
+
+    #[test]
+    fn rounds_give_each_server_its_median_round_and_every_rounds_errors() {
+        let line = |server: &str, round: u32, cpu: f64, lost: u32| {
+            format!(
+                r#"{{"server":"{server}","kind":"fanout","scenario":"f","round":{round},"room_size":10,"clients":100,"offered_per_s":1000,"cpu_us_per_delivery":{cpu},"p99_ms":{round},"lost":{lost},"duplicated":0,"out_of_order":0}}"#
+            )
+        };
+        let lines = [
+            line("ours", 1, 9.0, 0),
+            line("naive", 1, 6.0, 2),
+            line("ours", 2, 4.0, 0),
+            line("naive", 2, 8.0, 0),
+            line("ours", 3, 5.0, 0),
+            line("naive", 3, 7.0, 1),
+        ]
+        .join("\n");
+        let table = render(&lines).unwrap();
+        let cpu = table.lines().find(|l| l.contains("CPU µs per delivery")).unwrap();
+        assert!(cpu.contains("median of 3 interleaved rounds"), "{cpu}");
+        assert!(cpu.contains("| 5.00 | — | 7.00 | — | 0.71× |"), "{cpu}");
+        // The rest of a row comes from the same (median) round.
+        let p99 = table.lines().find(|l| l.contains("latency p99")).unwrap();
+        assert!(p99.contains("| 3.00 | — | 3.00 |"), "{p99}");
+        let errors = table.lines().find(|l| l.contains("lost /")).unwrap();
+        assert!(errors.contains("| 0 / 0 / 0 | — | 3 / 0 / 0 |"), "{errors}");
     }
 
     #[test]
