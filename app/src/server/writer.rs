@@ -128,38 +128,60 @@ async fn gather(inbox: &mut mpsc::Receiver<Pending>, group: &mut Vec<Pending>, w
 /// Splits a group into messages new to it and repeats of one earlier in
 /// the same group (a page that resent before its first copy was stored).
 fn split_repeats(group: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
-    let mut seen = HashSet::with_capacity(group.len());
-    group.into_iter().partition(|p| {
-        let m = &p.message;
-        seen.insert((m.room_id, m.user_id.clone(), m.client_msg_id.clone()))
-    })
+    // The keys borrow the group's strings: nothing is copied.
+    let firsts: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(group.len());
+        group
+            .iter()
+            .map(|p| {
+                seen.insert((p.message.room_id, p.message.user_id.as_str(), p.message.client_msg_id.as_str()))
+            })
+            .collect()
+    };
+    let mut firsts = firsts.into_iter();
+    group.into_iter().partition(|_| firsts.next() == Some(true))
+}
+
+/// Who waits for a message of a group: its room's channel and its sender.
+struct Waiter {
+    channel_id: Arc<str>,
+    reply: oneshot::Sender<Stored>,
+}
+
+/// Takes a group apart into its messages, to store them without a copy,
+/// and who waits for each.
+fn unzip(group: Vec<Pending>) -> (Vec<NewMessage>, Vec<Waiter>) {
+    group
+        .into_iter()
+        .map(|Pending { message, channel_id, reply }| (message, Waiter { channel_id, reply }))
+        .unzip()
 }
 
 async fn store_group(store: &mut MessageStore, bus: &dyn Bus, group: Vec<Pending>) {
     let (firsts, repeats) = split_repeats(group);
+    let (messages, waiters) = unzip(firsts);
     let started = Instant::now();
-    let messages: Vec<NewMessage> = firsts.iter().map(|p| p.message.clone()).collect();
     let outcome = store.insert_messages(&messages).await;
     metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages").record(started.elapsed());
     match outcome {
         Ok(Some(stored)) => {
             metrics::counter!(m::MESSAGES_STORED).increment(stored.len() as u64);
-            for (pending, message) in firsts.into_iter().zip(stored) {
-                publish(bus, &pending.channel_id, &message).await;
-                let _ = pending.reply.send(Ok(message));
+            for (waiter, message) in waiters.into_iter().zip(stored) {
+                publish(bus, &waiter.channel_id, &message).await;
+                let _ = waiter.reply.send(Ok(message));
             }
         }
         Ok(None) => {
             // Something in the group was stored before: one by one.
-            for pending in firsts {
-                store_one(store.db(), bus, pending).await;
+            for (message, Waiter { channel_id, reply }) in messages.into_iter().zip(waiters) {
+                store_one(store.db(), bus, Pending { message, channel_id, reply }).await;
             }
         }
         Err(err) => {
-            tracing::error!(%err, messages = firsts.len(), "storing a group of messages failed");
+            tracing::error!(%err, messages = messages.len(), "storing a group of messages failed");
             let text = err.to_string();
-            for pending in firsts {
-                let _ = pending.reply.send(Err(DbErr::Custom(text.clone())));
+            for waiter in waiters {
+                let _ = waiter.reply.send(Err(DbErr::Custom(text.clone())));
             }
         }
     }
@@ -296,6 +318,40 @@ mod tests {
         }
         let next = writer.submit("a".into(), new(a, "next")).await.await.unwrap().unwrap();
         assert_eq!(next.seq, stored.len() as i64 + 1);
+    }
+
+    #[test]
+    fn a_group_splits_into_first_copies_in_order_and_repeats() {
+        let pending = |room_id, user: &str, id: &str| Pending {
+            message: NewMessage {
+                room_id,
+                user_id: user.into(),
+                client_msg_id: id.into(),
+                body: String::new(),
+            },
+            channel_id: "a".into(),
+            reply: oneshot::channel().0,
+        };
+        let group = vec![
+            pending(1, "ana", "x"),
+            pending(1, "ana", "y"),
+            pending(1, "ana", "x"),
+            pending(2, "ana", "x"),
+            pending(1, "bob", "x"),
+            pending(1, "ana", "y"),
+        ];
+        let (firsts, repeats) = split_repeats(group);
+        let keys = |ps: &[Pending]| -> Vec<(i64, String, String)> {
+            ps.iter()
+                .map(|p| (p.message.room_id, p.message.user_id.clone(), p.message.client_msg_id.clone()))
+                .collect()
+        };
+        let key = |room: i64, user: &str, id: &str| (room, user.to_owned(), id.to_owned());
+        assert_eq!(
+            keys(&firsts),
+            [key(1, "ana", "x"), key(1, "ana", "y"), key(2, "ana", "x"), key(1, "bob", "x")]
+        );
+        assert_eq!(keys(&repeats), [key(1, "ana", "x"), key(1, "ana", "y")]);
     }
 
     #[test]
