@@ -170,6 +170,7 @@ impl Rooms {
             room
         };
         let members = self.members.read(&self.db, room.id).await?;
+        self.writer.settle().await?;
         let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
         Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older })
@@ -189,6 +190,7 @@ impl Rooms {
         if !store::is_member(&self.db, room.id, &user_id).await? {
             return Err(RoomError::NotMember);
         }
+        self.writer.settle().await?;
         self.page_before(room.id, before_seq).await
     }
 
@@ -242,6 +244,9 @@ impl Rooms {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
         let subscription = self.bus.subscribe(&channel_id).await?;
+        // The room's last seq, read below, counts every message published
+        // before the subscription (see `Writer::settle`).
+        self.writer.settle().await?;
         let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         // Access is the member table's to say, not a kept list's.
         if !store::is_member(&self.db, room.id, &user_id).await? {
@@ -328,6 +333,7 @@ impl Rooms {
         after_seq: i64,
         limit: u64,
     ) -> Result<Vec<ChatMessage>, RoomError> {
+        self.writer.settle().await?;
         Ok(store::messages_after(&self.db, room_id, after_seq, limit).await?)
     }
 }

@@ -18,16 +18,23 @@
 //! second in interleaved runs, for about a millisecond more at the
 //! median). A quiet room's message is never held back.
 //!
+//! On a SQLite file a group is stored by appending it to the message log,
+//! and the database is filled from the log behind (see
+//! `store::inline_sqlite`): whoever reads messages from the database first
+//! asks the writer to settle ([`Writer::settle`]), so that it has every
+//! message published so far.
+//!
 //! Guarantees kept from storing one message at a time:
-//! - a message is published only after its commit, and a room's messages
-//!   are published in `seq` order (one task commits and publishes, in
-//!   order);
+//! - a message is published only after it is stored, and a room's
+//!   messages are published in `seq` order (one task stores and publishes,
+//!   in order);
 //! - a retry (same room, user and client id) is stored once: a group in
-//!   which anything was stored before is rolled back and its messages are
+//!   which anything was stored before changes nothing and its messages are
 //!   stored one by one, the retries returning their stored copy (which is
 //!   published again, see `Rooms::send`);
 //! - a failed group fails only its own senders, with the store's error.
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::bus::Bus;
 use super::hub::RoomEvent;
 use super::metrics as m;
-use super::store::{self, MessageStore, NewMessage};
+use super::store::{MessageStore, NewMessage};
 use crate::protocol::{ChatMessage, ServerFrame};
 
 /// Most messages stored in one transaction.
@@ -54,10 +61,22 @@ struct Pending {
     reply: oneshot::Sender<Stored>,
 }
 
+/// What the writer is asked to do.
+enum Job {
+    Store(Pending),
+    /// Put every message stored so far into the database, then answer.
+    Settle(oneshot::Sender<Result<(), DbErr>>),
+}
+
 /// The handle of the writer task; cloned by everything that sends.
 #[derive(Clone)]
 pub struct Writer {
-    queue: mpsc::Sender<Pending>,
+    queue: mpsc::Sender<Job>,
+    /// Whether the database may lack a published message (they are in the
+    /// message log). Set by the writer before it publishes such a message,
+    /// cleared once the database has them all; true until the writer has
+    /// opened the store (which fills the database from the log).
+    unsettled: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -65,8 +84,9 @@ impl Writer {
     /// after storing what was queued.
     pub fn start(db: DatabaseConnection, bus: Arc<dyn Bus>, group_wait: Duration) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE);
-        tokio::spawn(run(db, bus, inbox, group_wait));
-        Writer { queue }
+        let unsettled = Arc::new(AtomicBool::new(true));
+        tokio::spawn(run(db, bus, inbox, group_wait, unsettled.clone()));
+        Writer { queue, unsettled }
     }
 
     /// Queues a message. The returned receiver resolves once it is stored
@@ -74,36 +94,146 @@ impl Writer {
     pub async fn submit(&self, channel_id: Arc<str>, message: NewMessage) -> oneshot::Receiver<Stored> {
         let (reply, stored) = oneshot::channel();
         let pending = Pending { message, channel_id, reply };
-        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending).await {
-            let _ = pending.reply.send(Err(DbErr::Custom("the message writer has stopped".to_owned())));
+        if let Err(mpsc::error::SendError(Job::Store(pending))) = self.queue.send(Job::Store(pending)).await {
+            let _ = pending.reply.send(Err(stopped()));
         }
         stored
+    }
+
+    /// Returns once the database has every message published before the
+    /// call: what a reader of messages calls first. At once when it has
+    /// them already (the usual case, and always off SQLite files).
+    ///
+    /// A reader that subscribes to a room and then settles misses nothing:
+    /// a message published before the subscription was marked unsettled
+    /// before it was published, and the hub orders the publish before the
+    /// subscription.
+    pub async fn settle(&self) -> Result<(), DbErr> {
+        if !self.unsettled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (reply, settled) = oneshot::channel();
+        self.queue.send(Job::Settle(reply)).await.map_err(|_| stopped())?;
+        settled.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> DbErr {
+    DbErr::Custom("the message writer has stopped".to_owned())
+}
+
+/// The writer's store, and the flag readers look at.
+struct Store {
+    store: MessageStore,
+    unsettled: Arc<AtomicBool>,
+}
+
+impl Store {
+    /// After storing, before publishing: readers must settle while the
+    /// message log holds messages the database lacks.
+    fn mark(&self) {
+        if self.store.has_logged() {
+            self.unsettled.store(true, Ordering::Release);
+        }
+    }
+
+    fn filled(&self) {
+        self.unsettled.store(self.store.has_logged(), Ordering::Release);
+    }
+
+    /// Fills the database from the message log if that is due.
+    fn fill_if_due(&mut self) {
+        let started = Instant::now();
+        match self.store.fill_if_due() {
+            Ok(true) => {
+                metrics::histogram!(m::DB_SECONDS, "op" => "fill").record(started.elapsed());
+                self.filled();
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(%err, "filling the database from the message log failed; trying again")
+            }
+        }
+    }
+
+    /// Fills the database from the message log now.
+    async fn settle(&mut self) -> Result<(), DbErr> {
+        let started = Instant::now();
+        self.store.fill().await?;
+        metrics::histogram!(m::DB_SECONDS, "op" => "fill").record(started.elapsed());
+        self.filled();
+        Ok(())
     }
 }
 
 async fn run(
     db: DatabaseConnection,
     bus: Arc<dyn Bus>,
-    mut inbox: mpsc::Receiver<Pending>,
+    mut inbox: mpsc::Receiver<Job>,
     group_wait: Duration,
+    unsettled: Arc<AtomicBool>,
 ) {
-    let mut store = MessageStore::open(db).await;
-    let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut store = Store { store: MessageStore::open(db).await, unsettled };
+    store.filled();
+    let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut last_stored = None;
-    while inbox.recv_many(&mut group, MAX_GROUP).await > 0 {
-        if is_busy(last_stored.map(|at: Instant| at.elapsed()), group_wait) {
-            gather(&mut inbox, &mut group, group_wait).await;
+    loop {
+        let received = match store.store.fill_due_in() {
+            None => inbox.recv_many(&mut jobs, MAX_GROUP).await,
+            // `recv_many` is cancel safe: a timeout loses nothing.
+            Some(due_in) => match tokio::time::timeout(due_in, inbox.recv_many(&mut jobs, MAX_GROUP)).await {
+                Ok(received) => received,
+                Err(_) => {
+                    store.fill_if_due();
+                    continue;
+                }
+            },
+        };
+        if received == 0 {
+            break;
         }
-        store_group(&mut store, bus.as_ref(), std::mem::take(&mut group)).await;
+        if is_busy(last_stored.map(|at: Instant| at.elapsed()), group_wait) {
+            gather(&mut inbox, &mut jobs, group_wait).await;
+        }
+        let (group, settles) = sort_jobs(std::mem::take(&mut jobs));
+        if !group.is_empty() {
+            store_group(&mut store, bus.as_ref(), group).await;
+            last_stored = Some(Instant::now());
+        }
+        if settles.is_empty() {
+            store.fill_if_due();
+        } else {
+            let settled = store.settle().await.map_err(|err| err.to_string());
+            for reply in settles {
+                let _ = reply.send(settled.clone().map_err(DbErr::Custom));
+            }
+        }
         // After publishing: a checkpoint delays what queues behind it, never
         // what was just stored.
         let started = Instant::now();
-        if store.checkpoint_if_due().await {
+        if store.store.checkpoint_if_due().await {
             metrics::histogram!(m::DB_SECONDS, "op" => "checkpoint_wait").record(started.elapsed());
         }
-        group.reserve(MAX_GROUP);
-        last_stored = Some(Instant::now());
+        jobs.reserve(MAX_GROUP);
     }
+    // Every handle is gone: the database gets what the log holds now
+    // (were this skipped, the next start would store it).
+    if let Err(err) = store.settle().await {
+        tracing::error!(%err, "filling the database from the message log at the end failed");
+    }
+}
+
+/// Messages to store, in order, and the settles asked for.
+fn sort_jobs(jobs: Vec<Job>) -> (Vec<Pending>, Vec<oneshot::Sender<Result<(), DbErr>>>) {
+    let mut group = Vec::with_capacity(jobs.len());
+    let mut settles = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Store(pending) => group.push(pending),
+            Job::Settle(reply) => settles.push(reply),
+        }
+    }
+    (group, settles)
 }
 
 /// Whether messages are coming in quickly enough to wait for more: the
@@ -113,7 +243,7 @@ fn is_busy(since_last_group: Option<Duration>, group_wait: Duration) -> bool {
 }
 
 /// Adds to the group what arrives within `wait` (until the group is full).
-async fn gather(inbox: &mut mpsc::Receiver<Pending>, group: &mut Vec<Pending>, wait: Duration) {
+async fn gather(inbox: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>, wait: Duration) {
     let deadline = tokio::time::Instant::now() + wait;
     while group.len() < MAX_GROUP {
         let room = MAX_GROUP - group.len();
@@ -157,15 +287,16 @@ fn unzip(group: Vec<Pending>) -> (Vec<NewMessage>, Vec<Waiter>) {
         .unzip()
 }
 
-async fn store_group(store: &mut MessageStore, bus: &dyn Bus, group: Vec<Pending>) {
+async fn store_group(store: &mut Store, bus: &dyn Bus, group: Vec<Pending>) {
     let (firsts, repeats) = split_repeats(group);
     let (messages, waiters) = unzip(firsts);
     let started = Instant::now();
-    let outcome = store.insert_messages(&messages).await;
+    let outcome = store.store.insert_messages(&messages).await;
     metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages").record(started.elapsed());
     match outcome {
         Ok(Some(stored)) => {
             metrics::counter!(m::MESSAGES_STORED).increment(stored.len() as u64);
+            store.mark();
             for (waiter, message) in waiters.into_iter().zip(stored) {
                 publish(bus, &waiter.channel_id, &message).await;
                 let _ = waiter.reply.send(Ok(message));
@@ -174,7 +305,7 @@ async fn store_group(store: &mut MessageStore, bus: &dyn Bus, group: Vec<Pending
         Ok(None) => {
             // Something in the group was stored before: one by one.
             for (message, Waiter { channel_id, reply }) in messages.into_iter().zip(waiters) {
-                store_one(store.db(), bus, Pending { message, channel_id, reply }).await;
+                store_one(store, bus, Pending { message, channel_id, reply }).await;
             }
         }
         Err(err) => {
@@ -186,15 +317,14 @@ async fn store_group(store: &mut MessageStore, bus: &dyn Bus, group: Vec<Pending
         }
     }
     for pending in repeats {
-        store_one(store.db(), bus, pending).await;
+        store_one(store, bus, pending).await;
     }
 }
 
 /// Stores one message on its own; a retry gets (and re-publishes) the
 /// stored copy.
-async fn store_one(db: &DatabaseConnection, bus: &dyn Bus, pending: Pending) {
-    let NewMessage { room_id, user_id, client_msg_id, body } = &pending.message;
-    let outcome = store::insert_message(db, *room_id, user_id, client_msg_id, body).await;
+async fn store_one(store: &mut Store, bus: &dyn Bus, pending: Pending) {
+    let outcome = store.store.insert_one(&pending.message).await;
     let reply = outcome.map(|inserted| {
         if inserted.is_new {
             metrics::counter!(m::MESSAGES_STORED).increment(1);
@@ -202,6 +332,7 @@ async fn store_one(db: &DatabaseConnection, bus: &dyn Bus, pending: Pending) {
         inserted.message
     });
     if let Ok(message) = &reply {
+        store.mark();
         publish(bus, &pending.channel_id, message).await;
     }
     let _ = pending.reply.send(reply);
@@ -220,6 +351,7 @@ mod tests {
     use super::*;
     use crate::server::bus::LocalBus;
     use crate::server::hub::Hub;
+    use crate::server::store;
     use migration::MigratorTrait;
 
     async fn setup() -> (DatabaseConnection, Hub, Writer, i64, i64) {
@@ -265,6 +397,7 @@ mod tests {
             let (room, channel) = if i % 3 == 0 { (b, "b") } else { (a, "a") };
             waiting.push(writer.submit(channel.into(), new(room, &format!("m{i}"))).await);
         }
+        let unsettled = writer.unsettled.clone();
         let mut seqs_a = Vec::new();
         for stored in waiting {
             let message = stored.await.unwrap().unwrap();
@@ -279,6 +412,8 @@ mod tests {
             (0..200).map(|_| listener.try_recv().unwrap().unwrap().frame.seq().unwrap()).collect();
         assert_eq!(published, (1..=200).collect::<Vec<_>>(), "room a's messages, published in seq order");
         assert!(listener.try_recv().is_none());
+        writer.settle().await.unwrap();
+        assert!(!unsettled.load(Ordering::Acquire), "settled: the database has them all");
         let stored = store::messages_after(&db, b, 0, 1000).await.unwrap();
         assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
     }

@@ -1,19 +1,28 @@
-//! Groups of messages stored into a SQLite file from the message writer's
-//! own task, through a connection of its own, with no thread in between.
+//! Messages stored into a SQLite file from the message writer's own task,
+//! through a connection of its own, with no thread in between; by way of
+//! the message log (see `message_log`).
 //!
-//! Why: sqlx runs each SQLite connection on a thread of its own, and every
-//! statement is a hand-off to it and back. On a node whose runtime has one
-//! core, that thread and the runtime take turns: messages waited for the
-//! core as well as for the commit, and latency under load was mostly that
-//! waiting (`bench/README.md`). Storing a group here is a few prepared
-//! statements run in place, about 12 µs per message (a group of 256 holds
-//! the runtime's thread for about 3 ms, as long as it held SQLite's), and
-//! it never waits for anyone:
+//! A group is checked here (its rooms and users exist, none of it was
+//! stored before), takes its seqs from the rooms' last seqs kept here, and
+//! is appended to the log in one write: then it counts as stored, and the
+//! writer publishes it. Every tenth of a second (or 512 messages) the
+//! messages the log holds are inserted in one transaction and the log
+//! starts again. Whoever reads messages asks the writer to do that first
+//! (`Writer::settle`), so a read sees every message published before it.
+//! Opening the store inserts what the log held when the server stopped.
+//!
+//! Why a connection of its own: sqlx runs each SQLite connection on a
+//! thread of its own, and every statement is a hand-off to it and back. On
+//! a node whose runtime has one core, that thread and the runtime take
+//! turns: messages waited for the core as well as for the commit, and
+//! latency under load was mostly that waiting (`bench/README.md`). Here
+//! statements run in place, and never wait for anyone:
 //!
 //! - the connection never waits for SQLite's write lock: another
 //!   connection holding it (a join being stored through the pool) makes
 //!   the attempt fail at once as "busy", and the writer tries again a
-//!   moment later without blocking the runtime;
+//!   moment later without blocking the runtime (the log keeps taking
+//!   groups meanwhile);
 //! - its commits do not checkpoint the write-ahead log: a checkpoint syncs
 //!   the log to disk before copying it back (30–50 ms for a 16 MiB log on
 //!   a slow disk) and copies it page by page (tens of milliseconds of CPU),
@@ -37,23 +46,39 @@
 //!   again from its beginning instead of letting it grow (unless a join's
 //!   write or a long read got in the way; the next checkpoint then does).
 //!
-//! A room's messages still take consecutive seqs in the order given, in
-//! one transaction per group; a repeat of a stored message makes the whole
-//! group change nothing (see `MessageStore::insert_messages`).
+//! The seqs kept here are right because this store is the only writer of
+//! messages into the file: the log's lock keeps a second server out (it
+//! stores no message while the first holds the log), and nothing else in
+//! the server inserts messages.
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{ffi, Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use sea_orm::DbErr;
 use tokio::sync::oneshot;
 
+use super::message_log::{self, Logged, MessageLog};
 use super::{missing_room, GroupPlan, NewMessage};
+use crate::protocol::ChatMessage;
 
-/// How long a group waits for another connection's write at most (the
+/// How long the writer waits for another connection's write at most (the
 /// pool's connections wait as long).
 const BUSY_LIMIT: Duration = Duration::from_secs(10);
 /// How long to wait before trying again while another connection writes.
 const BUSY_PAUSE: Duration = Duration::from_millis(1);
+/// How long after a failed transaction (not a busy one) to try again.
+const FAILED_PAUSE: Duration = Duration::from_secs(1);
+/// How long a message stays in the log alone at most.
+const FILL_AFTER: Duration = Duration::from_millis(100);
+/// Messages in the log that are put into the database at once (a
+/// transaction of 512 holds the runtime's thread for a few milliseconds).
+const FILL_AT: usize = 512;
+/// Messages the log may hold while the database refuses them; past that,
+/// groups fail (their senders are told) until it takes them again.
+const MOST_IN_LOG: usize = 100_000;
+/// Users remembered to exist; past that, the set starts again.
+const KNOWN_USERS: usize = 100_000;
 /// Pages appended to the log before a checkpoint. A checkpoint copies
 /// each page once however often the log holds it, and a busy node's
 /// groups keep rewriting the same pages (each room's last index pages):
@@ -88,26 +113,20 @@ const COPIER_NICE: libc::c_int = 10;
 const BEGIN: &str = "BEGIN IMMEDIATE";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
-/// A room's `last_seq` moved past a group's messages, then read back. Two
-/// statements rather than one with `RETURNING`, which SQLite carries out
-/// through a table in memory of its own, set up and torn down each time
-/// (as much as the rest of the statement again).
-const BUMP: &str = "UPDATE room SET last_seq = last_seq + ?1 WHERE id = ?2";
 const LAST_SEQ: &str = "SELECT last_seq FROM room WHERE id = ?1";
+const USER_EXISTS: &str = "SELECT 1 FROM app_user WHERE user_id = ?1";
+const IS_STORED: &str = "SELECT 1 FROM message WHERE room_id = ?1 AND user_id = ?2 AND client_msg_id = ?3";
+/// A room's `last_seq` moved up to a message's seq (never down: a replay
+/// of messages already in).
+const RAISE_LAST_SEQ: &str = "UPDATE room SET last_seq = ?1 WHERE id = ?2 AND last_seq < ?1";
 const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// A replay at start: what the log holds may be in already (the server
+/// stopped between a commit and emptying the log).
+const INSERT_IF_NEW: &str = "INSERT OR IGNORE INTO message (room_id, seq, user_id, body, client_msg_id, \
+                             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// What one attempt at storing a group came to.
-enum Attempt {
-    /// Each room's `last_seq` after the group.
-    Stored(Vec<(i64, i64)>),
-    /// A message of the group was stored before: nothing was changed.
-    Repeat,
-    /// Another connection is writing: nothing was changed, try again.
-    Busy,
-}
-
-/// The writer's connection to a SQLite file.
+/// The writer's connection to a SQLite file, and its message log.
 pub struct InlineSqlite {
     path: PathBuf,
     /// Away while it checkpoints; reopened if that or a rollback failed.
@@ -115,9 +134,25 @@ pub struct InlineSqlite {
     copier: CopierState,
     /// The copy under way beside the writer, if any.
     copying: Option<Copying>,
-    /// Pages appended to the log since the last checkpoint (estimated).
+    /// Pages appended to the write-ahead log since the last checkpoint
+    /// (estimated).
     pages: usize,
     last_checkpoint: Instant,
+    log: MessageLog,
+    /// What the log holds, oldest first: stored, not yet in the database.
+    logged: Vec<Logged>,
+    /// (room, user, client id) of each of `logged`.
+    logged_keys: HashSet<(i64, String, String)>,
+    /// When the oldest of `logged` was appended.
+    logged_since: Option<Instant>,
+    /// No transaction before this (one failed or found the lock taken).
+    next_try: Option<Instant>,
+    /// Each room's last seq, counting the log: rooms seen since opening.
+    last_seqs: HashMap<i64, i64>,
+    /// Users known to exist (each message names one: a foreign key).
+    known_users: HashSet<String>,
+    /// A group's records, reused.
+    records: Vec<u8>,
 }
 
 /// The checkpoint's thread, started at the first checkpoint.
@@ -140,9 +175,16 @@ struct Copying {
 }
 
 impl InlineSqlite {
-    /// Opens the file (its tables exist: the server migrated it).
+    /// Opens the file (its tables exist: the server migrated it) and its
+    /// message log, and inserts what the log holds.
     pub fn open(path: &Path) -> Result<Self, DbErr> {
         let conn = open_connection(path).map_err(err)?;
+        let (mut log, held) = MessageLog::open(&message_log_path(path)).map_err(log_err)?;
+        if !held.is_empty() {
+            replay(&conn, &held)?;
+            log.clear().map_err(log_err)?;
+            tracing::info!(messages = held.len(), "stored the messages the log held at the last stop");
+        }
         Ok(InlineSqlite {
             path: path.to_owned(),
             conn: Some(conn),
@@ -150,45 +192,156 @@ impl InlineSqlite {
             copying: None,
             pages: 0,
             last_checkpoint: Instant::now(),
+            log,
+            logged: Vec::new(),
+            logged_keys: HashSet::new(),
+            logged_since: None,
+            next_try: None,
+            last_seqs: HashMap::new(),
+            known_users: HashSet::new(),
+            records: Vec::new(),
         })
     }
 
-    /// Stores a group: each room's `last_seq` after it, or `None` when a
+    /// Stores a group into the log: the stored messages, or `None` when a
     /// message of it was stored before (nothing changed then).
     pub async fn store(
         &mut self,
         plan: &GroupPlan,
         messages: &[NewMessage],
-    ) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
-        let started = Instant::now();
-        loop {
-            let conn = match self.conn.as_mut() {
-                Some(conn) => conn,
-                None => self.conn.insert(open_connection(&self.path).map_err(err)?),
+    ) -> Result<Option<Vec<ChatMessage>>, DbErr> {
+        if self.logged.len() + messages.len() > MOST_IN_LOG {
+            self.fill().await?;
+        }
+        let conn = connection(&mut self.conn, &self.path)?;
+        let mut last_seqs = Vec::with_capacity(plan.counts.len());
+        for (&room_id, &n) in &plan.counts {
+            let last = match self.last_seqs.get(&room_id) {
+                Some(&last) => last,
+                None => read_last_seq(conn, room_id).map_err(err)?.ok_or_else(|| missing_room(room_id))?,
             };
-            let outcome = attempt(conn, plan, messages);
-            if !conn.is_autocommit() {
-                // A rollback failed: a connection stuck in a transaction
-                // would fail every group after this one.
-                tracing::warn!("a failed group could not be rolled back; reopening the connection");
-                self.conn = None;
+            last_seqs.push((room_id, last + n));
+        }
+        for m in messages {
+            if !self.known_users.contains(&m.user_id) {
+                if !user_exists(conn, &m.user_id).map_err(err)? {
+                    return Err(DbErr::RecordNotFound(format!("user {}", m.user_id)));
+                }
+                if self.known_users.len() >= KNOWN_USERS {
+                    self.known_users.clear();
+                }
+                self.known_users.insert(m.user_id.clone());
             }
-            match outcome {
-                Ok(Attempt::Stored(last_seqs)) => {
-                    // Each message dirties its room's page in each of the
-                    // two per-room indexes (the table's rows are appended,
-                    // sharing pages); the group, its rooms' pages.
-                    self.pages += messages.len() * 2 + plan.counts.len().min(4);
-                    return Ok(Some(last_seqs));
-                }
-                Ok(Attempt::Repeat) => return Ok(None),
-                Ok(Attempt::Busy) if started.elapsed() < BUSY_LIMIT => tokio::time::sleep(BUSY_PAUSE).await,
-                Ok(Attempt::Busy) => {
-                    return Err(DbErr::Custom("the database stayed locked by another writer".to_owned()))
-                }
-                Err(e) => return Err(e),
+            if self.logged_keys.contains(&key(m)) || is_stored(conn, m).map_err(err)? {
+                return Ok(None);
             }
         }
+        let stored = plan.stored(messages, &last_seqs);
+        self.records.clear();
+        for (m, message) in messages.iter().zip(&stored) {
+            message_log::encode(&mut self.records, m.room_id, message);
+        }
+        self.log.append(&self.records).map_err(log_err)?;
+        self.last_seqs.extend(last_seqs);
+        for (m, message) in messages.iter().zip(&stored) {
+            self.logged_keys.insert(key(m));
+            self.logged.push(Logged { room_id: m.room_id, message: message.clone() });
+        }
+        self.logged_since.get_or_insert_with(Instant::now);
+        Ok(Some(stored))
+    }
+
+    /// The copy of a message the log holds, if it holds one (a retry).
+    pub fn logged_copy(&self, m: &NewMessage) -> Option<ChatMessage> {
+        if !self.logged_keys.contains(&key(m)) {
+            return None;
+        }
+        let logged = self.logged.iter().find(|l| {
+            l.room_id == m.room_id
+                && l.message.user_id == m.user_id
+                && l.message.client_msg_id == m.client_msg_id
+        })?;
+        Some(logged.message.clone())
+    }
+
+    /// Whether the log holds messages the database does not have yet.
+    pub fn has_logged(&self) -> bool {
+        !self.logged.is_empty()
+    }
+
+    /// How long until what the log holds is due in the database (`None`:
+    /// it holds nothing).
+    pub fn fill_due_in(&self) -> Option<Duration> {
+        let since = self.logged_since?;
+        let due = if self.logged.len() >= FILL_AT { since } else { since + FILL_AFTER };
+        let due = self.next_try.map_or(due, |next| due.max(next));
+        Some(due.saturating_duration_since(Instant::now()))
+    }
+
+    /// Puts what the log holds into the database if it is due (one try;
+    /// another connection writing puts it off a moment). True if it did.
+    pub fn fill_if_due(&mut self) -> Result<bool, DbErr> {
+        if self.fill_due_in() != Some(Duration::ZERO) {
+            return Ok(false);
+        }
+        self.try_fill()
+    }
+
+    /// Puts what the log holds into the database now, waiting while
+    /// another connection writes.
+    pub async fn fill(&mut self) -> Result<(), DbErr> {
+        let started = Instant::now();
+        loop {
+            if self.try_fill()? {
+                return Ok(());
+            }
+            if started.elapsed() >= BUSY_LIMIT {
+                return Err(DbErr::Custom("the database stayed locked by another writer".to_owned()));
+            }
+            tokio::time::sleep(BUSY_PAUSE).await;
+        }
+    }
+
+    /// One transaction inserting what the log holds; then the log starts
+    /// again. False if another connection was writing (nothing changed).
+    fn try_fill(&mut self) -> Result<bool, DbErr> {
+        if self.logged.is_empty() {
+            return Ok(true);
+        }
+        let conn = connection(&mut self.conn, &self.path)?;
+        let outcome = in_transaction(conn, |conn| insert_logged(conn, &self.logged, INSERT));
+        if !conn.is_autocommit() {
+            // A rollback failed: a connection stuck in a transaction
+            // would fail everything after this.
+            tracing::warn!("a failed transaction could not be rolled back; reopening the connection");
+            self.conn = None;
+        }
+        match outcome {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => {
+                self.next_try = Some(Instant::now() + BUSY_PAUSE);
+                return Ok(false);
+            }
+            Err(e) => {
+                self.next_try = Some(Instant::now() + FAILED_PAUSE);
+                return Err(err(e));
+            }
+        }
+        self.next_try = None;
+        // Each room dirties its last page of the (room, seq) index; each
+        // message a page of the (room, user, client id) index, where client
+        // ids fall anywhere; the rows are appended, a page per 16 or so;
+        // and the rooms' rows.
+        let rooms = self.logged.iter().map(|l| l.room_id).collect::<HashSet<_>>().len();
+        self.pages += rooms + self.logged.len() + self.logged.len() / 16 + rooms.div_ceil(64);
+        self.logged.clear();
+        self.logged_keys.clear();
+        self.logged_since = None;
+        if let Err(e) = self.log.clear() {
+            // The next start inserts them again, finding them in.
+            tracing::warn!(%e, "emptying the message log failed");
+        }
+        Ok(true)
     }
 
     /// Checkpoints when due (see the module docs); the writer calls it
@@ -400,61 +553,114 @@ fn checkpoint(conn: &Connection) {
     }
 }
 
-/// One try, all of it or nothing: the transaction is rolled back when
-/// anything fails. (Its statements are prepared once, like the group's:
-/// rusqlite's own transactions parse `BEGIN` and `COMMIT` each time.)
-fn attempt(conn: &mut Connection, plan: &GroupPlan, messages: &[NewMessage]) -> Result<Attempt, DbErr> {
-    let written = conn.prepare_cached(BEGIN).and_then(|mut begin| begin.execute([])).and_then(|_| {
-        let written = write_group(conn, plan, messages)?;
-        if written.is_ok() {
-            conn.prepare_cached(COMMIT)?.execute([])?;
-        }
-        Ok(written)
-    });
+/// Runs `work` in a transaction: all of it or nothing (rolled back when
+/// anything fails). Its statements are prepared once, like the work's:
+/// rusqlite's own transactions parse `BEGIN` and `COMMIT` each time.
+fn in_transaction(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let outcome = conn
+        .prepare_cached(BEGIN)
+        .and_then(|mut begin| begin.execute([]))
+        .and_then(|_| work(conn))
+        .and_then(|()| conn.prepare_cached(COMMIT)?.execute([]).map(drop));
     if !conn.is_autocommit() {
-        // Failed after BEGIN (a missing room, a repeat, a busy commit):
-        // nothing of the group stays. If this fails too, the caller
-        // reopens the connection.
+        // Failed after BEGIN: nothing of it stays. If this fails too, the
+        // caller reopens the connection.
         if let Err(e) = conn.prepare_cached(ROLLBACK).and_then(|mut rollback| rollback.execute([])) {
-            tracing::warn!(%e, "rolling back a group failed");
+            tracing::warn!(%e, "rolling back a transaction failed");
         }
     }
-    match written {
-        Ok(Ok(last_seqs)) => Ok(Attempt::Stored(last_seqs)),
-        Ok(Err(missing)) => Err(missing_room(missing)),
-        Err(e) if is_busy(&e) => Ok(Attempt::Busy),
-        Err(e) if is_repeat(&e) => Ok(Attempt::Repeat),
-        Err(e) => Err(err(e)),
+    outcome
+}
+
+/// Inserts messages of the log (inside the caller's transaction) and
+/// moves their rooms' `last_seq` up to them.
+fn insert_logged(conn: &Connection, logged: &[Logged], insert: &str) -> rusqlite::Result<()> {
+    let mut last_seqs = BTreeMap::new();
+    {
+        let mut insert = conn.prepare_cached(insert)?;
+        for Logged { room_id, message } in logged {
+            let created_at = chrono::DateTime::from_timestamp_millis(message.at_ms)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+            insert.execute((
+                room_id,
+                message.seq,
+                &message.user_id,
+                &message.body,
+                &message.client_msg_id,
+                &created_at,
+            ))?;
+            let last = last_seqs.entry(*room_id).or_insert(message.seq);
+            *last = message.seq.max(*last);
+        }
+    }
+    let mut raise = conn.prepare_cached(RAISE_LAST_SEQ)?;
+    for (room_id, last_seq) in last_seqs {
+        raise.execute((last_seq, room_id))?;
+    }
+    Ok(())
+}
+
+/// Inserts what the log held at a stop, at start: in one transaction, or,
+/// should that fail, one by one, leaving out (and logging) any that cannot
+/// be stored.
+fn replay(conn: &Connection, held: &[Logged]) -> Result<(), DbErr> {
+    // At start the pool may be writing (migrations, a first join): wait.
+    conn.busy_timeout(BUSY_LIMIT).map_err(err)?;
+    if let Err(e) = in_transaction(conn, |conn| insert_logged(conn, held, INSERT_IF_NEW)) {
+        tracing::warn!(%e, "storing the log's messages together failed; storing them one by one");
+        for logged in held {
+            if let Err(e) =
+                in_transaction(conn, |conn| insert_logged(conn, std::slice::from_ref(logged), INSERT_IF_NEW))
+            {
+                tracing::error!(
+                    %e, room_id = logged.room_id, seq = logged.message.seq, user_id = %logged.message.user_id,
+                    "a message of the log could not be stored and is left out"
+                );
+            }
+        }
+    }
+    conn.busy_timeout(Duration::ZERO).map_err(err)
+}
+
+fn read_last_seq(conn: &Connection, room_id: i64) -> rusqlite::Result<Option<i64>> {
+    let mut last_seq = conn.prepare_cached(LAST_SEQ)?;
+    let mut rows = last_seq.query([room_id])?;
+    rows.next()?.map(|row| row.get(0)).transpose()
+}
+
+fn user_exists(conn: &Connection, user_id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached(USER_EXISTS)?.exists([user_id])
+}
+
+fn is_stored(conn: &Connection, m: &NewMessage) -> rusqlite::Result<bool> {
+    conn.prepare_cached(IS_STORED)?.exists((m.room_id, &m.user_id, &m.client_msg_id))
+}
+
+fn key(m: &NewMessage) -> (i64, String, String) {
+    (m.room_id, m.user_id.clone(), m.client_msg_id.clone())
+}
+
+/// The writer's connection, reopened if it was dropped.
+fn connection<'a>(conn: &'a mut Option<Connection>, path: &Path) -> Result<&'a mut Connection, DbErr> {
+    match conn {
+        Some(conn) => Ok(conn),
+        None => Ok(conn.insert(open_connection(path).map_err(err)?)),
     }
 }
 
-/// The group's statements, inside the caller's transaction: each room's
-/// `last_seq` after it, or a room of the group that does not exist (the
-/// caller rolls back).
-fn write_group(
-    conn: &Connection,
-    plan: &GroupPlan,
-    messages: &[NewMessage],
-) -> rusqlite::Result<Result<Vec<(i64, i64)>, i64>> {
-    let mut last_seqs = Vec::with_capacity(plan.counts.len());
-    {
-        let mut bump = conn.prepare_cached(BUMP)?;
-        let mut last_seq = conn.prepare_cached(LAST_SEQ)?;
-        for (&room_id, &n) in &plan.counts {
-            if bump.execute((n, room_id))? == 0 {
-                return Ok(Err(room_id));
-            }
-            last_seqs.push((room_id, last_seq.query_row([room_id], |row| row.get::<_, i64>(0))?));
-        }
-    }
-    let created_at = plan.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
-    {
-        let mut insert = conn.prepare_cached(INSERT)?;
-        for (m, seq) in messages.iter().zip(plan.seqs(messages, &last_seqs)) {
-            insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at))?;
-        }
-    }
-    Ok(Ok(last_seqs))
+/// The message log's file: beside the database, like SQLite's own.
+fn message_log_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-messages");
+    PathBuf::from(name)
+}
+
+fn log_err(e: std::io::Error) -> DbErr {
+    DbErr::Custom(format!("message log: {e}"))
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -472,16 +678,6 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
-}
-
-/// The (room, user, client id) index refused a row: that message was
-/// stored before. (The (room, seq) index refusing one is an error.)
-fn is_repeat(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, Some(text))
-            if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE && text.contains("client_msg_id")
-    )
 }
 
 fn err(e: rusqlite::Error) -> DbErr {

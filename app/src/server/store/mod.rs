@@ -16,6 +16,7 @@ use sea_orm::{
 pub mod entities;
 mod inline_sqlite;
 mod member_lists;
+mod message_log;
 mod message_runs;
 
 pub use member_lists::MemberLists;
@@ -247,16 +248,28 @@ pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
         }
         TryInsertResult::Inserted(_) | TryInsertResult::Conflicted | TryInsertResult::Empty => {
             txn.rollback().await?;
-            let existing = message::Entity::find()
-                .filter(message::Column::RoomId.eq(room_id))
-                .filter(message::Column::UserId.eq(user_id))
-                .filter(message::Column::ClientMsgId.eq(client_msg_id))
-                .one(db)
+            let existing = find_message(db, room_id, user_id, client_msg_id)
                 .await?
                 .ok_or_else(|| DbErr::RecordNotFound("the conflicting message".to_owned()))?;
-            Ok(Inserted { message: existing.into(), is_new: false })
+            Ok(Inserted { message: existing, is_new: false })
         }
     }
+}
+
+/// The stored message a (room, user, client id) names, if any.
+async fn find_message(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    user_id: &str,
+    client_msg_id: &str,
+) -> Result<Option<ChatMessage>, DbErr> {
+    let found = message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::ClientMsgId.eq(client_msg_id))
+        .one(db)
+        .await?;
+    Ok(found.map(Into::into))
 }
 
 /// A message to store with [`insert_messages`].
@@ -279,21 +292,42 @@ pub struct NewMessage {
 pub struct MessageStore {
     db: DatabaseConnection,
     inline: Option<inline_sqlite::InlineSqlite>,
+    /// A SQLite file whose message log could not be opened (another server
+    /// uses it, or it cannot be read): no message is stored until it can,
+    /// for storing around the log would reuse seqs it holds.
+    refused: Option<std::path::PathBuf>,
 }
 
 impl MessageStore {
     pub async fn open(db: DatabaseConnection) -> Self {
-        let inline = match sqlite_file(&db).await {
-            Ok(Some(path)) => inline_sqlite::InlineSqlite::open(&path)
-                .inspect_err(|err| tracing::warn!(%err, "storing messages through the pool instead"))
-                .ok(),
-            Ok(None) => None,
+        let (inline, refused) = match sqlite_file(&db).await {
+            Ok(Some(path)) => match inline_sqlite::InlineSqlite::open(&path) {
+                Ok(inline) => (Some(inline), None),
+                Err(err) => {
+                    tracing::error!(%err, "no message can be stored until the message log can be opened");
+                    (None, Some(path))
+                }
+            },
+            Ok(None) => (None, None),
             Err(err) => {
                 tracing::warn!(%err, "could not tell where the database is; storing messages through the pool");
-                None
+                (None, None)
             }
         };
-        MessageStore { db, inline }
+        MessageStore { db, inline, refused }
+    }
+
+    /// Where messages go: the file's own connection and log, or the pool
+    /// (`None`). A refused file is tried again each time.
+    fn writes(&mut self) -> Result<Option<&mut inline_sqlite::InlineSqlite>, DbErr> {
+        if let Some(path) = &self.refused {
+            let inline = inline_sqlite::InlineSqlite::open(path)
+                .map_err(|err| DbErr::Custom(format!("messages cannot be stored: {err}")))?;
+            tracing::info!("the message log is open: messages are stored again");
+            self.inline = Some(inline);
+            self.refused = None;
+        }
+        Ok(self.inline.as_mut())
     }
 
     /// The database, for what is not stored in groups.
@@ -310,8 +344,10 @@ impl MessageStore {
     ///
     /// Returns `None`, having changed nothing, when any of them was stored
     /// before (a retry: same room, user and client id) — the caller then
-    /// stores them one by one with [`insert_message`], which sorts retries
-    /// out. The messages given must not repeat a (room, user, client id).
+    /// stores them one by one with [`MessageStore::insert_one`], which
+    /// sorts retries out. On a SQLite file the group is stored into the
+    /// message log, and reaches the database a little later (see
+    /// `inline_sqlite`). The messages given must not repeat a (room, user, client id).
     pub async fn insert_messages(
         &mut self,
         messages: &[NewMessage],
@@ -320,11 +356,65 @@ impl MessageStore {
             return Ok(Some(Vec::new()));
         }
         let plan = GroupPlan::new(messages);
-        let last_seqs = match &mut self.inline {
-            Some(inline) => inline.store(&plan, messages).await?,
-            None => store_group_generic(&self.db, &plan, messages).await?,
+        match self.writes()? {
+            Some(inline) => inline.store(&plan, messages).await,
+            None => {
+                let last_seqs = store_group_generic(&self.db, &plan, messages).await?;
+                Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
+            }
+        }
+    }
+
+    /// Stores one message on its own: a retry (same room, user and client
+    /// id) gets the stored copy, and changes nothing.
+    pub async fn insert_one(&mut self, message: &NewMessage) -> Result<Inserted, DbErr> {
+        let NewMessage { room_id, user_id, client_msg_id, body } = message;
+        self.writes()?;
+        let Some(inline) = &mut self.inline else {
+            return insert_message(&self.db, *room_id, user_id, client_msg_id, body).await;
         };
-        Ok(last_seqs.map(|last_seqs| plan.stored(messages, &last_seqs)))
+        if let Some(copy) = inline.logged_copy(message) {
+            return Ok(Inserted { message: copy, is_new: false });
+        }
+        if let Some(stored) = find_message(&self.db, *room_id, user_id, client_msg_id).await? {
+            return Ok(Inserted { message: stored, is_new: false });
+        }
+        let one = std::slice::from_ref(message);
+        match inline.store(&GroupPlan::new(one), one).await? {
+            Some(mut stored) => Ok(Inserted { message: stored.remove(0), is_new: true }),
+            // This store is the file's only writer of messages.
+            None => Err(DbErr::Custom("the message was stored meanwhile by another writer".to_owned())),
+        }
+    }
+
+    /// Whether messages are stored in the message log and not yet in the
+    /// database (see `inline_sqlite`): readers of the database must wait
+    /// for [`MessageStore::fill`].
+    pub fn has_logged(&self) -> bool {
+        self.inline.as_ref().is_some_and(|inline| inline.has_logged())
+    }
+
+    /// How long until the message log's messages are due in the database.
+    pub fn fill_due_in(&self) -> Option<Duration> {
+        self.inline.as_ref().and_then(|inline| inline.fill_due_in())
+    }
+
+    /// Puts the message log's messages into the database if due (one try).
+    /// True if it did.
+    pub fn fill_if_due(&mut self) -> Result<bool, DbErr> {
+        match &mut self.inline {
+            Some(inline) => inline.fill_if_due(),
+            None => Ok(false),
+        }
+    }
+
+    /// Puts the message log's messages into the database now: afterwards
+    /// the database has every message stored so far.
+    pub async fn fill(&mut self) -> Result<(), DbErr> {
+        match &mut self.inline {
+            Some(inline) => inline.fill().await,
+            None => Ok(()),
+        }
     }
 
     /// Folds SQLite's write-ahead log back into the database file when
@@ -578,28 +668,76 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn groups_on_a_file_see_and_are_seen_by_the_pools_connections() {
+    async fn groups_on_a_file_go_through_the_message_log_into_the_database() {
         let (_file, db) = FileDb::open().await;
-        let store = MessageStore::open(db.clone()).await;
-        assert!(store.inline.is_some(), "a file: the store writes through its own connection");
         groups_take_consecutive_seqs_and_a_retry_changes_nothing(db.clone()).await;
-        // The pool's connections still serve reads and single inserts,
-        // which the next group sees.
         let room = ensure_room(&db, "r1").await.unwrap().id;
+        let in_database = messages_after(&db, room, 0, 100).await.unwrap();
         let mut store = MessageStore::open(db.clone()).await;
+        assert!(store.inline.is_some(), "a file: the store writes through its own connection and log");
+        let mut other = MessageStore::open(db.clone()).await;
+        assert!(other.inline.is_none(), "a second store on the file finds the log locked");
+        assert!(other.insert_messages(&[ana_in(room)("elsewhere")]).await.is_err(), "and stores nothing");
+
         let new = ana_in(room);
         let first = store.insert_messages(&[new("k1"), new("k2")]).await.unwrap().unwrap();
-        let single = insert_message(&db, room, "ana", "k3", "b").await.unwrap();
-        assert_eq!(single.message.seq, first[1].seq + 1);
-        assert_eq!(store.insert_messages(&[new("k3")]).await.unwrap(), None, "k3 is a retry");
-        let next = store.insert_messages(&[new("k4")]).await.unwrap().unwrap();
-        assert_eq!(next[0].seq, single.message.seq + 1);
+        assert_eq!(first[0].seq, in_database.last().unwrap().seq + 1);
+        assert!(store.has_logged());
+        assert_eq!(messages_after(&db, room, 0, 100).await.unwrap(), in_database, "in the log only");
+        assert_eq!(store.insert_messages(&[new("k1")]).await.unwrap(), None, "a retry of a logged message");
+        let retry = store.insert_one(&new("k2")).await.unwrap();
+        assert_eq!((retry.message, retry.is_new), (first[1].clone(), false));
+
+        store.fill().await.unwrap();
+        assert!(!store.has_logged());
         let history = messages_after(&db, room, 0, 100).await.unwrap();
-        assert_eq!(history.last(), next.last(), "read back through the pool as stored");
+        assert_eq!(&history[history.len() - 2..], first, "read back through the pool as stored");
+        let retry = store.insert_one(&new("k1")).await.unwrap();
+        assert_eq!((retry.message, retry.is_new), (first[0].clone(), false), "a retry of a stored message");
+        let single = store.insert_one(&new("k3")).await.unwrap();
+        assert_eq!((single.message.seq, single.is_new), (first[1].seq + 1, true));
+
+        drop(store);
+        let taken_over = other.insert_messages(&[new("k4")]).await.unwrap().unwrap();
+        assert_eq!(taken_over[0].seq, single.message.seq + 1, "the other store goes on once the log is free");
     }
 
     #[tokio::test]
-    async fn a_group_waits_for_another_connections_write_without_blocking_the_runtime() {
+    async fn what_the_log_holds_when_the_server_stops_is_stored_at_the_next_start() {
+        let (file, db) = FileDb::open().await;
+        let room = ensure_room(&db, "r").await.unwrap().id;
+        let other = ensure_room(&db, "o").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut store = MessageStore::open(db.clone()).await;
+        let filled = store.insert_messages(&[ana_in(room)("a")]).await.unwrap().unwrap();
+        store.fill().await.unwrap();
+        let logged = store.insert_messages(&[ana_in(room)("b"), ana_in(other)("c")]).await.unwrap().unwrap();
+        // Stopped without filling the database (killed): the log holds
+        // them, and the first, already in, once more (stopped between the
+        // commit and emptying the log), then a record cut short.
+        drop(store);
+        let log = file.0.path().join("chat.db-messages");
+        let mut extra = Vec::new();
+        message_log::encode(&mut extra, room, &filled[0]);
+        message_log::encode(&mut extra, room, &ChatMessage { seq: 9, ..filled[0].clone() });
+        extra.truncate(extra.len() - 5);
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes.extend_from_slice(&extra);
+        std::fs::write(&log, bytes).unwrap();
+        assert_eq!(messages_after(&db, room, 0, 10).await.unwrap(), filled);
+
+        let mut store = MessageStore::open(db.clone()).await;
+        assert!(store.inline.is_some());
+        assert_eq!(messages_after(&db, room, 0, 10).await.unwrap(), [filled[0].clone(), logged[0].clone()]);
+        assert_eq!(messages_after(&db, other, 0, 10).await.unwrap(), [logged[1].clone()]);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "the log starts again");
+        let next = store.insert_messages(&[ana_in(room)("d")]).await.unwrap().unwrap();
+        assert_eq!(next[0].seq, 3, "seqs go on from the messages the log held");
+        assert_eq!(store.insert_messages(&[ana_in(other)("c")]).await.unwrap(), None, "c is stored");
+    }
+
+    #[tokio::test]
+    async fn filling_the_database_waits_for_another_connections_write_without_blocking_the_runtime() {
         let (_file, db) = FileDb::open().await;
         let room = ensure_room(&db, "r").await.unwrap().id;
         ensure_user(&db, "ana").await.unwrap();
@@ -609,13 +747,15 @@ mod tests {
         let txn = db.begin().await.unwrap();
         ensure_user(&txn, "bob").await.unwrap();
         let new = ana_in(room);
-        let group = [new("w1")];
-        let mut storing = std::pin::pin!(store.insert_messages(&group));
-        let still_waiting = tokio::time::timeout(Duration::from_millis(50), storing.as_mut()).await;
-        assert!(still_waiting.is_err(), "the group waits while the other write is open");
+        let stored = store.insert_messages(&[new("w1")]).await.unwrap().unwrap();
+        assert_eq!(stored[0].seq, 1, "the log takes a group while another connection writes");
+        assert!(!store.fill_if_due().unwrap(), "not due yet");
+        let mut filling = std::pin::pin!(store.fill());
+        let still_waiting = tokio::time::timeout(Duration::from_millis(50), filling.as_mut()).await;
+        assert!(still_waiting.is_err(), "filling waits while the other write is open");
         txn.commit().await.unwrap();
-        let stored = storing.await.unwrap().unwrap();
-        assert_eq!(stored[0].seq, 1);
+        filling.await.unwrap();
+        assert_eq!(messages_after(&db, room, 0, 10).await.unwrap(), stored);
     }
 
     #[tokio::test]
@@ -664,6 +804,7 @@ mod tests {
             let copying = store.inline.as_ref().unwrap().is_copying();
             store.insert_messages(&group).await.unwrap().unwrap();
             written_while_copying += usize::from(copying);
+            store.fill_if_due().unwrap();
             store.checkpoint_if_due().await;
             written += 1;
         }
@@ -683,6 +824,7 @@ mod tests {
             "the log was restarted: {} bytes",
             size("chat.db-wal")
         );
+        store.fill().await.unwrap();
         let mut stored = 0;
         for &room in &rooms {
             stored += messages_after(&db, room, 0, 1_000_000).await.unwrap().len();
@@ -706,6 +848,7 @@ mod tests {
         let stored = store.insert_messages(&group).await.unwrap().expect("nothing stored before");
         let seqs: Vec<(i64, &str)> = stored.iter().map(|m| (m.seq, m.client_msg_id.as_str())).collect();
         assert_eq!(seqs, [(2, "a"), (1, "b"), (3, "c"), (2, "d"), (4, "e")]);
+        store.fill().await.unwrap();
         let in_r1 = messages_after(&db, r1, 0, 10).await.unwrap();
         assert_eq!(
             in_r1.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
