@@ -3,7 +3,8 @@
 //! the message log (see `message_log`).
 //!
 //! A group is checked here (its rooms and users exist, none of it was
-//! stored before), takes its seqs from the rooms' last seqs kept here, and
+//! stored before: mostly known from the rooms' keys kept in memory, see
+//! `sent_keys`), takes its seqs from the rooms' last seqs kept here, and
 //! is appended to the log in one write: then it counts as stored, and the
 //! writer publishes it. Every tenth of a second (or 512 messages) the
 //! messages the log holds are inserted in one transaction and the log
@@ -59,6 +60,7 @@ use sea_orm::DbErr;
 use tokio::sync::oneshot;
 
 use super::message_log::{self, Logged, MessageLog};
+use super::sent_keys::{self, KeyLimits, SentKeys};
 use super::{missing_room, GroupPlan, NewMessage};
 use crate::protocol::ChatMessage;
 
@@ -116,6 +118,8 @@ const ROLLBACK: &str = "ROLLBACK";
 const LAST_SEQ: &str = "SELECT last_seq FROM room WHERE id = ?1";
 const USER_EXISTS: &str = "SELECT 1 FROM app_user WHERE user_id = ?1";
 const IS_STORED: &str = "SELECT 1 FROM message WHERE room_id = ?1 AND user_id = ?2 AND client_msg_id = ?3";
+/// A room's messages' keys (along the (room, user, client id) index).
+const ROOM_KEYS: &str = "SELECT user_id, client_msg_id FROM message WHERE room_id = ?1";
 /// A room's `last_seq` moved up to a message's seq (never down: a replay
 /// of messages already in).
 const RAISE_LAST_SEQ: &str = "UPDATE room SET last_seq = ?1 WHERE id = ?2 AND last_seq < ?1";
@@ -141,14 +145,16 @@ pub struct InlineSqlite {
     log: MessageLog,
     /// What the log holds, oldest first: stored, not yet in the database.
     logged: Vec<Logged>,
-    /// (room, user, client id) of each of `logged`.
-    logged_keys: HashSet<(i64, String, String)>,
+    /// The hash of each of `logged`'s keys (see `sent_keys`).
+    logged_keys: HashSet<u64>,
     /// When the oldest of `logged` was appended.
     logged_since: Option<Instant>,
     /// No transaction before this (one failed or found the lock taken).
     next_try: Option<Instant>,
     /// Each room's last seq, counting the log: rooms seen since opening.
     last_seqs: HashMap<i64, i64>,
+    /// The keys of rooms' messages, to know a message new without asking.
+    sent: SentKeys,
     /// Users known to exist (each message names one: a foreign key).
     known_users: HashSet<String>,
     /// A group's records, reused.
@@ -178,6 +184,10 @@ impl InlineSqlite {
     /// Opens the file (its tables exist: the server migrated it) and its
     /// message log, and inserts what the log holds.
     pub fn open(path: &Path) -> Result<Self, DbErr> {
+        Self::open_with(path, KeyLimits::default())
+    }
+
+    pub(super) fn open_with(path: &Path, key_limits: KeyLimits) -> Result<Self, DbErr> {
         let conn = open_connection(path).map_err(err)?;
         let (mut log, held) = MessageLog::open(&message_log_path(path)).map_err(log_err)?;
         if !held.is_empty() {
@@ -198,6 +208,7 @@ impl InlineSqlite {
             logged_since: None,
             next_try: None,
             last_seqs: HashMap::new(),
+            sent: SentKeys::new(key_limits),
             known_users: HashSet::new(),
             records: Vec::new(),
         })
@@ -218,10 +229,25 @@ impl InlineSqlite {
         for (&room_id, &n) in &plan.counts {
             let last = match self.last_seqs.get(&room_id) {
                 Some(&last) => last,
-                None => read_last_seq(conn, room_id).map_err(err)?.ok_or_else(|| missing_room(room_id))?,
+                None => {
+                    let last =
+                        read_last_seq(conn, room_id).map_err(err)?.ok_or_else(|| missing_room(room_id))?;
+                    // Seqs have no gaps: the room holds `last` messages,
+                    // all in the database (this store logs every other).
+                    let messages = usize::try_from(last).unwrap_or(usize::MAX);
+                    let keys = if self.sent.wants(messages) {
+                        Some(read_room_keys(conn, room_id).map_err(err)?)
+                    } else {
+                        None
+                    };
+                    self.sent.see(room_id, keys);
+                    self.last_seqs.insert(room_id, last);
+                    last
+                }
             };
             last_seqs.push((room_id, last + n));
         }
+        let mut keys = Vec::with_capacity(messages.len());
         for m in messages {
             if !self.known_users.contains(&m.user_id) {
                 if !user_exists(conn, &m.user_id).map_err(err)? {
@@ -232,9 +258,14 @@ impl InlineSqlite {
                 }
                 self.known_users.insert(m.user_id.clone());
             }
-            if self.logged_keys.contains(&key(m)) || is_stored(conn, m).map_err(err)? {
+            let key = sent_keys::key(m.room_id, &m.user_id, &m.client_msg_id);
+            let repeat = !self.sent.surely_new(m.room_id, key)
+                && ((self.logged_keys.contains(&key) && find_logged(&self.logged, m).is_some())
+                    || is_stored(conn, m).map_err(err)?);
+            if repeat {
                 return Ok(None);
             }
+            keys.push(key);
         }
         let stored = plan.stored(messages, &last_seqs);
         self.records.clear();
@@ -243,8 +274,9 @@ impl InlineSqlite {
         }
         self.log.append(&self.records).map_err(log_err)?;
         self.last_seqs.extend(last_seqs);
-        for (m, message) in messages.iter().zip(&stored) {
-            self.logged_keys.insert(key(m));
+        for ((m, message), key) in messages.iter().zip(&stored).zip(keys) {
+            self.logged_keys.insert(key);
+            self.sent.add(m.room_id, key);
             self.logged.push(Logged { room_id: m.room_id, message: message.clone() });
         }
         self.logged_since.get_or_insert_with(Instant::now);
@@ -253,15 +285,10 @@ impl InlineSqlite {
 
     /// The copy of a message the log holds, if it holds one (a retry).
     pub fn logged_copy(&self, m: &NewMessage) -> Option<ChatMessage> {
-        if !self.logged_keys.contains(&key(m)) {
+        if !self.logged_keys.contains(&sent_keys::key(m.room_id, &m.user_id, &m.client_msg_id)) {
             return None;
         }
-        let logged = self.logged.iter().find(|l| {
-            l.room_id == m.room_id
-                && l.message.user_id == m.user_id
-                && l.message.client_msg_id == m.client_msg_id
-        })?;
-        Some(logged.message.clone())
+        find_logged(&self.logged, m).map(|logged| logged.message.clone())
     }
 
     /// Whether the log holds messages the database does not have yet.
@@ -640,8 +667,24 @@ fn is_stored(conn: &Connection, m: &NewMessage) -> rusqlite::Result<bool> {
     conn.prepare_cached(IS_STORED)?.exists((m.room_id, &m.user_id, &m.client_msg_id))
 }
 
-fn key(m: &NewMessage) -> (i64, String, String) {
-    (m.room_id, m.user_id.clone(), m.client_msg_id.clone())
+/// The hashes of a room's messages' keys (see `sent_keys`).
+fn read_room_keys(conn: &Connection, room_id: i64) -> rusqlite::Result<HashSet<u64>> {
+    let mut read = conn.prepare_cached(ROOM_KEYS)?;
+    let mut rows = read.query([room_id])?;
+    let mut keys = HashSet::new();
+    while let Some(row) = rows.next()? {
+        let (user_id, client_msg_id) = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+        keys.insert(sent_keys::key(room_id, user_id, client_msg_id));
+    }
+    Ok(keys)
+}
+
+/// The log's copy of a message (a linear search: only for a retry, or a
+/// collision of hashes).
+fn find_logged<'a>(logged: &'a [Logged], m: &NewMessage) -> Option<&'a Logged> {
+    logged.iter().find(|l| {
+        l.room_id == m.room_id && l.message.user_id == m.user_id && l.message.client_msg_id == m.client_msg_id
+    })
 }
 
 /// The writer's connection, reopened if it was dropped.

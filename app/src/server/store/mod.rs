@@ -18,6 +18,7 @@ mod inline_sqlite;
 mod member_lists;
 mod message_log;
 mod message_runs;
+mod sent_keys;
 
 pub use member_lists::MemberLists;
 
@@ -734,6 +735,44 @@ mod tests {
         let next = store.insert_messages(&[ana_in(room)("d")]).await.unwrap().unwrap();
         assert_eq!(next[0].seq, 3, "seqs go on from the messages the log held");
         assert_eq!(store.insert_messages(&[ana_in(other)("c")]).await.unwrap(), None, "c is stored");
+    }
+
+    #[tokio::test]
+    async fn a_retry_is_found_whether_its_room_was_read_into_memory_or_left_out() {
+        let (file, db) = FileDb::open().await;
+        let (small, big) =
+            (ensure_room(&db, "small").await.unwrap().id, ensure_room(&db, "big").await.unwrap().id);
+        ensure_user(&db, "ana").await.unwrap();
+        insert_message(&db, small, "ana", "s0", "b").await.unwrap();
+        for id in ["b0", "b1", "b2"] {
+            insert_message(&db, big, "ana", id, "b").await.unwrap();
+        }
+        let limits = sent_keys::KeyLimits { read_at_most: 2, keep_at_most: 4 };
+        let inline = inline_sqlite::InlineSqlite::open_with(&file.0.path().join("chat.db"), limits).unwrap();
+        let mut store = MessageStore { db: db.clone(), inline: Some(inline), refused: None };
+        let (in_small, in_big) = (ana_in(small), ana_in(big));
+        let seqs =
+            |stored: Option<Vec<ChatMessage>>| stored.unwrap().iter().map(|m| m.seq).collect::<Vec<_>>();
+
+        // The small room is read (one key), the big one left out (asked).
+        assert_eq!(seqs(store.insert_messages(&[in_small("n1"), in_big("n1")]).await.unwrap()), [2, 4]);
+        for retry in [in_small("s0"), in_big("b1"), in_small("n1"), in_big("n1")] {
+            assert_eq!(store.insert_messages(std::slice::from_ref(&retry)).await.unwrap(), None, "{retry:?}");
+        }
+        store.fill().await.unwrap();
+        assert_eq!(store.insert_messages(&[in_small("n1")]).await.unwrap(), None, "found in the database");
+
+        // Past four keys kept, the small room is left out too: still found.
+        assert_eq!(seqs(store.insert_messages(&[in_small("n2"), in_small("n3")]).await.unwrap()), [3, 4]);
+        assert_eq!(seqs(store.insert_messages(&[in_small("n4")]).await.unwrap()), [5]);
+        for retry in ["s0", "n1", "n4"] {
+            assert_eq!(store.insert_messages(&[in_small(retry)]).await.unwrap(), None, "{retry}");
+        }
+        store.fill().await.unwrap();
+        assert_eq!(store.insert_messages(&[in_small("n4")]).await.unwrap(), None);
+        assert_eq!(seqs(store.insert_messages(&[in_small("n5")]).await.unwrap()), [6]);
+        store.fill().await.unwrap();
+        assert_eq!(messages_after(&db, small, 0, 10).await.unwrap().len(), 6, "each stored once");
     }
 
     #[tokio::test]
