@@ -123,12 +123,10 @@ const ROOM_KEYS: &str = "SELECT user_id, client_msg_id FROM message WHERE room_i
 /// A room's `last_seq` moved up to a message's seq (never down: a replay
 /// of messages already in).
 const RAISE_LAST_SEQ: &str = "UPDATE room SET last_seq = ?1 WHERE id = ?2 AND last_seq < ?1";
-const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT: &str = "INSERT";
 /// A replay at start: what the log holds may be in already (the server
 /// stopped between a commit and emptying the log).
-const INSERT_IF_NEW: &str = "INSERT OR IGNORE INTO message (room_id, seq, user_id, body, client_msg_id, \
-                             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_IF_NEW: &str = "INSERT OR IGNORE";
 
 /// The writer's connection to a SQLite file, and its message log.
 pub struct InlineSqlite {
@@ -604,10 +602,13 @@ fn in_transaction(
 
 /// Inserts messages of the log (inside the caller's transaction) and
 /// moves their rooms' `last_seq` up to them.
-fn insert_logged(conn: &Connection, logged: &[Logged], insert: &str) -> rusqlite::Result<()> {
+fn insert_logged(conn: &Connection, logged: &[Logged], verb: &str) -> rusqlite::Result<()> {
+    // One row a statement: a statement of many rows would keep a
+    // statement journal (to undo its own rows should one fail), which cost
+    // more than the statements it saves.
     let mut last_seqs = BTreeMap::new();
     {
-        let mut insert = conn.prepare_cached(insert)?;
+        let mut insert = conn.prepare_cached(&insert_sql(verb))?;
         for Logged { room_id, message } in logged {
             let created_at = chrono::DateTime::from_timestamp_millis(message.at_ms)
                 .unwrap_or_default()
@@ -631,12 +632,20 @@ fn insert_logged(conn: &Connection, logged: &[Logged], insert: &str) -> rusqlite
     Ok(())
 }
 
+/// The insert of a message.
+fn insert_sql(verb: &str) -> String {
+    format!("{verb} INTO message (room_id, seq, user_id, body, client_msg_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+}
+
 /// Inserts what the log held at a stop, at start: in one transaction, or,
 /// should that fail, one by one, leaving out (and logging) any that cannot
 /// be stored.
 fn replay(conn: &Connection, held: &[Logged]) -> Result<(), DbErr> {
     // At start the pool may be writing (migrations, a first join): wait.
     conn.busy_timeout(BUSY_LIMIT).map_err(err)?;
+    // A log beside a database it was not written for (one restored from
+    // elsewhere) may name rooms or users it lacks: those are left out.
+    conn.pragma_update(None, "foreign_keys", true).map_err(err)?;
     if let Err(e) = in_transaction(conn, |conn| insert_logged(conn, held, INSERT_IF_NEW)) {
         tracing::warn!(%e, "storing the log's messages together failed; storing them one by one");
         for logged in held {
@@ -650,6 +659,7 @@ fn replay(conn: &Connection, held: &[Logged]) -> Result<(), DbErr> {
             }
         }
     }
+    conn.pragma_update(None, "foreign_keys", false).map_err(err)?;
     conn.busy_timeout(Duration::ZERO).map_err(err)
 }
 
@@ -711,7 +721,10 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     // Never wait inside SQLite: the caller decides (see the module docs).
     conn.busy_timeout(Duration::ZERO)?;
-    conn.pragma_update(None, "foreign_keys", true)?;
+    // `store` checks each group's rooms and users itself, and the server
+    // deletes neither: SQLite's two lookups of each row's parents would
+    // only repeat that (a replay at start enforces them: see `replay`).
+    conn.pragma_update(None, "foreign_keys", false)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -2048)?;
     // The writer checkpoints (see the module docs).

@@ -738,6 +738,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_replay_leaves_out_a_message_of_a_room_the_database_lacks() {
+        let (file, db) = FileDb::open().await;
+        let room = ensure_room(&db, "r").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        // A log written beside another database (this one restored from
+        // elsewhere): one of its rooms is not here.
+        let message = |seq, id: &str| ChatMessage {
+            seq,
+            user_id: "ana".into(),
+            body: "b".into(),
+            client_msg_id: id.into(),
+            at_ms: 1_700_000_000_000,
+        };
+        let mut records = Vec::new();
+        message_log::encode(&mut records, room, &message(1, "here"));
+        message_log::encode(&mut records, room + 1000, &message(1, "elsewhere"));
+        std::fs::write(file.0.path().join("chat.db-messages"), records).unwrap();
+
+        let mut store = MessageStore::open(db.clone()).await;
+        assert_eq!(messages_after(&db, room, 0, 10).await.unwrap(), [message(1, "here")]);
+        assert!(messages_after(&db, room + 1000, 0, 10).await.unwrap().is_empty(), "left out");
+        let next = store.insert_messages(&[ana_in(room)("next")]).await.unwrap().unwrap();
+        assert_eq!(next[0].seq, 2);
+    }
+
+    #[tokio::test]
     async fn a_retry_is_found_whether_its_room_was_read_into_memory_or_left_out() {
         let (file, db) = FileDb::open().await;
         let (small, big) =
