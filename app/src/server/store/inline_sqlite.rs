@@ -123,10 +123,12 @@ const ROOM_KEYS: &str = "SELECT user_id, client_msg_id FROM message WHERE room_i
 /// A room's `last_seq` moved up to a message's seq (never down: a replay
 /// of messages already in).
 const RAISE_LAST_SEQ: &str = "UPDATE room SET last_seq = ?1 WHERE id = ?2 AND last_seq < ?1";
-const INSERT: &str = "INSERT";
+const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /// A replay at start: what the log holds may be in already (the server
 /// stopped between a commit and emptying the log).
-const INSERT_IF_NEW: &str = "INSERT OR IGNORE";
+const INSERT_IF_NEW: &str = "INSERT OR IGNORE INTO message (room_id, seq, user_id, body, client_msg_id, \
+                             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// The writer's connection to a SQLite file, and its message log.
 pub struct InlineSqlite {
@@ -602,13 +604,13 @@ fn in_transaction(
 
 /// Inserts messages of the log (inside the caller's transaction) and
 /// moves their rooms' `last_seq` up to them.
-fn insert_logged(conn: &Connection, logged: &[Logged], verb: &str) -> rusqlite::Result<()> {
+fn insert_logged(conn: &Connection, logged: &[Logged], insert: &str) -> rusqlite::Result<()> {
     // One row a statement: a statement of many rows would keep a
     // statement journal (to undo its own rows should one fail), which cost
     // more than the statements it saves.
     let mut last_seqs = BTreeMap::new();
     {
-        let mut insert = conn.prepare_cached(&insert_sql(verb))?;
+        let mut insert = conn.prepare_cached(insert)?;
         for Logged { room_id, message } in logged {
             let created_at = chrono::DateTime::from_timestamp_millis(message.at_ms)
                 .unwrap_or_default()
@@ -630,11 +632,6 @@ fn insert_logged(conn: &Connection, logged: &[Logged], verb: &str) -> rusqlite::
         raise.execute((last_seq, room_id))?;
     }
     Ok(())
-}
-
-/// The insert of a message.
-fn insert_sql(verb: &str) -> String {
-    format!("{verb} INTO message (room_id, seq, user_id, body, client_msg_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
 }
 
 /// Inserts what the log held at a stop, at start: in one transaction, or,
