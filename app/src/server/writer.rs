@@ -141,18 +141,27 @@ impl Store {
         self.unsettled.store(self.store.has_logged(), Ordering::Release);
     }
 
-    /// Fills the database from the message log if that is due.
-    fn fill_if_due(&mut self) {
+    /// Takes the next step of filling the database from the message log,
+    /// if one is due; with more steps to go, lets the runtime's other
+    /// tasks (connections) run before the next.
+    async fn fill_if_due(&mut self) {
+        if self.store.fill_due_in() != Some(Duration::ZERO) {
+            return;
+        }
         let started = Instant::now();
         match self.store.fill_if_due() {
-            Ok(true) => {
+            Ok(committed) => {
                 metrics::histogram!(m::DB_SECONDS, "op" => "fill").record(started.elapsed());
-                self.filled();
+                if committed {
+                    self.filled();
+                }
             }
-            Ok(false) => {}
             Err(err) => {
                 tracing::error!(%err, "filling the database from the message log failed; trying again")
             }
+        }
+        if self.store.fill_due_in() == Some(Duration::ZERO) {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -184,7 +193,7 @@ async fn run(
             Some(due_in) => match tokio::time::timeout(due_in, inbox.recv_many(&mut jobs, MAX_GROUP)).await {
                 Ok(received) => received,
                 Err(_) => {
-                    store.fill_if_due();
+                    store.fill_if_due().await;
                     continue;
                 }
             },
@@ -201,7 +210,7 @@ async fn run(
             last_stored = Some(Instant::now());
         }
         if settles.is_empty() {
-            store.fill_if_due();
+            store.fill_if_due().await;
         } else {
             let settled = store.settle().await.map_err(|err| err.to_string());
             for reply in settles {

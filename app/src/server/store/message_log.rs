@@ -2,14 +2,16 @@
 //! message writer puts each group of messages in one write before
 //! publishing it. SQLite is filled from what the log holds behind, many
 //! groups per transaction (see `inline_sqlite`), and the log starts again
-//! empty once they are in.
+//! empty once they are in. There are two such files (`FILE-messages` and
+//! `FILE-messages-2`): one takes groups while the other's messages are
+//! being put into SQLite.
 //!
 //! Why: a SQLite commit writes every page the group touched (each room's
 //! pages in two indexes, the room's row, the table's last page) into its
 //! own log, a few KiB per message in small rooms, and that was a third of
 //! the server's CPU in rooms of 10. A record here is the message itself
-//! (some 100 bytes), and one SQLite transaction every tenth of a second
-//! carries hundreds of them.
+//! (some 100 bytes), and one SQLite transaction every half second
+//! carries hundreds or thousands of them.
 //!
 //! Durability is that of the commits it stands in for (SQLite with
 //! `synchronous = NORMAL`): a write is in the operating system's hands

@@ -823,6 +823,100 @@ mod tests {
         assert_eq!(messages_after(&db, room, 0, 10).await.unwrap(), stored);
     }
 
+    /// Stores `n` messages of ana's into a room, `prefix0`, `prefix1`, …
+    async fn store_many(store: &mut MessageStore, room: i64, prefix: &str, n: usize) -> Vec<ChatMessage> {
+        let group: Vec<NewMessage> = (0..n).map(|i| ana_in(room)(&format!("{prefix}{i}"))).collect();
+        store.insert_messages(&group).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_fill_goes_in_steps_while_new_groups_go_to_the_other_log() {
+        let (file, db) = FileDb::open().await;
+        let room = ensure_room(&db, "r").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut store = MessageStore::open(db.clone()).await;
+        let size = |name: &str| std::fs::metadata(file.0.path().join(name)).map_or(0, |m| m.len());
+        let first = store_many(&mut store, room, "a", 150).await;
+        assert!(size("chat.db-messages") > 0);
+
+        let inline = store.inline.as_mut().unwrap();
+        assert!(!inline.step(64).unwrap(), "64 of 150 rows: not committed");
+        assert!(inline.is_filling());
+        assert!(messages_after(&db, room, 0, 200).await.unwrap().is_empty(), "nothing committed yet");
+
+        // A group stored meanwhile goes to the other log; retries of the
+        // messages being filled are found.
+        let second = store_many(&mut store, room, "b", 2).await;
+        assert_eq!((second[0].seq, second[1].seq), (151, 152));
+        assert!(size("chat.db-messages-2") > 0, "the new group is in the second log");
+        assert_eq!(store.insert_messages(&[ana_in(room)("a3")]).await.unwrap(), None);
+        let retry = store.insert_one(&ana_in(room)("a100")).await.unwrap();
+        assert_eq!((retry.message, retry.is_new), (first[100].clone(), false));
+        assert!(!store.checkpoint_if_due().await, "no checkpoint in the middle of a fill");
+
+        let inline = store.inline.as_mut().unwrap();
+        assert!(!inline.step(64).unwrap(), "128 of 150");
+        assert!(inline.step(64).unwrap(), "the last 22 rows, and the commit");
+        assert!(!inline.is_filling());
+        assert_eq!(messages_after(&db, room, 0, 200).await.unwrap(), first, "the batch, not the new group");
+        assert_eq!(size("chat.db-messages"), 0, "the filled log starts again");
+        assert!(size("chat.db-messages-2") > 0, "the other still holds the new group");
+        assert!(store.has_logged());
+
+        store.fill().await.unwrap();
+        assert!(!store.has_logged());
+        assert_eq!(messages_after(&db, room, 150, 10).await.unwrap(), second);
+        assert_eq!((size("chat.db-messages"), size("chat.db-messages-2")), (0, 0));
+        let next = store_many(&mut store, room, "c", 1).await;
+        assert_eq!(next[0].seq, 153);
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_fails_midway_leaves_nothing_in_and_starts_over() {
+        let (_file, db) = FileDb::open().await;
+        let room = ensure_room(&db, "r").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut store = MessageStore::open(db.clone()).await;
+        let stored = store_many(&mut store, room, "m", 100).await;
+        // A row the fill will run into (only this store writes messages;
+        // a stand-in for a failing disk).
+        let intruder = format!(
+            "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
+             VALUES ({room}, 80, 'ana', 'x', 'intruder', '2026-01-01T00:00:00Z')"
+        );
+        db.execute_unprepared(&intruder).await.unwrap();
+
+        let inline = store.inline.as_mut().unwrap();
+        assert!(!inline.step(64).unwrap());
+        assert!(inline.step(64).is_err(), "seq 80 is taken");
+        assert!(!inline.is_filling(), "rolled back");
+        let in_database = messages_after(&db, room, 0, 200).await.unwrap();
+        assert_eq!(in_database.len(), 1, "the fill's first 64 rows are gone too");
+        assert!(store.has_logged(), "the messages are still in the log");
+
+        db.execute_unprepared("DELETE FROM message WHERE client_msg_id = 'intruder'").await.unwrap();
+        store.fill().await.unwrap();
+        assert_eq!(messages_after(&db, room, 0, 200).await.unwrap(), stored);
+    }
+
+    #[tokio::test]
+    async fn both_logs_are_stored_at_the_next_start_after_a_stop_in_the_middle_of_a_fill() {
+        let (_file, db) = FileDb::open().await;
+        let room = ensure_room(&db, "r").await.unwrap().id;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut store = MessageStore::open(db.clone()).await;
+        let mut stored = store_many(&mut store, room, "a", 100).await;
+        assert!(!store.inline.as_mut().unwrap().step(64).unwrap());
+        stored.extend(store_many(&mut store, room, "b", 10).await);
+        drop(store);
+        assert!(messages_after(&db, room, 0, 200).await.unwrap().is_empty(), "the open fill was rolled back");
+
+        let mut store = MessageStore::open(db.clone()).await;
+        assert_eq!(messages_after(&db, room, 0, 200).await.unwrap(), stored);
+        assert_eq!(store_many(&mut store, room, "c", 1).await[0].seq, 111);
+        assert_eq!(store.insert_messages(&[ana_in(room)("b3")]).await.unwrap(), None);
+    }
+
     #[tokio::test]
     async fn a_group_for_a_missing_room_or_user_changes_nothing() {
         let (_file, on_file) = FileDb::open().await;
