@@ -657,6 +657,14 @@ mod tests {
             migration::Migrator::up(&db, None).await.unwrap();
             (FileDb(dir), db)
         }
+
+        /// A file holding room "r" (its id) and user "ana".
+        async fn with_room() -> (Self, DatabaseConnection, i64) {
+            let (file, db) = Self::open().await;
+            let room = ensure_room(&db, "r").await.unwrap().id;
+            ensure_user(&db, "ana").await.unwrap();
+            (file, db, room)
+        }
     }
 
     fn ana_in(room_id: i64) -> impl Fn(&str) -> NewMessage {
@@ -739,9 +747,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_replay_leaves_out_a_message_of_a_room_the_database_lacks() {
-        let (file, db) = FileDb::open().await;
-        let room = ensure_room(&db, "r").await.unwrap().id;
-        ensure_user(&db, "ana").await.unwrap();
+        let (file, db, room) = FileDb::with_room().await;
         // A log written beside another database (this one restored from
         // elsewhere): one of its rooms is not here.
         let message = |seq, id: &str| ChatMessage {
@@ -803,9 +809,7 @@ mod tests {
 
     #[tokio::test]
     async fn filling_the_database_waits_for_another_connections_write_without_blocking_the_runtime() {
-        let (_file, db) = FileDb::open().await;
-        let room = ensure_room(&db, "r").await.unwrap().id;
-        ensure_user(&db, "ana").await.unwrap();
+        let (_file, db, room) = FileDb::with_room().await;
         let mut store = MessageStore::open(db.clone()).await;
         assert!(store.inline.is_some());
         // A transaction of the pool's holds SQLite's write lock.
@@ -831,9 +835,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fill_goes_in_steps_while_new_groups_go_to_the_other_log() {
-        let (file, db) = FileDb::open().await;
-        let room = ensure_room(&db, "r").await.unwrap().id;
-        ensure_user(&db, "ana").await.unwrap();
+        let (file, db, room) = FileDb::with_room().await;
         let mut store = MessageStore::open(db.clone()).await;
         let size = |name: &str| std::fs::metadata(file.0.path().join(name)).map_or(0, |m| m.len());
         let first = store_many(&mut store, room, "a", 150).await;
@@ -873,9 +875,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fill_that_fails_midway_leaves_nothing_in_and_starts_over() {
-        let (_file, db) = FileDb::open().await;
-        let room = ensure_room(&db, "r").await.unwrap().id;
-        ensure_user(&db, "ana").await.unwrap();
+        let (_file, db, room) = FileDb::with_room().await;
         let mut store = MessageStore::open(db.clone()).await;
         let stored = store_many(&mut store, room, "m", 100).await;
         // A row the fill will run into (only this store writes messages;
@@ -901,9 +901,7 @@ mod tests {
 
     #[tokio::test]
     async fn both_logs_are_stored_at_the_next_start_after_a_stop_in_the_middle_of_a_fill() {
-        let (_file, db) = FileDb::open().await;
-        let room = ensure_room(&db, "r").await.unwrap().id;
-        ensure_user(&db, "ana").await.unwrap();
+        let (_file, db, room) = FileDb::with_room().await;
         let mut store = MessageStore::open(db.clone()).await;
         let mut stored = store_many(&mut store, room, "a", 100).await;
         assert!(!store.inline.as_mut().unwrap().step(64).unwrap());
