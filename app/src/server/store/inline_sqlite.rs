@@ -6,9 +6,9 @@
 //! stored before: mostly known from the rooms' keys kept in memory, see
 //! `sent_keys`), takes its seqs from the rooms' last seqs kept here, and
 //! is appended to the log in one write: then it counts as stored, and the
-//! writer publishes it. Every tenth to half a second (see [`FILL_SOONEST`]) the
-//! messages the log holds are inserted in one transaction, and the log
-//! starts again. Whoever reads messages asks the writer to do that first
+//! writer publishes it. Every tenth to half a second (see
+//! [`FILL_SOONEST`]) the messages the log holds are inserted in one
+//! transaction, and the log starts again. Whoever reads messages asks the writer to do that first
 //! (`Writer::settle`), so a read sees every message published before it.
 //! Opening the store inserts what the log held when the server stopped.
 //!
@@ -451,9 +451,8 @@ impl InlineSqlite {
         // message a page of the (room, user, client id) index, where client
         // ids fall anywhere; the rows are appended, a page per 16 or so;
         // and the rooms' rows.
-        let filled = &self.filling.messages;
-        let rooms = filled.iter().map(|l| l.room_id).collect::<HashSet<_>>().len();
-        self.pages += rooms + filled.len() + filled.len() / 16 + rooms.div_ceil(64);
+        let (messages, rooms) = (self.filling.messages.len(), self.filling.rooms.len());
+        self.pages += rooms + messages + messages / 16 + rooms.div_ceil(64);
         self.filling.clear();
         Ok(true)
     }
