@@ -8,8 +8,9 @@
 //! is appended to the log in one write: then it counts as stored, and the
 //! writer publishes it. Every tenth to half a second (see
 //! [`FILL_SOONEST`]) the messages the log holds are inserted in one
-//! transaction, and the log starts again. Whoever reads messages asks the writer to do that first
-//! (`Writer::settle`), so a read sees every message published before it.
+//! transaction, and the log starts again. Whoever reads messages asks
+//! the writer to do that first (`Writer::settle`), so a read sees every
+//! message published before it.
 //! Opening the store inserts what the log held when the server stopped.
 //!
 //! A fill goes in steps, so that it never holds the runtime's thread for
