@@ -12,6 +12,7 @@ mod m20261125_000002_create_app_user_table;
 mod m20261125_000003_create_member_table;
 mod m20261125_000004_create_message_table;
 mod m20261126_000005_index_members_by_arrival;
+mod m20261203_000006_message_ids_without_autoincrement;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_create_member_table::Migration),
             Box::new(m20261125_000004_create_message_table::Migration),
             Box::new(m20261126_000005_index_members_by_arrival::Migration),
+            Box::new(m20261203_000006_message_ids_without_autoincrement::Migration),
         ]
     }
 }
