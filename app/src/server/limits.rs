@@ -3,6 +3,7 @@
 //! a burst, then a sustained rate), and open stream connections per IP.
 //! Going over answers with a readable refusal; nothing is stored.
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +15,13 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 const SWEEP_EVERY: u64 = 10_000;
 
 /// How fast one user may send in one room.
+///
+/// A bucket is keyed by a hash of the room and the user, with this
+/// process's random keys (nobody can pick a user name whose bucket is
+/// another's): checking a send copies no string.
 pub struct SendRate {
-    limiter: DefaultKeyedRateLimiter<(String, String)>,
+    limiter: DefaultKeyedRateLimiter<u64>,
+    keys: RandomState,
     checks: AtomicU64,
 }
 
@@ -25,7 +31,7 @@ impl SendRate {
         let per_second = NonZeroU32::new(per_second.max(1)).expect("at least one");
         let burst = NonZeroU32::new(burst.max(1)).expect("at least one");
         let quota = Quota::per_second(per_second).allow_burst(burst);
-        SendRate { limiter: RateLimiter::keyed(quota), checks: AtomicU64::new(0) }
+        SendRate { limiter: RateLimiter::keyed(quota), keys: RandomState::new(), checks: AtomicU64::new(0) }
     }
 
     /// Whether `user_id` may send one more message in `channel_id` now.
@@ -34,7 +40,7 @@ impl SendRate {
             // Forget users whose bucket is full again (they are idle).
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&(channel_id.to_owned(), user_id.to_owned())).is_ok()
+        self.limiter.check_key(&self.keys.hash_one((channel_id, user_id))).is_ok()
     }
 }
 

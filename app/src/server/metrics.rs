@@ -25,7 +25,7 @@ pub fn describe() {
     describe_histogram!(
         FANOUT_SECONDS,
         Unit::Seconds,
-        "Time from publish to the write to a connection (sampled: the first message of each write)"
+        "Time from publish to the write to a connection (sampled: the first message of one write in 16 per connection)"
     );
     describe_counter!(RESYNCS, "Connections told to resync (fell behind their room, or the bus lost events)");
     describe_counter!(WRITE_TIMEOUTS, "Connections dropped because a write stalled");

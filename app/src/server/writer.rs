@@ -122,10 +122,31 @@ fn stopped() -> DbErr {
     DbErr::Custom("the message writer has stopped".to_owned())
 }
 
-/// The writer's store, and the flag readers look at.
+/// The writer's store, the flag readers look at, and the writer's
+/// metrics (looked up once: a lookup by name and label hashes them, a
+/// cost per group for nothing).
 struct Store {
     store: MessageStore,
     unsettled: Arc<AtomicBool>,
+    metrics: WriterMetrics,
+}
+
+struct WriterMetrics {
+    fill: metrics::Histogram,
+    insert: metrics::Histogram,
+    checkpoint_wait: metrics::Histogram,
+    stored: metrics::Counter,
+}
+
+impl WriterMetrics {
+    fn new() -> Self {
+        WriterMetrics {
+            fill: metrics::histogram!(m::DB_SECONDS, "op" => "fill"),
+            insert: metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages"),
+            checkpoint_wait: metrics::histogram!(m::DB_SECONDS, "op" => "checkpoint_wait"),
+            stored: metrics::counter!(m::MESSAGES_STORED),
+        }
+    }
 }
 
 impl Store {
@@ -151,7 +172,7 @@ impl Store {
         let started = Instant::now();
         match self.store.fill_if_due() {
             Ok(committed) => {
-                metrics::histogram!(m::DB_SECONDS, "op" => "fill").record(started.elapsed());
+                self.metrics.fill.record(started.elapsed());
                 if committed {
                     self.filled();
                 }
@@ -169,7 +190,7 @@ impl Store {
     async fn settle(&mut self) -> Result<(), DbErr> {
         let started = Instant::now();
         self.store.fill().await?;
-        metrics::histogram!(m::DB_SECONDS, "op" => "fill").record(started.elapsed());
+        self.metrics.fill.record(started.elapsed());
         self.filled();
         Ok(())
     }
@@ -182,7 +203,7 @@ async fn run(
     group_wait: Duration,
     unsettled: Arc<AtomicBool>,
 ) {
-    let mut store = Store { store: MessageStore::open(db).await, unsettled };
+    let mut store = Store { store: MessageStore::open(db).await, unsettled, metrics: WriterMetrics::new() };
     store.filled();
     let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut last_stored = None;
@@ -221,7 +242,7 @@ async fn run(
         // what was just stored.
         let started = Instant::now();
         if store.store.checkpoint_if_due().await {
-            metrics::histogram!(m::DB_SECONDS, "op" => "checkpoint_wait").record(started.elapsed());
+            store.metrics.checkpoint_wait.record(started.elapsed());
         }
         jobs.reserve(MAX_GROUP);
     }
@@ -264,19 +285,26 @@ async fn gather(inbox: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>, wait: Dur
     }
 }
 
+/// Groups this small are checked for repeats by comparing each message
+/// with the ones before it: cheaper than hashing them all.
+const SMALL_GROUP: usize = 16;
+
 /// Splits a group into messages new to it and repeats of one earlier in
 /// the same group (a page that resent before its first copy was stored).
 fn split_repeats(group: Vec<Pending>) -> (Vec<Pending>, Vec<Pending>) {
     // The keys borrow the group's strings: nothing is copied.
-    let firsts: Vec<bool> = {
+    fn key(p: &Pending) -> (i64, &str, &str) {
+        (p.message.room_id, p.message.user_id.as_str(), p.message.client_msg_id.as_str())
+    }
+    let firsts: Vec<bool> = if group.len() <= SMALL_GROUP {
+        (0..group.len()).map(|i| !group[..i].iter().any(|earlier| key(earlier) == key(&group[i]))).collect()
+    } else {
         let mut seen = HashSet::with_capacity(group.len());
-        group
-            .iter()
-            .map(|p| {
-                seen.insert((p.message.room_id, p.message.user_id.as_str(), p.message.client_msg_id.as_str()))
-            })
-            .collect()
+        group.iter().map(|p| seen.insert(key(p))).collect()
     };
+    if firsts.iter().all(|&first| first) {
+        return (group, Vec::new());
+    }
     let mut firsts = firsts.into_iter();
     group.into_iter().partition(|_| firsts.next() == Some(true))
 }
@@ -301,10 +329,10 @@ async fn store_group(store: &mut Store, bus: &dyn Bus, group: Vec<Pending>) {
     let (messages, waiters) = unzip(firsts);
     let started = Instant::now();
     let outcome = store.store.insert_messages(&messages).await;
-    metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages").record(started.elapsed());
+    store.metrics.insert.record(started.elapsed());
     match outcome {
         Ok(Some(stored)) => {
-            metrics::counter!(m::MESSAGES_STORED).increment(stored.len() as u64);
+            store.metrics.stored.increment(stored.len() as u64);
             store.mark();
             for (waiter, message) in waiters.into_iter().zip(stored) {
                 publish(bus, &waiter.channel_id, &message).await;
@@ -336,7 +364,7 @@ async fn store_one(store: &mut Store, bus: &dyn Bus, pending: Pending) {
     let outcome = store.store.insert_one(&pending.message).await;
     let reply = outcome.map(|inserted| {
         if inserted.is_new {
-            metrics::counter!(m::MESSAGES_STORED).increment(1);
+            store.metrics.stored.increment(1);
         }
         inserted.message
     });
@@ -464,9 +492,8 @@ mod tests {
         assert_eq!(next.seq, stored.len() as i64 + 1);
     }
 
-    #[test]
-    fn a_group_splits_into_first_copies_in_order_and_repeats() {
-        let pending = |room_id, user: &str, id: &str| Pending {
+    fn pending(room_id: i64, user: &str, id: &str) -> Pending {
+        Pending {
             message: NewMessage {
                 room_id,
                 user_id: user.into(),
@@ -475,7 +502,21 @@ mod tests {
             },
             channel_id: "a".into(),
             reply: oneshot::channel().0,
-        };
+        }
+    }
+
+    fn keys(ps: &[Pending]) -> Vec<(i64, String, String)> {
+        ps.iter()
+            .map(|p| (p.message.room_id, p.message.user_id.clone(), p.message.client_msg_id.clone()))
+            .collect()
+    }
+
+    fn key(room: i64, user: &str, id: &str) -> (i64, String, String) {
+        (room, user.to_owned(), id.to_owned())
+    }
+
+    #[test]
+    fn a_group_splits_into_first_copies_in_order_and_repeats() {
         let group = vec![
             pending(1, "ana", "x"),
             pending(1, "ana", "y"),
@@ -485,17 +526,34 @@ mod tests {
             pending(1, "ana", "y"),
         ];
         let (firsts, repeats) = split_repeats(group);
-        let keys = |ps: &[Pending]| -> Vec<(i64, String, String)> {
-            ps.iter()
-                .map(|p| (p.message.room_id, p.message.user_id.clone(), p.message.client_msg_id.clone()))
-                .collect()
-        };
-        let key = |room: i64, user: &str, id: &str| (room, user.to_owned(), id.to_owned());
         assert_eq!(
             keys(&firsts),
             [key(1, "ana", "x"), key(1, "ana", "y"), key(2, "ana", "x"), key(1, "bob", "x")]
         );
         assert_eq!(keys(&repeats), [key(1, "ana", "x"), key(1, "ana", "y")]);
+    }
+
+    #[test]
+    fn a_large_group_splits_the_same_way() {
+        let mut group: Vec<Pending> =
+            (0..SMALL_GROUP * 2).map(|i| pending(1, "ana", &format!("m{i}"))).collect();
+        group.insert(5, pending(1, "ana", "m30"));
+        group.push(pending(1, "ana", "m0"));
+        let (firsts, repeats) = split_repeats(group);
+        let expected: Vec<_> = (0..5)
+            .chain([30])
+            .chain((5..SMALL_GROUP * 2).filter(|&i| i != 30))
+            .map(|i| key(1, "ana", &format!("m{i}")))
+            .collect();
+        assert_eq!(keys(&firsts), expected);
+        assert_eq!(keys(&repeats), [key(1, "ana", "m30"), key(1, "ana", "m0")]);
+    }
+
+    #[test]
+    fn a_group_without_repeats_is_kept_whole() {
+        let (firsts, repeats) = split_repeats(vec![pending(1, "ana", "x"), pending(2, "ana", "x")]);
+        assert_eq!(keys(&firsts), [key(1, "ana", "x"), key(2, "ana", "x")]);
+        assert!(repeats.is_empty());
     }
 
     #[test]
