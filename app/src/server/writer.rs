@@ -186,6 +186,15 @@ impl Store {
         }
     }
 
+    /// Starts or moves on a checkpoint (see `store::inline_sqlite`),
+    /// counting the time the writer waited for it, if it did.
+    async fn checkpoint_if_due(&mut self) {
+        let started = Instant::now();
+        if self.store.checkpoint_if_due().await {
+            self.metrics.checkpoint_wait.record(started.elapsed());
+        }
+    }
+
     /// Fills the database from the message log now.
     async fn settle(&mut self) -> Result<(), DbErr> {
         let started = Instant::now();
@@ -214,6 +223,9 @@ async fn run(
             Some(due_in) => match tokio::time::timeout(due_in, inbox.recv_many(&mut jobs, MAX_GROUP)).await {
                 Ok(received) => received,
                 Err(_) => {
+                    // A checkpoint's last copy, which the fills wait for,
+                    // may be done.
+                    store.checkpoint_if_due().await;
                     store.fill_if_due().await;
                     continue;
                 }
@@ -238,12 +250,9 @@ async fn run(
                 let _ = reply.send(settled.clone().map_err(DbErr::Custom));
             }
         }
-        // After publishing: a checkpoint delays what queues behind it, never
-        // what was just stored.
-        let started = Instant::now();
-        if store.store.checkpoint_if_due().await {
-            store.metrics.checkpoint_wait.record(started.elapsed());
-        }
+        // After publishing: should the checkpoint have to wait, it delays
+        // what queues behind it, never what was just stored.
+        store.checkpoint_if_due().await;
         jobs.reserve(MAX_GROUP);
     }
     // Every handle is gone: the database gets what the log holds now
