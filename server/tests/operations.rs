@@ -59,7 +59,8 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(moved("chat_messages_delivered_total"), 6.0);
     assert_eq!(value(&after, "chat_stream_connections"), 2.0);
     assert_eq!(value(&after, "chat_rooms_active"), 1.0);
-    assert_eq!(moved("chat_fanout_seconds_count"), 6.0);
+    // Sampled: each connection's first write, then one in 16.
+    assert_eq!(moved("chat_fanout_seconds_count"), 2.0);
     // Stored in groups: one timing per transaction, at least one.
     assert!(value(&after, "chat_db_seconds_count{op=\"insert_messages\"}") >= 1.0);
 }
