@@ -180,48 +180,6 @@ enum End {
 /// refused). A connection keeps these in the order the sends came.
 type PendingReply = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 
-/// The answers to the page's sends that are being stored, in the order
-/// the page sent them. Allocated while there are any: a queue of futures
-/// holds a shared ready list even when empty (some 170 bytes), and most
-/// connections are idle most of the time.
-#[derive(Default)]
-struct InFlight(Option<FuturesOrdered<PendingReply>>);
-
-impl InFlight {
-    fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, FuturesOrdered::len)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn push_back(&mut self, reply: PendingReply) {
-        self.0.get_or_insert_with(FuturesOrdered::new).push_back(reply);
-    }
-
-    /// The next answer, in order, once it is ready; `None` when there is
-    /// none to wait for. The queue is released once it is empty.
-    async fn next(&mut self) -> Option<ServerFrame> {
-        let reply = self.0.as_mut()?.next().await;
-        self.release_if_empty();
-        reply
-    }
-
-    /// The next answer if it is ready now.
-    fn next_ready(&mut self) -> Option<ServerFrame> {
-        let reply = self.0.as_mut()?.next().now_or_never().flatten();
-        self.release_if_empty();
-        reply
-    }
-
-    fn release_if_empty(&mut self) {
-        if self.0.as_ref().is_some_and(FuturesOrdered::is_empty) {
-            self.0 = None;
-        }
-    }
-}
-
 /// A connection's socket, with its write deadline. One task reads and
 /// writes it (no split halves behind a lock): it reads in `select!`
 /// branches and writes in their handlers, once the reads are dropped.
@@ -445,7 +403,7 @@ async fn serve(
     let _open = OpenConnection::new();
     let mut deliveries = Deliveries::new();
     let mut last_heard = Instant::now();
-    let mut in_flight = InFlight::default();
+    let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     // Room events wake the task far more often than the page speaks.
     let gate = ReadGate::new();
     // The idle check and the shutdown come as chores through the room
@@ -615,7 +573,7 @@ async fn write_ready(
     room: &OpenRoom,
     subscription: &mut Subscription,
     last_sent: &mut i64,
-    in_flight: &mut InFlight,
+    in_flight: &mut FuturesOrdered<PendingReply>,
     first: Option<Result<std::sync::Arc<RoomEvent>, RecvError>>,
 ) -> Result<Written, End> {
     let mut written = Written { messages: 0, first_published: None, chore: None };
@@ -648,7 +606,8 @@ async fn write_ready(
     // Polled without waiting: the select loop polls `in_flight` again
     // (with the task's waker) before the task sleeps. Most pages send
     // nothing: their batches skip this.
-    while let Some(reply) = in_flight.next_ready() {
+    while !in_flight.is_empty() {
+        let Some(Some(reply)) = in_flight.next().now_or_never() else { break };
         out.queue(&reply);
     }
     out.ws.flush().await.map_err(|_| End::SocketError)?;
@@ -711,7 +670,7 @@ async fn handle_client_frame(
     room: &OpenRoom,
     text: &str,
     last_typing: &mut Option<Instant>,
-    in_flight: &mut InFlight,
+    in_flight: &mut FuturesOrdered<PendingReply>,
 ) -> Result<(), End> {
     let reply = match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Typing) => {
@@ -764,29 +723,7 @@ fn send_refused(err: RoomError, client_msg_id: String) -> ServerFrame {
 
 #[cfg(test)]
 mod tests {
-    use super::{fanout_sampled, resume_point, InFlight, FANOUT_SAMPLE_EVERY};
-    use crate::protocol::ServerFrame;
-
-    #[tokio::test]
-    async fn answers_come_in_the_order_sent_and_the_queue_is_released_once_empty() {
-        let mut in_flight = InFlight::default();
-        assert!(in_flight.0.is_none(), "nothing allocated for a page that sends nothing");
-        let (stored, stored_rx) = tokio::sync::oneshot::channel::<()>();
-        in_flight.push_back(Box::pin(async move {
-            let _ = stored_rx.await;
-            ServerFrame::Ack { client_msg_id: "a".into(), seq: 1 }
-        }));
-        in_flight.push_back(Box::pin(std::future::ready(ServerFrame::Pong)));
-        assert_eq!(in_flight.len(), 2);
-        assert_eq!(in_flight.next_ready(), None, "the second waits behind the first");
-        stored.send(()).unwrap();
-        assert_eq!(in_flight.next().await, Some(ServerFrame::Ack { client_msg_id: "a".into(), seq: 1 }));
-        assert!(in_flight.0.is_some());
-        assert_eq!(in_flight.next_ready(), Some(ServerFrame::Pong));
-        assert!(in_flight.is_empty());
-        assert!(in_flight.0.is_none(), "released once empty");
-        assert_eq!(in_flight.next().await, None);
-    }
+    use super::{fanout_sampled, resume_point, FANOUT_SAMPLE_EVERY};
 
     #[test]
     fn the_fan_out_time_is_sampled_from_the_first_write_on() {
