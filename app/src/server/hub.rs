@@ -37,7 +37,7 @@
 //! can tell. A quiet room's message goes at once, and any other event of
 //! the room sends the waiting messages first. A round is sent at once into
 //! the room's ring, so a round larger than `capacity` would make every page
-//! resync; at the default of 1,024 that is over 50,000 messages a second
+//! resync; at the default of 512 that is over 25,000 messages a second
 //! into one room, which the per-user send rate keeps far away.
 //!
 //! The node's housekeeping reaches connections through the same channels
