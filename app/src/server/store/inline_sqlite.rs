@@ -130,10 +130,10 @@ const COPY_ROUNDS: u32 = 4;
 /// How often the writer looks whether a checkpoint's last copy, which its
 /// fills wait for, is done.
 const COPY_POLL: Duration = Duration::from_millis(1);
-/// Once the log is this long, the writer waits for the checkpoint's
-/// thread and then copies the rest (a writer appending faster than the
-/// thread copies): the log stays around 20 MiB (24 at most in the tests;
-/// pages are estimated).
+/// Once the log is this long, the copy under way becomes the checkpoint's
+/// last: the writer's fills wait for it (they append faster than the
+/// thread copies), so the log stays around 20 MiB (24 at most in the
+/// tests; pages are estimated).
 const MOST_PAGES: usize = CHECKPOINT_PAGES + CHECKPOINT_PAGES / 4;
 /// Where the pool's connections checkpoint on their own (SQLite's
 /// `wal_autocheckpoint`): past what the writer lets the log reach, so that
@@ -499,6 +499,11 @@ impl InlineSqlite {
             // The writer's connection is in a fill's transaction: later.
             return false;
         }
+        if self.fills_held() {
+            // The last copy: done or not, the next look is the next call.
+            self.note_copy_done();
+            return false;
+        }
         let Some(mut copying) = self.copying.take() else {
             let due = self.pages >= CHECKPOINT_PAGES
                 || (self.pages >= CHECKPOINT_PAGES_AT_LEAST
@@ -525,10 +530,6 @@ impl InlineSqlite {
             self.copier_stopped();
             self.copy_rest().await;
             return true;
-        }
-        if copying.last {
-            self.checkpointed(copying.pages_before);
-            return false;
         }
         let appended = self.pages.saturating_sub(copying.pages_before);
         let last =
