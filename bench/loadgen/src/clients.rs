@@ -36,6 +36,9 @@ const NEVER: Duration = Duration::from_secs(24 * 3600);
 pub enum Phase {
     Wait,
     Send,
+    /// Senders stop for a while (`Send` starts them again); everyone keeps
+    /// reading.
+    Pause,
     /// Senders stop; everyone keeps reading what is still on its way.
     Drain,
     Close,
@@ -135,6 +138,8 @@ pub struct Shared {
     /// drain, or their connection ended): the drain waits for zero, so no
     /// message leaves after the books are closed.
     pub active_senders: AtomicUsize,
+    /// Senders that stopped for a [`Phase::Pause`] and wait to go on.
+    pub paused_senders: AtomicUsize,
     /// Send slots skipped because a sender fell more than one interval
     /// behind its schedule (the load generator could not keep up).
     pub behind: AtomicU64,
@@ -162,6 +167,7 @@ impl Shared {
             history_done: AtomicUsize::new(0),
             behind: AtomicU64::new(0),
             active_senders: AtomicUsize::new(0),
+            paused_senders: AtomicUsize::new(0),
         })
     }
 
@@ -328,6 +334,7 @@ async fn run_client(
         ..Outcome::default()
     };
     let mut active = is_sender;
+    let mut paused = false;
     if active {
         shared.active_senders.fetch_add(1, Ordering::Relaxed);
     }
@@ -420,14 +427,27 @@ async fn run_client(
                 let now_phase = *phase.borrow_and_update();
                 match now_phase {
                     Phase::Send if is_sender && !sending => {
+                        if paused {
+                            paused = false;
+                            shared.paused_senders.fetch_sub(1, Ordering::Relaxed);
+                        }
                         sending = true;
                         sent_interval = Duration::from_micros(shared.interval_us.load(Ordering::Relaxed).max(1));
                         let since = Instant::now() - shared.epoch;
                         next_send = shared.epoch + next_slot(since, sent_interval, rank, senders);
                         send_timer.as_mut().reset(next_send);
                     }
+                    Phase::Pause if sending => {
+                        sending = false;
+                        paused = true;
+                        shared.paused_senders.fetch_add(1, Ordering::Relaxed);
+                    }
                     Phase::Drain | Phase::Close => {
                         sending = false;
+                        if paused {
+                            paused = false;
+                            shared.paused_senders.fetch_sub(1, Ordering::Relaxed);
+                        }
                         if active {
                             active = false;
                             shared.active_senders.fetch_sub(1, Ordering::Relaxed);
@@ -436,13 +456,16 @@ async fn run_client(
                             break;
                         }
                     }
-                    Phase::Wait | Phase::Send => {}
+                    Phase::Wait | Phase::Send | Phase::Pause => {}
                 }
             }
         }
     }
     if active {
         shared.active_senders.fetch_sub(1, Ordering::Relaxed);
+    }
+    if paused {
+        shared.paused_senders.fetch_sub(1, Ordering::Relaxed);
     }
     // A polite close; the outcome does not depend on it.
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
@@ -546,6 +569,24 @@ pub async fn wait_until_open(shared: &Shared, limit: Duration) -> Result<(), Str
 /// `quiet` without a single delivery, or after [`MAX_DRAIN`] in all.
 pub async fn drain(phase: &watch::Sender<Phase>, shared: &Shared, quiet: Duration) {
     phase.send_replace(Phase::Drain);
+    until_delivered(shared, quiet, || shared.active_senders.load(Ordering::Relaxed) == 0).await;
+}
+
+/// Stops the senders for a moment and waits, as [`drain`] does, until
+/// what they sent has arrived; `Phase::Send` starts them again. A window
+/// measured after a pause starts from an idle server and load generator,
+/// not from the backlog of a step neither kept up with.
+pub async fn pause(phase: &watch::Sender<Phase>, shared: &Shared, quiet: Duration) {
+    phase.send_replace(Phase::Pause);
+    until_delivered(shared, quiet, || {
+        shared.paused_senders.load(Ordering::Relaxed) == shared.active_senders.load(Ordering::Relaxed)
+    })
+    .await;
+}
+
+/// Waits until the senders have stopped and every message sent has been
+/// delivered, or `quiet` went by without a delivery, or [`MAX_DRAIN`].
+async fn until_delivered(shared: &Shared, quiet: Duration, senders_stopped: impl Fn() -> bool) {
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut seen = shared.delivered.load(Ordering::Relaxed);
@@ -555,8 +596,7 @@ pub async fn drain(phase: &watch::Sender<Phase>, shared: &Shared, quiet: Duratio
             seen = delivered;
             last_progress = Instant::now();
         }
-        let senders_done = shared.active_senders.load(Ordering::Relaxed) == 0;
-        if senders_done && delivered >= shared.expected_deliveries() {
+        if senders_stopped() && delivered >= shared.expected_deliveries() {
             return;
         }
         if last_progress.elapsed() >= quiet || started.elapsed() >= MAX_DRAIN {

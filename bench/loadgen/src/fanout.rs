@@ -138,14 +138,18 @@ pub async fn run(target: &Target, args: &FanoutArgs) -> Result<bool, String> {
         }
     }
 
-    // The latency target is set at half the knee: back down to it and
-    // measure a window as long as a fixed-load run's.
+    // The latency target is set at half the knee: a steady load, so the
+    // senders stop until what the last step left on its way has arrived
+    // (that step overloaded the server or the load generator), then send
+    // at half the knee for a window as long as a fixed-load run's.
     let knee_offered = windows.iter().rev().find(|w| w.keeps_up(args.max_p99_ms)).map(|w| w.offered_per_s);
     let half_knee = match knee_offered.filter(|_| stepping) {
         Some(knee) => {
+            clients::pause(&phase, &shared, Duration::from_secs_f64(args.drain_secs)).await;
             let offered = knee / 2;
             let interval_us = (1e6 * per_round as f64 / offered.max(1) as f64).round() as u64;
             shared.interval_us.store(interval_us.max(1), Ordering::Relaxed);
+            phase.send_replace(Phase::Send);
             tokio::time::sleep(Duration::from_secs_f64(args.warmup_secs.max(2.0))).await;
             let window = measure(&shared, target.server_pid, offered, args.secs.max(5.0)).await;
             let human =
