@@ -14,9 +14,7 @@ use clap::Parser;
 
 /// The message writer's wait for company under load (the app's default).
 const DEFAULT_GROUP_WAIT_MS: u32 = app::server::rooms::GROUP_WAIT.as_millis() as u32;
-/// Events in each room's ring (see `--room-buffer`). Was 1,024: idle
-/// connections in rooms of 100 took 3.77–3.78 KiB each at 15,000, and
-/// 3.51–3.54 KiB with 512 (the rings of 150 rooms, 3.5 MiB less).
+/// Events a connection's queue holds at most (see `--room-buffer`).
 const DEFAULT_ROOM_BUFFER: u32 = 512;
 
 /// Parses a command line into settings (for tests and tools).
@@ -84,10 +82,9 @@ pub struct Config {
     pub site_root: Option<String>,
 
     /// Events a connection may fall behind its room before it is told to
-    /// resync (its bounded queue). The ring is allocated whole for every
-    /// room with a page on this node (some 40 bytes an event): 512 is
-    /// about 20 KiB a room, and seconds of a busy room's messages (a page
-    /// that falls that far behind catches up from the store).
+    /// resync (its bounded queue, which takes memory only for what is
+    /// waiting in it): 512 is seconds of a busy room's messages, and a
+    /// page that falls that far behind catches up from the store.
     #[arg(long, env = "ROOM_BUFFER", default_value_t = DEFAULT_ROOM_BUFFER, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     pub room_buffer: u32,
 

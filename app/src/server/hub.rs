@@ -1,11 +1,12 @@
-//! This node's fan-out: for each room with listeners here, one broadcast
-//! channel whose items are room events encoded once and shared by every
-//! connection (a clone is a reference-count bump, not a copy).
+//! This node's fan-out: for each room with listeners here, the listeners'
+//! queues (see `mailbox`), whose items are room events encoded once and
+//! shared by every connection (a clone is a reference-count bump, not a
+//! copy).
 //!
-//! A room's channel exists while someone listens and is dropped with its
-//! last listener. The channel is bounded: a connection that falls more than
-//! `capacity` events behind is told it lagged (see `stream`), it never
-//! holds the others up.
+//! A room's entry exists while someone listens and is dropped with its
+//! last listener. The queues are bounded: a connection that falls more
+//! than `capacity` events behind is told it lagged (see `stream`), it
+//! never holds the others up.
 //!
 //! The hub also keeps the rooms' presence (see `presence`): the stream
 //! registers each page it admits, and the hub tells the room's pages here
@@ -35,8 +36,8 @@
 //! room of 1,000 a round of 20 ms halves the writes, for at most 20 ms
 //! more between send and delivery, which nobody reading a room that busy
 //! can tell. A quiet room's message goes at once, and any other event of
-//! the room sends the waiting messages first. A round is sent at once into
-//! the room's ring, so a round larger than `capacity` would make every page
+//! the room sends the waiting messages first. A round is queued at once for
+//! every listener, so a round larger than `capacity` would make every page
 //! resync; at the default of 512 that is over 25,000 messages a second
 //! into one room, which the per-user send rate keeps far away.
 //!
@@ -51,8 +52,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
-
+use super::mailbox::{Lagged, Listeners, Mailbox};
 use super::presence::{Change, PresenceBook};
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -197,7 +197,7 @@ impl HeldRoster {
 /// A room's channel on this node, and what it holds for its next roster
 /// and its next round.
 struct RoomChannel {
-    sender: broadcast::Sender<Arc<RoomEvent>>,
+    listeners: Listeners,
     held: Option<HeldRoster>,
     /// Messages waiting for the room's next round (in order).
     waiting: Vec<Arc<RoomEvent>>,
@@ -208,9 +208,9 @@ struct RoomChannel {
 }
 
 impl RoomChannel {
-    fn new(capacity: usize) -> Self {
+    fn new() -> Self {
         RoomChannel {
-            sender: broadcast::channel(capacity).0,
+            listeners: Listeners::default(),
             held: None,
             waiting: Vec::new(),
             waiting_before_roster: 0,
@@ -229,20 +229,20 @@ impl RoomChannel {
         let before = std::mem::take(&mut self.waiting_before_roster).min(self.waiting.len());
         let mut waiting = std::mem::take(&mut self.waiting).into_iter();
         for event in waiting.by_ref().take(before) {
-            let _ = self.sender.send(event);
+            self.listeners.send(&event);
         }
         if let Some(held) = self.held.take() {
-            let _ = self.sender.send(held.into_event());
+            self.listeners.send(&held.into_event());
         }
         for event in waiting {
-            let _ = self.sender.send(event);
+            self.listeners.send(&event);
         }
     }
 
     /// Whether a message must wait for the room's next round; when it
     /// need not, the round is now. Returns when the next round is due.
     fn round_for_message(&mut self, now: Instant) -> Option<Instant> {
-        if self.sender.receiver_count() < ROUNDS_FROM {
+        if self.listeners.len() < ROUNDS_FROM {
             return None;
         }
         match self.last_round {
@@ -284,9 +284,9 @@ impl Hub {
     /// Starts listening to a room on this node.
     pub fn subscribe(&self, channel_id: &str) -> Subscription {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        let room = rooms.entry(channel_id.to_owned()).or_insert_with(|| RoomChannel::new(self.capacity));
+        let room = rooms.entry(channel_id.to_owned()).or_insert_with(RoomChannel::new);
         Subscription {
-            receiver: Some(room.sender.subscribe()),
+            mailbox: room.listeners.subscribe(self.capacity),
             channel_id: channel_id.to_owned(),
             hub: self.clone(),
         }
@@ -320,8 +320,7 @@ impl Hub {
     fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
         let mut rooms = self.rooms.lock().expect("hub lock");
         let Some(room) = rooms.get_mut(channel_id) else { return };
-        if let Some(every) =
-            roster_every(room.sender.receiver_count()).filter(|_| HeldRoster::carries(&event.frame))
+        if let Some(every) = roster_every(room.listeners.len()).filter(|_| HeldRoster::carries(&event.frame))
         {
             let first = room.held.is_none();
             room.held.get_or_insert_with(HeldRoster::default).hold(&event.frame);
@@ -342,8 +341,7 @@ impl Hub {
         }
         // What is held for the room goes first: pages see events in order.
         room.release();
-        // Err only means nobody listens any more.
-        let _ = room.sender.send(event);
+        room.listeners.send(&event);
     }
 
     /// Hands a chore to every connection of this node.
@@ -356,19 +354,19 @@ impl Hub {
     /// hub's lock: rooms go on publishing meanwhile.
     fn tell_rooms(&self, chore: Chore, pick: impl Fn(&str) -> bool) {
         let event = RoomEvent::chore(chore);
-        let senders: Vec<_> = {
+        let listeners: Vec<Listeners> = {
             let mut rooms = self.rooms.lock().expect("hub lock");
             rooms
                 .iter_mut()
                 .filter(|(channel_id, _)| pick(channel_id))
                 .map(|(_, room)| {
                     room.release();
-                    room.sender.clone()
+                    room.listeners.clone()
                 })
                 .collect()
         };
-        for sender in senders {
-            let _ = sender.send(event.clone());
+        for room in listeners {
+            room.send(&event);
         }
     }
 
@@ -517,9 +515,12 @@ impl Hub {
         self.rooms.lock().expect("hub lock").contains_key(channel_id)
     }
 
-    fn release(&self, channel_id: &str) {
+    /// Stops a listener; the room goes with its last one.
+    fn unsubscribe(&self, channel_id: &str, mailbox: &Arc<Mailbox>) {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        if rooms.get(channel_id).is_some_and(|room| room.sender.receiver_count() == 0) {
+        let Some(room) = rooms.get_mut(channel_id) else { return };
+        room.listeners.unsubscribe(mailbox);
+        if room.listeners.is_empty() {
             rooms.remove(channel_id);
         }
     }
@@ -563,25 +564,20 @@ impl Drop for PresenceGuard {
 
 /// A listener of one room; dropping it stops listening.
 pub struct Subscription {
-    receiver: Option<broadcast::Receiver<Arc<RoomEvent>>>,
+    mailbox: Arc<Mailbox>,
     channel_id: String,
     hub: Hub,
 }
 
 impl Subscription {
-    pub async fn recv(&mut self) -> Result<Arc<RoomEvent>, broadcast::error::RecvError> {
-        self.receiver.as_mut().expect("receiver until drop").recv().await
+    /// The room's next event (cancel safe).
+    pub async fn recv(&mut self) -> Result<Arc<RoomEvent>, Lagged> {
+        self.mailbox.recv().await
     }
 
     /// The next event if one is already waiting (`None` if not).
-    pub fn try_recv(&mut self) -> Option<Result<Arc<RoomEvent>, broadcast::error::RecvError>> {
-        use broadcast::error::{RecvError, TryRecvError};
-        match self.receiver.as_mut().expect("receiver until drop").try_recv() {
-            Ok(event) => Some(Ok(event)),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
-            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-        }
+    pub fn try_recv(&mut self) -> Option<Result<Arc<RoomEvent>, Lagged>> {
+        self.mailbox.try_recv()
     }
 
     /// Counts `user_id`'s page as open in this room while the guard lives.
@@ -597,15 +593,13 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.receiver.take();
-        self.hub.release(&self.channel_id);
+        self.hub.unsubscribe(&self.channel_id, &self.mailbox);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broadcast::error::RecvError;
 
     #[test]
     fn bigger_rooms_hold_their_member_changes_longer() {
@@ -650,8 +644,7 @@ mod tests {
 
     /// The frames a listener has received so far.
     fn drain(listener: &mut Subscription) -> Vec<ServerFrame> {
-        let receiver = listener.receiver.as_mut().unwrap();
-        std::iter::from_fn(|| receiver.try_recv().ok()).map(|e| e.frame.clone()).collect()
+        std::iter::from_fn(|| listener.try_recv()).map(|e| e.expect("no lag").frame.clone()).collect()
     }
 
     /// What a hub handed to the other nodes: (room, frame), in order.
@@ -912,6 +905,6 @@ mod tests {
         for i in 0..5 {
             hub.deliver("a", joined(&i.to_string()));
         }
-        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(3))));
+        assert_eq!(slow.recv().await.unwrap_err(), Lagged(5), "told how many it missed");
     }
 }

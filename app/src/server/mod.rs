@@ -5,6 +5,7 @@ pub mod bus;
 pub mod hub;
 pub mod identity;
 pub mod limits;
+pub mod mailbox;
 pub mod metrics;
 pub mod page_policy;
 pub mod presence;

@@ -23,8 +23,8 @@
 //! welcome is dropped once sent.
 //!
 //! What keeps a room healthy whatever one page does:
-//! - the room's events wait in a bounded ring (see `hub`); a connection
-//!   that falls behind it is closed with `RESYNC` and the page reconnects
+//! - the room's events wait in each connection's bounded queue (see
+//!   `mailbox`); a connection that falls that far behind is closed with `RESYNC` and the page reconnects
 //!   from its last seq, catching up from the store: nothing is dropped
 //!   silently, and nobody waits for the slow page. A bus that may have lost
 //!   events (see `bus`) gets the same answer;
@@ -43,13 +43,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::hub::{Chore, PresenceGuard, RoomEvent, Subscription};
 use super::identity::Access;
 use super::limits::client_ip;
+use super::mailbox::Lagged;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
@@ -574,7 +574,7 @@ async fn write_ready(
     subscription: &mut Subscription,
     last_sent: &mut i64,
     in_flight: &mut FuturesOrdered<PendingReply>,
-    first: Option<Result<std::sync::Arc<RoomEvent>, RecvError>>,
+    first: Option<Result<std::sync::Arc<RoomEvent>, Lagged>>,
 ) -> Result<Written, End> {
     let mut written = Written { messages: 0, first_published: None, chore: None };
     let mut next = first.or_else(|| subscription.try_recv());
@@ -582,11 +582,10 @@ async fn write_ready(
     while let Some(event) = next.take() {
         let event = match event {
             Ok(event) => event,
-            Err(RecvError::Lagged(missed)) => {
+            Err(Lagged(missed)) => {
                 tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
                 return Err(resync(out).await);
             }
-            Err(RecvError::Closed) => return Err(End::PeerClosed),
         };
         if let Some(chore) = event.chore {
             // What is queued goes out; the connection does the chore.
