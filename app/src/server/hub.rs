@@ -52,7 +52,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::mailbox::{Lagged, Listeners, Mailbox};
+use super::mailbox::{DirectWriter, Lagged, Listeners, Mailbox};
 use super::presence::{Change, PresenceBook};
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -198,6 +198,9 @@ impl HeldRoster {
 /// and its next round.
 struct RoomChannel {
     listeners: Listeners,
+    /// Events to hand the listeners at the end of the current call, in
+    /// one go (a lent writer writes them in one write).
+    outgoing: Vec<Arc<RoomEvent>>,
     held: Option<HeldRoster>,
     /// Messages waiting for the room's next round (in order).
     waiting: Vec<Arc<RoomEvent>>,
@@ -211,6 +214,7 @@ impl RoomChannel {
     fn new() -> Self {
         RoomChannel {
             listeners: Listeners::default(),
+            outgoing: Vec::new(),
             held: None,
             waiting: Vec::new(),
             waiting_before_roster: 0,
@@ -228,15 +232,17 @@ impl RoomChannel {
         // first change, the roster, the rest.
         let before = std::mem::take(&mut self.waiting_before_roster).min(self.waiting.len());
         let mut waiting = std::mem::take(&mut self.waiting).into_iter();
-        for event in waiting.by_ref().take(before) {
-            self.listeners.send(&event);
-        }
+        self.outgoing.extend(waiting.by_ref().take(before));
         if let Some(held) = self.held.take() {
-            self.listeners.send(&held.into_event());
+            self.outgoing.push(held.into_event());
         }
-        for event in waiting {
-            self.listeners.send(&event);
-        }
+        self.outgoing.extend(waiting);
+    }
+
+    /// Hands the listeners what is outgoing.
+    fn flush(&mut self) {
+        self.listeners.send_all(&self.outgoing);
+        self.outgoing.clear();
     }
 
     /// Whether a message must wait for the room's next round; when it
@@ -317,9 +323,28 @@ impl Hub {
         }
     }
 
+    /// Hands events published on this node to every listener of the room
+    /// here, at once: a page whose connection lent its writer gets them in
+    /// one write (the message writer's group of a room's messages).
+    pub fn deliver_all(&self, channel_id: &str, events: impl IntoIterator<Item = Arc<RoomEvent>>) {
+        let mut rooms = self.rooms.lock().expect("hub lock");
+        let Some(room) = rooms.get_mut(channel_id) else { return };
+        for event in events {
+            self.route(channel_id, room, event);
+        }
+        room.flush();
+    }
+
     fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
         let mut rooms = self.rooms.lock().expect("hub lock");
         let Some(room) = rooms.get_mut(channel_id) else { return };
+        self.route(channel_id, room, event);
+        room.flush();
+    }
+
+    /// Puts an event where it goes: held for a roster, waiting for a
+    /// round, or in the room's outgoing events (after what was held).
+    fn route(&self, channel_id: &str, room: &mut RoomChannel, event: Arc<RoomEvent>) {
         if let Some(every) = roster_every(room.listeners.len()).filter(|_| HeldRoster::carries(&event.frame))
         {
             let first = room.held.is_none();
@@ -341,7 +366,7 @@ impl Hub {
         }
         // What is held for the room goes first: pages see events in order.
         room.release();
-        room.listeners.send(&event);
+        room.outgoing.push(event);
     }
 
     /// Hands a chore to every connection of this node.
@@ -361,6 +386,7 @@ impl Hub {
                 .filter(|(channel_id, _)| pick(channel_id))
                 .map(|(_, room)| {
                     room.release();
+                    room.flush();
                     room.listeners.clone()
                 })
                 .collect()
@@ -416,6 +442,7 @@ impl Hub {
             tokio::time::sleep_until(at).await;
             if let Some(room) = hub.rooms.lock().expect("hub lock").get_mut(&channel_id) {
                 room.release();
+                room.flush();
             }
         });
     }
@@ -570,9 +597,20 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The room's next event (cancel safe).
-    pub async fn recv(&mut self) -> Result<Arc<RoomEvent>, Lagged> {
+    /// The room's next event (cancel safe); `Ok(None)`: take back the
+    /// lent writer and finish its write (see [`Mailbox::recv`]).
+    pub async fn recv(&mut self) -> Result<Option<Arc<RoomEvent>>, Lagged> {
         self.mailbox.recv().await
+    }
+
+    /// Lends the room a writer to the page (see `mailbox`).
+    pub fn lend(&self, writer: Box<dyn DirectWriter>) -> Result<(), Box<dyn DirectWriter>> {
+        self.mailbox.lend(writer)
+    }
+
+    /// Takes back the lent writer, if it is lent.
+    pub fn reclaim(&self) -> Option<Box<dyn DirectWriter>> {
+        self.mailbox.reclaim()
     }
 
     /// The next event if one is already waiting (`None` if not).
@@ -620,8 +658,11 @@ mod tests {
         let mut b = hub.subscribe("b");
         hub.deliver("a", joined("x"));
         hub.deliver("b", joined("y"));
-        assert_eq!(a.recv().await.unwrap().text.as_str(), r#"{"type":"member_joined","user_id":"x"}"#);
-        assert_eq!(b.recv().await.unwrap().frame, ServerFrame::MemberJoined { user_id: "y".into() });
+        assert_eq!(
+            a.recv().await.unwrap().unwrap().text.as_str(),
+            r#"{"type":"member_joined","user_id":"x"}"#
+        );
+        assert_eq!(b.recv().await.unwrap().unwrap().frame, ServerFrame::MemberJoined { user_id: "y".into() });
     }
 
     #[tokio::test]

@@ -10,6 +10,17 @@
 //! `MAX_IN_FLIGHT` of them; their acks come back in the order sent, and
 //! the room's events keep flowing while they are stored.
 //!
+//! While the connection waits with nothing of its own to write and no
+//! send in flight, it lends its room its socket's writing end (see
+//! `mailbox`): the room's events that need nothing of the connection (the
+//! next message, someone typing) are then written to the page by the
+//! task that publishes them, and the connection's task is not woken for
+//! them. Whatever needs the connection (a gap, a chore, its user leaving,
+//! a socket that does not take the bytes at once) wakes it; it takes its
+//! writer back and goes on from there. A page whose send is in flight gets
+//! the room's events through its task: its copy of the message and the
+//! ack then go out in one write.
+//!
 //! While admitted, a connection counts its user as online in the room (see
 //! `hub`); the welcome lists who is online, the user included. `Typing` is
 //! relayed to the room's other pages through the bus, never stored, and
@@ -49,11 +60,11 @@ use tracing::Instrument;
 use super::hub::{Chore, PresenceGuard, RoomEvent, Subscription};
 use super::identity::Access;
 use super::limits::client_ip;
-use super::mailbox::Lagged;
+use super::mailbox::{DirectWriter, Lagged};
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
-use super::websocket::{Incoming, ReadError, ReadGate, Upgrade};
+use super::websocket::{encode_text, write_now, Incoming, ReadError, ReadGate, Upgrade};
 
 /// A page's upgraded connection.
 type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
@@ -398,10 +409,19 @@ async fn serve(
     admitted: Box<Admitted>,
     stopping: tokio_util::sync::CancellationToken,
 ) -> End {
-    let Admitted { room, mut subscription, present: _present, mut last_sent } = *admitted;
+    let Admitted { room, mut subscription, present: _present, last_sent } = *admitted;
     let mut last_typing: Option<Instant> = None;
     let _open = OpenConnection::new();
-    let mut deliveries = Deliveries::new();
+    // The connection's writing state, lent with its writer while it waits.
+    let mut home = Some(Box::new(Lent {
+        writer: None,
+        user_id: room.user_id.clone(),
+        last_sent,
+        unwritten: Vec::new(),
+        taken_messages: 0,
+        first_published: None,
+        deliveries: Deliveries::new(),
+    }));
     let mut last_heard = Instant::now();
     let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     // Room events wake the task far more often than the page speaks.
@@ -413,14 +433,40 @@ async fn serve(
         return out.close(close_code::GOING_AWAY, "server shutting down").await;
     }
     loop {
-        let chore = tokio::select! {
-            incoming = out.ws.next_through(&gate), if in_flight.len() < MAX_IN_FLIGHT => {
+        // What the lent writer left unwritten, if the task did not write
+        // since (and a pong), goes out before the task waits.
+        if out.ws.has_queued() {
+            if let Err(end) = out.flush().await {
+                return end;
+            }
+        }
+        // Lent only while no send is in flight: the page's copy of its
+        // message then comes through the task, with the ack.
+        let lent = in_flight.is_empty() && lend(&mut out.ws, &subscription, &mut home);
+        let woke = tokio::select! {
+            incoming = out.ws.next_through(&gate), if in_flight.len() < MAX_IN_FLIGHT => Woke::Page(incoming),
+            event = subscription.recv() => Woke::Room(event),
+            Some(reply) = in_flight.next(), if !in_flight.is_empty() => Woke::Reply(reply),
+        };
+        if lent {
+            home = Some(take_back(&mut out.ws, &subscription));
+        }
+        let Lent { last_sent, deliveries, .. } =
+            &mut **home.as_mut().expect("the task holds its writing state");
+        let chore = match woke {
+            Woke::Page(incoming) => {
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Incoming::Text(text))) => {
                         let handled = Box::pin(handle_client_frame(
-                            out, rooms, &room, text.as_str(), &mut last_typing, &mut in_flight,
-                        )).await;
+                            out,
+                            rooms,
+                            &room,
+                            text.as_str(),
+                            &mut last_typing,
+                            &mut in_flight,
+                        ))
+                        .await;
                         if let Err(end) = handled {
                             return end;
                         }
@@ -458,17 +504,36 @@ async fn serve(
                 }
                 None
             }
-            event = subscription.recv() => {
-                let batch = Box::pin(write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, Some(event)));
-                match within_batch(settings, &mut deliveries, batch).await {
+            Woke::Room(event) => {
+                // `None`: the lent writer left a write unfinished (it is
+                // queued first); then whatever else waits.
+                let first = event.transpose();
+                let batch = Box::pin(write_ready(
+                    out,
+                    rooms,
+                    &room,
+                    &mut subscription,
+                    last_sent,
+                    &mut in_flight,
+                    first,
+                ));
+                match within_batch(settings, deliveries, batch).await {
                     Ok(chore) => chore,
                     Err(end) => return end,
                 }
             }
-            Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
+            Woke::Reply(reply) => {
                 out.queue(&reply);
-                let batch = Box::pin(write_ready(out, rooms, &room, &mut subscription, &mut last_sent, &mut in_flight, None));
-                match within_batch(settings, &mut deliveries, batch).await {
+                let batch = Box::pin(write_ready(
+                    out,
+                    rooms,
+                    &room,
+                    &mut subscription,
+                    last_sent,
+                    &mut in_flight,
+                    None,
+                ));
+                match within_batch(settings, deliveries, batch).await {
                     Ok(chore) => chore,
                     Err(end) => return end,
                 }
@@ -488,6 +553,113 @@ async fn serve(
             }
         }
     }
+}
+
+/// What woke a connection.
+enum Woke {
+    Page(Option<Result<Incoming, ReadError>>),
+    Room(Result<Option<std::sync::Arc<RoomEvent>>, Lagged>),
+    Reply(ServerFrame),
+}
+
+/// A connection's writing state, which travels with its socket's writing
+/// end when the connection lends it to its room (see `mailbox`).
+struct Lent {
+    /// Here while lent; in the socket while the task writes.
+    writer: Option<tokio::io::WriteHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>,
+    user_id: String,
+    /// The last message the page was sent.
+    last_sent: i64,
+    /// What a write while lent left unwritten (the task writes it first).
+    unwritten: Vec<u8>,
+    /// Messages taken for the next write, and when the first was published.
+    taken_messages: u64,
+    first_published: Option<std::time::Instant>,
+    deliveries: Deliveries,
+}
+
+impl DirectWriter for Lent {
+    fn take(&mut self, event: &std::sync::Arc<RoomEvent>) -> bool {
+        if event.chore.is_some() {
+            return false;
+        }
+        match route(&self.user_id, self.last_sent, event) {
+            Route::Skip => return true,
+            Route::Send => {}
+            Route::CatchUp(_) | Route::Resync | Route::Left => return false,
+        }
+        if let Some(seq) = event.frame.seq() {
+            self.last_sent = seq;
+            self.taken_messages += 1;
+            self.first_published.get_or_insert(event.published_at);
+        }
+        FRAMES.with_borrow_mut(|frames| encode_text(frames, &event.text));
+        true
+    }
+
+    fn write(&mut self) -> bool {
+        let written = Written {
+            messages: std::mem::take(&mut self.taken_messages),
+            first_published: self.first_published.take(),
+            chore: None,
+        };
+        self.deliveries.count(&written);
+        let Some(writer) = self.writer.as_mut() else { return false };
+        FRAMES.with_borrow_mut(|frames| {
+            let done = match write_now(writer, frames) {
+                Ok(n) if n == frames.len() => true,
+                // The rest, or all of it after an error (the task's write
+                // then fails the same way and ends the connection).
+                Ok(n) => {
+                    self.unwritten = frames[n..].to_vec();
+                    false
+                }
+                Err(_) => {
+                    self.unwritten = frames.clone();
+                    false
+                }
+            };
+            frames.clear();
+            done
+        })
+    }
+}
+
+thread_local! {
+    /// Where a lent writer encodes the frames it takes, until it writes
+    /// them (at once, on the same thread): reused, no allocation a write.
+    static FRAMES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Lends the connection's writer to its room, if nothing is queued to go
+/// out first; says whether it did.
+fn lend(ws: &mut Socket, subscription: &Subscription, home: &mut Option<Box<Lent>>) -> bool {
+    let Some(writer) = ws.take_writer() else { return false };
+    let mut lent = home.take().expect("the task holds its writing state");
+    lent.writer = Some(writer);
+    match subscription.lend(lent) {
+        Ok(()) => true,
+        Err(refused) => {
+            let mut back = take_home(refused);
+            let writer = back.writer.take().expect("lent with its writer");
+            ws.put_writer(writer, Vec::new());
+            *home = Some(back);
+            false
+        }
+    }
+}
+
+/// Takes the lent writer back into the socket, with what it left unwritten.
+fn take_back(ws: &mut Socket, subscription: &Subscription) -> Box<Lent> {
+    let mut home = take_home(subscription.reclaim().expect("lent until taken back"));
+    let writer = home.writer.take().expect("lent with its writer");
+    ws.put_writer(writer, std::mem::take(&mut home.unwritten));
+    home
+}
+
+fn take_home(lent: Box<dyn DirectWriter>) -> Box<Lent> {
+    let lent: Box<dyn std::any::Any> = lent;
+    lent.downcast().expect("a connection lends its own writing state")
 }
 
 /// What one batch of room events wrote to a page.
@@ -623,33 +795,68 @@ async fn forward(
     last_sent: &mut i64,
     event: &RoomEvent,
 ) -> Result<(), End> {
+    match route(&room.user_id, *last_sent, event) {
+        Route::Skip => Ok(()),
+        Route::Send => {
+            if let Some(seq) = event.frame.seq() {
+                *last_sent = seq;
+            }
+            out.ws.queue_text(&event.text);
+            Ok(())
+        }
+        Route::CatchUp(seq) => {
+            // An event went missing upstream: the store has it.
+            replay(out, rooms, room, *last_sent, seq).await?;
+            *last_sent = seq;
+            out.ws.queue_text(&event.text);
+            Ok(())
+        }
+        Route::Resync => {
+            tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
+            Err(resync(out).await)
+        }
+        Route::Left => {
+            out.ws.queue_text(&event.text);
+            Err(out.close(close_code::NOT_MEMBER, "left the room").await)
+        }
+    }
+}
+
+/// What a room event means for one page of `user_id` that has every
+/// message up to `last_sent`.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    /// Nothing to send: the page has it or needs no news of it.
+    Skip,
+    /// Send it.
+    Send,
+    /// Messages before this seq went missing upstream: send them from the
+    /// store first, then it.
+    CatchUp(i64),
+    /// The bus may have lost events: the page must resync.
+    Resync,
+    /// The page's own user left the room: send it, then close.
+    Left,
+}
+
+fn route(user_id: &str, last_sent: i64, event: &RoomEvent) -> Route {
     if event.is_resync() {
-        tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
-        return Err(resync(out).await);
+        return Route::Resync;
     }
     match &event.frame {
         // The typer's own pages know.
-        ServerFrame::Typing { user_id } if *user_id == room.user_id => return Ok(()),
+        ServerFrame::Typing { user_id: typer } if typer == user_id => return Route::Skip,
         // The page's own user is online while the page is (the welcome
         // said so); this is the news of the page itself arriving.
-        ServerFrame::Presence { user_id, .. } if *user_id == room.user_id => return Ok(()),
+        ServerFrame::Presence { user_id: who, .. } if who == user_id => return Route::Skip,
+        ServerFrame::MemberLeft { user_id: who } if who == user_id => return Route::Left,
         _ => {}
     }
-    if let Some(seq) = event.frame.seq() {
-        if seq <= *last_sent {
-            return Ok(());
-        }
-        if seq > *last_sent + 1 {
-            // An event went missing upstream: the store has it.
-            replay(out, rooms, room, *last_sent, seq).await?;
-        }
-        *last_sent = seq;
+    match event.frame.seq() {
+        Some(seq) if seq <= last_sent => Route::Skip,
+        Some(seq) if seq > last_sent + 1 => Route::CatchUp(seq),
+        _ => Route::Send,
     }
-    out.ws.queue_text(&event.text);
-    if matches!(&event.frame, ServerFrame::MemberLeft { user_id } if *user_id == room.user_id) {
-        return Err(out.close(close_code::NOT_MEMBER, "left the room").await);
-    }
-    Ok(())
 }
 
 /// Closes the connection with "resync": the page reconnects at once from
@@ -722,7 +929,44 @@ fn send_refused(err: RoomError, client_msg_id: String) -> ServerFrame {
 
 #[cfg(test)]
 mod tests {
-    use super::{fanout_sampled, resume_point, FANOUT_SAMPLE_EVERY};
+    use super::{fanout_sampled, resume_point, route, RoomEvent, Route, ServerFrame, FANOUT_SAMPLE_EVERY};
+
+    fn message(seq: i64) -> RoomEvent {
+        let message = crate::protocol::ChatMessage {
+            seq,
+            user_id: "bob".into(),
+            body: "hi".into(),
+            client_msg_id: format!("c{seq}"),
+            at_ms: 0,
+        };
+        std::sync::Arc::into_inner(RoomEvent::new(ServerFrame::Message(message))).unwrap()
+    }
+
+    fn event(frame: ServerFrame) -> RoomEvent {
+        std::sync::Arc::into_inner(RoomEvent::new(frame)).unwrap()
+    }
+
+    #[test]
+    fn a_page_gets_each_message_once_and_catches_up_over_a_gap() {
+        assert_eq!(route("ana", 4, &message(5)), Route::Send);
+        assert_eq!(route("ana", 5, &message(5)), Route::Skip, "already sent");
+        assert_eq!(route("ana", 6, &message(5)), Route::Skip, "older than what it has");
+        assert_eq!(route("ana", 4, &message(7)), Route::CatchUp(7), "5 and 6 come from the store first");
+    }
+
+    #[test]
+    fn a_page_hears_of_others_and_of_its_user_leaving() {
+        let typing = |who: &str| event(ServerFrame::Typing { user_id: who.into() });
+        let online = |who: &str| event(ServerFrame::Presence { user_id: who.into(), online: true });
+        let left = |who: &str| event(ServerFrame::MemberLeft { user_id: who.into() });
+        assert_eq!(route("ana", 0, &typing("bob")), Route::Send);
+        assert_eq!(route("ana", 0, &typing("ana")), Route::Skip, "the typer's own pages know");
+        assert_eq!(route("ana", 0, &online("bob")), Route::Send);
+        assert_eq!(route("ana", 0, &online("ana")), Route::Skip, "the page itself arriving");
+        assert_eq!(route("ana", 0, &left("bob")), Route::Send);
+        assert_eq!(route("ana", 0, &left("ana")), Route::Left);
+        assert_eq!(route("ana", 0, &RoomEvent::resync()), Route::Resync);
+    }
 
     #[test]
     fn the_fan_out_time_is_sampled_from_the_first_write_on() {

@@ -33,7 +33,7 @@
 //!   stored one by one, the retries returning their stored copy (which is
 //!   published again, see `Rooms::send`);
 //! - a failed group fails only its own senders, with the store's error.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -343,8 +343,8 @@ async fn store_group(store: &mut Store, bus: &dyn Bus, group: Vec<Pending>) {
         Ok(Some(stored)) => {
             store.metrics.stored.increment(stored.len() as u64);
             store.mark();
+            publish_by_room(bus, &waiters, &stored).await;
             for (waiter, message) in waiters.into_iter().zip(stored) {
-                publish(bus, &waiter.channel_id, &message).await;
                 let _ = waiter.reply.send(Ok(message));
             }
         }
@@ -382,6 +382,36 @@ async fn store_one(store: &mut Store, bus: &dyn Bus, pending: Pending) {
         publish(bus, &pending.channel_id, message).await;
     }
     let _ = pending.reply.send(reply);
+}
+
+/// Publishes a group's messages, a room's together (in order): a page
+/// gets them in one write.
+async fn publish_by_room(bus: &dyn Bus, waiters: &[Waiter], messages: &[ChatMessage]) {
+    for (channel_id, events) in by_room(waiters.iter().map(|w| &w.channel_id).zip(messages)) {
+        // The messages are committed: a failed publish is recovered by the
+        // readers' catch-up from the store, not by failing the sends.
+        if let Err(err) = bus.publish_all(channel_id, events).await {
+            tracing::warn!(channel_id, %err, "publish failed after commit");
+        }
+    }
+}
+
+/// A group's messages as room events, by room: rooms in the order of
+/// their first message, each room's in the group's order.
+fn by_room<'a>(
+    messages: impl Iterator<Item = (&'a Arc<str>, &'a ChatMessage)>,
+) -> Vec<(&'a str, Vec<Arc<RoomEvent>>)> {
+    let mut rooms: Vec<(&str, Vec<Arc<RoomEvent>>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (channel_id, message) in messages {
+        let event = RoomEvent::new(ServerFrame::Message(message.clone()));
+        let at = *index.entry(channel_id).or_insert_with(|| {
+            rooms.push((channel_id, Vec::new()));
+            rooms.len() - 1
+        });
+        rooms[at].1.push(event);
+    }
+    rooms
 }
 
 async fn publish(bus: &dyn Bus, channel_id: &str, message: &ChatMessage) {
@@ -422,6 +452,26 @@ mod tests {
 
     fn new(room_id: i64, id: &str) -> NewMessage {
         NewMessage { room_id, user_id: "ana".into(), client_msg_id: id.into(), body: format!("body of {id}") }
+    }
+
+    #[test]
+    fn a_groups_messages_are_published_by_room_in_order() {
+        let message = |seq: i64| ChatMessage {
+            seq,
+            user_id: "ana".into(),
+            body: "hi".into(),
+            client_msg_id: format!("c{seq}"),
+            at_ms: 0,
+        };
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let group =
+            [(&b, message(1)), (&a, message(1)), (&b, message(2)), (&a, message(2)), (&b, message(3))];
+        let rooms = by_room(group.iter().map(|(room, m)| (*room, m)));
+        let seqs: Vec<(&str, Vec<Option<i64>>)> = rooms
+            .iter()
+            .map(|(room, events)| (*room, events.iter().map(|e| e.frame.seq()).collect()))
+            .collect();
+        assert_eq!(seqs, [("b", vec![Some(1), Some(2), Some(3)]), ("a", vec![Some(1), Some(2)])]);
     }
 
     #[tokio::test]

@@ -33,6 +33,10 @@ pub trait Bus: Send + Sync + 'static {
     /// Sends a committed room event to the room's listeners on every node.
     async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError>;
 
+    /// Sends several committed events of one room, in order: this node's
+    /// pages get them together (see `Hub::deliver_all`).
+    async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError>;
+
     /// Starts receiving a room's events on this node.
     async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError>;
 
@@ -57,6 +61,11 @@ impl LocalBus {
 impl Bus for LocalBus {
     async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError> {
         self.hub.deliver(channel_id, event);
+        Ok(())
+    }
+
+    async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError> {
+        self.hub.deliver_all(channel_id, events);
         Ok(())
     }
 

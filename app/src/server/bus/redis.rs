@@ -138,12 +138,10 @@ impl RedisBus {
         tokio::spawn(subscriber.run(incoming));
         Ok(RedisBus { hub, node, prefix, outgoing, overflowed, commands, health })
     }
-}
 
-#[async_trait]
-impl Bus for RedisBus {
-    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError> {
-        self.hub.deliver(channel_id, event.clone());
+    /// Queues an event for the other nodes; a full queue loses it, and
+    /// the room is resynced (see the module docs).
+    fn send_on(&self, channel_id: &str, event: &RoomEvent) -> Result<(), BusError> {
         let outgoing = Outgoing {
             channel: room_channel(&self.prefix, channel_id),
             payload: format!("{}\n{}", self.node, event.text.as_str()),
@@ -154,6 +152,21 @@ impl Bus for RedisBus {
             return Err(BusError("the Redis publish queue is full".to_owned()));
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError> {
+        self.hub.deliver(channel_id, event.clone());
+        self.send_on(channel_id, &event)
+    }
+
+    async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError> {
+        self.hub.deliver_all(channel_id, events.iter().cloned());
+        // Each is queued for Redis even if one before did not fit: the
+        // room is resynced either way.
+        events.iter().map(|event| self.send_on(channel_id, event)).fold(Ok(()), Result::and)
     }
 
     async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError> {
