@@ -148,9 +148,10 @@ pub struct Config {
     pub message_burst: u32,
 
     /// Under load, how long the message writer waits for more messages
-    /// before storing a group, in milliseconds (0: never waits). Fewer
-    /// commits and fewer writes per delivered message, for that much more
-    /// latency; a quiet room's messages never wait.
+    /// before storing a group, in milliseconds, counted from the group
+    /// before (0: never waits). Fewer commits and fewer writes per
+    /// delivered message, for at most that much more latency; a quiet
+    /// room's messages never wait.
     #[arg(long, env = "GROUP_COMMIT_WAIT_MS", default_value_t = DEFAULT_GROUP_WAIT_MS, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub group_commit_wait_ms: u32,
 

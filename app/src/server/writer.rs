@@ -9,7 +9,11 @@
 //!
 //! Under load (the previous group was stored moments ago) the writer also
 //! waits a little for more before storing (`group_wait`, 2 ms by default,
-//! like PostgreSQL's `commit_delay`): each group costs a commit, and the
+//! like PostgreSQL's `commit_delay`), counted from when it took the
+//! previous group: a group is taken at most every `group_wait`, and at
+//! once when storing and publishing the previous one took longer (at high
+//! load, where the writer also writes the messages to the pages' sockets,
+//! see `mailbox`, a wait on top of that was only latency): each group costs a commit, and the
 //! messages of one group reach a page together, in one write, where
 //! separate groups mean a write each. At a few thousand messages a second
 //! this stores and delivers them for about two thirds of the CPU, for a
@@ -216,6 +220,8 @@ async fn run(
     store.filled();
     let mut jobs = Vec::with_capacity(MAX_GROUP);
     let mut last_stored = None;
+    // When the previous group was taken from the queue.
+    let mut last_taken = None;
     loop {
         let received = match store.store.fill_due_in() {
             None => inbox.recv_many(&mut jobs, MAX_GROUP).await,
@@ -235,8 +241,10 @@ async fn run(
             break;
         }
         if is_busy(last_stored.map(|at: Instant| at.elapsed()), group_wait) {
-            gather(&mut inbox, &mut jobs, group_wait).await;
+            let deadline = last_taken.map_or_else(Instant::now, |taken: Instant| taken + group_wait);
+            gather(&mut inbox, &mut jobs, deadline.into()).await;
         }
+        last_taken = Some(Instant::now());
         let (group, settles) = sort_jobs(std::mem::take(&mut jobs));
         if !group.is_empty() {
             store_group(&mut store, bus.as_ref(), group).await;
@@ -281,9 +289,9 @@ fn is_busy(since_last_group: Option<Duration>, group_wait: Duration) -> bool {
     !group_wait.is_zero() && since_last_group.is_some_and(|since| since < group_wait * 2)
 }
 
-/// Adds to the group what arrives within `wait` (until the group is full).
-async fn gather(inbox: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>, wait: Duration) {
-    let deadline = tokio::time::Instant::now() + wait;
+/// Adds to the group what is queued and what arrives until `deadline`
+/// (until the group is full). A deadline gone by takes what is queued.
+async fn gather(inbox: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>, deadline: tokio::time::Instant) {
     while group.len() < MAX_GROUP {
         let room = MAX_GROUP - group.len();
         // `recv_many` is cancel safe: a timeout loses nothing.
