@@ -504,10 +504,17 @@ async fn serve(
                 }
                 None
             }
-            Woke::Room(event) => {
-                // `None`: the lent writer left a write unfinished (it is
-                // queued first); then whatever else waits.
-                let first = event.transpose();
+            Woke::Room(_) | Woke::Reply(_) => {
+                let first = match woke {
+                    // `None`: the lent writer left a write unfinished (it
+                    // is queued first); then whatever else waits.
+                    Woke::Room(event) => event.transpose(),
+                    Woke::Reply(reply) => {
+                        out.queue(&reply);
+                        None
+                    }
+                    Woke::Page(_) => None,
+                };
                 let batch = Box::pin(write_ready(
                     out,
                     rooms,
@@ -516,22 +523,6 @@ async fn serve(
                     last_sent,
                     &mut in_flight,
                     first,
-                ));
-                match within_batch(settings, deliveries, batch).await {
-                    Ok(chore) => chore,
-                    Err(end) => return end,
-                }
-            }
-            Woke::Reply(reply) => {
-                out.queue(&reply);
-                let batch = Box::pin(write_ready(
-                    out,
-                    rooms,
-                    &room,
-                    &mut subscription,
-                    last_sent,
-                    &mut in_flight,
-                    None,
                 ));
                 match within_batch(settings, deliveries, batch).await {
                     Ok(chore) => chore,
