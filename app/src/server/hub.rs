@@ -196,6 +196,7 @@ impl HeldRoster {
 
 /// A room's channel on this node, and what it holds for its next roster
 /// and its next round.
+#[derive(Default)]
 struct RoomChannel {
     listeners: Listeners,
     /// Events to hand the listeners at the end of the current call, in
@@ -211,17 +212,6 @@ struct RoomChannel {
 }
 
 impl RoomChannel {
-    fn new() -> Self {
-        RoomChannel {
-            listeners: Listeners::default(),
-            outgoing: Vec::new(),
-            held: None,
-            waiting: Vec::new(),
-            waiting_before_roster: 0,
-            last_round: None,
-        }
-    }
-
     /// Sends what is held for the roster, if anything, and the messages
     /// waiting for the next round.
     fn release(&mut self) {
@@ -263,8 +253,12 @@ impl RoomChannel {
 
 #[derive(Clone)]
 pub struct Hub {
-    rooms: Arc<Mutex<HashMap<String, RoomChannel>>>,
-    /// Lock order: `presence`, then `rooms`.
+    /// Each room under a lock of its own: a room's publish writes to the
+    /// sockets of its pages that lent their writers (see `mailbox`), and
+    /// other rooms' publishes (on other threads) go on meanwhile. The map's
+    /// lock is held only to find, add or drop a room.
+    rooms: Arc<Mutex<HashMap<String, Arc<Mutex<RoomChannel>>>>>,
+    /// Lock order: `presence`, then `rooms`, then a room.
     presence: Arc<Mutex<PresenceState>>,
     node: Arc<str>,
     capacity: usize,
@@ -290,12 +284,9 @@ impl Hub {
     /// Starts listening to a room on this node.
     pub fn subscribe(&self, channel_id: &str) -> Subscription {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        let room = rooms.entry(channel_id.to_owned()).or_insert_with(RoomChannel::new);
-        Subscription {
-            mailbox: room.listeners.subscribe(self.capacity),
-            channel_id: channel_id.to_owned(),
-            hub: self.clone(),
-        }
+        let room = rooms.entry(channel_id.to_owned()).or_default();
+        let mailbox = room.lock().expect("room lock").listeners.subscribe(self.capacity);
+        Subscription { mailbox, channel_id: channel_id.to_owned(), hub: self.clone() }
     }
 
     /// Hands an event published on this node to every listener of the
@@ -327,19 +318,21 @@ impl Hub {
     /// here, at once: a page whose connection lent its writer gets them in
     /// one write (the message writer's group of a room's messages).
     pub fn deliver_all(&self, channel_id: &str, events: impl IntoIterator<Item = Arc<RoomEvent>>) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
-        let Some(room) = rooms.get_mut(channel_id) else { return };
+        let Some(room) = self.room(channel_id) else { return };
+        let mut room = room.lock().expect("room lock");
         for event in events {
-            self.route(channel_id, room, event);
+            self.route(channel_id, &mut room, event);
         }
         room.flush();
     }
 
     fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
-        let Some(room) = rooms.get_mut(channel_id) else { return };
-        self.route(channel_id, room, event);
-        room.flush();
+        self.deliver_all(channel_id, [event]);
+    }
+
+    /// The room's entry, if it has listeners here.
+    fn room(&self, channel_id: &str) -> Option<Arc<Mutex<RoomChannel>>> {
+        self.rooms.lock().expect("hub lock").get(channel_id).cloned()
     }
 
     /// Puts an event where it goes: held for a roster, waiting for a
@@ -375,24 +368,19 @@ impl Hub {
     }
 
     /// Hands a chore to the connections of the rooms `pick` picks, in each
-    /// room after what the room holds. The listeners are woken outside the
-    /// hub's lock: rooms go on publishing meanwhile.
+    /// room after what the room holds; one room at a time, under the
+    /// room's own lock: the others go on publishing meanwhile.
     fn tell_rooms(&self, chore: Chore, pick: impl Fn(&str) -> bool) {
         let event = RoomEvent::chore(chore);
-        let listeners: Vec<Listeners> = {
-            let mut rooms = self.rooms.lock().expect("hub lock");
-            rooms
-                .iter_mut()
-                .filter(|(channel_id, _)| pick(channel_id))
-                .map(|(_, room)| {
-                    room.release();
-                    room.flush();
-                    room.listeners.clone()
-                })
-                .collect()
+        let picked: Vec<_> = {
+            let rooms = self.rooms.lock().expect("hub lock");
+            rooms.iter().filter(|(channel_id, _)| pick(channel_id)).map(|(_, room)| room.clone()).collect()
         };
-        for room in listeners {
-            room.send(&event);
+        for room in picked {
+            let mut room = room.lock().expect("room lock");
+            room.release();
+            room.outgoing.push(event.clone());
+            room.flush();
         }
     }
 
@@ -440,7 +428,8 @@ impl Hub {
         let channel_id = channel_id.to_owned();
         tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
-            if let Some(room) = hub.rooms.lock().expect("hub lock").get_mut(&channel_id) {
+            if let Some(room) = hub.room(&channel_id) {
+                let mut room = room.lock().expect("room lock");
                 room.release();
                 room.flush();
             }
@@ -545,9 +534,11 @@ impl Hub {
     /// Stops a listener; the room goes with its last one.
     fn unsubscribe(&self, channel_id: &str, mailbox: &Arc<Mailbox>) {
         let mut rooms = self.rooms.lock().expect("hub lock");
-        let Some(room) = rooms.get_mut(channel_id) else { return };
+        let Some(room) = rooms.get(channel_id) else { return };
+        let mut room = room.lock().expect("room lock");
         room.listeners.unsubscribe(mailbox);
         if room.listeners.is_empty() {
+            drop(room);
             rooms.remove(channel_id);
         }
     }
