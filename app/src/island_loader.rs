@@ -27,8 +27,7 @@ pub fn IslandScripts(options: LeptosOptions) -> impl IntoView {
     if let Some(context) = Owner::current_shared_context() {
         context.set_is_hydrating(false);
     }
-    let (js, wasm) =
-        bundle_paths(&options.site_pkg_dir, &options.output_name, option_env!("LEPTOS_OUTPUT_NAME"));
+    let (js, wasm) = bundle_paths(&options.site_pkg_dir, &options.output_name);
     let script = format!("{}({js:?}, {wasm:?});", include_str!("island_loader.js"));
     view! {
         <link rel="modulepreload" href=js.clone()/>
@@ -38,16 +37,12 @@ pub fn IslandScripts(options: LeptosOptions) -> impl IntoView {
     .into_any()
 }
 
-/// Where the JS glue and the WASM are served. cargo-leptos names both after
-/// the output name (and says so in `LEPTOS_OUTPUT_NAME` at build time);
-/// wasm-bindgen's own naming adds `_bg` to the WASM.
-fn bundle_paths(pkg_dir: &str, output_name: &str, built_by_cargo_leptos: Option<&str>) -> (String, String) {
+/// Where the JS glue and the WASM are served: both are named after the
+/// output name, whether `cargo xtask site` or cargo-leptos built the site
+/// (each renames wasm-bindgen's `_bg.wasm`).
+fn bundle_paths(pkg_dir: &str, output_name: &str) -> (String, String) {
     let base = format!("/{pkg_dir}/{output_name}");
-    let wasm = match built_by_cargo_leptos {
-        Some(_) => format!("{base}.wasm"),
-        None => format!("{base}_bg.wasm"),
-    };
-    (format!("{base}.js"), wasm)
+    (format!("{base}.js"), format!("{base}.wasm"))
 }
 
 #[cfg(test)]
@@ -55,11 +50,10 @@ mod tests {
     use super::bundle_paths;
 
     #[test]
-    fn bundle_paths_follow_the_build_tool() {
+    fn the_bundle_is_named_after_the_output_name() {
         assert_eq!(
-            bundle_paths("pkg", "embedded-chat", Some("embedded-chat")),
+            bundle_paths("pkg", "embedded-chat"),
             ("/pkg/embedded-chat.js".to_owned(), "/pkg/embedded-chat.wasm".to_owned())
         );
-        assert_eq!(bundle_paths("pkg", "x", None).1, "/pkg/x_bg.wasm");
     }
 }

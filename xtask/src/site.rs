@@ -1,0 +1,110 @@
+//! `cargo xtask site`: the site the server serves, from the frontend's
+//! compiled WASM (see the crate's docs for the layout).
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wasm_bindgen_cli_support::Bindgen;
+
+/// The name of the bundle's files (`output-name` in the workspace's leptos
+/// metadata; the server asks for these names).
+const OUTPUT_NAME: &str = "embedded-chat";
+
+pub struct Options {
+    wasm: PathBuf,
+    site_root: PathBuf,
+    optimize: bool,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let root = crate::workspace_root();
+        let mut wasm = None;
+        let mut site_root = root.join("target/site");
+        let mut optimize = true;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().cloned().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--wasm" => wasm = Some(PathBuf::from(value("--wasm")?)),
+                "--site-root" => site_root = PathBuf::from(value("--site-root")?),
+                "--no-opt" => optimize = false,
+                other => return Err(format!("unknown option `{other}`\n{}", crate::USAGE)),
+            }
+        }
+        let wasm = wasm.ok_or(format!("--wasm is required\n{}", crate::USAGE))?;
+        Ok(Options { wasm, site_root, optimize })
+    }
+}
+
+pub fn build(options: &Options) -> Result<(), String> {
+    let root = crate::workspace_root();
+    let pkg = options.site_root.join("pkg");
+    // A fresh site: files of an earlier build must not linger.
+    if options.site_root.exists() {
+        fs::remove_dir_all(&options.site_root)
+            .map_err(|err| format!("cannot empty {}: {err}", options.site_root.display()))?;
+    }
+    fs::create_dir_all(&pkg).map_err(|err| format!("cannot create {}: {err}", pkg.display()))?;
+
+    let wasm = bindgen(&options.wasm, &pkg)?;
+    if options.optimize {
+        crate::run_tool(
+            Command::new("wasm-opt")
+                // What the compiler emits for wasm32 today, beyond the MVP.
+                .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int"])
+                .arg(&wasm)
+                .arg("-o")
+                .arg(&wasm),
+        )?;
+    }
+    copy(&root.join("style/main.css"), &pkg.join(format!("{OUTPUT_NAME}.css")))?;
+    copy_dir(&root.join("public"), &options.site_root)?;
+    println!("site: {} ({} bytes of WASM)", options.site_root.display(), size(&wasm));
+    Ok(())
+}
+
+/// The JS glue and the WASM it loads, as `cargo leptos build` names them.
+fn bindgen(input: &Path, pkg: &Path) -> Result<PathBuf, String> {
+    if !input.is_file() {
+        return Err(format!("no WASM at {} (build the frontend first)", input.display()));
+    }
+    Bindgen::new()
+        .input_path(input)
+        .out_name(OUTPUT_NAME)
+        .typescript(false)
+        .web(true)
+        .and_then(|bindgen| bindgen.generate(pkg))
+        .map_err(|err| format!("wasm-bindgen: {err:#}"))?;
+    let wasm = pkg.join(format!("{OUTPUT_NAME}.wasm"));
+    fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &wasm)
+        .map_err(|err| format!("cannot rename the WASM: {err}"))?;
+    Ok(wasm)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    fs::copy(from, to)
+        .map(drop)
+        .map_err(|err| format!("cannot copy {} to {}: {err}", from.display(), to.display()))
+}
+
+/// Copies a folder's files into another, keeping their relative paths.
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    let entries = fs::read_dir(from).map_err(|err| format!("cannot read {}: {err}", from.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|err| format!("cannot read {}: {err}", from.display()))?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            fs::create_dir_all(&target)
+                .map_err(|err| format!("cannot create {}: {err}", target.display()))?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            copy(&entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+fn size(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
