@@ -2,6 +2,9 @@
 //! the shell, because it names the nonce Leptos gave this response's
 //! inline scripts (hydration and resource data): no other inline script
 //! runs, so text that slipped into the page as HTML could not execute.
+//!
+//! Under `cargo leptos watch` (development) the pages also connect to its
+//! live-reload socket on its own port, which the policy then allows.
 use leptos::prelude::*;
 
 /// Who may frame the pages (the `FRAME_ANCESTORS` setting), shared with
@@ -17,23 +20,37 @@ impl Default for PagePolicy {
     }
 }
 
-/// The policy text for a response whose inline scripts carry `nonce`.
-pub fn content_security_policy(nonce: Option<&str>, frame_ancestors: &str) -> String {
+/// The policy text for a response whose inline scripts carry `nonce`;
+/// `live_reload`: the port of `cargo leptos watch`'s reload socket, if
+/// the server runs under it.
+pub fn content_security_policy(
+    nonce: Option<&str>,
+    frame_ancestors: &str,
+    live_reload: Option<u32>,
+) -> String {
     let inline = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    let reload = live_reload.map(|port| format!(" ws://*:{port} wss://*:{port}")).unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self'{inline} 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-         img-src 'self' data:; connect-src 'self'; frame-src *; object-src 'none'; base-uri 'none'; \
+         img-src 'self' data:; connect-src 'self'{reload}; frame-src *; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors {frame_ancestors}"
     )
 }
 
 /// Puts the policy on the response being rendered (call from the shell).
 pub fn apply() {
-    let frame_ancestors = use_context::<crate::server::AppState>()
-        .map(|state| state.pages.frame_ancestors)
+    let state = use_context::<crate::server::AppState>();
+    let frame_ancestors = state
+        .as_ref()
+        .map(|state| state.pages.frame_ancestors.clone())
         .unwrap_or_else(|| PagePolicy::default().frame_ancestors);
+    // What `AutoReload` checks before it adds its script.
+    let live_reload = state.as_ref().filter(|_| std::env::var_os("LEPTOS_WATCH").is_some()).map(|state| {
+        let options = &state.leptos_options;
+        options.reload_external_port.unwrap_or(options.reload_port)
+    });
     let nonce = leptos::nonce::use_nonce();
-    let policy = content_security_policy(nonce.as_deref(), &frame_ancestors);
+    let policy = content_security_policy(nonce.as_deref(), &frame_ancestors, live_reload);
     if let (Some(response), Ok(value)) =
         (use_context::<leptos_axum::ResponseOptions>(), axum::http::HeaderValue::from_str(&policy))
     {
@@ -47,7 +64,7 @@ mod tests {
 
     #[test]
     fn only_the_responses_own_inline_scripts_run() {
-        let policy = content_security_policy(Some("abc"), "https://game.example");
+        let policy = content_security_policy(Some("abc"), "https://game.example", None);
         assert!(policy.contains("script-src 'self' 'nonce-abc' 'wasm-unsafe-eval';"));
         let scripts = policy.split(';').find(|d| d.trim_start().starts_with("script-src")).unwrap();
         assert!(!scripts.contains("unsafe-inline"), "no inline scripts beyond the nonce");
@@ -57,6 +74,13 @@ mod tests {
 
     #[test]
     fn without_a_nonce_no_inline_script_is_allowed() {
-        assert!(content_security_policy(None, "*").contains("script-src 'self' 'wasm-unsafe-eval';"));
+        assert!(content_security_policy(None, "*", None).contains("script-src 'self' 'wasm-unsafe-eval';"));
+    }
+
+    #[test]
+    fn under_cargo_leptos_watch_the_pages_may_reach_its_reload_socket() {
+        assert!(content_security_policy(None, "*", None).contains("connect-src 'self';"));
+        assert!(content_security_policy(None, "*", Some(3001))
+            .contains("connect-src 'self' ws://*:3001 wss://*:3001;"));
     }
 }
