@@ -46,6 +46,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub restarts: u32,
 
+    /// Server crashes (SIGKILL: no goodbye, nothing flushed, then start
+    /// again), taking turns with the restarts over the run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub kills: u32,
+
     /// Hard deadline: the drill stops here and reports what it has.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub max_seconds: u64,

@@ -34,7 +34,7 @@ use cli::Args;
 use client::{ClientReport, ClientSpec, RoomProgress, Shared};
 use report::RunFacts;
 use rng::XorShift;
-use server::{RunDir, Server, ServerSpec};
+use server::{RunDir, Server, ServerSpec, Stop};
 use verify::{ClientLog, RoomLog};
 
 #[tokio::main]
@@ -62,11 +62,12 @@ async fn run(args: &Args) -> Result<bool, String> {
     let spec = server_spec(args, &run_dir)?;
     let http = reqwest::Client::builder().build().map_err(|e| format!("http client: {e}"))?;
     println!(
-        "drill: {} rooms × {} clients × {} messages, {} restart(s), cut probability {}, seed {}, server on port {}",
+        "drill: {} rooms × {} clients × {} messages, {} restart(s) and {} kill(s), cut probability {}, seed {}, server on port {}",
         args.rooms,
         args.clients_per_room,
         args.messages_per_client,
         args.restarts,
+        args.kills,
         args.cut_probability,
         args.seed,
         spec.port
@@ -97,7 +98,8 @@ async fn run(args: &Args) -> Result<bool, String> {
     let mut facts = RunFacts {
         rooms: args.rooms,
         clients: args.total_clients(),
-        restarts_planned: args.restarts,
+        restarts_planned: args.restarts + args.kills,
+        kills_planned: args.kills,
         restarts,
         restart_errors,
         elapsed: started.elapsed(),
@@ -186,7 +188,8 @@ async fn collect(handles: Vec<(u32, JoinHandle<ClientReport>)>) -> Vec<(u32, Cli
 
 /// Restart `k` of `n` happens once `k / (n + 1)` of all messages are
 /// acknowledged, so restarts land at even steps of the run whatever its
-/// speed. Stops early when the clients are done or time is up.
+/// speed; graceful ones and kills take turns (see [`stops`]). Stops early
+/// when the clients are done or time is up.
 async fn restart_on_schedule(
     server: &mut Server,
     http: &reqwest::Client,
@@ -197,15 +200,16 @@ async fn restart_on_schedule(
 ) -> (Vec<Duration>, Vec<String>) {
     let (mut downtimes, mut errors) = (Vec::new(), Vec::new());
     let total = args.total_messages();
-    for k in 1..=u64::from(args.restarts) {
-        let threshold = total * k / (u64::from(args.restarts) + 1);
+    let plan = stops(args.restarts, args.kills);
+    for (k, how) in (1..).zip(plan.iter().copied()) {
+        let threshold = total * k / (plan.len() as u64 + 1);
         while acked.load(Ordering::Relaxed) < threshold {
             if clients_done.load(Ordering::SeqCst) || Instant::now() >= deadline {
                 return (downtimes, errors);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        match server.restart(http).await {
+        match server.restart(http, how).await {
             Ok(downtime) => downtimes.push(downtime),
             Err(err) => {
                 errors.push(err);
@@ -214,6 +218,24 @@ async fn restart_on_schedule(
         }
     }
     (downtimes, errors)
+}
+
+/// The order of the run's restarts: graceful ones and kills taking turns,
+/// a graceful one first, the rest of whichever is more at the end.
+fn stops(restarts: u32, kills: u32) -> Vec<Stop> {
+    let (mut graceful, mut kill) = (restarts, kills);
+    let mut plan = Vec::new();
+    while graceful + kill > 0 {
+        if graceful > 0 {
+            plan.push(Stop::Graceful);
+            graceful -= 1;
+        }
+        if kill > 0 {
+            plan.push(Stop::Kill);
+            kill -= 1;
+        }
+    }
+    plan
 }
 
 /// The clients' logs per room (for the verdict) and their summed counters.
@@ -242,5 +264,19 @@ fn print_server_log_tail(run_dir: &RunDir) {
     println!("last {} lines of server.log:", LINES.min(lines.len()));
     for line in &lines[lines.len().saturating_sub(LINES)..] {
         println!("  {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{stops, Stop};
+
+    #[test]
+    fn graceful_restarts_and_kills_take_turns() {
+        use Stop::{Graceful as G, Kill as K};
+        assert_eq!(stops(2, 2), [G, K, G, K]);
+        assert_eq!(stops(3, 1), [G, K, G, G]);
+        assert_eq!(stops(0, 2), [K, K]);
+        assert!(stops(0, 0).is_empty());
     }
 }

@@ -12,8 +12,10 @@ use crate::verify::Verdict;
 pub struct RunFacts {
     pub rooms: u32,
     pub clients: u32,
+    /// Restarts planned, the kills among them.
     pub restarts_planned: u32,
-    /// How long each restart kept the server away (SIGTERM to ready).
+    pub kills_planned: u32,
+    /// How long each restart kept the server away (signal to ready).
     pub restarts: Vec<Duration>,
     pub restart_errors: Vec<String>,
     pub elapsed: Duration,
@@ -71,9 +73,10 @@ pub fn details(facts: &RunFacts) -> Vec<String> {
     ];
     let downtimes: Vec<String> = facts.restarts.iter().map(|d| format!("{:.1}s", d.as_secs_f64())).collect();
     lines.push(format!(
-        "restarts: {} of {} (down for {})",
+        "restarts: {} of {}, {} of them by SIGKILL (down for {})",
         facts.restarts.len(),
         facts.restarts_planned,
+        facts.kills_planned,
         if downtimes.is_empty() { "-".to_owned() } else { downtimes.join(", ") }
     ));
     lines.extend(facts.restart_errors.iter().map(|e| format!("restart failed: {e}")));

@@ -15,6 +15,15 @@ use tokio::time::Instant;
 
 /// How long a start may take before the drill gives up on the server.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How a restart stops the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: the server closes its streams and exits.
+    Graceful,
+    /// SIGKILL: the process is gone at once, as in a crash.
+    Kill,
+}
+
 /// Seconds the server gets to close its streams on SIGTERM.
 pub const SHUTDOWN_GRACE_SECS: u64 = 5;
 
@@ -61,13 +70,24 @@ impl Server {
         &self.spec
     }
 
-    /// SIGTERM, wait for the exit, start again on the same port and
-    /// database. Returns how long the server was unavailable.
-    pub async fn restart(&mut self, http: &reqwest::Client) -> Result<Duration, String> {
+    /// Stops the server (SIGTERM and a wait, or SIGKILL: a crash), starts
+    /// it again on the same port and database. Returns how long the
+    /// server was unavailable.
+    pub async fn restart(&mut self, http: &reqwest::Client, how: Stop) -> Result<Duration, String> {
         let began = Instant::now();
-        let status = self.stop().await;
-        if !status.is_some_and(|s| s.success()) {
-            eprintln!("drill: server exited with {status:?} on SIGTERM");
+        match how {
+            Stop::Graceful => {
+                let status = self.stop().await;
+                if !status.is_some_and(|s| s.success()) {
+                    eprintln!("drill: server exited with {status:?} on SIGTERM");
+                }
+            }
+            Stop::Kill => {
+                if let Some(mut child) = self.child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
         }
         self.launch_and_wait(http).await?;
         Ok(began.elapsed())
