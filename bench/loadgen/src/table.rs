@@ -211,7 +211,8 @@ fn rows(g: &Group) -> Vec<String> {
             ]
         }
         "history" => {
-            let what = format!("room with {} messages", g.field("messages"));
+            let store = if g.scenario.starts_with("history-pg") { "PostgreSQL" } else { "SQLite" };
+            let what = format!("room with {} messages on {store}", g.field("messages"));
             vec![
                 number_row(g, &format!("{what}: seeding, messages stored/s"), "seed_per_s", 0),
                 number_row(
