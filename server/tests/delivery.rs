@@ -161,3 +161,42 @@ async fn message_seqs(client: &mut common::Client, n: usize) -> Vec<i64> {
     }
     seqs
 }
+
+/// A row put into `message` by hand while the server runs (a restore, a
+/// manual fix) that takes the room's next seq: the server steps over it.
+/// Sends go on with the seqs after it, and every room's pages still open.
+#[tokio::test]
+async fn a_message_row_written_by_hand_while_the_server_runs_is_stepped_over() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let mut ana = app.join("ana", "r").await;
+    assert_eq!(ana.send_and_ack("m1", "one").await, 1);
+    assert_eq!(ana.send_and_ack("m2", "two").await, 2);
+    let mut elsewhere = app.join("ana", "other").await;
+    assert_eq!(elsewhere.send_and_ack("o1", "other one").await, 1);
+
+    let db = sea_orm::Database::connect(&app.config.database_url).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
+         SELECT id, 3, 'ana', 'written by hand', 'hand-3', '2026-12-06T10:00:00Z' FROM room WHERE channel_id = 'r'",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    assert_eq!(ana.send_and_ack("m4", "four").await, 4, "the next send steps over the row by hand");
+    assert_eq!(ana.send_and_ack("m5", "five").await, 5);
+    assert_eq!(elsewhere.send_and_ack("o2", "other two").await, 2, "other rooms go on");
+    for room in ["r", "other"] {
+        let (status, _) = app.open_room("ana", room).await;
+        assert_eq!(status, 200, "room {room} opens");
+    }
+    let (status, html) = app.open_room("ana", "r").await;
+    assert_eq!(status, 200);
+    let shown = common::list_items(&html, "messages");
+    let bodies = ["one", "two", "written by hand", "four", "five"];
+    assert_eq!(shown.len(), bodies.len(), "{shown:?}");
+    for (item, body) in shown.iter().zip(bodies) {
+        assert!(item.contains(body), "{item} should show {body}");
+    }
+}

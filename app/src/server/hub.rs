@@ -49,10 +49,12 @@
 //! it wakes, and a room event wakes it far more often than either fires.
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::mailbox::{DirectWriter, Lagged, Listeners, Mailbox};
+use parking_lot::Mutex;
+
+use super::mailbox::{Lagged, Listeners, Mailbox};
 use super::presence::{Change, PresenceBook};
 use crate::protocol::{ErrorCode, ServerFrame};
 
@@ -200,7 +202,7 @@ impl HeldRoster {
 struct RoomChannel {
     listeners: Listeners,
     /// Events to hand the listeners at the end of the current call, in
-    /// one go (a lent writer writes them in one write).
+    /// one go (each listener is woken once for them).
     outgoing: Vec<Arc<RoomEvent>>,
     held: Option<HeldRoster>,
     /// Messages waiting for the room's next round (in order).
@@ -209,6 +211,9 @@ struct RoomChannel {
     waiting_before_roster: usize,
     /// When the room's last round went out.
     last_round: Option<Instant>,
+    /// Its last listener left: it is being taken out of the hub's map, and
+    /// a new listener makes a new entry.
+    closed: bool,
 }
 
 impl RoomChannel {
@@ -253,10 +258,10 @@ impl RoomChannel {
 
 #[derive(Clone)]
 pub struct Hub {
-    /// Each room under a lock of its own: a room's publish writes to the
-    /// sockets of its pages that lent their writers (see `mailbox`), and
-    /// other rooms' publishes (on other threads) go on meanwhile. The map's
-    /// lock is held only to find, add or drop a room.
+    /// Each room under a lock of its own, so that other rooms' publishes
+    /// (on other threads) go on while one room's events are queued for its
+    /// listeners. The map's lock is held only to find, add or drop a room.
+    /// Neither is held across I/O: queueing an event is a push and a wake.
     rooms: Arc<Mutex<HashMap<String, Arc<Mutex<RoomChannel>>>>>,
     /// Lock order: `presence`, then `rooms`, then a room.
     presence: Arc<Mutex<PresenceState>>,
@@ -282,11 +287,26 @@ impl Hub {
     }
 
     /// Starts listening to a room on this node.
+    ///
+    /// The map's lock is let go before the room's is taken: a room busy
+    /// queueing a crowd's events holds up joins to it, never to others.
     pub fn subscribe(&self, channel_id: &str) -> Subscription {
-        let mut rooms = self.rooms.lock().expect("hub lock");
-        let room = rooms.entry(channel_id.to_owned()).or_default();
-        let mailbox = room.lock().expect("room lock").listeners.subscribe(self.capacity);
-        Subscription { mailbox, channel_id: channel_id.to_owned(), hub: self.clone() }
+        let mut room = self.rooms.lock().entry(channel_id.to_owned()).or_default().clone();
+        loop {
+            let mut locked = room.lock();
+            if !locked.closed {
+                let mailbox = locked.listeners.subscribe(self.capacity);
+                return Subscription { mailbox, channel_id: channel_id.to_owned(), hub: self.clone() };
+            }
+            drop(locked);
+            // Its last listener left meanwhile: a new entry in its place.
+            let mut rooms = self.rooms.lock();
+            let entry = rooms.entry(channel_id.to_owned()).or_default();
+            if Arc::ptr_eq(entry, &room) {
+                *entry = Arc::default();
+            }
+            room = entry.clone();
+        }
     }
 
     /// Hands an event published on this node to every listener of the
@@ -308,18 +328,19 @@ impl Hub {
             // applied (and told) when a page opened or closed.
             return;
         }
-        let mut presence = self.presence.lock().expect("presence lock");
+        let mut presence = self.presence.lock();
         if presence.book.remote(channel_id, user_id, node, *online, Instant::now()) {
             self.fan_out(channel_id, event.clone());
         }
     }
 
     /// Hands events published on this node to every listener of the room
-    /// here, at once: a page whose connection lent its writer gets them in
-    /// one write (the message writer's group of a room's messages).
+    /// here, at once: each listener is woken once for them, and its
+    /// connection writes them to its page in one write (the message
+    /// writer's group of a room's messages).
     pub fn deliver_all(&self, channel_id: &str, events: impl IntoIterator<Item = Arc<RoomEvent>>) {
         let Some(room) = self.room(channel_id) else { return };
-        let mut room = room.lock().expect("room lock");
+        let mut room = room.lock();
         for event in events {
             self.route(channel_id, &mut room, event);
         }
@@ -332,7 +353,7 @@ impl Hub {
 
     /// The room's entry, if it has listeners here.
     fn room(&self, channel_id: &str) -> Option<Arc<Mutex<RoomChannel>>> {
-        self.rooms.lock().expect("hub lock").get(channel_id).cloned()
+        self.rooms.lock().get(channel_id).cloned()
     }
 
     /// Puts an event where it goes: held for a roster, waiting for a
@@ -373,11 +394,11 @@ impl Hub {
     fn tell_rooms(&self, chore: Chore, pick: impl Fn(&str) -> bool) {
         let event = RoomEvent::chore(chore);
         let picked: Vec<_> = {
-            let rooms = self.rooms.lock().expect("hub lock");
+            let rooms = self.rooms.lock();
             rooms.iter().filter(|(channel_id, _)| pick(channel_id)).map(|(_, room)| room.clone()).collect()
         };
         for room in picked {
-            let mut room = room.lock().expect("room lock");
+            let mut room = room.lock();
             room.release();
             room.outgoing.push(event.clone());
             room.flush();
@@ -429,7 +450,7 @@ impl Hub {
         tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
             if let Some(room) = hub.room(&channel_id) {
-                let mut room = room.lock().expect("room lock");
+                let mut room = room.lock();
                 room.release();
                 room.flush();
             }
@@ -439,20 +460,20 @@ impl Hub {
     /// Sets where presence news for the other nodes goes (the Redis bus;
     /// a single node needs none).
     pub fn set_presence_sink(&self, sink: PresenceSink) {
-        self.presence.lock().expect("presence lock").sink = Some(sink);
+        self.presence.lock().sink = Some(sink);
     }
 
     /// Counts a page of `user_id` in the room as open until the returned
     /// guard is dropped.
     pub fn present(&self, channel_id: &str, user_id: &str) -> PresenceGuard {
-        let mut presence = self.presence.lock().expect("presence lock");
+        let mut presence = self.presence.lock();
         let change = presence.book.connect(channel_id, user_id);
         self.tell(&presence, channel_id, user_id, true, change);
         PresenceGuard { hub: self.clone(), channel_id: channel_id.to_owned(), user_id: user_id.to_owned() }
     }
 
     fn absent(&self, channel_id: &str, user_id: &str) {
-        let mut presence = self.presence.lock().expect("presence lock");
+        let mut presence = self.presence.lock();
         let change = presence.book.disconnect(channel_id, user_id);
         self.tell(&presence, channel_id, user_id, false, change);
     }
@@ -476,13 +497,13 @@ impl Hub {
 
     /// The users online in the room (on any node), sorted.
     pub fn online(&self, channel_id: &str) -> Vec<String> {
-        self.presence.lock().expect("presence lock").book.online(channel_id)
+        self.presence.lock().book.online(channel_id)
     }
 
     /// Repeats to the other nodes who has pages open here, in every room
     /// (they forget a node that stops repeating itself).
     pub fn presence_beat(&self) {
-        let presence = self.presence.lock().expect("presence lock");
+        let presence = self.presence.lock();
         let Some(sink) = &presence.sink else { return };
         for (room, user) in presence.book.local() {
             sink(&room, &presence_event(&user, true));
@@ -492,7 +513,7 @@ impl Hub {
     /// Repeats to the other nodes who has pages of one room open here (a
     /// node that just started listening to the room asked).
     pub fn presence_beat_room(&self, channel_id: &str) {
-        let presence = self.presence.lock().expect("presence lock");
+        let presence = self.presence.lock();
         let Some(sink) = &presence.sink else { return };
         for user in presence.book.local_in(channel_id) {
             sink(channel_id, &presence_event(&user, true));
@@ -502,7 +523,7 @@ impl Hub {
     /// Forgets what other nodes said and did not repeat since
     /// `seen_before`, telling the pages here who went offline.
     pub fn expire_presence(&self, seen_before: Instant) {
-        let mut presence = self.presence.lock().expect("presence lock");
+        let mut presence = self.presence.lock();
         for (room, user) in presence.book.expire(seen_before) {
             self.fan_out(&room, presence_event(&user, false));
         }
@@ -511,7 +532,7 @@ impl Hub {
     /// Forgets what other nodes said about a room this node no longer
     /// hears, telling any page here who went offline.
     pub fn forget_remote_presence(&self, channel_id: &str) {
-        let mut presence = self.presence.lock().expect("presence lock");
+        let mut presence = self.presence.lock();
         for user in presence.book.forget_remote(channel_id) {
             self.fan_out(channel_id, presence_event(&user, false));
         }
@@ -519,26 +540,33 @@ impl Hub {
 
     /// Rooms with at least one listener on this node.
     pub fn room_count(&self) -> usize {
-        self.rooms.lock().expect("hub lock").len()
+        self.rooms.lock().len()
     }
 
     /// The rooms with at least one listener on this node.
     pub fn room_names(&self) -> Vec<String> {
-        self.rooms.lock().expect("hub lock").keys().cloned().collect()
+        self.rooms.lock().keys().cloned().collect()
     }
 
     pub fn has_listeners(&self, channel_id: &str) -> bool {
-        self.rooms.lock().expect("hub lock").contains_key(channel_id)
+        self.rooms.lock().contains_key(channel_id)
     }
 
     /// Stops a listener; the room goes with its last one.
+    /// An emptied room is marked closed under its own lock, then taken out
+    /// of the map (if nobody replaced it meanwhile), one lock at a time.
     fn unsubscribe(&self, channel_id: &str, mailbox: &Arc<Mailbox>) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
-        let Some(room) = rooms.get(channel_id) else { return };
-        let mut room = room.lock().expect("room lock");
-        room.listeners.unsubscribe(mailbox);
-        if room.listeners.is_empty() {
-            drop(room);
+        let Some(room) = self.room(channel_id) else { return };
+        {
+            let mut locked = room.lock();
+            locked.listeners.unsubscribe(mailbox);
+            if !locked.listeners.is_empty() || locked.closed {
+                return;
+            }
+            locked.closed = true;
+        }
+        let mut rooms = self.rooms.lock();
+        if rooms.get(channel_id).is_some_and(|entry| Arc::ptr_eq(entry, &room)) {
             rooms.remove(channel_id);
         }
     }
@@ -588,20 +616,9 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The room's next event (cancel safe); `Ok(None)`: take back the
-    /// lent writer and finish its write (see [`Mailbox::recv`]).
-    pub async fn recv(&mut self) -> Result<Option<Arc<RoomEvent>>, Lagged> {
+    /// The room's next event (cancel safe).
+    pub async fn recv(&mut self) -> Result<Arc<RoomEvent>, Lagged> {
         self.mailbox.recv().await
-    }
-
-    /// Lends the room a writer to the page (see `mailbox`).
-    pub fn lend(&self, writer: Box<dyn DirectWriter>) -> Result<(), Box<dyn DirectWriter>> {
-        self.mailbox.lend(writer)
-    }
-
-    /// Takes back the lent writer, if it is lent.
-    pub fn reclaim(&self) -> Option<Box<dyn DirectWriter>> {
-        self.mailbox.reclaim()
     }
 
     /// The next event if one is already waiting (`None` if not).
@@ -649,11 +666,8 @@ mod tests {
         let mut b = hub.subscribe("b");
         hub.deliver("a", joined("x"));
         hub.deliver("b", joined("y"));
-        assert_eq!(
-            a.recv().await.unwrap().unwrap().text.as_str(),
-            r#"{"type":"member_joined","user_id":"x"}"#
-        );
-        assert_eq!(b.recv().await.unwrap().unwrap().frame, ServerFrame::MemberJoined { user_id: "y".into() });
+        assert_eq!(a.recv().await.unwrap().text.as_str(), r#"{"type":"member_joined","user_id":"x"}"#);
+        assert_eq!(b.recv().await.unwrap().frame, ServerFrame::MemberJoined { user_id: "y".into() });
     }
 
     #[tokio::test]
@@ -674,6 +688,36 @@ mod tests {
         ServerFrame::Presence { user_id: user.into(), online }
     }
 
+    #[test]
+    fn a_panic_under_a_rooms_lock_leaves_the_room_and_the_node_working() {
+        let hub = Hub::new(8);
+        let mut listener = hub.subscribe("r");
+        let (room, book) = (hub.room("r").expect("listened to"), hub.presence.clone());
+        let panicked = std::thread::spawn(move || {
+            let _room = room.lock();
+            let _book = book.lock();
+            panic!("a bug under the room's and the presence's locks");
+        })
+        .join();
+        assert!(panicked.is_err());
+        // Neither lock is poisoned: publishing, joining, presence and
+        // leaving go on, in this room and others.
+        let _present = listener.present("ana");
+        hub.deliver("r", joined("x"));
+        assert_eq!(
+            drain(&mut listener),
+            [presence("ana", true), ServerFrame::MemberJoined { user_id: "x".into() }]
+        );
+        let mut other = hub.subscribe("r");
+        drop(listener);
+        hub.deliver("r", joined("y"));
+        assert_eq!(drain(&mut other), [ServerFrame::MemberJoined { user_id: "y".into() }]);
+        assert_eq!(hub.online("r"), ["ana"]);
+        let mut elsewhere = hub.subscribe("s");
+        hub.deliver("s", joined("z"));
+        assert_eq!(drain(&mut elsewhere), [ServerFrame::MemberJoined { user_id: "z".into() }]);
+    }
+
     /// The frames a listener has received so far.
     fn drain(listener: &mut Subscription) -> Vec<ServerFrame> {
         std::iter::from_fn(|| listener.try_recv()).map(|e| e.expect("no lag").frame.clone()).collect()
@@ -688,7 +732,7 @@ mod tests {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let into = sent.clone();
         hub.set_presence_sink(Box::new(move |room, event| {
-            into.lock().unwrap().push((room.to_owned(), event.frame.clone()));
+            into.lock().push((room.to_owned(), event.frame.clone()));
         }));
         (hub, sent)
     }
@@ -704,7 +748,7 @@ mod tests {
         assert_eq!(drain(&mut watcher), [presence("ana", true)]);
         drop(second);
         assert_eq!(drain(&mut watcher), [presence("ana", false)]);
-        let sent = sent.lock().unwrap().clone();
+        let sent = sent.lock().clone();
         assert_eq!(sent, [("r".into(), presence("ana", true)), ("r".into(), presence("ana", false))]);
     }
 
@@ -721,7 +765,7 @@ mod tests {
         assert!(drain(&mut watcher).is_empty(), "bob is still online on n3");
         hub.deliver_from("n3", "r", RoomEvent::new(presence("bob", false)));
         assert_eq!(drain(&mut watcher), [presence("bob", false)]);
-        assert!(sent.lock().unwrap().is_empty(), "other nodes' news is not repeated to them");
+        assert!(sent.lock().is_empty(), "other nodes' news is not repeated to them");
     }
 
     #[tokio::test]
@@ -743,14 +787,14 @@ mod tests {
         let _elsewhere = hub.present("other", "ana");
         hub.deliver_from("n2", "r", RoomEvent::new(presence("bob", true)));
         drain(&mut watcher);
-        sent.lock().unwrap().clear();
+        sent.lock().clear();
 
         hub.presence_beat();
-        let beats = sent.lock().unwrap().clone();
+        let beats = sent.lock().clone();
         assert_eq!(beats, [("other".into(), presence("ana", true)), ("r".into(), presence("ana", true))]);
-        sent.lock().unwrap().clear();
+        sent.lock().clear();
         hub.presence_beat_room("r");
-        assert_eq!(sent.lock().unwrap().clone(), [("r".into(), presence("ana", true))]);
+        assert_eq!(sent.lock().clone(), [("r".into(), presence("ana", true))]);
 
         hub.expire_presence(Instant::now() - std::time::Duration::from_secs(30));
         assert!(drain(&mut watcher).is_empty(), "bob was heard from recently");

@@ -7,7 +7,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -64,7 +66,7 @@ impl ConnectionsPerIp {
 
     /// A place for one more connection from `ip`, if it has one left.
     pub fn admit(&self, ip: IpAddr) -> Option<ConnectionSlot> {
-        let mut open = self.open.lock().expect("connections lock");
+        let mut open = self.open.lock();
         let count = open.entry(ip).or_insert(0);
         if *count >= self.max {
             return None;
@@ -76,7 +78,7 @@ impl ConnectionsPerIp {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().expect("connections lock");
+        let mut open = self.open.lock();
         if let Some(count) = open.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {

@@ -170,7 +170,6 @@ impl Rooms {
             room
         };
         let members = self.members.read(&self.db, room.id).await?;
-        self.writer.settle().await?;
         let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
         Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older })
@@ -190,7 +189,6 @@ impl Rooms {
         if !store::is_member(&self.db, room.id, &user_id).await? {
             return Err(RoomError::NotMember);
         }
-        self.writer.settle().await?;
         self.page_before(room.id, before_seq).await
     }
 
@@ -243,10 +241,10 @@ impl Rooms {
     pub async fn open(&self, channel_id: &str, user_id: &str) -> Result<(OpenRoom, Subscription), RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
+        // A message is committed before it is published: the room's last
+        // seq, read below, counts every message published before the
+        // subscription, and the ones after it arrive live.
         let subscription = self.bus.subscribe(&channel_id).await?;
-        // The room's last seq, read below, counts every message published
-        // before the subscription (see `Writer::settle`).
-        self.writer.settle().await?;
         let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         // Access is the member table's to say, not a kept list's.
         if !store::is_member(&self.db, room.id, &user_id).await? {
@@ -333,7 +331,6 @@ impl Rooms {
         after_seq: i64,
         limit: u64,
     ) -> Result<Vec<ChatMessage>, RoomError> {
-        self.writer.settle().await?;
         Ok(store::messages_after(&self.db, room_id, after_seq, limit).await?)
     }
 }

@@ -10,16 +10,10 @@
 //! `MAX_IN_FLIGHT` of them; their acks come back in the order sent, and
 //! the room's events keep flowing while they are stored.
 //!
-//! While the connection waits with nothing of its own to write and no
-//! send in flight, it lends its room its socket's writing end (see
-//! `mailbox`): the room's events that need nothing of the connection (the
-//! next message, someone typing) are then written to the page by the
-//! task that publishes them, and the connection's task is not woken for
-//! them. Whatever needs the connection (a gap, a chore, its user leaving,
-//! a socket that does not take the bytes at once) wakes it; it takes its
-//! writer back and goes on from there. A page whose send is in flight gets
-//! the room's events through its task: its copy of the message and the
-//! ack then go out in one write.
+//! The connection's task is the only one that writes its socket: the room's
+//! events wait in its queue (see `mailbox`) and are written in batches, a
+//! burst in one write; a sender's ack and its own copy of the message
+//! usually share it.
 //!
 //! While admitted, a connection counts its user as online in the room (see
 //! `hub`); the welcome lists who is online, the user included. `Typing` is
@@ -60,11 +54,11 @@ use tracing::Instrument;
 use super::hub::{Chore, PresenceGuard, RoomEvent, Subscription};
 use super::identity::Access;
 use super::limits::client_ip;
-use super::mailbox::{DirectWriter, Lagged};
+use super::mailbox::Lagged;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::state::AppState;
-use super::websocket::{encode_text, write_now, Incoming, ReadError, ReadGate, Upgrade};
+use super::websocket::{Incoming, ReadError, ReadGate, Upgrade};
 
 /// A page's upgraded connection.
 type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
@@ -85,8 +79,8 @@ const REPLAY_BATCH: u64 = 500;
 const TYPING_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 /// One write in this many (that carries a message) has its fan-out time
 /// recorded: the histogram's shape is the same, and recording it is a
-/// shared atomic list per write, which on every write was about 1% of the
-/// server's CPU in rooms of 10.
+/// shared atomic list per write, a cost on every write for nothing
+/// (`bench/README.md`).
 const FANOUT_SAMPLE_EVERY: u32 = 16;
 
 /// Tunables of the stream (from the server's configuration).
@@ -409,19 +403,10 @@ async fn serve(
     admitted: Box<Admitted>,
     stopping: tokio_util::sync::CancellationToken,
 ) -> End {
-    let Admitted { room, mut subscription, present: _present, last_sent } = *admitted;
+    let Admitted { room, mut subscription, present: _present, mut last_sent } = *admitted;
     let mut last_typing: Option<Instant> = None;
     let _open = OpenConnection::new();
-    // The connection's writing state, lent with its writer while it waits.
-    let mut home = Some(Box::new(Lent {
-        writer: None,
-        user_id: room.user_id.clone(),
-        last_sent,
-        unwritten: Vec::new(),
-        taken_messages: 0,
-        first_published: None,
-        deliveries: Deliveries::new(),
-    }));
+    let mut deliveries = Deliveries::new();
     let mut last_heard = Instant::now();
     let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     // Room events wake the task far more often than the page speaks.
@@ -433,115 +418,49 @@ async fn serve(
         return out.close(close_code::GOING_AWAY, "server shutting down").await;
     }
     loop {
-        // What the lent writer left unwritten, if the task did not write
-        // since (and a pong), goes out before the task waits.
-        if out.ws.has_queued() {
-            if let Err(end) = out.flush().await {
-                return end;
-            }
-        }
-        // Lent only while no send is in flight: the page's copy of its
-        // message then comes through the task, with the ack.
-        let lent = in_flight.is_empty() && lend(&mut out.ws, &subscription, &mut home);
         let woke = tokio::select! {
             incoming = out.ws.next_through(&gate), if in_flight.len() < MAX_IN_FLIGHT => Woke::Page(incoming),
             event = subscription.recv() => Woke::Room(event),
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => Woke::Reply(reply),
         };
-        if lent {
-            home = Some(take_back(&mut out.ws, &subscription));
-        }
-        let Lent { last_sent, deliveries, .. } =
-            &mut **home.as_mut().expect("the task holds its writing state");
-        let chore = match woke {
+        let first = match woke {
             Woke::Page(incoming) => {
                 last_heard = Instant::now();
-                match incoming {
-                    Some(Ok(Incoming::Text(text))) => {
-                        let handled = Box::pin(handle_client_frame(
-                            out,
-                            rooms,
-                            &room,
-                            text.as_str(),
-                            &mut last_typing,
-                            &mut in_flight,
-                        ))
-                        .await;
-                        if let Err(end) = handled {
-                            return end;
-                        }
-                    }
-                    Some(Ok(Incoming::Binary(_))) => {
-                        let frame = ServerFrame::Error {
-                            code: ErrorCode::BadFrame,
-                            message: "Frames must be JSON text.".to_owned(),
-                            client_msg_id: None,
-                        };
-                        if let Err(end) = out.frame(&frame).await {
-                            return end;
-                        }
-                    }
-                    Some(Ok(Incoming::Ping)) => {
-                        // The pong is queued.
-                        if let Err(end) = out.flush().await {
-                            return end;
-                        }
-                    }
-                    Some(Ok(Incoming::Pong)) => {}
-                    Some(Ok(Incoming::Close(_))) => {
-                        // Answer the close (queued) and end.
-                        let _ = out.flush().await;
-                        return End::PeerClosed;
-                    }
-                    None => return End::PeerClosed,
-                    Some(Err(ReadError::TooBig)) => {
-                        return out.close(close_code::TOO_BIG, "frame too big").await;
-                    }
-                    Some(Err(err)) => match err.close_code() {
-                        Some(code) => return out.close(code, "protocol error").await,
-                        None => return End::SocketError,
-                    },
+                if let Err(end) =
+                    handle_incoming(out, rooms, &room, incoming, &mut last_typing, &mut in_flight).await
+                {
+                    return end;
                 }
+                continue;
+            }
+            Woke::Room(event) => Some(event),
+            Woke::Reply(reply) => {
+                out.queue(&reply);
                 None
             }
-            Woke::Room(_) | Woke::Reply(_) => {
-                let first = match woke {
-                    // `None`: the lent writer left a write unfinished (it
-                    // is queued first); then whatever else waits.
-                    Woke::Room(event) => event.transpose(),
-                    Woke::Reply(reply) => {
-                        out.queue(&reply);
-                        None
-                    }
-                    Woke::Page(_) => None,
-                };
-                let batch = Box::pin(write_ready(
-                    out,
-                    rooms,
-                    &room,
-                    &mut subscription,
-                    last_sent,
-                    &mut in_flight,
-                    first,
-                ));
-                match within_batch(settings, deliveries, batch).await {
-                    Ok(chore) => chore,
-                    Err(end) => return end,
-                }
-            }
         };
-        match chore {
-            Some(Chore::CheckIdle) if last_heard.elapsed() > settings.idle_timeout => {
+        let batch = Box::pin(write_ready(
+            out,
+            rooms,
+            &room,
+            &mut subscription,
+            &mut last_sent,
+            &mut in_flight,
+            first,
+        ));
+        match within_batch(settings, &mut deliveries, batch).await {
+            Ok(Some(Chore::CheckIdle)) if last_heard.elapsed() > settings.idle_timeout => {
                 return out.close(close_code::IDLE, "no heartbeat").await;
             }
-            None | Some(Chore::CheckIdle) => {}
-            Some(Chore::Stop) => {
+            Ok(None | Some(Chore::CheckIdle)) => {}
+            Ok(Some(Chore::Stop)) => {
                 // What the page sent is stored and acknowledged first.
                 while let Some(reply) = in_flight.next().await {
                     out.queue(&reply);
                 }
                 return out.close(close_code::GOING_AWAY, "server shutting down").await;
             }
+            Err(end) => return end,
         }
     }
 }
@@ -549,108 +468,46 @@ async fn serve(
 /// What woke a connection.
 enum Woke {
     Page(Option<Result<Incoming, ReadError>>),
-    Room(Result<Option<std::sync::Arc<RoomEvent>>, Lagged>),
+    Room(Result<std::sync::Arc<RoomEvent>, Lagged>),
     Reply(ServerFrame),
 }
 
-/// A connection's writing state, which travels with its socket's writing
-/// end when the connection lends it to its room (see `mailbox`).
-struct Lent {
-    /// Here while lent; in the socket while the task writes.
-    writer: Option<tokio::io::WriteHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>,
-    user_id: String,
-    /// The last message the page was sent.
-    last_sent: i64,
-    /// What a write while lent left unwritten (the task writes it first).
-    unwritten: Vec<u8>,
-    /// Messages taken for the next write, and when the first was published.
-    taken_messages: u64,
-    first_published: Option<std::time::Instant>,
-    deliveries: Deliveries,
-}
-
-impl DirectWriter for Lent {
-    fn take(&mut self, event: &std::sync::Arc<RoomEvent>) -> bool {
-        if event.chore.is_some() {
-            return false;
+/// Handles what the page sent (a frame, or the end of its socket).
+async fn handle_incoming(
+    out: &mut Outbox,
+    rooms: &Rooms,
+    room: &OpenRoom,
+    incoming: Option<Result<Incoming, ReadError>>,
+    last_typing: &mut Option<Instant>,
+    in_flight: &mut FuturesOrdered<PendingReply>,
+) -> Result<(), End> {
+    match incoming {
+        Some(Ok(Incoming::Text(text))) => {
+            Box::pin(handle_client_frame(out, rooms, room, text.as_str(), last_typing, in_flight)).await
         }
-        match route(&self.user_id, self.last_sent, event) {
-            Route::Skip => return true,
-            Route::Send => {}
-            Route::CatchUp(_) | Route::Resync | Route::Left => return false,
-        }
-        if let Some(seq) = event.frame.seq() {
-            self.last_sent = seq;
-            self.taken_messages += 1;
-            self.first_published.get_or_insert(event.published_at);
-        }
-        FRAMES.with_borrow_mut(|frames| encode_text(frames, &event.text));
-        true
-    }
-
-    fn write(&mut self) -> bool {
-        let written = Written {
-            messages: std::mem::take(&mut self.taken_messages),
-            first_published: self.first_published.take(),
-            chore: None,
-        };
-        self.deliveries.count(&written);
-        let Some(writer) = self.writer.as_mut() else { return false };
-        FRAMES.with_borrow_mut(|frames| {
-            let done = match write_now(writer, frames) {
-                Ok(n) if n == frames.len() => true,
-                // The rest, or all of it after an error (the task's write
-                // then fails the same way and ends the connection).
-                Ok(n) => {
-                    self.unwritten = frames[n..].to_vec();
-                    false
-                }
-                Err(_) => {
-                    self.unwritten = frames.clone();
-                    false
-                }
+        Some(Ok(Incoming::Binary(_))) => {
+            let frame = ServerFrame::Error {
+                code: ErrorCode::BadFrame,
+                message: "Frames must be JSON text.".to_owned(),
+                client_msg_id: None,
             };
-            frames.clear();
-            done
-        })
-    }
-}
-
-thread_local! {
-    /// Where a lent writer encodes the frames it takes, until it writes
-    /// them (at once, on the same thread): reused, no allocation a write.
-    static FRAMES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Lends the connection's writer to its room, if nothing is queued to go
-/// out first; says whether it did.
-fn lend(ws: &mut Socket, subscription: &Subscription, home: &mut Option<Box<Lent>>) -> bool {
-    let Some(writer) = ws.take_writer() else { return false };
-    let mut lent = home.take().expect("the task holds its writing state");
-    lent.writer = Some(writer);
-    match subscription.lend(lent) {
-        Ok(()) => true,
-        Err(refused) => {
-            let mut back = take_home(refused);
-            let writer = back.writer.take().expect("lent with its writer");
-            ws.put_writer(writer, Vec::new());
-            *home = Some(back);
-            false
+            out.frame(&frame).await
         }
+        // The pong is queued.
+        Some(Ok(Incoming::Ping)) => out.flush().await,
+        Some(Ok(Incoming::Pong)) => Ok(()),
+        Some(Ok(Incoming::Close(_))) => {
+            // Answer the close (queued) and end.
+            let _ = out.flush().await;
+            Err(End::PeerClosed)
+        }
+        None => Err(End::PeerClosed),
+        Some(Err(ReadError::TooBig)) => Err(out.close(close_code::TOO_BIG, "frame too big").await),
+        Some(Err(err)) => match err.close_code() {
+            Some(code) => Err(out.close(code, "protocol error").await),
+            None => Err(End::SocketError),
+        },
     }
-}
-
-/// Takes the lent writer back into the socket, with what it left unwritten.
-fn take_back(ws: &mut Socket, subscription: &Subscription) -> Box<Lent> {
-    let mut home = take_home(subscription.reclaim().expect("lent until taken back"));
-    let writer = home.writer.take().expect("lent with its writer");
-    ws.put_writer(writer, std::mem::take(&mut home.unwritten));
-    home
-}
-
-fn take_home(lent: Box<dyn DirectWriter>) -> Box<Lent> {
-    let lent: Box<dyn std::any::Any> = lent;
-    lent.downcast().expect("a connection lends its own writing state")
 }
 
 /// What one batch of room events wrote to a page.

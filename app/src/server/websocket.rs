@@ -13,11 +13,6 @@
 //! the flush. An idle connection costs its task, its socket and little
 //! else. Writes stay batched: frames are queued, then flushed in one write.
 //!
-//! The socket's writing end can be taken out and lent (see `mailbox`):
-//! whoever holds it writes what it can at once with [`write_now`], which
-//! never waits, and hands back what the socket did not take, for the
-//! connection to write before anything else.
-//!
 //! What is supported is what browsers send: masked frames, text and binary
 //! messages (fragmented or not) up to a size limit, ping, pong and close.
 //! No extensions (compression) and no subprotocols are negotiated. A
@@ -39,7 +34,7 @@ use base64::Engine;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// The GUID every websocket server appends to the client's key (RFC 6455
 /// section 1.3).
@@ -309,9 +304,7 @@ impl Default for ReadGate {
 
 /// An upgraded connection.
 pub struct Socket<S> {
-    reader: ReadHalf<S>,
-    /// Away while it is lent.
-    writer: Option<WriteHalf<S>>,
+    stream: S,
     /// Bytes read but not yet parsed (part of a frame still arriving).
     unread: Vec<u8>,
     /// The parts so far of a fragmented message, and its opcode.
@@ -323,15 +316,7 @@ pub struct Socket<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     fn new(stream: S, max_message: usize) -> Self {
-        let (reader, writer) = tokio::io::split(stream);
-        Socket {
-            reader,
-            writer: Some(writer),
-            unread: Vec::new(),
-            fragments: None,
-            outgoing: Vec::new(),
-            max_message,
-        }
+        Socket { stream, unread: Vec::new(), fragments: None, outgoing: Vec::new(), max_message }
     }
 
     /// The next message from the peer; `None` once the peer has hung up.
@@ -378,7 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         // on each is work for nothing.
         let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut buf = ReadBuf::uninit(&mut chunk);
-        match Pin::new(&mut self.reader).poll_read(cx, &mut buf) {
+        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
                 self.unread.extend_from_slice(buf.filled());
                 Poll::Ready(Ok(buf.filled().len()))
@@ -474,64 +459,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         if self.outgoing.is_empty() {
             return Ok(());
         }
-        let writer = self.writer.as_mut().expect("the writer is taken back before writing");
-        writer.write_all(&self.outgoing).await?;
-        writer.flush().await?;
+        self.stream.write_all(&self.outgoing).await?;
+        self.stream.flush().await?;
         self.outgoing = Vec::new();
         Ok(())
     }
-
-    /// Whether frames are queued for the next flush.
-    pub fn has_queued(&self) -> bool {
-        !self.outgoing.is_empty()
-    }
-
-    /// Takes the writing end out, to lend it; `None` while frames are
-    /// queued (they go first) or while it is out.
-    pub fn take_writer(&mut self) -> Option<WriteHalf<S>> {
-        if !self.outgoing.is_empty() {
-            return None;
-        }
-        self.writer.take()
-    }
-
-    /// Puts the writing end back, with the bytes it did not get to write
-    /// (they go out before anything queued since).
-    pub fn put_writer(&mut self, writer: WriteHalf<S>, mut unwritten: Vec<u8>) {
-        self.writer = Some(writer);
-        if !unwritten.is_empty() {
-            unwritten.append(&mut self.outgoing);
-            self.outgoing = unwritten;
-        }
-    }
-}
-
-/// Appends a text frame to `out`.
-pub fn encode_text(out: &mut Vec<u8>, text: &str) {
-    write_frame(out, OP_TEXT, text.as_bytes());
-}
-
-/// Writes as much of `bytes` as the socket takes now, without waiting;
-/// returns how much that was (less than all: the socket is full, and the
-/// rest must be written by a task that can wait).
-pub fn write_now<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> io::Result<usize> {
-    let mut context = Context::from_waker(Waker::noop());
-    let mut written = 0;
-    while written < bytes.len() {
-        // Outside the runtime's budget: the task that writes for others
-        // (a room's publisher) would otherwise run out of it after a
-        // hundred sockets and see every later one as full.
-        let mut write = tokio::task::unconstrained(poll_fn(|cx| {
-            Pin::new(&mut *writer).poll_write(cx, &bytes[written..])
-        }));
-        match Pin::new(&mut write).poll(&mut context) {
-            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Poll::Ready(Ok(n)) => written += n,
-            Poll::Ready(Err(err)) => return Err(err),
-            Poll::Pending => break,
-        }
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

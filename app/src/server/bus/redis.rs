@@ -30,7 +30,9 @@
 //! payload), so its first page sees who is online without waiting a beat.
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -148,7 +150,7 @@ impl RedisBus {
         };
         if self.outgoing.try_send(outgoing).is_err() {
             metrics::counter!(crate::server::metrics::BUS_DROPPED).increment(1);
-            self.overflowed.lock().expect("overflow lock").insert(channel_id.to_owned());
+            self.overflowed.lock().insert(channel_id.to_owned());
             return Err(BusError("the Redis publish queue is full".to_owned()));
         }
         Ok(())
@@ -291,8 +293,7 @@ async fn publisher(
         };
         // Rooms whose events the full queue dropped: tell their listeners
         // on every node to catch up.
-        let dropped: Vec<String> =
-            std::mem::take(&mut *overflowed.lock().expect("overflow lock")).into_iter().collect();
+        let dropped: Vec<String> = std::mem::take(&mut *overflowed.lock()).into_iter().collect();
         batch.extend(dropped.iter().map(|room| Outgoing {
             channel: room_channel(&prefix, room),
             payload: format!("{node}\n{RESYNC}"),

@@ -22,7 +22,9 @@
 //! names are kept in all, the oldest-kept rooms making way. Access to a
 //! room is never decided here: `Rooms::open` asks the member table.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -166,7 +168,7 @@ impl MemberLists {
         db: &impl ConnectionTrait,
         room_id: i64,
     ) -> Result<(Vec<String>, How), DbErr> {
-        let kept = self.kept.lock().expect("member lists lock").rooms.get(&room_id).cloned();
+        let kept = self.kept.lock().rooms.get(&room_id).cloned();
         let (list, how) = match kept {
             Some(kept) => {
                 let read = newcomers(db, room_id, kept.last_id).await?;
@@ -191,7 +193,7 @@ impl MemberLists {
 
     /// Drops a room's kept list (it became small).
     fn forget(&self, room_id: i64) {
-        let mut kept = self.kept.lock().expect("member lists lock");
+        let mut kept = self.kept.lock();
         if let Some(gone) = kept.rooms.remove(&room_id) {
             kept.names -= gone.names.len();
             kept.order.retain(|&id| id != room_id);
@@ -199,7 +201,7 @@ impl MemberLists {
     }
 
     fn keep(&self, room_id: i64, list: MemberList) {
-        let mut kept = self.kept.lock().expect("member lists lock");
+        let mut kept = self.kept.lock();
         let added = list.names.len();
         match kept.rooms.insert(room_id, Arc::new(list)) {
             Some(before) => kept.names -= before.names.len(),
@@ -216,7 +218,7 @@ impl MemberLists {
 
     #[cfg(test)]
     fn is_kept(&self, room_id: i64) -> bool {
-        self.kept.lock().unwrap().rooms.contains_key(&room_id)
+        self.kept.lock().rooms.contains_key(&room_id)
     }
 }
 

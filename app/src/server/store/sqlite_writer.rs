@@ -1,0 +1,269 @@
+//! Messages stored into a SQLite file by a thread of their own, through a
+//! connection of their own: the store's side of the message writer (see
+//! `server::writer`) on SQLite.
+//!
+//! Why a thread: the pool's driver runs each SQLite connection on a thread
+//! of its own and hands every statement over to it and back, a wake-up of
+//! each side per statement. Here a whole group (up to a few hundred
+//! messages) is one hand-over: the writer sends the group, this thread
+//! stores it in one transaction with prepared statements and answers
+//! once. The thread may block (on SQLite's write lock, held for a moment
+//! by a join storing its member through the pool; on the disk), which a
+//! runtime thread must not.
+//!
+//! A group is one transaction (`BEGIN IMMEDIATE`, so it takes the write
+//! lock before reading anything), committed before anyone is answered:
+//! what SQLite's WAL with `synchronous = NORMAL` promises, a commit
+//! survives the process crashing; power loss may lose the last moments.
+//! SQLite checkpoints its log itself (its default, every 1,000 pages).
+//!
+//! Seqs come from the database inside that transaction: each room's next
+//! seq is one past the larger of `room.last_seq` and the room's greatest
+//! stored seq. A row written by hand (a restore, a fix) that took the next
+//! seq without moving `last_seq` is stepped over, never collided with.
+//!
+//! Rows are inserted one statement each, not several rows a statement: a
+//! statement of many rows keeps a statement journal (to undo its own rows
+//! should one fail), which costs more than the statements it saves.
+//!
+//! A group goes in whole, or (when anything in it was stored before — a
+//! retry — or a message cannot be stored) message by message, each in a
+//! savepoint of the same transaction: a retry gets its stored copy, a
+//! message that cannot be stored gets its own error, and the others are
+//! stored all the same.
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use sea_orm::DbErr;
+use tokio::sync::oneshot;
+
+use super::{Inserted, NewMessage};
+use crate::protocol::ChatMessage;
+
+/// How long a group waits for SQLite's write lock (held by a join's
+/// statement through the pool) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The room's next seqs: `?2` more after the larger of its `last_seq` and
+/// its greatest stored seq. Returns the new `last_seq` (no row: no room).
+const BUMP: &str = "UPDATE room SET last_seq = max(last_seq, \
+                    coalesce((SELECT max(seq) FROM message WHERE room_id = ?1), 0)) + ?2 \
+                    WHERE id = ?1 RETURNING last_seq";
+const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const FIND: &str = "SELECT seq, body, created_at FROM message \
+                    WHERE room_id = ?1 AND user_id = ?2 AND client_msg_id = ?3";
+
+/// What the thread answers for each message of a group, in order.
+pub type Outcome = Result<Inserted, DbErr>;
+
+struct Job {
+    group: Vec<NewMessage>,
+    reply: oneshot::Sender<Vec<Outcome>>,
+}
+
+/// The handle of the thread; the thread ends when it is dropped.
+pub struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteWriter {
+    /// Opens the file (which must exist, migrated) and starts the thread.
+    pub fn open(path: &Path) -> Result<Self, DbErr> {
+        let conn = open_connection(path).map_err(err)?;
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || {
+                for Job { group, reply } in inbox {
+                    let _ = reply.send(store_group(&conn, &group));
+                }
+            })
+            .map_err(|e| DbErr::Custom(format!("cannot start the SQLite writer's thread: {e}")))?;
+        Ok(SqliteWriter { jobs })
+    }
+
+    /// Stores a group; answers for each message, in order, once the
+    /// group's transaction is committed.
+    pub async fn store(&self, group: Vec<NewMessage>) -> Vec<Outcome> {
+        let n = group.len();
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job { group, reply }).is_err() {
+            return (0..n).map(|_| Err(stopped())).collect();
+        }
+        answer.await.unwrap_or_else(|_| (0..n).map(|_| Err(stopped())).collect())
+    }
+}
+
+fn stopped() -> DbErr {
+    DbErr::Custom("the SQLite writer's thread has stopped".to_owned())
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+/// Stores a group in one transaction (see the module docs).
+fn store_group(conn: &Connection, group: &[NewMessage]) -> Vec<Outcome> {
+    let at = super::message_time();
+    let stored = (|| {
+        let txn = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let outcomes = match in_savepoint(&txn, |c| store_whole(c, group, at)) {
+            Ok(outcomes) => outcomes,
+            Err(_) => {
+                group.iter().map(|m| in_savepoint(&txn, |c| store_one(c, m, at)).map_err(err)).collect()
+            }
+        };
+        txn.commit()?;
+        Ok::<_, rusqlite::Error>(outcomes)
+    })();
+    match stored {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::error!(%e, messages = group.len(), "storing a group of messages failed");
+            let text = err(e).to_string();
+            group.iter().map(|_| Err(DbErr::Custom(text.clone()))).collect()
+        }
+    }
+}
+
+/// Runs `work` in a savepoint, undone if it fails.
+fn in_savepoint<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("SAVEPOINT part")?;
+    match work(conn) {
+        Ok(done) => conn.execute_batch("RELEASE part").map(|()| done),
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO part; RELEASE part")?;
+            Err(e)
+        }
+    }
+}
+
+/// The whole group, each room's seqs taken at once; fails on anything
+/// (a retry among them included), to be stored message by message.
+fn store_whole(conn: &Connection, group: &[NewMessage], at: DateTime<Utc>) -> rusqlite::Result<Vec<Outcome>> {
+    let seqs = seqs_for(group, |room_id, count| bump(conn, room_id, count))?;
+    let mut insert = conn.prepare_cached(INSERT)?;
+    let created_at = time_text(at);
+    group
+        .iter()
+        .zip(seqs)
+        .map(|(m, seq)| {
+            insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at))?;
+            Ok(Ok(Inserted { message: message(m, seq, at), is_new: true }))
+        })
+        .collect()
+}
+
+/// One message: its stored copy if it was stored before, or stored now
+/// under its room's next seq.
+fn store_one(conn: &Connection, m: &NewMessage, at: DateTime<Utc>) -> rusqlite::Result<Inserted> {
+    let mut find = conn.prepare_cached(FIND)?;
+    let found = find
+        .query_row((m.room_id, &m.user_id, &m.client_msg_id), |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+        })
+        .optional()?;
+    if let Some((seq, body, created_at)) = found {
+        let at = DateTime::parse_from_rfc3339(&created_at).map_or(at, |t| t.with_timezone(&Utc));
+        let message = ChatMessage { body, ..message(m, seq, at) };
+        return Ok(Inserted { message, is_new: false });
+    }
+    let seq = bump(conn, m.room_id, 1)?;
+    conn.prepare_cached(INSERT)?.execute((
+        m.room_id,
+        seq,
+        &m.user_id,
+        &m.body,
+        &m.client_msg_id,
+        time_text(at),
+    ))?;
+    Ok(Inserted { message: message(m, seq, at), is_new: true })
+}
+
+/// Moves the room's `last_seq` on by `count`; returns the new value.
+fn bump(conn: &Connection, room_id: i64, count: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(BUMP)?.query_row((room_id, count), |row| row.get(0))
+}
+
+/// Each message's seq, given `bump(room, count)` (called once a room, in
+/// the order rooms first appear) returning the room's new last seq: a
+/// room's messages take the numbers just below it, in order.
+fn seqs_for<E>(
+    group: &[NewMessage],
+    mut bump: impl FnMut(i64, i64) -> Result<i64, E>,
+) -> Result<Vec<i64>, E> {
+    let mut rooms: Vec<(i64, i64)> = Vec::new();
+    for m in group {
+        match rooms.iter_mut().find(|(room_id, _)| *room_id == m.room_id) {
+            Some((_, count)) => *count += 1,
+            None => rooms.push((m.room_id, 1)),
+        }
+    }
+    // The first seq of each room's messages in this group.
+    let mut next: Vec<(i64, i64)> = Vec::with_capacity(rooms.len());
+    for (room_id, count) in rooms {
+        next.push((room_id, bump(room_id, count)? - count + 1));
+    }
+    Ok(group
+        .iter()
+        .map(|m| {
+            let (_, seq) = next.iter_mut().find(|(room_id, _)| *room_id == m.room_id).expect("counted above");
+            *seq += 1;
+            *seq - 1
+        })
+        .collect())
+}
+
+fn message(m: &NewMessage, seq: i64, at: DateTime<Utc>) -> ChatMessage {
+    ChatMessage {
+        seq,
+        user_id: m.user_id.clone(),
+        body: m.body.clone(),
+        client_msg_id: m.client_msg_id.clone(),
+        at_ms: at.timestamp_millis(),
+    }
+}
+
+/// A time as the pool's driver writes it (RFC 3339), so that both read it.
+fn time_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+fn err(e: rusqlite::Error) -> DbErr {
+    DbErr::Custom(format!("SQLite: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(room_id: i64, id: &str) -> NewMessage {
+        NewMessage { room_id, user_id: "ana".into(), client_msg_id: id.into(), body: String::new() }
+    }
+
+    #[test]
+    fn a_rooms_messages_take_the_seqs_below_its_new_last_seq_in_order() {
+        let group = [new(1, "a"), new(2, "b"), new(1, "c"), new(1, "d"), new(2, "e")];
+        let mut bumped = Vec::new();
+        let seqs = seqs_for(&group, |room, count| {
+            bumped.push((room, count));
+            Ok::<_, ()>(if room == 1 { 10 } else { 4 })
+        })
+        .unwrap();
+        assert_eq!(bumped, [(1, 3), (2, 2)], "once a room, by its count");
+        assert_eq!(seqs, [8, 3, 9, 10, 4]);
+    }
+}
