@@ -44,9 +44,9 @@ mod ssr {
     use leptos::prelude::*;
 
     use super::ApiError;
-    use crate::server::identity::{Actor, TokenError};
-    use crate::server::rooms::{RoomError, Rooms};
     use crate::server::AppState;
+    use engine::identity::{Actor, TokenError};
+    use engine::rooms::{RoomError, Rooms};
 
     fn state() -> Result<AppState, ApiError> {
         use_context::<AppState>().ok_or_else(|| ApiError::Failed("The server is not ready.".to_owned()))
@@ -56,8 +56,9 @@ mod ssr {
     /// token's user in the token's room (the claimed user id is ignored).
     pub fn acting(channel_id: &str, user_id: &str, token: Option<&str>) -> Result<(Rooms, Actor), ApiError> {
         let state = state()?;
-        let actor = state.access.resolve(channel_id, user_id, token).map_err(|e| reject(e.into()))?;
-        Ok((state.rooms, actor))
+        let engine = state.engine;
+        let actor = engine.access.resolve(channel_id, user_id, token).map_err(|e| reject(e.into()))?;
+        Ok((engine.rooms, actor))
     }
 
     /// A server-function request from a browser form without JavaScript

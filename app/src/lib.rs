@@ -14,14 +14,16 @@
 //!   without JS, whether a parent page may hear from an embedded room).
 //! - `protocol`: the frames of the room stream (crate `chat-protocol`,
 //!   shared with the server and the tools).
-//! - `conversation`, `activity` (who is online, who is typing), `validate`,
-//!   `timestamps`: pure logic, unit-tested.
+//! - `conversation`, `activity` (who is online, who is typing),
+//!   `timestamps`: pure logic, unit-tested; `validate` and `backoff` come
+//!   from `chat-protocol`, shared with the engine.
 //! - `embed`: which parent pages an embedded room talks to, and what it
 //!   tells them.
 //! - `island_loader`: the `<head>` tags that load the WASM and hydrate the
 //!   room as soon as the page is parsed.
 //! - `stream_client` (browser): the room stream's websocket client.
-//! - `server` (server only): store, bus, hub, rooms service, stream.
+//! - `server` (server only): the app's state and the pages' security
+//!   policy. The chat itself is the `engine` crate, which `api` calls.
 #![recursion_limit = "256"]
 
 use leptos::prelude::*;
@@ -31,7 +33,6 @@ use leptos_router::{path, SsrMode};
 
 pub mod activity;
 pub mod api;
-pub mod backoff;
 pub mod components;
 pub mod conversation;
 pub mod embed;
@@ -40,7 +41,9 @@ pub mod pages;
 /// The room stream's frames (the `chat-protocol` crate).
 pub use chat_protocol as protocol;
 pub mod timestamps;
-pub mod validate;
+/// Rules for ids and message bodies, and the stream's reconnect timing
+/// (shared with the engine through `chat-protocol`).
+pub use chat_protocol::{backoff, validate};
 
 #[cfg(feature = "hydrate")]
 pub mod stream_client;

@@ -1,6 +1,6 @@
 //! An index of a room's members in the order they joined (`member.id`):
 //! a node keeps big rooms' member lists and reads only who joined after
-//! the last one it has (`app::server::store::member_lists`), a seek here
+//! the last one it has (`engine::store::member_lists`), a seek here
 //! rather than a walk through the whole room.
 use sea_orm_migration::prelude::*;
 

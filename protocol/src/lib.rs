@@ -24,7 +24,9 @@
 //! of frames, not one per newcomer.
 use serde::{Deserialize, Serialize};
 
+pub mod backoff;
 mod server_frame_de;
+pub mod validate;
 
 /// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
 /// without gaps, in the order they were committed.

@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use app::embed::{normalize_origin, EmbedSettings};
-use app::server::bus::redis::RedisSettings;
-use app::server::identity::SigningKey;
-use app::server::store::PoolSettings;
-use app::server::stream::StreamSettings;
 use clap::Parser;
+use engine::bus::redis::RedisSettings;
+use engine::identity::SigningKey;
+use engine::store::PoolSettings;
+use engine::stream::StreamSettings;
 
 /// The message writer's wait for company under load (the app's default).
-const DEFAULT_GROUP_WAIT_MS: u32 = app::server::rooms::GROUP_WAIT.as_millis() as u32;
+const DEFAULT_GROUP_WAIT_MS: u32 = engine::rooms::GROUP_WAIT.as_millis() as u32;
 /// Events a connection's queue holds at most (see `--room-buffer`).
 const DEFAULT_ROOM_BUFFER: u32 = 512;
 

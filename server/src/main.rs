@@ -1,6 +1,6 @@
 //! `server`: runs Embedded Chat. See `--help` for every setting.
-use app::server::identity;
 use clap::Parser;
+use engine::identity;
 use server::config::{Cli, Command};
 use server::startup::{self, Application};
 

@@ -1,17 +1,17 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (the
 //! database answers, the schema is migrated, the bus is up) and `/metrics`
-//! (Prometheus exposition of the chat's metrics, see `app::server::metrics`).
+//! (Prometheus exposition of the chat's metrics, see `engine::metrics`).
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use app::server::bus::Bus;
-use app::server::hub::Hub;
-use app::server::metrics as m;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use engine::bus::Bus;
+use engine::hub::Hub;
+use engine::metrics as m;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use migration::MigratorTrait;
 use sea_orm::DatabaseConnection;

@@ -9,15 +9,8 @@ use std::time::Duration;
 
 use app::api::ApiError;
 use app::embed::EmbedSettings;
-use app::server::bus::redis::RedisBus;
-use app::server::bus::{Bus, LocalBus};
-use app::server::hub::Hub;
-use app::server::identity::Access;
-use app::server::limits::{ConnectionsPerIp, SendRate};
 use app::server::page_policy::PagePolicy;
-use app::server::rooms::{Rooms, SendLimits};
-use app::server::state::{ConnectionLimits, Lifecycle};
-use app::server::{store, stream, AppState};
+use app::server::AppState;
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
 use axum::http::StatusCode;
@@ -26,6 +19,15 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
+use engine::bus::redis::RedisBus;
+use engine::bus::{Bus, LocalBus};
+use engine::hub::Hub;
+use engine::identity::Access;
+use engine::limits::ConnectionLimits;
+use engine::limits::{ConnectionsPerIp, SendRate};
+use engine::rooms::{Rooms, SendLimits};
+use engine::Lifecycle;
+use engine::{store, stream, Engine};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -114,8 +116,7 @@ impl Application {
         let lifecycle = Lifecycle::default();
         // Idle checks and the shutdown reach the connections as chores.
         hub.keep_house(config.stream_settings().idle_check_every(), lifecycle.stopping_token());
-        let state = AppState {
-            leptos_options,
+        let engine = Engine {
             rooms,
             access: match config.signing_key() {
                 Some(key) => Access::Signed(key),
@@ -126,8 +127,12 @@ impl Application {
                 per_ip: ConnectionsPerIp::new(config.max_connections_per_ip),
                 trust_forwarded_for: config.trust_forwarded_for,
             },
-            pages: PagePolicy { frame_ancestors: config.frame_ancestors.clone() },
             lifecycle: lifecycle.clone(),
+        };
+        let state = AppState {
+            leptos_options,
+            engine,
+            pages: PagePolicy { frame_ancestors: config.frame_ancestors.clone() },
         };
         let origins = OriginPolicy::new(&config.allowed_origins);
         let router = router(state, origins, config.embed_settings())

@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
-use app::server::identity::{unix_now, Identity, SigningKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{list_items, spawn_app_with, Event, TestApp};
+use engine::identity::{unix_now, Identity, SigningKey};
 use server::config::Secret;
 
 const SECRET: &str = "integration-test-secret-0123456789abcdef";

@@ -1,19 +1,7 @@
-//! Server-only code (feature `ssr`): the store, the bus, the per-node hub
-//! (with the rooms' presence), the rooms service and the room stream. The
-//! `server` crate composes them.
-pub mod bus;
-pub mod hub;
-pub mod identity;
-pub mod limits;
-pub mod mailbox;
-pub mod metrics;
+//! Server-only code of the app (feature `ssr`): its state and the pages'
+//! security policy. The chat itself (store, bus, fan-out, rooms, the
+//! room stream) is the `engine` crate; the `server` crate composes them.
 pub mod page_policy;
-pub mod presence;
-pub mod rooms;
 pub mod state;
-pub mod store;
-pub mod stream;
-pub mod websocket;
-pub mod writer;
 
 pub use state::AppState;

@@ -1,79 +1,15 @@
 //! What every request handler and server function can reach: the Leptos
-//! options, the rooms service (which owns the store and the bus), the
-//! stream's settings, and the server's lifecycle (for graceful shutdown).
-use std::future::Future;
-
+//! options, the chat engine (rooms, identities, the stream's settings and
+//! limits, the server's lifecycle) and the pages' security policy.
 use axum::extract::FromRef;
+use engine::Engine;
 use leptos::config::LeptosOptions;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::identity::Access;
-use super::limits::ConnectionsPerIp;
 use super::page_policy::PagePolicy;
-use super::rooms::Rooms;
-use super::stream::StreamSettings;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
-    pub rooms: Rooms,
-    /// How pages prove who they are (open, or signed tokens).
-    pub access: Access,
-    pub stream: StreamSettings,
-    pub connections: ConnectionLimits,
+    pub engine: Engine,
     pub pages: PagePolicy,
-    pub lifecycle: Lifecycle,
-}
-
-/// Who may open how many stream connections.
-#[derive(Clone)]
-pub struct ConnectionLimits {
-    pub per_ip: ConnectionsPerIp,
-    /// Whether the client's IP comes from `X-Forwarded-For` (behind a
-    /// trusted balancer) rather than the peer address.
-    pub trust_forwarded_for: bool,
-}
-
-/// Long-lived connections of this server, and the signal that tells them
-/// to wind down. Shutting down = [`Lifecycle::stop`], then
-/// [`Lifecycle::drained`].
-#[derive(Clone, Default)]
-pub struct Lifecycle {
-    stopping: CancellationToken,
-    connections: TaskTracker,
-}
-
-impl Lifecycle {
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.is_cancelled()
-    }
-
-    pub fn stopping_token(&self) -> CancellationToken {
-        self.stopping.clone()
-    }
-
-    /// Runs a connection as part of this server's work.
-    pub fn track<F: Future<Output = ()> + Send + 'static>(&self, connection: F) -> impl Future<Output = ()> {
-        self.connections.track_future(connection)
-    }
-
-    /// Asks every connection to finish what it is doing and close. Open
-    /// streams hear it through their rooms (`Hub::keep_house`, which the
-    /// server ties to this lifecycle's token), after the events their room
-    /// had queued for them; a page reading too slowly to get there within
-    /// the grace period is cut off and reconnects all the same.
-    pub fn stop(&self) {
-        self.stopping.cancel();
-        self.connections.close();
-    }
-
-    /// Completes when every tracked connection has ended.
-    pub async fn drained(&self) {
-        self.connections.wait().await
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.connections.len()
-    }
 }

@@ -338,8 +338,8 @@ impl Rooms {
 #[cfg(test)]
 mod paging_tests {
     use super::*;
-    use crate::server::bus::LocalBus;
-    use crate::server::hub::Hub;
+    use crate::bus::LocalBus;
+    use crate::hub::Hub;
 
     async fn rooms_with_history(messages: usize) -> Rooms {
         use migration::MigratorTrait;

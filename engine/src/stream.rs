@@ -57,8 +57,8 @@ use super::limits::client_ip;
 use super::mailbox::Lagged;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
-use super::state::AppState;
 use super::websocket::{Incoming, ReadError, ReadGate, Upgrade};
+use crate::Engine;
 
 /// A page's upgraded connection.
 type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
@@ -137,14 +137,14 @@ pub mod close_code {
 
 pub async fn stream_handler(
     upgrade: Upgrade,
-    State(state): State<AppState>,
+    State(state): State<Engine>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
     if state.lifecycle.is_stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "The server is restarting.").into_response();
     }
-    let AppState { rooms, stream, lifecycle, connections, access, .. } = state;
+    let Engine { rooms, stream, lifecycle, connections, access } = state;
     let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ip = client_ip(peer.ip(), forwarded_for, connections.trust_forwarded_for);
     let Some(slot) = connections.per_ip.admit(ip) else {

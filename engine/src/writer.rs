@@ -204,9 +204,9 @@ fn by_room<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::bus::LocalBus;
-    use crate::server::hub::Hub;
-    use crate::server::store;
+    use crate::bus::LocalBus;
+    use crate::hub::Hub;
+    use crate::store;
     use migration::MigratorTrait;
 
     async fn setup() -> (DatabaseConnection, Hub, Writer, i64, i64) {

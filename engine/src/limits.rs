@@ -137,3 +137,11 @@ mod tests {
         assert_eq!(client_ip(peer, None, true), peer);
     }
 }
+/// Who may open how many stream connections.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    pub per_ip: ConnectionsPerIp,
+    /// Whether the client's IP comes from `X-Forwarded-For` (behind a
+    /// trusted balancer) rather than the peer address.
+    pub trust_forwarded_for: bool,
+}

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Bus, BusError};
 use crate::backoff;
-use crate::server::hub::{Hub, PresenceSink, RoomEvent, Subscription};
+use crate::hub::{Hub, PresenceSink, RoomEvent, Subscription};
 
 /// Events waiting for Redis at most; past this, events are dropped and
 /// their rooms told to resync once Redis is back.
@@ -149,7 +149,7 @@ impl RedisBus {
             payload: format!("{}\n{}", self.node, event.text.as_str()),
         };
         if self.outgoing.try_send(outgoing).is_err() {
-            metrics::counter!(crate::server::metrics::BUS_DROPPED).increment(1);
+            metrics::counter!(crate::metrics::BUS_DROPPED).increment(1);
             self.overflowed.lock().insert(channel_id.to_owned());
             return Err(BusError("the Redis publish queue is full".to_owned()));
         }
@@ -249,7 +249,7 @@ fn presence_sink(outgoing: mpsc::Sender<Outgoing>, prefix: Arc<str>, node: Arc<s
             payload: format!("{node}\n{}", event.text.as_str()),
         };
         if outgoing.try_send(message).is_err() {
-            metrics::counter!(crate::server::metrics::BUS_DROPPED).increment(1);
+            metrics::counter!(crate::metrics::BUS_DROPPED).increment(1);
         }
     })
 }
@@ -384,7 +384,7 @@ impl Subscriber {
                     rooms = subscribed.len(),
                     "Redis subscription restored; rooms catch up from the store"
                 );
-                metrics::counter!(crate::server::metrics::BUS_RESYNCS).increment(subscribed.len() as u64);
+                metrics::counter!(crate::metrics::BUS_RESYNCS).increment(subscribed.len() as u64);
                 for room in &subscribed {
                     self.hub.deliver(room, RoomEvent::resync());
                     // Presence changed meanwhile, unheard: ask again, and
@@ -470,7 +470,7 @@ impl Subscriber {
             return;
         }
         if text == RESYNC {
-            metrics::counter!(crate::server::metrics::BUS_RESYNCS).increment(1);
+            metrics::counter!(crate::metrics::BUS_RESYNCS).increment(1);
             self.hub.deliver(channel_id, RoomEvent::resync());
             return;
         }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::server::metrics as m;
+use crate::metrics as m;
 
 /// Rooms with fewer members are not kept.
 const KEEP_FROM: usize = 64;
@@ -348,13 +348,13 @@ mod tests {
 
     mod on_sqlite {
         use super::super::*;
-        use crate::server::store::{add_member, ensure_room, ensure_user, remove_member, PoolSettings};
+        use crate::store::{add_member, ensure_room, ensure_user, remove_member, PoolSettings};
         use std::time::Duration;
 
         async fn room_of(n: usize) -> (sea_orm::DatabaseConnection, i64) {
             use migration::MigratorTrait;
             let pool = PoolSettings { max_connections: 1, timeout: Duration::from_secs(5) };
-            let db = crate::server::store::connect("sqlite::memory:", pool).await.unwrap();
+            let db = crate::store::connect("sqlite::memory:", pool).await.unwrap();
             migration::Migrator::up(&db, None).await.unwrap();
             let room = ensure_room(&db, "big").await.unwrap().id;
             for i in 0..n {

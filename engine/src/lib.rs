@@ -1,0 +1,57 @@
+//! The chat engine: everything between a page's socket and the database,
+//! with no user interface in it (the `app` crate renders the pages and
+//! calls in here; the `server` crate starts it all).
+//!
+//! Where a message goes, one module each:
+//!
+//! 1. `stream`: the room stream's handler (`/api/stream`). A page's
+//!    connection sends a message over its socket (`websocket`: RFC 6455).
+//! 2. `rooms`: the rooms service checks it (membership, rate, length) and
+//!    hands it to the message writer.
+//! 3. `writer`: one task per node gathers messages into groups and stores
+//!    each group in one transaction (`store`: SQLite through a connection
+//!    of its own, `store/sqlite_writer.rs`, or PostgreSQL), then publishes
+//!    what was stored.
+//! 4. `bus`: the publish reaches every node (in process, or Redis between
+//!    nodes).
+//! 5. `hub`: each node hands a room's events to the room's connections
+//!    there (`mailbox`: a queue per connection), and keeps who is online
+//!    (`presence`).
+//! 6. `stream` again: each connection writes its queue to its page.
+//!
+//! Beside them: `identity` (who a page is: open mode, or signed tokens),
+//! `limits` (per-IP connections, send rates), `lifecycle` (graceful
+//! shutdown), `metrics` (the names of the Prometheus metrics).
+pub mod bus;
+pub mod hub;
+pub mod identity;
+pub mod lifecycle;
+pub mod limits;
+pub mod mailbox;
+pub mod metrics;
+pub mod presence;
+pub mod rooms;
+pub mod store;
+pub mod stream;
+pub mod websocket;
+pub mod writer;
+
+/// The room stream's frames (the `chat-protocol` crate).
+pub use chat_protocol as protocol;
+use chat_protocol::{backoff, validate};
+
+pub use lifecycle::Lifecycle;
+
+/// What the room stream needs of the server: the rooms service, how
+/// pages prove who they are, the stream's settings, the connection limits
+/// and the server's lifecycle. The `app` crate's state holds one, and the
+/// stream's handler takes it from there.
+#[derive(Clone)]
+pub struct Engine {
+    pub rooms: rooms::Rooms,
+    /// How pages prove who they are (open, or signed tokens).
+    pub access: identity::Access,
+    pub stream: stream::StreamSettings,
+    pub connections: limits::ConnectionLimits,
+    pub lifecycle: Lifecycle,
+}
