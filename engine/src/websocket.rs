@@ -7,8 +7,7 @@
 //! keeps a read buffer and a write buffer per connection for its whole
 //! life (tens of KiB at their defaults, several KiB at their smallest).
 //! Here bytes are read into a buffer on the stack of the call that polls
-//! the socket; a
-//! connection keeps only the bytes of a frame that has not fully arrived,
+//! the socket; a connection keeps only the bytes of a frame that has not fully arrived,
 //! and its outgoing buffer lives from the first frame queued to the end of
 //! the flush. An idle connection costs its task, its socket and little
 //! else. Writes stay batched: frames are queued, then flushed in one write.
@@ -18,6 +17,15 @@
 //! No extensions (compression) and no subprotocols are negotiated. A
 //! protocol violation answers with the matching close code (1002, 1007 for
 //! text that is not UTF-8, 1009 for a message over the limit).
+//!
+//! How it is held to the protocol (the tests below): a table of RFC 6455's
+//! rules, each case read in one piece, byte by byte and in odd chunks, and
+//! also by tungstenite (the library the field uses) with the same result;
+//! thousands of random client streams, mostly well formed, read the same
+//! way by both (the same messages, the same close, the same failure and
+//! close code); random and bit-flipped bytes that must never panic; and
+//! tungstenite as a client reading everything this side writes, at every
+//! length encoding.
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
@@ -201,13 +209,13 @@ struct Frame {
 /// than `max_payload` bytes is refused as soon as its header is read.
 fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, ReadError> {
     let [first, second, ..] = *buf else { return Ok(None) };
-    if first & 0x70 != 0 {
-        return Err(ReadError::Protocol("reserved bits set (no extension was negotiated)"));
-    }
     let fin = first & 0x80 != 0;
     let opcode = first & 0x0F;
-    if second & 0x80 == 0 {
-        return Err(ReadError::Protocol("frames from a client must be masked"));
+    // The order of the checks decides which rule a frame that breaks
+    // several is refused for: tungstenite's order (the opcode, the size,
+    // then the rest), so that the two agree on every close code.
+    if !matches!(opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG) {
+        return Err(ReadError::Protocol("unknown opcode"));
     }
     let (len, mut at) = match second & 0x7F {
         126 => match buf.get(2..4) {
@@ -220,12 +228,18 @@ fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>,
         },
         n => (u64::from(n), 2),
     };
+    if len > max_payload as u64 {
+        return Err(ReadError::TooBig);
+    }
+    if first & 0x70 != 0 {
+        return Err(ReadError::Protocol("reserved bits set (no extension was negotiated)"));
+    }
+    if second & 0x80 == 0 {
+        return Err(ReadError::Protocol("frames from a client must be masked"));
+    }
     let is_control = opcode & 0x08 != 0;
     if is_control && (len > 125 || !fin) {
         return Err(ReadError::Protocol("control frames must be short and whole"));
-    }
-    if len > max_payload as u64 {
-        return Err(ReadError::TooBig);
     }
     let len = len as usize;
     let Some(mask) = buf.get(at..at + 4) else { return Ok(None) };
@@ -234,6 +248,35 @@ fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>,
     let Some(masked) = buf.get(at..at + len) else { return Ok(None) };
     let payload = masked.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
     Ok(Some((Frame { fin, opcode, payload }, at + len)))
+}
+
+/// The code of a close frame's payload (RFC 6455, 5.5.1 and 7.4): none,
+/// or two bytes of code and a UTF-8 reason. A code a peer may not send
+/// (1005, 1006, 1015, the reserved and unassigned ones; the same set as
+/// tungstenite's) is taken as 1002, the peer's protocol error, which is
+/// also what the answer says.
+fn close_code(payload: &[u8]) -> Result<Option<u16>, ReadError> {
+    let Some((code, reason)) = payload.split_first_chunk::<2>() else {
+        return match payload.len() {
+            0 => Ok(None),
+            _ => Err(ReadError::Protocol("a close frame's code is two bytes")),
+        };
+    };
+    std::str::from_utf8(reason).map_err(|_| ReadError::NotUtf8)?;
+    let code = u16::from_be_bytes(*code);
+    let allowed = matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999);
+    Ok(Some(if allowed { code } else { 1002 }))
+}
+
+/// Checks that a text's bytes from `from` on go on as UTF-8 (the last
+/// character may be cut, to be completed by the next fragment); returns
+/// how far they are known to be.
+fn utf8_so_far(text: &[u8], from: usize) -> Result<usize, ReadError> {
+    match std::str::from_utf8(&text[from..]) {
+        Ok(_) => Ok(text.len()),
+        Err(cut) if cut.error_len().is_none() => Ok(from + cut.valid_up_to()),
+        Err(_) => Err(ReadError::NotUtf8),
+    }
 }
 
 /// The longest header of a server frame (no mask).
@@ -307,8 +350,9 @@ pub struct Socket<S> {
     stream: S,
     /// Bytes read but not yet parsed (part of a frame still arriving).
     unread: Vec<u8>,
-    /// The parts so far of a fragmented message, and its opcode.
-    fragments: Option<(u8, Vec<u8>)>,
+    /// The parts so far of a fragmented message, its opcode, and how much
+    /// of a text's bytes is known to be UTF-8.
+    fragments: Option<(u8, Vec<u8>, usize)>,
     /// Frames queued for the next flush.
     outgoing: Vec<u8>,
     max_message: usize,
@@ -400,7 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             }
             OP_PONG => return Ok(Some(Incoming::Pong)),
             OP_CLOSE => {
-                let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                let code = close_code(&payload)?;
                 let echo = code.map(u16::to_be_bytes);
                 write_frame(&mut self.outgoing, OP_CLOSE, echo.as_ref().map_or(&[][..], |c| &c[..]));
                 return Ok(Some(Incoming::Close(code)));
@@ -409,12 +453,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                 return Err(ReadError::Protocol("a new message began inside a fragmented one"));
             }
             OP_TEXT | OP_BINARY if !fin => {
-                self.fragments = Some((opcode, payload));
+                let checked = if opcode == OP_TEXT { utf8_so_far(&payload, 0)? } else { 0 };
+                self.fragments = Some((opcode, payload, checked));
                 return Ok(None);
             }
             OP_TEXT | OP_BINARY => (opcode, payload),
             OP_CONTINUATION => {
-                let Some((first_opcode, mut so_far)) = self.fragments.take() else {
+                let Some((first_opcode, mut so_far, checked)) = self.fragments.take() else {
                     return Err(ReadError::Protocol("a continuation frame without a message to continue"));
                 };
                 if so_far.len() + payload.len() > self.max_message {
@@ -422,7 +467,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                 }
                 so_far.extend_from_slice(&payload);
                 if !fin {
-                    self.fragments = Some((first_opcode, so_far));
+                    // A text that is not UTF-8 is refused at its first bad
+                    // byte, as tungstenite does, not once it is whole.
+                    let checked = if first_opcode == OP_TEXT { utf8_so_far(&so_far, checked)? } else { 0 };
+                    self.fragments = Some((first_opcode, so_far, checked));
                     return Ok(None);
                 }
                 (first_opcode, so_far)
@@ -648,5 +696,418 @@ mod tests {
         let (mut socket, mut client) = pair(10).await;
         client.write_all(&client_frame(true, OP_TEXT, &[0xff, 0xfe])).await.unwrap();
         assert!(matches!(socket.next().await, Some(Err(ReadError::NotUtf8))));
+    }
+
+    // ---- RFC 6455, case by case, and against tungstenite -----------------
+
+    /// What a server makes of the bytes a client sent, message by message
+    /// (pings and pongs left out): the conformance tests compare these.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Text(String),
+        Binary(Vec<u8>),
+        Close(Option<u16>),
+        /// The connection failed with this close code (1002, 1007, 1009).
+        Failed(u16),
+    }
+
+    /// A stream that gives `input` in reads of the sizes `chunks` cycles
+    /// through, then the end; what is written to it is dropped.
+    struct Scripted {
+        input: Vec<u8>,
+        at: usize,
+        chunks: Vec<usize>,
+        reads: usize,
+    }
+
+    impl AsyncRead for Scripted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let size = self.chunks[self.reads % self.chunks.len()].max(1);
+            let end = self.at.saturating_add(size).min(self.input.len()).min(self.at + buf.remaining());
+            buf.put_slice(&self.input[self.at..end]);
+            self.at = end;
+            self.reads += 1;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Scripted {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Our server's reading of `bytes`, delivered in reads of `chunks`.
+    async fn ours(bytes: &[u8], chunks: &[usize], max_message: usize) -> Vec<Seen> {
+        let stream = Scripted { input: bytes.to_vec(), at: 0, chunks: chunks.to_vec(), reads: 0 };
+        let mut socket = Socket::new(stream, max_message);
+        let mut seen = Vec::new();
+        while let Some(incoming) = socket.next().await {
+            match incoming {
+                Ok(Incoming::Text(text)) => seen.push(Seen::Text(text)),
+                Ok(Incoming::Binary(data)) => seen.push(Seen::Binary(data)),
+                Ok(Incoming::Ping | Incoming::Pong) => {}
+                Ok(Incoming::Close(code)) => {
+                    seen.push(Seen::Close(code));
+                    break;
+                }
+                Err(err) => {
+                    seen.push(Seen::Failed(err.close_code().expect("not an I/O error")));
+                    break;
+                }
+            }
+        }
+        seen
+    }
+
+    /// tungstenite's reading of the same bytes, as a server. Its errors
+    /// all count as 1002 but for size (1009) and encoding (1007).
+    fn reference(bytes: &[u8], max_message: usize) -> Vec<Seen> {
+        use tokio_tungstenite::tungstenite::{
+            error::{CapacityError, Error, ProtocolError},
+            protocol::{Role, WebSocketConfig},
+            Message, WebSocket,
+        };
+        struct Stream(std::io::Cursor<Vec<u8>>);
+        impl std::io::Read for Stream {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                std::io::Read::read(&mut self.0, buf)
+            }
+        }
+        impl std::io::Write for Stream {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let config =
+            WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message));
+        let mut ws = WebSocket::from_raw_socket(
+            Stream(std::io::Cursor::new(bytes.to_vec())),
+            Role::Server,
+            Some(config),
+        );
+        let mut seen = Vec::new();
+        loop {
+            match ws.read() {
+                Ok(Message::Text(text)) => seen.push(Seen::Text(text.as_str().to_owned())),
+                Ok(Message::Binary(data)) => seen.push(Seen::Binary(data.to_vec())),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Close(frame)) => {
+                    seen.push(Seen::Close(frame.map(|f| u16::from(f.code))));
+                    break;
+                }
+                // The end of the bytes, in whatever state.
+                Err(
+                    Error::Io(_)
+                    | Error::ConnectionClosed
+                    | Error::AlreadyClosed
+                    | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+                ) => break,
+                Err(Error::Capacity(CapacityError::MessageTooLong { .. })) => {
+                    seen.push(Seen::Failed(1009));
+                    break;
+                }
+                Err(Error::Utf8(_)) => {
+                    seen.push(Seen::Failed(1007));
+                    break;
+                }
+                Err(_) => {
+                    seen.push(Seen::Failed(1002));
+                    break;
+                }
+            }
+        }
+        seen
+    }
+
+    /// A masked frame with any first byte (FIN, RSV, opcode) and payload.
+    fn raw_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = client_frame(first & 0x80 != 0, first & 0x0F, payload);
+        frame[0] = first;
+        frame
+    }
+
+    fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason);
+        payload
+    }
+
+    #[tokio::test]
+    async fn frames_are_read_as_rfc_6455_says() {
+        use Seen::*;
+        let text = |t: &str| Text(t.to_owned());
+        let frame = |fin: bool, op: u8, p: &[u8]| client_frame(fin, op, p);
+        let cases: Vec<(&str, Vec<u8>, Vec<Seen>)> = vec![
+            ("an empty text", frame(true, OP_TEXT, b""), vec![text("")]),
+            ("a binary message", frame(true, OP_BINARY, &[0, 255]), vec![Binary(vec![0, 255])]),
+            (
+                "fragments with a ping between them",
+                [frame(false, OP_TEXT, b"a"), frame(true, OP_PING, b""), frame(true, OP_CONTINUATION, b"b")]
+                    .concat(),
+                vec![text("ab")],
+            ),
+            (
+                "a character cut between fragments",
+                [
+                    frame(false, OP_TEXT, &"é".as_bytes()[..1]),
+                    frame(true, OP_CONTINUATION, &"é".as_bytes()[1..]),
+                ]
+                .concat(),
+                vec![text("é")],
+            ),
+            ("5.1: an unmasked frame", vec![0x81, 0x01, b'a'], vec![Failed(1002)]),
+            ("5.2: RSV1 without an extension", raw_frame(0xC1, b"a"), vec![Failed(1002)]),
+            ("5.2: RSV3", raw_frame(0x91, b"a"), vec![Failed(1002)]),
+            ("5.2: reserved data opcode 3", raw_frame(0x83, b"a"), vec![Failed(1002)]),
+            ("5.2: reserved control opcode 0xB", raw_frame(0x8B, b""), vec![Failed(1002)]),
+            (
+                "5.4: a continuation with nothing to continue",
+                frame(true, OP_CONTINUATION, b"a"),
+                vec![Failed(1002)],
+            ),
+            (
+                "5.4: a new message inside a fragmented one",
+                [frame(false, OP_TEXT, b"a"), frame(true, OP_TEXT, b"b")].concat(),
+                vec![Failed(1002)],
+            ),
+            ("5.5: a ping of 126 bytes", frame(true, OP_PING, &[0; 126]), vec![Failed(1002)]),
+            ("5.5: a fragmented ping", frame(false, OP_PING, b""), vec![Failed(1002)]),
+            ("5.5.1: a close without a code", frame(true, OP_CLOSE, b""), vec![Close(None)]),
+            (
+                "5.5.1: a close with a code and reason",
+                frame(true, OP_CLOSE, &close_payload(1000, b"bye")),
+                vec![Close(Some(1000))],
+            ),
+            ("5.5.1: a close of one byte", frame(true, OP_CLOSE, &[0x03]), vec![Failed(1002)]),
+            (
+                "5.5.1: a close reason that is not UTF-8",
+                frame(true, OP_CLOSE, &close_payload(1000, &[0xff])),
+                vec![Failed(1007)],
+            ),
+            (
+                "7.4.1: 1005 may not be sent",
+                frame(true, OP_CLOSE, &close_payload(1005, b"")),
+                vec![Close(Some(1002))],
+            ),
+            ("7.4.1: nor 1006", frame(true, OP_CLOSE, &close_payload(1006, b"")), vec![Close(Some(1002))]),
+            ("7.4.1: nor 1015", frame(true, OP_CLOSE, &close_payload(1015, b"")), vec![Close(Some(1002))]),
+            (
+                "7.4.2: 999 is not a code",
+                frame(true, OP_CLOSE, &close_payload(999, b"")),
+                vec![Close(Some(1002))],
+            ),
+            (
+                "7.4.2: 2999 is reserved",
+                frame(true, OP_CLOSE, &close_payload(2999, b"")),
+                vec![Close(Some(1002))],
+            ),
+            (
+                "7.4.2: 3000 is for libraries",
+                frame(true, OP_CLOSE, &close_payload(3000, b"")),
+                vec![Close(Some(3000))],
+            ),
+            (
+                "7.4.2: 4999 is private",
+                frame(true, OP_CLOSE, &close_payload(4999, b"")),
+                vec![Close(Some(4999))],
+            ),
+            (
+                "7.4.2: 5000 is not a code",
+                frame(true, OP_CLOSE, &close_payload(5000, b"")),
+                vec![Close(Some(1002))],
+            ),
+            ("8.1: a text that is not UTF-8", frame(true, OP_TEXT, &[0xc3, 0x28]), vec![Failed(1007)]),
+            ("a message over the limit", frame(true, OP_BINARY, &[0; 300]), vec![Failed(1009)]),
+            (
+                "fragments over the limit together",
+                [frame(false, OP_BINARY, &[0; 200]), frame(true, OP_CONTINUATION, &[0; 200])].concat(),
+                vec![Failed(1009)],
+            ),
+            (
+                "what follows a close is not read",
+                [frame(true, OP_CLOSE, b""), frame(true, OP_TEXT, b"late")].concat(),
+                vec![Close(None)],
+            ),
+        ];
+        for (case, bytes, expected) in cases {
+            for chunks in [&[usize::MAX][..], &[1], &[3, 1, 7]] {
+                assert_eq!(ours(&bytes, chunks, 256).await, expected, "{case}, read in {chunks:?}");
+            }
+            assert_eq!(reference(&bytes, 256), expected, "tungstenite on: {case}");
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*), so that a failing
+    /// case can be found again from its seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// A frame as clients send them, mostly well formed, now and then not.
+    fn random_frame(rng: &mut Rng) -> Vec<u8> {
+        let opcode = match rng.below(20) {
+            0..=6 => OP_TEXT,
+            7..=9 => OP_BINARY,
+            10..=12 => OP_CONTINUATION,
+            13..=14 => OP_PING,
+            15 => OP_PONG,
+            16 => OP_CLOSE,
+            _ => rng.below(16) as u8,
+        };
+        let is_control = opcode & 0x08 != 0;
+        let len = match rng.below(10) {
+            0 => 0,
+            1 => 125 + rng.below(3) as usize,
+            2 => 200 + rng.below(400) as usize,
+            _ => rng.below(40) as usize,
+        };
+        let mut payload = match opcode {
+            OP_TEXT | OP_CONTINUATION if !rng.chance(10) => {
+                let text: String =
+                    (0..len).map(|_| ['a', 'é', '€', '𝄞', ' '][rng.below(5) as usize]).collect();
+                text.into_bytes()
+            }
+            OP_CLOSE if len >= 2 && !rng.chance(20) => {
+                let codes = [
+                    1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1011, 1014, 1015, 2000, 3000, 4000, 4999,
+                    5000,
+                ];
+                close_payload(codes[rng.below(codes.len() as u64) as usize], "fin".as_bytes())
+            }
+            _ => rng.bytes(len),
+        };
+        if is_control && !rng.chance(5) {
+            payload.truncate(125);
+        }
+        let fin = if is_control { !rng.chance(5) } else { !rng.chance(30) };
+        let mut first = if fin { 0x80 } else { 0 } | opcode;
+        if rng.chance(3) {
+            first |= 0x10 << rng.below(3);
+        }
+        let mut frame = raw_frame(first, &payload);
+        if rng.chance(3) {
+            frame[1] &= 0x7F; // unmasked
+        }
+        frame
+    }
+
+    /// Our server and tungstenite read the same random client frames the
+    /// same way: the same messages, the same close, the same failure.
+    #[tokio::test]
+    async fn random_frames_are_read_as_tungstenite_reads_them() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut failures = 0;
+        for case in 0..4000 {
+            let frames = 1 + rng.below(6) as usize;
+            let bytes: Vec<u8> = (0..frames).flat_map(|_| random_frame(&mut rng)).collect();
+            let chunks = [1 + rng.below(64) as usize, 1 + rng.below(8) as usize];
+            let expected = reference(&bytes, 512);
+            assert_eq!(ours(&bytes, &chunks, 512).await, expected, "case {case}: {bytes:02x?}");
+            failures += usize::from(matches!(expected.last(), Some(Seen::Failed(_))));
+        }
+        assert!(
+            (400..3600).contains(&failures),
+            "both well-formed and broken streams were tried: {failures}"
+        );
+    }
+
+    /// Whatever the bytes, reading them ends in messages, a close, an
+    /// error or the end: never a panic, never more memory than the limit.
+    #[tokio::test]
+    async fn random_bytes_never_panic() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        for _ in 0..3000 {
+            let mut bytes = match rng.below(2) {
+                0 => {
+                    let len = rng.below(64) as usize;
+                    rng.bytes(len)
+                }
+                _ => (0..3).flat_map(|_| random_frame(&mut rng)).collect(),
+            };
+            // Flip a few bits of what may have been well formed.
+            for _ in 0..rng.below(4) {
+                if !bytes.is_empty() {
+                    let at = rng.below(bytes.len() as u64) as usize;
+                    bytes[at] ^= 1 << rng.below(8);
+                }
+            }
+            ours(&bytes, &[1 + rng.below(16) as usize], 256).await;
+        }
+    }
+
+    /// What our server writes, tungstenite reads as a client: every
+    /// message whole and in order, then the close with its code and reason.
+    #[tokio::test]
+    async fn tungstenite_reads_what_the_server_writes() {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::{protocol::Role, Message};
+        let (server, client) = tokio::io::duplex(1 << 16);
+        let mut socket = Socket::new(server, 1 << 20);
+        let mut rng = Rng(42);
+        let sent: Vec<String> = (0..300)
+            .map(|i| {
+                let len = [0, 1, 125, 126, 65_535, 65_536, 70_000][i % 7].min(1 + rng.below(70_000) as usize);
+                (0..len).map(|_| ['x', 'ø', '字'][rng.below(3) as usize]).collect()
+            })
+            .collect();
+        let writer = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                for batch in sent.chunks(7) {
+                    for text in batch {
+                        socket.queue_text(text);
+                    }
+                    socket.flush().await.unwrap();
+                }
+                socket.queue_close(4000, "the room closed ✓");
+                socket.flush().await.unwrap();
+                socket
+            })
+        };
+        let mut client =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        for (i, text) in sent.iter().enumerate() {
+            match client.next().await.unwrap().unwrap() {
+                Message::Text(got) => assert_eq!(got.as_str(), text, "message {i}"),
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+        match client.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => {
+                assert_eq!((u16::from(frame.code), frame.reason.as_str()), (4000, "the room closed ✓"));
+            }
+            other => panic!("expected the close, got {other:?}"),
+        }
+        drop(writer.await.unwrap());
     }
 }
