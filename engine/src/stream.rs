@@ -38,10 +38,11 @@
 //! - on shutdown each connection finishes what it is doing (its sends in
 //!   flight are committed and acknowledged), then closes with "going away".
 use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -58,11 +59,11 @@ use super::mailbox::Lagged;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::websocket::{Incoming, ReadError, ReadGate, Upgrade};
+use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 use crate::Engine;
 
 /// A page's upgraded connection.
 type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
-use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
 
 /// Largest frame a page may send (a message of 2000 characters of 4 bytes
 /// each fits comfortably).
@@ -77,10 +78,9 @@ const REPLAY_BATCH: u64 = 500;
 /// A page's `Typing` frames closer together than this are ignored (pages
 /// send one every two seconds while typing).
 const TYPING_AT_MOST_EVERY: Duration = Duration::from_secs(1);
-/// One write in this many (that carries a message) has its fan-out time
-/// recorded: the histogram's shape is the same, and recording it is a
-/// shared atomic list per write, a cost on every write for nothing
-/// (`bench/README.md`).
+/// One write in this many (of those that carry a message) has its fan-out
+/// time recorded: the histogram keeps its shape, and recording it takes a
+/// shared atomic list, a cost not worth paying on every write.
 const FANOUT_SAMPLE_EVERY: u32 = 16;
 
 /// Tunables of the stream (from the server's configuration).
@@ -133,6 +133,8 @@ pub mod close_code {
     pub const UNAUTHORIZED: u16 = 4401;
     /// A frame over the size limit (the standard "message too big").
     pub const TOO_BIG: u16 = 1009;
+    /// The server failed (the standard "internal error").
+    pub const INTERNAL: u16 = 1011;
 }
 
 pub async fn stream_handler(
@@ -193,17 +195,18 @@ struct Outbox {
     write_timeout: Duration,
 }
 
-/// Runs one write under a deadline. A stalled write is counted and ends
-/// the connection like a failed one.
-async fn within<E>(deadline: Duration, write: impl Future<Output = Result<(), E>>) -> Result<(), End> {
-    match tokio::time::timeout(deadline, write).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::SocketError),
-        Err(_) => {
-            metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
-            Err(End::SocketError)
-        }
+/// Runs a write (or a batch of them) under a deadline, armed only if it has
+/// to wait: most finish in their first poll (the socket takes the bytes).
+/// A stalled write is counted and ends the connection like a failed one.
+async fn within<T>(deadline: Duration, write: impl Future<Output = Result<T, End>>) -> Result<T, End> {
+    let mut write = std::pin::pin!(write);
+    if let Poll::Ready(done) = futures::poll!(write.as_mut()) {
+        return done;
     }
+    tokio::time::timeout(deadline, write).await.unwrap_or_else(|_| {
+        metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
+        Err(End::SocketError)
+    })
 }
 
 impl Outbox {
@@ -213,7 +216,7 @@ impl Outbox {
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        within(self.write_timeout, self.ws.flush()).await
+        within(self.write_timeout, async { self.ws.flush().await.map_err(|_| End::SocketError) }).await
     }
 
     /// Sends one frame now.
@@ -229,35 +232,54 @@ impl Outbox {
         End::Closed(reason)
     }
 
-    async fn refuse(&mut self, code: ErrorCode, message: String, close_code: u16, why: &'static str) -> End {
-        let _ = self.frame(&ServerFrame::Error { code, message, client_msg_id: None }).await;
-        self.close(close_code, why).await
+    /// Tells the page what is wrong, then closes.
+    async fn refuse(
+        &mut self,
+        code: ErrorCode,
+        message: impl Into<String>,
+        close: u16,
+        why: &'static str,
+    ) -> End {
+        let _ = self.frame(&error(code, message)).await;
+        self.close(close, why).await
+    }
+
+    /// Sends the stored messages with `after < seq < until` (oldest first)
+    /// and returns the last seq sent.
+    async fn replay(&mut self, rooms: &Rooms, room_id: i64, after: i64, until: i64) -> Result<i64, End> {
+        let mut last = after;
+        loop {
+            let batch = match rooms.messages_after(room_id, last, REPLAY_BATCH).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::error!(%err, "replay failed");
+                    return Err(self.close(close_code::INTERNAL, "store unavailable").await);
+                }
+            };
+            let full = batch.len() as u64 == REPLAY_BATCH;
+            for message in batch.into_iter().take_while(|m| m.seq < until) {
+                last = message.seq;
+                self.queue(&ServerFrame::Message(message));
+            }
+            self.flush().await?;
+            if !full || last + 1 >= until {
+                return Ok(last);
+            }
+        }
+    }
+
+    /// Closes the connection with "resync": the page reconnects at once
+    /// from its last seq and gets the room's members afresh.
+    async fn resync(&mut self) -> End {
+        metrics::counter!(m::RESYNCS).increment(1);
+        let msg = "This page fell behind and is catching up.";
+        self.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await
     }
 }
 
-/// Counts a connection in the open-connections gauge while it lives.
-struct OpenConnection;
-
-impl OpenConnection {
-    fn new() -> Self {
-        metrics::gauge!(m::CONNECTIONS).increment(1.0);
-        OpenConnection
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        metrics::gauge!(m::CONNECTIONS).decrement(1.0);
-    }
-}
-
-/// A connection admitted to its room.
-struct Admitted {
-    room: OpenRoom,
-    subscription: Subscription,
-    /// Counts the user online in the room while the connection lives.
-    present: PresenceGuard,
-    last_sent: i64,
+/// An error frame about the connection (not about one of its sends).
+fn error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
+    ServerFrame::Error { code, message: message.into(), client_msg_id: None }
 }
 
 async fn connection(socket: Socket, context: Box<Context>) {
@@ -288,6 +310,15 @@ async fn connection(socket: Socket, context: Box<Context>) {
     }
 }
 
+/// A connection admitted to its room.
+struct Admitted {
+    room: OpenRoom,
+    subscription: Subscription,
+    /// Counts the user online in the room while the connection lives.
+    present: PresenceGuard,
+    last_sent: i64,
+}
+
 /// Reads the `Hello`, admits the connection and replays what the page
 /// missed.
 async fn admit(
@@ -296,47 +327,34 @@ async fn admit(
     access: &Access,
     settings: &StreamSettings,
 ) -> Result<Box<Admitted>, End> {
-    let bad_hello = "The connection must start with a hello frame.";
-    let first = match tokio::time::timeout(settings.idle_timeout, out.ws.next()).await {
-        Ok(Some(Ok(Incoming::Text(text)))) => text,
+    let (hello, why) = match tokio::time::timeout(settings.idle_timeout, out.ws.next()).await {
         Ok(None | Some(Err(_)) | Some(Ok(Incoming::Close(_)))) => return Err(End::PeerClosed),
-        Err(_) | Ok(Some(Ok(_))) => {
-            let msg = bad_hello.to_owned();
-            return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "no hello").await);
-        }
+        Ok(Some(Ok(Incoming::Text(text)))) => (serde_json::from_str(&text).ok(), "bad hello"),
+        Err(_) | Ok(Some(Ok(_))) => (None, "no hello"),
     };
-    let Ok(ClientFrame::Hello { channel_id, user_id, after_seq, token }) =
-        serde_json::from_str(first.as_str())
-    else {
-        let msg = bad_hello.to_owned();
-        return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, "bad hello").await);
+    let Some(ClientFrame::Hello { channel_id, user_id, after_seq, token }) = hello else {
+        let msg = "The connection must start with a hello frame.";
+        return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, why).await);
     };
-    let actor = match access.resolve(&channel_id, &user_id, token.as_deref()) {
-        Ok(actor) => actor,
+    let opened = match access.resolve(&channel_id, &user_id, token.as_deref()) {
+        Ok(actor) => rooms.open(&actor.channel_id, &actor.user_id).await,
+        Err(err) => Err(RoomError::Identity(err)),
+    };
+    let (mut room, subscription) = match opened {
+        Ok(opened) => opened,
         Err(err) => {
-            let msg = err.to_string();
-            return Err(out
-                .refuse(ErrorCode::Unauthorized, msg, close_code::UNAUTHORIZED, "bad token")
-                .await);
-        }
-    };
-    let (mut room, subscription) = match rooms.open(&actor.channel_id, &actor.user_id).await {
-        Ok(admitted) => admitted,
-        Err(err) => {
-            let (code, close_code) = match err {
+            let (code, close, why) = match err {
+                RoomError::Identity(_) => (ErrorCode::Unauthorized, close_code::UNAUTHORIZED, "bad token"),
                 RoomError::NotMember | RoomError::NoSuchRoom => {
-                    (ErrorCode::NotMember, close_code::NOT_MEMBER)
+                    (ErrorCode::NotMember, close_code::NOT_MEMBER, "refused")
                 }
-                RoomError::Identity(_) => (ErrorCode::Unauthorized, close_code::UNAUTHORIZED),
-                RoomError::Invalid(_) | RoomError::BadMessageId | RoomError::TooFast => {
-                    (ErrorCode::InvalidInput, close_code::BAD_HELLO)
-                }
-                RoomError::Store(_) | RoomError::Bus(_) => {
+                _ if err.is_client_error() => (ErrorCode::InvalidInput, close_code::BAD_HELLO, "refused"),
+                _ => {
                     tracing::error!(%err, "admitting a stream failed");
-                    (ErrorCode::Internal, 1011)
+                    (ErrorCode::Internal, close_code::INTERNAL, "refused")
                 }
             };
-            return Err(out.refuse(code, err.public_message(), close_code, "refused").await);
+            return Err(out.refuse(code, err.public_message(), close, why).await);
         }
     };
     // Listening already: presence changes after this snapshot reach the
@@ -353,7 +371,7 @@ async fn admit(
         online: subscription.online(),
     };
     out.frame(&welcome).await?;
-    let last_sent = replay(out, rooms, &room, resume_after, i64::MAX).await?;
+    let last_sent = out.replay(rooms, room.room_id, resume_after, i64::MAX).await?;
     Ok(Box::new(Admitted { room, subscription, present, last_sent }))
 }
 
@@ -366,36 +384,6 @@ pub fn resume_point(after_seq: i64, last_seq: i64, limit: u64) -> i64 {
     after.max(last_seq.saturating_sub(limit))
 }
 
-/// Sends the stored messages with `after < seq < until` (oldest first) and
-/// returns the last seq sent.
-async fn replay(
-    out: &mut Outbox,
-    rooms: &Rooms,
-    room: &OpenRoom,
-    after: i64,
-    until: i64,
-) -> Result<i64, End> {
-    let mut last = after;
-    loop {
-        let batch = match rooms.messages_after(room.room_id, last, REPLAY_BATCH).await {
-            Ok(batch) => batch,
-            Err(err) => {
-                tracing::error!(%err, "replay failed");
-                return Err(out.close(1011, "store unavailable").await);
-            }
-        };
-        let full = batch.len() as u64 == REPLAY_BATCH;
-        for message in batch.into_iter().take_while(|m| m.seq < until) {
-            last = message.seq;
-            out.queue(&ServerFrame::Message(message));
-        }
-        out.flush().await?;
-        if !full || last + 1 >= until {
-            return Ok(last);
-        }
-    }
-}
-
 async fn serve(
     out: &mut Outbox,
     rooms: &Rooms,
@@ -403,144 +391,236 @@ async fn serve(
     admitted: Box<Admitted>,
     stopping: tokio_util::sync::CancellationToken,
 ) -> End {
-    let Admitted { room, mut subscription, present: _present, mut last_sent } = *admitted;
-    let mut last_typing: Option<Instant> = None;
-    let _open = OpenConnection::new();
-    let mut deliveries = Deliveries::new();
+    let Admitted { room, subscription, present: _present, last_sent } = *admitted;
+    let mut conn = Serving {
+        out,
+        rooms,
+        room,
+        subscription,
+        last_sent,
+        last_typing: None,
+        in_flight: FuturesOrdered::new(),
+        metrics: ConnectionMetrics::new(),
+    };
     let mut last_heard = Instant::now();
-    let mut in_flight: FuturesOrdered<PendingReply> = FuturesOrdered::new();
     // Room events wake the task far more often than the page speaks.
-    let gate = ReadGate::new();
+    let gate = ReadGate::default();
     // The idle check and the shutdown come as chores through the room
     // (see `hub`); one that went out before this connection subscribed
     // has cancelled `stopping` first.
     if stopping.is_cancelled() {
-        return out.close(close_code::GOING_AWAY, "server shutting down").await;
+        return conn.out.close(close_code::GOING_AWAY, "server shutting down").await;
     }
     loop {
-        let woke = tokio::select! {
-            incoming = out.ws.next_through(&gate), if in_flight.len() < MAX_IN_FLIGHT => Woke::Page(incoming),
-            event = subscription.recv() => Woke::Room(event),
-            Some(reply) = in_flight.next(), if !in_flight.is_empty() => Woke::Reply(reply),
-        };
-        let first = match woke {
-            Woke::Page(incoming) => {
+        let first = tokio::select! {
+            incoming = conn.out.ws.next_through(&gate), if conn.in_flight.len() < MAX_IN_FLIGHT => {
                 last_heard = Instant::now();
-                if let Err(end) =
-                    handle_incoming(out, rooms, &room, incoming, &mut last_typing, &mut in_flight).await
-                {
+                if let Err(end) = conn.handle_incoming(incoming).await {
                     return end;
                 }
                 continue;
             }
-            Woke::Room(event) => Some(event),
-            Woke::Reply(reply) => {
-                out.queue(&reply);
+            event = conn.subscription.recv() => Some(event),
+            Some(reply) = conn.in_flight.next(), if !conn.in_flight.is_empty() => {
+                conn.out.queue(&reply);
                 None
             }
         };
-        let batch = Box::pin(write_ready(
-            out,
-            rooms,
-            &room,
-            &mut subscription,
-            &mut last_sent,
-            &mut in_flight,
-            first,
-        ));
-        match within_batch(settings, &mut deliveries, batch).await {
+        // Boxed: its future (which may read from the store) must not be
+        // sized into the connection's.
+        match within(settings.write_timeout, Box::pin(conn.write_ready(first))).await {
             Ok(Some(Chore::CheckIdle)) if last_heard.elapsed() > settings.idle_timeout => {
-                return out.close(close_code::IDLE, "no heartbeat").await;
+                return conn.out.close(close_code::IDLE, "no heartbeat").await;
             }
             Ok(None | Some(Chore::CheckIdle)) => {}
             Ok(Some(Chore::Stop)) => {
                 // What the page sent is stored and acknowledged first.
-                while let Some(reply) = in_flight.next().await {
-                    out.queue(&reply);
+                while let Some(reply) = conn.in_flight.next().await {
+                    conn.out.queue(&reply);
                 }
-                return out.close(close_code::GOING_AWAY, "server shutting down").await;
+                return conn.out.close(close_code::GOING_AWAY, "server shutting down").await;
             }
             Err(end) => return end,
         }
     }
 }
 
-/// What woke a connection.
-enum Woke {
-    Page(Option<Result<Incoming, ReadError>>),
-    Room(Result<std::sync::Arc<RoomEvent>, Lagged>),
-    Reply(ServerFrame),
+/// A connection admitted to its room, while it serves its page.
+struct Serving<'a> {
+    out: &'a mut Outbox,
+    rooms: &'a Rooms,
+    room: OpenRoom,
+    subscription: Subscription,
+    /// The last message's seq the page has (or has queued).
+    last_sent: i64,
+    last_typing: Option<Instant>,
+    /// The answers to the page's sends, in the order sent.
+    in_flight: FuturesOrdered<PendingReply>,
+    metrics: ConnectionMetrics,
 }
 
-/// Handles what the page sent (a frame, or the end of its socket).
-async fn handle_incoming(
-    out: &mut Outbox,
-    rooms: &Rooms,
-    room: &OpenRoom,
-    incoming: Option<Result<Incoming, ReadError>>,
-    last_typing: &mut Option<Instant>,
-    in_flight: &mut FuturesOrdered<PendingReply>,
-) -> Result<(), End> {
-    match incoming {
-        Some(Ok(Incoming::Text(text))) => {
-            Box::pin(handle_client_frame(out, rooms, room, text.as_str(), last_typing, in_flight)).await
+impl Serving<'_> {
+    /// Handles what the page sent (a frame, or the end of its socket).
+    async fn handle_incoming(&mut self, incoming: Option<Result<Incoming, ReadError>>) -> Result<(), End> {
+        match incoming {
+            Some(Ok(Incoming::Text(text))) => Box::pin(self.handle_client_frame(&text)).await,
+            Some(Ok(Incoming::Binary(_))) => {
+                self.out.frame(&error(ErrorCode::BadFrame, "Frames must be JSON text.")).await
+            }
+            // The pong is queued.
+            Some(Ok(Incoming::Ping)) => self.out.flush().await,
+            Some(Ok(Incoming::Pong)) => Ok(()),
+            Some(Ok(Incoming::Close(_))) => {
+                // Answer the close (queued) and end.
+                let _ = self.out.flush().await;
+                Err(End::PeerClosed)
+            }
+            None => Err(End::PeerClosed),
+            Some(Err(ReadError::TooBig)) => Err(self.out.close(close_code::TOO_BIG, "frame too big").await),
+            Some(Err(err)) => match err.close_code() {
+                Some(code) => Err(self.out.close(code, "protocol error").await),
+                None => Err(End::SocketError),
+            },
         }
-        Some(Ok(Incoming::Binary(_))) => {
-            let frame = ServerFrame::Error {
-                code: ErrorCode::BadFrame,
-                message: "Frames must be JSON text.".to_owned(),
-                client_msg_id: None,
+    }
+
+    /// Handles one frame from the page. Sends are handed to the writer and
+    /// their answers queued in `in_flight` (so a page may pipeline them);
+    /// everything else is answered at once.
+    async fn handle_client_frame(&mut self, text: &str) -> Result<(), End> {
+        let reply = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Typing) => {
+                // Unanswered: an ignored one costs nothing, the page sends
+                // another while the person keeps typing.
+                if self.last_typing.is_none_or(|at| at.elapsed() >= TYPING_AT_MOST_EVERY) {
+                    self.last_typing = Some(Instant::now());
+                    self.rooms.typing(&self.room).await;
+                }
+                return Ok(());
+            }
+            Ok(ClientFrame::Send { client_msg_id, body }) => {
+                let accepted = self.rooms.accept(&self.room, &client_msg_id, &body).await;
+                // A refused send's answer, too, waits behind earlier sends'
+                // answers: the page hears about its sends in the order it
+                // made them.
+                self.in_flight.push_back(Box::pin(async move {
+                    match async { accepted?.stored().await }.await {
+                        Ok(stored) => ServerFrame::Ack { client_msg_id, seq: stored.seq },
+                        Err(err) => send_refused(err, client_msg_id),
+                    }
+                }));
+                return Ok(());
+            }
+            Ok(ClientFrame::Ping) => ServerFrame::Pong,
+            Ok(ClientFrame::Hello { .. }) => {
+                error(ErrorCode::BadFrame, "This connection already said hello.")
+            }
+            Err(_) => error(ErrorCode::BadFrame, "That frame could not be understood."),
+        };
+        self.out.frame(&reply).await
+    }
+
+    /// Writes everything ready for the page at once, with whatever was
+    /// queued before: the room's events (`first`, then what else the room
+    /// has queued, up to `MAX_BATCH`) and the answers to the page's sends
+    /// that are ready. One write for a burst, not one per frame; a sender's
+    /// ack and its own copy of the message usually share it. A chore of the
+    /// node's ends the batch (after the write) and is handed back.
+    async fn write_ready(
+        &mut self,
+        first: Option<Result<Arc<RoomEvent>, Lagged>>,
+    ) -> Result<Option<Chore>, End> {
+        let mut chore = None;
+        // Messages written, and when the first was published (the fan-out
+        // latency is sampled once per batch, not per message).
+        let mut messages = 0;
+        let mut first_published = None;
+        let mut next = first.or_else(|| self.subscription.try_recv());
+        let mut count = 0;
+        while let Some(event) = next.take() {
+            let event = match event {
+                Ok(event) => event,
+                Err(Lagged(missed)) => {
+                    tracing::info!(missed, channel_id = %self.room.channel_id, "slow reader told to resync");
+                    return Err(self.out.resync().await);
+                }
             };
-            out.frame(&frame).await
+            if event.chore.is_some() {
+                // What is queued goes out; the connection does the chore.
+                chore = event.chore;
+                break;
+            }
+            self.forward(&event).await?;
+            if event.frame.seq().is_some() {
+                messages += 1;
+                first_published.get_or_insert(event.published_at);
+            }
+            count += 1;
+            if count < MAX_BATCH {
+                next = self.subscription.try_recv();
+            }
         }
-        // The pong is queued.
-        Some(Ok(Incoming::Ping)) => out.flush().await,
-        Some(Ok(Incoming::Pong)) => Ok(()),
-        Some(Ok(Incoming::Close(_))) => {
-            // Answer the close (queued) and end.
-            let _ = out.flush().await;
-            Err(End::PeerClosed)
+        // Polled without waiting: the select loop polls `in_flight` again
+        // (with the task's waker) before the task sleeps. Most pages send
+        // nothing: their batches skip this.
+        while !self.in_flight.is_empty() {
+            let Some(Some(reply)) = self.in_flight.next().now_or_never() else { break };
+            self.out.queue(&reply);
         }
-        None => Err(End::PeerClosed),
-        Some(Err(ReadError::TooBig)) => Err(out.close(close_code::TOO_BIG, "frame too big").await),
-        Some(Err(err)) => match err.close_code() {
-            Some(code) => Err(out.close(code, "protocol error").await),
-            None => Err(End::SocketError),
-        },
+        self.out.ws.flush().await.map_err(|_| End::SocketError)?;
+        self.metrics.delivered(messages, first_published);
+        Ok(chore)
+    }
+
+    /// Queues one room event for the page (the caller flushes): skips what
+    /// the page already has, fills a gap from the store first, and ends the
+    /// connection when the bus lost events or the page's user left.
+    async fn forward(&mut self, event: &RoomEvent) -> Result<(), End> {
+        let route = route(&self.room.user_id, self.last_sent, event);
+        match route {
+            Route::Skip => return Ok(()),
+            Route::Resync => {
+                tracing::info!(channel_id = %self.room.channel_id, "bus lost events: page told to resync");
+                return Err(self.out.resync().await);
+            }
+            // An event went missing upstream: the store has it.
+            Route::CatchUp(seq) => {
+                self.out.replay(self.rooms, self.room.room_id, self.last_sent, seq).await?;
+            }
+            Route::Send | Route::Left => {}
+        }
+        self.last_sent = event.frame.seq().unwrap_or(self.last_sent);
+        self.out.ws.queue_text(&event.text);
+        if route == Route::Left {
+            return Err(self.out.close(close_code::NOT_MEMBER, "left the room").await);
+        }
+        Ok(())
     }
 }
 
-/// What one batch of room events wrote to a page.
-struct Written {
-    /// Messages among them (the delivery counter).
-    messages: u64,
-    /// When the first message was published (the fan-out latency is
-    /// sampled once per batch, not per message).
-    first_published: Option<std::time::Instant>,
-    /// The node's housekeeping, which ended the batch.
-    chore: Option<Chore>,
-}
-
-/// What a connection's writes add to the node's metrics.
-struct Deliveries {
+/// A connection's part in the node's metrics: it counts among the open
+/// connections while it lives, and its writes count what they delivered.
+struct ConnectionMetrics {
     delivered: metrics::Counter,
     fanout: metrics::Histogram,
     /// Writes with a message so far, for sampling the fan-out time.
     writes: u32,
 }
 
-impl Deliveries {
+impl ConnectionMetrics {
     fn new() -> Self {
-        Deliveries {
+        metrics::gauge!(m::CONNECTIONS).increment(1.0);
+        ConnectionMetrics {
             delivered: metrics::counter!(m::MESSAGES_DELIVERED),
             fanout: metrics::histogram!(m::FANOUT_SECONDS),
             writes: 0,
         }
     }
 
-    fn count(&mut self, written: &Written) {
-        let Some(published_at) = written.first_published else { return };
-        self.delivered.increment(written.messages);
+    /// One write's `messages`, the first of them published at `published_at`.
+    fn delivered(&mut self, messages: u64, first_published: Option<std::time::Instant>) {
+        let Some(published_at) = first_published else { return };
+        self.delivered.increment(messages);
         if fanout_sampled(self.writes) {
             self.fanout.record(published_at.elapsed());
         }
@@ -548,126 +628,16 @@ impl Deliveries {
     }
 }
 
+impl Drop for ConnectionMetrics {
+    fn drop(&mut self) {
+        metrics::gauge!(m::CONNECTIONS).decrement(1.0);
+    }
+}
+
 /// Whether the write numbered `write` (from 0) has its fan-out time
 /// recorded: the first, then one in [`FANOUT_SAMPLE_EVERY`].
 fn fanout_sampled(write: u32) -> bool {
     write.is_multiple_of(FANOUT_SAMPLE_EVERY)
-}
-
-/// Runs one batch (see [`write_ready`]) under one write deadline, and
-/// counts what it delivered. The batch comes boxed: its future (which may
-/// read from the store) must not be sized into the connection's.
-async fn within_batch(
-    settings: &StreamSettings,
-    deliveries: &mut Deliveries,
-    mut batch: Pin<Box<impl Future<Output = Result<Written, End>>>>,
-) -> Result<Option<Chore>, End> {
-    // Most batches finish in their first poll (the socket takes the
-    // bytes); the write deadline is armed only for one that has to wait.
-    let done = match futures::poll!(batch.as_mut()) {
-        std::task::Poll::Ready(done) => Ok(done),
-        std::task::Poll::Pending => tokio::time::timeout(settings.write_timeout, batch).await,
-    };
-    match done {
-        Ok(Ok(written)) => {
-            deliveries.count(&written);
-            Ok(written.chore)
-        }
-        Ok(Err(end)) => Err(end),
-        Err(_) => {
-            metrics::counter!(m::WRITE_TIMEOUTS).increment(1);
-            Err(End::SocketError)
-        }
-    }
-}
-
-/// Writes everything ready for the page at once, with whatever was
-/// queued before: the room's events (`first`, then what else the room
-/// has queued, up to `MAX_BATCH`) and the answers to the page's sends
-/// that are ready. One write for a burst, not one per frame; a sender's
-/// ack and its own copy of the message usually share it. A chore of the
-/// node's ends the batch (after the write) and is handed back.
-async fn write_ready(
-    out: &mut Outbox,
-    rooms: &Rooms,
-    room: &OpenRoom,
-    subscription: &mut Subscription,
-    last_sent: &mut i64,
-    in_flight: &mut FuturesOrdered<PendingReply>,
-    first: Option<Result<std::sync::Arc<RoomEvent>, Lagged>>,
-) -> Result<Written, End> {
-    let mut written = Written { messages: 0, first_published: None, chore: None };
-    let mut next = first.or_else(|| subscription.try_recv());
-    let mut count = 0;
-    while let Some(event) = next.take() {
-        let event = match event {
-            Ok(event) => event,
-            Err(Lagged(missed)) => {
-                tracing::info!(missed, channel_id = %room.channel_id, "slow reader told to resync");
-                return Err(resync(out).await);
-            }
-        };
-        if let Some(chore) = event.chore {
-            // What is queued goes out; the connection does the chore.
-            written.chore = Some(chore);
-            break;
-        }
-        forward(out, rooms, room, last_sent, &event).await?;
-        if event.frame.seq().is_some() {
-            written.messages += 1;
-            written.first_published.get_or_insert(event.published_at);
-        }
-        count += 1;
-        if count < MAX_BATCH {
-            next = subscription.try_recv();
-        }
-    }
-    // Polled without waiting: the select loop polls `in_flight` again
-    // (with the task's waker) before the task sleeps. Most pages send
-    // nothing: their batches skip this.
-    while !in_flight.is_empty() {
-        let Some(Some(reply)) = in_flight.next().now_or_never() else { break };
-        out.queue(&reply);
-    }
-    out.ws.flush().await.map_err(|_| End::SocketError)?;
-    Ok(written)
-}
-
-/// Queues one room event for the page (the caller flushes): skips what the
-/// page already has, fills a gap from the store first, and ends the
-/// connection when the bus lost events or the page's user left.
-async fn forward(
-    out: &mut Outbox,
-    rooms: &Rooms,
-    room: &OpenRoom,
-    last_sent: &mut i64,
-    event: &RoomEvent,
-) -> Result<(), End> {
-    match route(&room.user_id, *last_sent, event) {
-        Route::Skip => Ok(()),
-        Route::Send => {
-            if let Some(seq) = event.frame.seq() {
-                *last_sent = seq;
-            }
-            out.ws.queue_text(&event.text);
-            Ok(())
-        }
-        Route::CatchUp(seq) => {
-            // An event went missing upstream: the store has it.
-            replay(out, rooms, room, *last_sent, seq).await?;
-            *last_sent = seq;
-            out.ws.queue_text(&event.text);
-            Ok(())
-        }
-        Route::Resync => {
-            tracing::info!(channel_id = %room.channel_id, "bus lost events: page told to resync");
-            Err(resync(out).await)
-        }
-        Route::Left => {
-            out.ws.queue_text(&event.text);
-            Err(out.close(close_code::NOT_MEMBER, "left the room").await)
-        }
-    }
 }
 
 /// What a room event means for one page of `user_id` that has every
@@ -705,65 +675,6 @@ fn route(user_id: &str, last_sent: i64, event: &RoomEvent) -> Route {
         Some(seq) if seq > last_sent + 1 => Route::CatchUp(seq),
         _ => Route::Send,
     }
-}
-
-/// Closes the connection with "resync": the page reconnects at once from
-/// its last seq and gets the room's members afresh.
-async fn resync(out: &mut Outbox) -> End {
-    metrics::counter!(m::RESYNCS).increment(1);
-    let msg = "This page fell behind and is catching up.".to_owned();
-    out.refuse(ErrorCode::Resync, msg, close_code::RESYNC, "resync").await
-}
-
-/// Handles one frame from the page. Sends are handed to the writer and
-/// their answers queued in `in_flight` (so a page may pipeline them);
-/// everything else is answered at once.
-async fn handle_client_frame(
-    out: &mut Outbox,
-    rooms: &Rooms,
-    room: &OpenRoom,
-    text: &str,
-    last_typing: &mut Option<Instant>,
-    in_flight: &mut FuturesOrdered<PendingReply>,
-) -> Result<(), End> {
-    let reply = match serde_json::from_str::<ClientFrame>(text) {
-        Ok(ClientFrame::Typing) => {
-            // Unanswered: an ignored one costs nothing, the page sends
-            // another while the person keeps typing.
-            if last_typing.is_none_or(|at| at.elapsed() >= TYPING_AT_MOST_EVERY) {
-                *last_typing = Some(Instant::now());
-                rooms.typing(room).await;
-            }
-            return Ok(());
-        }
-        Ok(ClientFrame::Send { client_msg_id, body }) => {
-            let reply: PendingReply = match rooms.accept(room, &client_msg_id, &body).await {
-                Ok(accepted) => Box::pin(async move {
-                    match accepted.stored().await {
-                        Ok(stored) => ServerFrame::Ack { client_msg_id, seq: stored.seq },
-                        Err(err) => send_refused(err, client_msg_id),
-                    }
-                }),
-                // Queued behind earlier sends' answers: the page hears
-                // about its sends in the order it made them.
-                Err(err) => Box::pin(std::future::ready(send_refused(err, client_msg_id))),
-            };
-            in_flight.push_back(reply);
-            return Ok(());
-        }
-        Ok(ClientFrame::Ping) => ServerFrame::Pong,
-        Ok(ClientFrame::Hello { .. }) => ServerFrame::Error {
-            code: ErrorCode::BadFrame,
-            message: "This connection already said hello.".to_owned(),
-            client_msg_id: None,
-        },
-        Err(_) => ServerFrame::Error {
-            code: ErrorCode::BadFrame,
-            message: "That frame could not be understood.".to_owned(),
-            client_msg_id: None,
-        },
-    };
-    out.frame(&reply).await
 }
 
 /// The answer to a send that was not stored.
