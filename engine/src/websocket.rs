@@ -18,14 +18,12 @@
 //! protocol violation answers with the matching close code (1002, 1007 for
 //! text that is not UTF-8, 1009 for a message over the limit).
 //!
-//! How it is held to the protocol (the tests below): a table of RFC 6455's
-//! rules, each case read in one piece, byte by byte and in odd chunks, and
-//! also by tungstenite (the library the field uses) with the same result;
-//! thousands of random client streams, mostly well formed, read the same
-//! way by both (the same messages, the same close, the same failure and
-//! close code); random and bit-flipped bytes that must never panic; and
-//! tungstenite as a client reading everything this side writes, at every
-//! length encoding.
+//! The tests below hold it to the protocol: a table of RFC 6455's rules,
+//! each case read whole, byte by byte and in odd chunks, and by tungstenite
+//! (the library the field uses) with the same result; thousands of random
+//! client streams read alike by both (messages, close, failure and close
+//! code); random and bit-flipped bytes that must never panic; and
+//! tungstenite as a client reading all this side writes.
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
@@ -189,18 +187,23 @@ impl ReadError {
     }
 }
 
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
+/// The opcodes of RFC 6455 (section 5.2): a frame with any other is
+/// refused as it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Opcode {
+    Continuation = 0x0,
+    Text = 0x1,
+    Binary = 0x2,
+    Close = 0x8,
+    Ping = 0x9,
+    Pong = 0xA,
+}
 
 /// One frame from the peer, unmasked.
 #[derive(Debug, PartialEq, Eq)]
 struct Frame {
     fin: bool,
-    opcode: u8,
+    opcode: Opcode,
     payload: Vec<u8>,
 }
 
@@ -210,24 +213,24 @@ struct Frame {
 fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, ReadError> {
     let [first, second, ..] = *buf else { return Ok(None) };
     let fin = first & 0x80 != 0;
-    let opcode = first & 0x0F;
     // The order of the checks decides which rule a frame that breaks
     // several is refused for: tungstenite's order (the opcode, the size,
     // then the rest), so that the two agree on every close code.
-    if !matches!(opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG) {
-        return Err(ReadError::Protocol("unknown opcode"));
-    }
-    let (len, mut at) = match second & 0x7F {
-        126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10) {
-            Some(b) => (u64::from_be_bytes(b.try_into().expect("eight bytes")), 10),
-            None => return Ok(None),
-        },
-        n => (u64::from(n), 2),
+    let opcode = match first & 0x0F {
+        0x0 => Opcode::Continuation,
+        0x1 => Opcode::Text,
+        0x2 => Opcode::Binary,
+        0x8 => Opcode::Close,
+        0x9 => Opcode::Ping,
+        0xA => Opcode::Pong,
+        _ => return Err(ReadError::Protocol("unknown opcode")),
     };
+    let (len, at) = match second & 0x7F {
+        126 => (buf.get(2..4).map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))), 4),
+        127 => (buf.get(2..10).map(|b| u64::from_be_bytes(b.try_into().expect("eight bytes"))), 10),
+        n => (Some(u64::from(n)), 2),
+    };
+    let Some(len) = len else { return Ok(None) };
     if len > max_payload as u64 {
         return Err(ReadError::TooBig);
     }
@@ -237,17 +240,14 @@ fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>,
     if second & 0x80 == 0 {
         return Err(ReadError::Protocol("frames from a client must be masked"));
     }
-    let is_control = opcode & 0x08 != 0;
+    let is_control = opcode as u8 & 0x08 != 0;
     if is_control && (len > 125 || !fin) {
         return Err(ReadError::Protocol("control frames must be short and whole"));
     }
-    let len = len as usize;
-    let Some(mask) = buf.get(at..at + 4) else { return Ok(None) };
-    let mask: [u8; 4] = mask.try_into().expect("four bytes");
-    at += 4;
-    let Some(masked) = buf.get(at..at + len) else { return Ok(None) };
-    let payload = masked.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
-    Ok(Some((Frame { fin, opcode, payload }, at + len)))
+    let end = at + 4 + len as usize;
+    let (Some(mask), Some(masked)) = (buf.get(at..at + 4), buf.get(at + 4..end)) else { return Ok(None) };
+    let payload = masked.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m).collect();
+    Ok(Some((Frame { fin, opcode, payload }, end)))
 }
 
 /// The code of a close frame's payload (RFC 6455, 5.5.1 and 7.4): none,
@@ -283,10 +283,10 @@ fn utf8_so_far(text: &[u8], from: usize) -> Result<usize, ReadError> {
 const MAX_HEADER: usize = 10;
 
 /// Appends one unmasked (server) frame to `out`.
-fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
     // One allocation for the frame, not one per part of it.
     out.reserve(MAX_HEADER + payload.len());
-    out.push(0x80 | opcode);
+    out.push(0x80 | opcode as u8);
     match payload.len() {
         n if n < 126 => out.push(n as u8),
         n if n <= u16::MAX as usize => {
@@ -332,16 +332,10 @@ impl Wake for GateFlag {
     }
 }
 
-impl ReadGate {
-    pub fn new() -> Self {
-        let flag = Arc::new(GateFlag { woken: AtomicBool::new(true), task: AtomicWaker::new() });
-        ReadGate { waker: Waker::from(flag.clone()), flag }
-    }
-}
-
 impl Default for ReadGate {
     fn default() -> Self {
-        ReadGate::new()
+        let flag = Arc::new(GateFlag { woken: AtomicBool::new(true), task: AtomicWaker::new() });
+        ReadGate { waker: Waker::from(flag.clone()), flag }
     }
 }
 
@@ -352,7 +346,7 @@ pub struct Socket<S> {
     unread: Vec<u8>,
     /// The parts so far of a fragmented message, its opcode, and how much
     /// of a text's bytes is known to be UTF-8.
-    fragments: Option<(u8, Vec<u8>, usize)>,
+    fragments: Option<(Opcode, Vec<u8>, usize)>,
     /// Frames queued for the next flush.
     outgoing: Vec<u8>,
     max_message: usize,
@@ -367,10 +361,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// Cancel-safe: bytes read are kept when the caller stops waiting.
     pub async fn next(&mut self) -> Option<Result<Incoming, ReadError>> {
         loop {
-            match self.next_buffered() {
-                Ok(Some(incoming)) => return Some(Ok(incoming)),
-                Ok(None) => {}
-                Err(err) => return Some(Err(err)),
+            if let Some(buffered) = self.next_buffered().transpose() {
+                return Some(buffered);
             }
             match poll_fn(|cx| self.poll_read_some(cx)).await {
                 Ok(0) => return None,
@@ -407,14 +399,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         // on each is work for nothing.
         let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
         let mut buf = ReadBuf::uninit(&mut chunk);
-        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) => {
-                self.unread.extend_from_slice(buf.filled());
-                Poll::Ready(Ok(buf.filled().len()))
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => Poll::Pending,
-        }
+        Pin::new(&mut self.stream).poll_read(cx, &mut buf).map_ok(|()| {
+            self.unread.extend_from_slice(buf.filled());
+            buf.filled().len()
+        })
     }
 
     /// The next whole message among the bytes already read, if any.
@@ -435,30 +423,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     }
 
     /// Turns a frame into a message, or keeps it as a fragment of one.
-    fn take_frame(&mut self, frame: Frame) -> Result<Option<Incoming>, ReadError> {
-        let Frame { fin, opcode, payload } = frame;
-        let (opcode, payload) = match opcode {
-            OP_PING => {
-                write_frame(&mut self.outgoing, OP_PONG, &payload);
+    fn take_frame(&mut self, Frame { fin, opcode, payload }: Frame) -> Result<Option<Incoming>, ReadError> {
+        let (opcode, payload, checked) = match opcode {
+            Opcode::Ping => {
+                write_frame(&mut self.outgoing, Opcode::Pong, &payload);
                 return Ok(Some(Incoming::Ping));
             }
-            OP_PONG => return Ok(Some(Incoming::Pong)),
-            OP_CLOSE => {
+            Opcode::Pong => return Ok(Some(Incoming::Pong)),
+            Opcode::Close => {
                 let code = close_code(&payload)?;
                 let echo = code.map(u16::to_be_bytes);
-                write_frame(&mut self.outgoing, OP_CLOSE, echo.as_ref().map_or(&[][..], |c| &c[..]));
+                write_frame(&mut self.outgoing, Opcode::Close, echo.as_ref().map_or(&[][..], |c| &c[..]));
                 return Ok(Some(Incoming::Close(code)));
             }
-            OP_TEXT | OP_BINARY if self.fragments.is_some() => {
+            Opcode::Text | Opcode::Binary if self.fragments.is_some() => {
                 return Err(ReadError::Protocol("a new message began inside a fragmented one"));
             }
-            OP_TEXT | OP_BINARY if !fin => {
-                let checked = if opcode == OP_TEXT { utf8_so_far(&payload, 0)? } else { 0 };
-                self.fragments = Some((opcode, payload, checked));
-                return Ok(None);
-            }
-            OP_TEXT | OP_BINARY => (opcode, payload),
-            OP_CONTINUATION => {
+            Opcode::Text | Opcode::Binary => (opcode, payload, 0),
+            Opcode::Continuation => {
                 let Some((first_opcode, mut so_far, checked)) = self.fragments.take() else {
                     return Err(ReadError::Protocol("a continuation frame without a message to continue"));
                 };
@@ -466,18 +448,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
                     return Err(ReadError::TooBig);
                 }
                 so_far.extend_from_slice(&payload);
-                if !fin {
-                    // A text that is not UTF-8 is refused at its first bad
-                    // byte, as tungstenite does, not once it is whole.
-                    let checked = if first_opcode == OP_TEXT { utf8_so_far(&so_far, checked)? } else { 0 };
-                    self.fragments = Some((first_opcode, so_far, checked));
-                    return Ok(None);
-                }
-                (first_opcode, so_far)
+                (first_opcode, so_far, checked)
             }
-            _ => return Err(ReadError::Protocol("unknown opcode")),
         };
-        if opcode == OP_BINARY {
+        if !fin {
+            // A text that is not UTF-8 is refused at its first bad byte, as
+            // tungstenite does, not once it is whole.
+            let checked = if opcode == Opcode::Text { utf8_so_far(&payload, checked)? } else { 0 };
+            self.fragments = Some((opcode, payload, checked));
+            return Ok(None);
+        }
+        if opcode == Opcode::Binary {
             return Ok(Some(Incoming::Binary(payload)));
         }
         String::from_utf8(payload).map(|text| Some(Incoming::Text(text))).map_err(|_| ReadError::NotUtf8)
@@ -485,7 +466,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
     /// Queues a text message for the next flush.
     pub fn queue_text(&mut self, text: &str) {
-        write_frame(&mut self.outgoing, OP_TEXT, text.as_bytes());
+        write_frame(&mut self.outgoing, Opcode::Text, text.as_bytes());
     }
 
     /// Queues a close frame for the next flush (the reason is cut to fit
@@ -497,7 +478,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             end -= 1;
         }
         payload.extend_from_slice(&reason.as_bytes()[..end]);
-        write_frame(&mut self.outgoing, OP_CLOSE, &payload);
+        write_frame(&mut self.outgoing, Opcode::Close, &payload);
     }
 
     /// Writes everything queued, then releases the buffer: one allocation
@@ -518,6 +499,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 mod tests {
     use super::*;
     use tokio::net::TcpStream;
+
+    const OP_CONTINUATION: u8 = Opcode::Continuation as u8;
+    const OP_TEXT: u8 = Opcode::Text as u8;
+    const OP_BINARY: u8 = Opcode::Binary as u8;
+    const OP_CLOSE: u8 = Opcode::Close as u8;
+    const OP_PING: u8 = Opcode::Ping as u8;
+    const OP_PONG: u8 = Opcode::Pong as u8;
 
     /// A frame as a browser sends it: masked.
     fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -576,7 +564,7 @@ mod tests {
             let mut with_more = bytes.clone();
             with_more.extend_from_slice(&[0x81, 0x80]);
             let (frame, used) = parse_frame(&with_more, 100_000).unwrap().unwrap();
-            assert_eq!((frame.fin, frame.opcode, used), (true, OP_BINARY, bytes.len()));
+            assert_eq!((frame.fin, frame.opcode, used), (true, Opcode::Binary, bytes.len()));
             assert_eq!(frame.payload, payload);
         }
     }
@@ -598,13 +586,13 @@ mod tests {
     #[test]
     fn server_frames_are_unmasked_with_the_shortest_length() {
         let mut out = Vec::new();
-        write_frame(&mut out, OP_TEXT, b"hi");
+        write_frame(&mut out, Opcode::Text, b"hi");
         assert_eq!(out, [0x81, 0x02, b'h', b'i']);
         out.clear();
-        write_frame(&mut out, OP_TEXT, &[b'x'; 300]);
+        write_frame(&mut out, Opcode::Text, &[b'x'; 300]);
         assert_eq!(out[..4], [0x81, 126, 0x01, 0x2c]);
         out.clear();
-        write_frame(&mut out, OP_BINARY, &vec![0; 70_000]);
+        write_frame(&mut out, Opcode::Binary, &vec![0; 70_000]);
         assert_eq!(out[..2], [0x82, 127]);
         assert_eq!(out.len(), 10 + 70_000);
     }
@@ -650,7 +638,7 @@ mod tests {
     #[tokio::test]
     async fn through_a_gate_every_message_arrives_while_other_wakes_come_and_go() {
         let (mut socket, mut client) = pair(1024).await;
-        let gate = ReadGate::new();
+        let gate = ReadGate::default();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
         // Three messages in one write: one read takes them all, and the
         // two left in the buffer must come out without another wake.
