@@ -149,7 +149,7 @@ impl Rooms {
     async fn publish(&self, channel_id: &str, frame: ServerFrame) {
         // The change is committed: a failed publish is recovered by the
         // readers' catch-up from the store, not by failing the request.
-        if let Err(err) = self.bus.publish(channel_id, RoomEvent::new(frame)).await {
+        if let Err(err) = self.bus.publish_all(channel_id, vec![RoomEvent::new(frame)]).await {
             tracing::warn!(channel_id, %err, "publish failed after commit");
         }
     }
@@ -299,7 +299,7 @@ impl Rooms {
     /// Nothing is stored: a lost one is harmless, the page sends another.
     pub async fn typing(&self, room: &OpenRoom) {
         let frame = ServerFrame::Typing { user_id: room.user_id.clone() };
-        if let Err(err) = self.bus.publish(&room.channel_id, RoomEvent::new(frame)).await {
+        if let Err(err) = self.bus.publish_all(&room.channel_id, vec![RoomEvent::new(frame)]).await {
             tracing::debug!(channel_id = %room.channel_id, %err, "a typing notice was not published");
         }
     }

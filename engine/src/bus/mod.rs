@@ -30,11 +30,9 @@ pub struct BusError(pub String);
 
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Sends a committed room event to the room's listeners on every node.
-    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError>;
-
-    /// Sends several committed events of one room, in order: this node's
-    /// pages get them together (see `Hub::deliver_all`).
+    /// Sends committed events of one room to the room's listeners on every
+    /// node, in order: this node's pages get them together (see
+    /// `Hub::deliver_all`).
     async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError>;
 
     /// Starts receiving a room's events on this node.
@@ -59,11 +57,6 @@ impl LocalBus {
 
 #[async_trait]
 impl Bus for LocalBus {
-    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError> {
-        self.hub.deliver(channel_id, event);
-        Ok(())
-    }
-
     async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError> {
         self.hub.deliver_all(channel_id, events);
         Ok(())

@@ -29,13 +29,13 @@
 //! the others to repeat themselves at once (the `!presence?` control
 //! payload), so its first page sees who is online without waiting a beat.
 use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Msg, ProtocolVersion, PushInfo, PushKind};
 use tokio::sync::{mpsc, oneshot};
@@ -76,12 +76,33 @@ pub struct RedisSettings {
 
 pub struct RedisBus {
     hub: Hub,
-    node: Arc<str>,
-    prefix: Arc<str>,
+    shared: Arc<Shared>,
     outgoing: mpsc::Sender<Outgoing>,
-    overflowed: Arc<Mutex<BTreeSet<String>>>,
     commands: mpsc::UnboundedSender<Subscribe>,
-    health: Arc<Health>,
+}
+
+/// What the bus shares with its tasks. (Not the publish queue's sender: the
+/// publisher ends once every sender is gone.)
+#[derive(Default)]
+struct Shared {
+    prefix: String,
+    /// This node's id, at the start of every payload it publishes.
+    node: String,
+    /// Rooms whose events the full publish queue dropped.
+    overflowed: Mutex<BTreeSet<String>>,
+    subscriber_up: AtomicBool,
+    publisher_up: AtomicBool,
+}
+
+impl Shared {
+    fn channel(&self, channel_id: &str) -> String {
+        format!("{}:room:{channel_id}", self.prefix)
+    }
+
+    /// A publish of `text` (an event's, or a control payload) to a room.
+    fn outgoing(&self, channel_id: &str, text: &str) -> Outgoing {
+        Outgoing { channel: self.channel(channel_id), payload: format!("{}\n{text}", self.node) }
+    }
 }
 
 struct Outgoing {
@@ -94,63 +115,40 @@ struct Subscribe {
     done: oneshot::Sender<Result<(), BusError>>,
 }
 
-#[derive(Default)]
-struct Health {
-    subscriber_up: AtomicBool,
-    publisher_up: AtomicBool,
-}
-
 impl RedisBus {
     /// Starts the bus's tasks (they end when the bus is dropped). Fails only
     /// on a malformed URL: an unreachable Redis is retried in the
     /// background and reported by [`Bus::problem`].
     pub fn start(settings: &RedisSettings, hub: Hub) -> Result<Self, BusError> {
-        let node: Arc<str> = hub.node_id().into();
         // RESP3: subscriptions ride a normal connection (as pushes), which
         // can also be named for CLIENT LIST.
         let info = settings.url.as_str().into_connection_info().map_err(|e| BusError(e.to_string()))?;
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(resp3)).map_err(|e| BusError(e.to_string()))?;
-        let name: Arc<str> = format!("{}/{node}", settings.prefix).into();
-        let health = Arc::new(Health::default());
-        let prefix: Arc<str> = settings.prefix.as_str().into();
-        let overflowed = Arc::new(Mutex::new(BTreeSet::new()));
-
-        let connect = Connector { client, name };
+        let node = hub.node_id().to_owned();
+        let connect = Connector { client, name: format!("{}/{node}", settings.prefix).into() };
+        let shared = Arc::new(Shared { prefix: settings.prefix.clone(), node, ..Shared::default() });
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
-        hub.set_presence_sink(presence_sink(outgoing.clone(), prefix.clone(), node.clone()));
-        tokio::spawn(publisher(
-            connect.clone(),
-            queue,
-            overflowed.clone(),
-            prefix.clone(),
-            node.clone(),
-            health.clone(),
-        ));
+        hub.set_presence_sink(presence_sink(outgoing.clone(), shared.clone()));
+        tokio::spawn(publisher(connect.clone(), queue, shared.clone()));
         let (commands, incoming) = mpsc::unbounded_channel();
         let subscriber = Subscriber {
             connect,
             hub: hub.clone(),
-            prefix: prefix.clone(),
-            node: node.clone(),
-            health: health.clone(),
+            shared: shared.clone(),
             outgoing: outgoing.clone(),
             beat: settings.presence_beat.max(Duration::from_millis(100)),
         };
         tokio::spawn(subscriber.run(incoming));
-        Ok(RedisBus { hub, node, prefix, outgoing, overflowed, commands, health })
+        Ok(RedisBus { hub, shared, outgoing, commands })
     }
 
     /// Queues an event for the other nodes; a full queue loses it, and
     /// the room is resynced (see the module docs).
     fn send_on(&self, channel_id: &str, event: &RoomEvent) -> Result<(), BusError> {
-        let outgoing = Outgoing {
-            channel: room_channel(&self.prefix, channel_id),
-            payload: format!("{}\n{}", self.node, event.text.as_str()),
-        };
-        if self.outgoing.try_send(outgoing).is_err() {
+        if self.outgoing.try_send(self.shared.outgoing(channel_id, &event.text)).is_err() {
             metrics::counter!(crate::metrics::BUS_DROPPED).increment(1);
-            self.overflowed.lock().insert(channel_id.to_owned());
+            self.shared.overflowed.lock().insert(channel_id.to_owned());
             return Err(BusError("the Redis publish queue is full".to_owned()));
         }
         Ok(())
@@ -159,11 +157,6 @@ impl RedisBus {
 
 #[async_trait]
 impl Bus for RedisBus {
-    async fn publish(&self, channel_id: &str, event: Arc<RoomEvent>) -> Result<(), BusError> {
-        self.hub.deliver(channel_id, event.clone());
-        self.send_on(channel_id, &event)
-    }
-
     async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError> {
         self.hub.deliver_all(channel_id, events.iter().cloned());
         // Each is queued for Redis even if one before did not fit: the
@@ -178,20 +171,21 @@ impl Bus for RedisBus {
         let subscription = self.hub.subscribe(channel_id);
         let (done, confirmed) = oneshot::channel();
         let request = Subscribe { channel_id: channel_id.to_owned(), done };
-        self.commands.send(request).map_err(|_| BusError("the Redis subscriber has stopped".to_owned()))?;
+        let stopped = || BusError("the Redis subscriber has stopped".to_owned());
+        self.commands.send(request).map_err(|_| stopped())?;
         match tokio::time::timeout(REDIS_TIMEOUT, confirmed).await {
             Ok(Ok(result)) => result.map(|()| subscription),
-            Ok(Err(_)) => Err(BusError("the Redis subscriber has stopped".to_owned())),
+            Ok(Err(_)) => Err(stopped()),
             Err(_) => Err(BusError("Redis did not confirm the subscription in time".to_owned())),
         }
     }
 
     fn problem(&self) -> Option<String> {
         let mut problems = Vec::new();
-        if !self.health.subscriber_up.load(Ordering::Relaxed) {
+        if !self.shared.subscriber_up.load(Ordering::Relaxed) {
             problems.push("Redis subscription connection down");
         }
-        if !self.health.publisher_up.load(Ordering::Relaxed) {
+        if !self.shared.publisher_up.load(Ordering::Relaxed) {
             problems.push("Redis publish connection down");
         }
         (!problems.is_empty()).then(|| problems.join(", "))
@@ -218,37 +212,30 @@ impl Connector {
         if let Some(pushes) = pushes {
             config = config.set_push_sender(pushes);
         }
-        let opening = async {
+        timed(async {
             let mut connection = self.client.get_multiplexed_async_connection_with_config(&config).await?;
-            redis::cmd("CLIENT")
-                .arg("SETNAME")
-                .arg(format!("{}/{role}", self.name))
-                .exec_async(&mut connection)
-                .await?;
-            Ok::<_, redis::RedisError>(connection)
-        };
-        match tokio::time::timeout(REDIS_TIMEOUT, opening).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err("timed out".to_owned()),
-        }
+            let name = format!("{}/{role}", self.name);
+            redis::cmd("CLIENT").arg("SETNAME").arg(name).exec_async(&mut connection).await?;
+            Ok(connection)
+        })
+        .await
     }
 }
 
-fn room_channel(prefix: &str, channel_id: &str) -> String {
-    format!("{prefix}:room:{channel_id}")
+/// Runs one Redis operation under [`REDIS_TIMEOUT`].
+async fn timed<T>(operation: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+    match tokio::time::timeout(REDIS_TIMEOUT, operation).await {
+        Ok(done) => done.map_err(|err| err.to_string()),
+        Err(_) => Err("timed out".to_owned()),
+    }
 }
 
 /// Where the hub's presence news goes: the publish queue, behind the
 /// events already waiting. A full queue drops it: the next beat repeats
 /// an "online", and an "offline" lost that way expires on the other nodes.
-fn presence_sink(outgoing: mpsc::Sender<Outgoing>, prefix: Arc<str>, node: Arc<str>) -> PresenceSink {
+fn presence_sink(outgoing: mpsc::Sender<Outgoing>, shared: Arc<Shared>) -> PresenceSink {
     Box::new(move |channel_id, event| {
-        let message = Outgoing {
-            channel: room_channel(&prefix, channel_id),
-            payload: format!("{node}\n{}", event.text.as_str()),
-        };
-        if outgoing.try_send(message).is_err() {
+        if outgoing.try_send(shared.outgoing(channel_id, &event.text)).is_err() {
             metrics::counter!(crate::metrics::BUS_DROPPED).increment(1);
         }
     })
@@ -267,14 +254,9 @@ fn reconnect_delay(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(backoff::delay_ms(attempt, jitter))).min(MAX_RECONNECT_DELAY)
 }
 
-async fn publisher(
-    connect: Connector,
-    mut queue: mpsc::Receiver<Outgoing>,
-    overflowed: Arc<Mutex<BTreeSet<String>>>,
-    prefix: Arc<str>,
-    node: Arc<str>,
-    health: Arc<Health>,
-) {
+/// Sends the publish queue to Redis, in order, in pipelined batches; a
+/// batch that fails is sent again, whole, on a new connection.
+async fn publisher(connect: Connector, mut queue: mpsc::Receiver<Outgoing>, shared: Arc<Shared>) {
     let mut connection: Option<MultiplexedConnection> = None;
     let mut batch: Vec<Outgoing> = Vec::new();
     let mut failures = 0;
@@ -286,48 +268,37 @@ async fn publisher(
             }
         }
         let Some(conn) = connection.as_mut() else {
-            health.publisher_up.store(false, Ordering::Relaxed);
+            shared.publisher_up.store(false, Ordering::Relaxed);
             tokio::time::sleep(reconnect_delay(failures)).await;
             failures += 1;
             continue;
         };
         // Rooms whose events the full queue dropped: tell their listeners
         // on every node to catch up.
-        let dropped: Vec<String> = std::mem::take(&mut *overflowed.lock()).into_iter().collect();
-        batch.extend(dropped.iter().map(|room| Outgoing {
-            channel: room_channel(&prefix, room),
-            payload: format!("{node}\n{RESYNC}"),
-        }));
+        let dropped = std::mem::take(&mut *shared.overflowed.lock());
+        batch.extend(dropped.iter().map(|room| shared.outgoing(room, RESYNC)));
         if batch.is_empty() {
-            health.publisher_up.store(true, Ordering::Relaxed);
+            shared.publisher_up.store(true, Ordering::Relaxed);
             match queue.recv().await {
                 Some(first) => batch.push(first),
                 None => return,
             }
         }
-        while batch.len() < PUBLISH_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+        let room_left = PUBLISH_BATCH.saturating_sub(batch.len());
+        batch.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(room_left));
         let mut pipe = redis::pipe();
         for event in &batch {
             pipe.cmd("PUBLISH").arg(&event.channel).arg(&event.payload).ignore();
         }
-        match tokio::time::timeout(REDIS_TIMEOUT, pipe.exec_async(conn)).await {
-            Ok(Ok(())) => {
+        match timed(pipe.exec_async(conn)).await {
+            Ok(()) => {
                 batch.clear();
                 failures = 0;
-                health.publisher_up.store(true, Ordering::Relaxed);
+                shared.publisher_up.store(true, Ordering::Relaxed);
             }
-            outcome => {
-                let err = match outcome {
-                    Ok(Err(err)) => err.to_string(),
-                    _ => "timed out".to_owned(),
-                };
+            Err(err) => {
                 tracing::warn!(%err, pending = batch.len(), "publishing to Redis failed; retrying on a new connection");
-                health.publisher_up.store(false, Ordering::Relaxed);
+                shared.publisher_up.store(false, Ordering::Relaxed);
                 connection = None;
                 tokio::time::sleep(reconnect_delay(failures)).await;
                 failures += 1;
@@ -339,9 +310,7 @@ async fn publisher(
 struct Subscriber {
     connect: Connector,
     hub: Hub,
-    prefix: Arc<str>,
-    node: Arc<str>,
-    health: Arc<Health>,
+    shared: Arc<Shared>,
     /// The publish queue, for the `!presence?` questions.
     outgoing: mpsc::Sender<Outgoing>,
     /// How often this node repeats its presence news.
@@ -354,11 +323,21 @@ impl Subscriber {
         let mut reconnecting = false;
         loop {
             let (pushes_to, mut pushes) = mpsc::unbounded_channel();
-            let mut connection = match self.connect.open("subscribe", Some(pushes_to)).await {
+            // Everything this node listens to, again.
+            let rooms = self.hub.room_names();
+            let connected = async {
+                let mut connection = self.connect.open("subscribe", Some(pushes_to)).await?;
+                if !rooms.is_empty() {
+                    let channels: Vec<String> = rooms.iter().map(|room| self.shared.channel(room)).collect();
+                    timed(connection.subscribe(&channels)).await?;
+                }
+                Ok::<_, String>(connection)
+            };
+            let mut connection = match connected.await {
                 Ok(connection) => connection,
                 Err(err) => {
-                    tracing::warn!(%err, "cannot connect to Redis to subscribe; retrying");
-                    self.health.subscriber_up.store(false, Ordering::Relaxed);
+                    tracing::warn!(%err, "cannot subscribe on Redis; retrying");
+                    self.shared.subscriber_up.store(false, Ordering::Relaxed);
                     if !self.refuse_while_waiting(&mut commands, reconnect_delay(failures)).await {
                         return;
                     }
@@ -366,18 +345,8 @@ impl Subscriber {
                     continue;
                 }
             };
-            // Everything this node listens to, again.
-            let rooms = self.hub.room_names();
-            if !rooms.is_empty() {
-                let channels: Vec<String> = rooms.iter().map(|r| room_channel(&self.prefix, r)).collect();
-                if let Err(err) = connection.subscribe(&channels).await {
-                    tracing::warn!(%err, "subscribing again after a reconnect failed; retrying");
-                    failures += 1;
-                    continue;
-                }
-            }
             let mut subscribed: HashSet<String> = rooms.into_iter().collect();
-            self.health.subscriber_up.store(true, Ordering::Relaxed);
+            self.shared.subscriber_up.store(true, Ordering::Relaxed);
             failures = 0;
             if reconnecting {
                 tracing::info!(
@@ -404,32 +373,22 @@ impl Subscriber {
                 tokio::select! {
                     command = commands.recv() => {
                         let Some(Subscribe { channel_id, done }) = command else { return };
-                        if subscribed.contains(&channel_id) {
-                            let _ = done.send(Ok(()));
-                            continue;
-                        }
-                        let channel = room_channel(&self.prefix, &channel_id);
-                        match connection.subscribe(&channel).await {
-                            Ok(()) => {
-                                self.ask_presence(&channel_id);
-                                subscribed.insert(channel_id);
-                                let _ = done.send(Ok(()));
-                            }
-                            _ => {
+                        if !subscribed.contains(&channel_id) {
+                            if connection.subscribe(self.shared.channel(&channel_id)).await.is_err() {
                                 let _ = done.send(Err(BusError("subscribing on Redis failed".to_owned())));
                                 break;
                             }
+                            self.ask_presence(&channel_id);
+                            subscribed.insert(channel_id);
+                        }
+                        let _ = done.send(Ok(()));
+                    }
+                    push = pushes.recv() => {
+                        let Some(push) = push.filter(|push| push.kind != PushKind::Disconnection) else { break };
+                        if let Some(message) = Msg::from_push_info(push) {
+                            self.forward(&message);
                         }
                     }
-                    push = pushes.recv() => match push {
-                        Some(push) if push.kind == PushKind::Disconnection => break,
-                        Some(push) => {
-                            if let Some(message) = Msg::from_push_info(push) {
-                                self.forward(&message);
-                            }
-                        }
-                        None => break,
-                    },
                     _ = sweep.tick() => {
                         if !self.unsubscribe_idle(&mut connection, &mut subscribed).await {
                             break;
@@ -444,7 +403,7 @@ impl Subscriber {
                     }
                 }
             }
-            self.health.subscriber_up.store(false, Ordering::Relaxed);
+            self.shared.subscriber_up.store(false, Ordering::Relaxed);
             tracing::warn!("lost the Redis subscription connection; reconnecting");
         }
     }
@@ -453,7 +412,7 @@ impl Subscriber {
     fn forward(&self, message: &Msg) {
         let Some(channel_id) = message
             .get_channel_name()
-            .strip_prefix(&*self.prefix)
+            .strip_prefix(&*self.shared.prefix)
             .and_then(|rest| rest.strip_prefix(":room:"))
         else {
             return;
@@ -466,7 +425,7 @@ impl Subscriber {
             tracing::warn!(channel_id, "ignoring a malformed bus event");
             return;
         };
-        if node == &*self.node {
+        if node == self.shared.node {
             return;
         }
         if text == RESYNC {
@@ -496,7 +455,7 @@ impl Subscriber {
         if idle.is_empty() {
             return true;
         }
-        let channels: Vec<String> = idle.iter().map(|room| room_channel(&self.prefix, room)).collect();
+        let channels: Vec<String> = idle.iter().map(|room| self.shared.channel(room)).collect();
         if connection.unsubscribe(&channels).await.is_err() {
             return false;
         }
@@ -512,11 +471,7 @@ impl Subscriber {
     /// Asks the other nodes who is online in a room (they answer with a
     /// beat of it). A full queue skips the question: the next beats answer.
     fn ask_presence(&self, channel_id: &str) {
-        let question = Outgoing {
-            channel: room_channel(&self.prefix, channel_id),
-            payload: format!("{}\n{PRESENCE_QUERY}", self.node),
-        };
-        let _ = self.outgoing.try_send(question);
+        let _ = self.outgoing.try_send(self.shared.outgoing(channel_id, PRESENCE_QUERY));
     }
 
     /// Waits `delay` before the next connection attempt, refusing the
@@ -526,19 +481,12 @@ impl Subscriber {
         commands: &mut mpsc::UnboundedReceiver<Subscribe>,
         delay: Duration,
     ) -> bool {
-        let wait = tokio::time::sleep(delay);
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                _ = &mut wait => return true,
-                command = commands.recv() => match command {
-                    Some(Subscribe { done, .. }) => {
-                        let _ = done.send(Err(BusError("Redis is unreachable".to_owned())));
-                    }
-                    None => return false,
-                },
-            }
+        let until = tokio::time::Instant::now() + delay;
+        while let Ok(command) = tokio::time::timeout_at(until, commands.recv()).await {
+            let Some(Subscribe { done, .. }) = command else { return false };
+            let _ = done.send(Err(BusError("Redis is unreachable".to_owned())));
         }
+        true
     }
 }
 
@@ -548,7 +496,8 @@ mod tests {
 
     #[test]
     fn room_channels_are_namespaced_by_prefix() {
-        assert_eq!(room_channel("chat", "game_1"), "chat:room:game_1");
+        let shared = Shared { prefix: "chat".into(), ..Shared::default() };
+        assert_eq!(shared.channel("game_1"), "chat:room:game_1");
     }
 
     #[test]
