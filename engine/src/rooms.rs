@@ -8,7 +8,7 @@
 //! set of per-room locks, held from the write to the publish. (With several
 //! nodes the receiving side also orders messages by `seq`.)
 use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DbErr};
@@ -136,14 +136,9 @@ impl Rooms {
         Rooms { db, bus, locks: locks.into(), limits, writer, members: Arc::default() }
     }
 
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     async fn lock(&self, channel_id: &str) -> MutexGuard<'_, ()> {
-        let mut hasher = DefaultHasher::new();
-        channel_id.hash(&mut hasher);
-        self.locks[(hasher.finish() as usize) % self.locks.len()].lock().await
+        let stripe = BuildHasherDefault::<DefaultHasher>::default().hash_one(channel_id) as usize;
+        self.locks[stripe % self.locks.len()].lock().await
     }
 
     async fn publish(&self, channel_id: &str, frame: ServerFrame) {
@@ -185,11 +180,22 @@ impl Rooms {
     ) -> Result<HistoryPage, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
-        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if !store::is_member(&self.db, room.id, &user_id).await? {
+        let room = self.member_room(&channel_id, &user_id).await?;
+        self.page_before(room.id, before_seq).await
+    }
+
+    /// The room, if it exists and `user_id` is a member of it. Access is
+    /// the member table's to say, not a kept list's.
+    async fn member_room(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<store::entities::room::Model, RoomError> {
+        let room = store::find_room(&self.db, channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !store::is_member(&self.db, room.id, user_id).await? {
             return Err(RoomError::NotMember);
         }
-        self.page_before(room.id, before_seq).await
+        Ok(room)
     }
 
     /// Up to [`HISTORY_PAGE`] messages before `before_seq`. One more is
@@ -210,10 +216,7 @@ impl Rooms {
         let channel_id = normalize_id(channel_id, "room")?;
         let actor = normalize_id(actor, "user name")?;
         let _order = self.lock(&channel_id).await;
-        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if !store::is_member(&self.db, room.id, &actor).await? {
-            return Err(RoomError::NotMember);
-        }
+        let room = self.member_room(&channel_id, &actor).await?;
         store::ensure_user(&self.db, &new_user).await?;
         if store::add_member(&self.db, room.id, &new_user).await? {
             self.publish(&channel_id, ServerFrame::MemberJoined { user_id: new_user }).await;
@@ -245,34 +248,22 @@ impl Rooms {
         // seq, read below, counts every message published before the
         // subscription, and the ones after it arrive live.
         let subscription = self.bus.subscribe(&channel_id).await?;
-        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        // Access is the member table's to say, not a kept list's.
-        if !store::is_member(&self.db, room.id, &user_id).await? {
-            return Err(RoomError::NotMember);
-        }
+        let room = self.member_room(&channel_id, &user_id).await?;
         let members = self.members.read(&self.db, room.id).await?;
         let open = OpenRoom { room_id: room.id, channel_id, user_id, members, last_seq: room.last_seq };
         Ok((open, subscription))
-    }
-
-    /// Stores a message and then publishes it. A retry of a stored message
-    /// (same user and client id) returns the stored copy and publishes it
-    /// again: if the node that stored it died before publishing, the retry
-    /// (through another node) is what brings it to the room; readers skip
-    /// a seq they already have.
-    pub async fn send(
-        &self,
-        room: &OpenRoom,
-        client_msg_id: &str,
-        body: &str,
-    ) -> Result<ChatMessage, RoomError> {
-        self.accept(room, client_msg_id, body).await?.stored().await
     }
 
     /// Checks a message and hands it to the writer without waiting for it
     /// to be stored, so a connection can keep several in flight (acks come
     /// back in the order sent). Errors here are the sender's: bad input or
     /// sending too fast.
+    ///
+    /// The writer stores the message and then publishes it. A retry of a
+    /// stored message (same user and client id) gets the stored copy, which
+    /// is published again: if the node that stored it died before
+    /// publishing, the retry (through another node) is what brings it to
+    /// the room; readers skip a seq they already have.
     pub async fn accept(
         &self,
         room: &OpenRoom,
@@ -305,7 +296,8 @@ impl Rooms {
     }
 
     /// Sends a message outside a stream (a form posted without
-    /// JavaScript): the room must exist and the user be a member.
+    /// JavaScript): the room must exist and the user be a member. Returns
+    /// it once stored (see [`Rooms::accept`]).
     pub async fn send_as(
         &self,
         channel_id: &str,
@@ -315,13 +307,10 @@ impl Rooms {
     ) -> Result<ChatMessage, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
-        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if !store::is_member(&self.db, room.id, &user_id).await? {
-            return Err(RoomError::NotMember);
-        }
+        let room = self.member_room(&channel_id, &user_id).await?;
         let open =
             OpenRoom { room_id: room.id, channel_id, user_id, members: Vec::new(), last_seq: room.last_seq };
-        self.send(&open, client_msg_id, body).await
+        self.accept(&open, client_msg_id, body).await?.stored().await
     }
 
     /// Messages of the room after `after_seq`, oldest first, at most `limit`.
@@ -348,9 +337,9 @@ mod paging_tests {
         migration::Migrator::up(&db, None).await.unwrap();
         let rooms = Rooms::new(db, Arc::new(LocalBus::new(Hub::new(64))));
         rooms.join("big", "ana").await.unwrap();
-        let room = store::find_room(rooms.db(), "big").await.unwrap().unwrap();
+        let room = store::find_room(&rooms.db, "big").await.unwrap().unwrap();
         for i in 1..=messages {
-            store::insert_message(rooms.db(), room.id, "ana", &format!("c{i}"), "hi").await.unwrap();
+            store::insert_message(&rooms.db, room.id, "ana", &format!("c{i}"), "hi").await.unwrap();
         }
         rooms
     }
