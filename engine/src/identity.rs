@@ -1,11 +1,11 @@
 //! Who is speaking: signed identities.
 //!
-//! In the original app anyone could be anyone: the user id came from the
-//! URL. With a secret configured, the game's server signs, for each player
-//! and room, a token the chat checks on the page, on every server function
-//! and on the stream; the identity it names is the only one used (a user id
-//! in a request is ignored). Without a secret the open mode stays (for
-//! local development), and the server warns loudly at start-up.
+//! With a secret configured, the game's server signs, for each player and
+//! room, a token the chat checks on the page, on every server function and
+//! on the stream; the identity it names is the only one used (a user id in
+//! a request is ignored). Without a secret anyone can be anyone (the user
+//! id comes from the URL): that open mode is for local development, and the
+//! server warns loudly at start-up.
 //!
 //! Token format (version 1), all ASCII, no padding:
 //!
@@ -76,17 +76,18 @@ impl SigningKey {
         Ok(SigningKey(secret.as_bytes().to_vec()))
     }
 
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")
+    /// The MAC of a token's payload text.
+    fn mac(&self, payload: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(payload.as_bytes());
+        mac
     }
 
     /// Signs an identity (what a game server does; also `server token`).
     pub fn mint(&self, identity: &Identity) -> String {
         let json = serde_json::to_vec(identity).expect("identities serialize");
         let payload = URL_SAFE_NO_PAD.encode(json);
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
         format!("{payload}.{signature}")
     }
 
@@ -102,10 +103,8 @@ impl SigningKey {
         }
         let (payload, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
         // Constant-time comparison.
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        self.mac(payload).verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
         let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
         let identity: Identity = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         if identity.expires <= now {
@@ -147,10 +146,6 @@ impl Access {
                 Ok(Actor { channel_id: identity.channel_id, user_id: identity.user_id })
             }
         }
-    }
-
-    pub fn is_signed(&self) -> bool {
-        matches!(self, Access::Signed(_))
     }
 }
 
@@ -225,10 +220,8 @@ mod tests {
         assert_eq!(key().verify("a.!!!", 0), Err(TokenError::Malformed));
         assert_eq!(key().verify(&"x".repeat(5000), 0), Err(TokenError::Malformed));
         // A well-signed payload that is not an identity.
-        let mut mac = key().mac();
         let payload = URL_SAFE_NO_PAD.encode("[1,2]");
-        mac.update(payload.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(key().mac(&payload).finalize().into_bytes());
         assert_eq!(key().verify(&format!("{payload}.{signature}"), 0), Err(TokenError::Malformed));
     }
 

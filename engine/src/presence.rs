@@ -94,21 +94,11 @@ impl PresenceBook {
     /// `seen_before`; returns the (room, user) pairs that went offline.
     pub fn expire(&mut self, seen_before: Instant) -> Vec<(String, String)> {
         let mut gone = Vec::new();
-        for (room, users) in &mut self.rooms {
-            for (user, entry) in users.iter_mut() {
-                if entry.remote.is_empty() {
-                    continue;
-                }
-                let was_online = entry.online();
-                entry.remote.retain(|_, seen| *seen >= seen_before);
-                if was_online && !entry.online() {
-                    gone.push((room.clone(), user.clone()));
-                }
-            }
-        }
-        for (room, user) in &gone {
-            self.tidy(room, user);
-        }
+        self.rooms.retain(|room, users| {
+            let offline = forget_remote(users, |seen| seen < seen_before);
+            gone.extend(offline.into_iter().map(|user| (room.clone(), user)));
+            !users.is_empty()
+        });
         gone.sort();
         gone
     }
@@ -118,19 +108,10 @@ impl PresenceBook {
     /// users that went offline.
     pub fn forget_remote(&mut self, room: &str) -> Vec<String> {
         let Some(users) = self.rooms.get_mut(room) else { return Vec::new() };
-        let mut gone = Vec::new();
-        for (user, entry) in users.iter_mut() {
-            if !entry.remote.is_empty() {
-                entry.remote.clear();
-                if entry.local == 0 {
-                    gone.push(user.clone());
-                }
-            }
+        let gone = forget_remote(users, |_| true);
+        if users.is_empty() {
+            self.rooms.remove(room);
         }
-        for user in &gone {
-            self.tidy(room, user);
-        }
-        gone.sort();
         gone
     }
 
@@ -140,10 +121,6 @@ impl PresenceBook {
             .get(room)
             .map(|users| users.iter().filter(|(_, p)| p.online()).map(|(u, _)| u.clone()).collect())
             .unwrap_or_default()
-    }
-
-    pub fn is_online(&self, room: &str, user: &str) -> bool {
-        self.rooms.get(room).and_then(|users| users.get(user)).is_some_and(UserPresence::online)
     }
 
     /// The users with a page open on this node, per room: what a beat
@@ -168,13 +145,9 @@ impl PresenceBook {
             .unwrap_or_default()
     }
 
-    /// Rooms the book holds anything about (for tests and metrics).
-    pub fn room_count(&self) -> usize {
-        self.rooms.len()
-    }
-
     /// Drops a user nobody has online any more, and a room left empty, so
-    /// the book does not grow with every room ever visited.
+    /// the book does not grow with every room ever visited: the book holds
+    /// only users who are online.
     fn tidy(&mut self, room: &str, user: &str) {
         let Some(users) = self.rooms.get_mut(room) else { return };
         if users.get(user).is_some_and(|p| !p.online()) {
@@ -184,6 +157,21 @@ impl PresenceBook {
             self.rooms.remove(room);
         }
     }
+}
+
+/// Forgets what other nodes said about a room's users where `stale` says
+/// so (of when they said it last); drops the users who went offline and
+/// returns them, sorted.
+fn forget_remote(users: &mut BTreeMap<String, UserPresence>, stale: impl Fn(Instant) -> bool) -> Vec<String> {
+    let mut gone = Vec::new();
+    users.retain(|user, entry| {
+        entry.remote.retain(|_, seen| !stale(*seen));
+        if !entry.online() {
+            gone.push(user.clone());
+        }
+        entry.online()
+    });
+    gone
 }
 
 #[cfg(test)]
@@ -201,10 +189,10 @@ mod tests {
         assert_eq!(book.connect("r", "ana"), NOTHING);
         assert_eq!(book.online("r"), ["ana"]);
         assert_eq!(book.disconnect("r", "ana"), NOTHING, "one page still open");
-        assert!(book.is_online("r", "ana"));
+        assert_eq!(book.online("r"), ["ana"]);
         assert_eq!(book.disconnect("r", "ana"), ANNOUNCED_FLIP);
-        assert!(!book.is_online("r", "ana"));
-        assert_eq!(book.room_count(), 0, "nothing is kept for a room nobody is in");
+        assert!(book.online("r").is_empty());
+        assert_eq!(book.rooms.len(), 0, "nothing is kept for a room nobody is in");
     }
 
     #[test]
@@ -228,7 +216,7 @@ mod tests {
         assert_eq!(book.disconnect("r", "ana"), NOTHING);
         book.remote("r", "ana", "n2", true, Instant::now());
         assert_eq!(book.disconnect("r", "ana"), NOTHING);
-        assert!(book.is_online("r", "ana"));
+        assert_eq!(book.online("r"), ["ana"]);
     }
 
     #[test]
@@ -241,7 +229,7 @@ mod tests {
         assert!(!book.remote("r", "ana", "n2", false, now), "still on n3");
         assert!(book.remote("r", "ana", "n3", false, now), "gone from every node");
         assert!(!book.remote("r", "ana", "n3", false, now), "a repeated offline is no news");
-        assert_eq!(book.room_count(), 0);
+        assert_eq!(book.rooms.len(), 0);
     }
 
     #[test]
