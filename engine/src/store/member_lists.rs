@@ -2,21 +2,20 @@
 //! date by reading only who joined since.
 //!
 //! Why: every page that opens a room is sent its members, in the order
-//! they joined. Read whole, a room of 5,000 costs a couple of
-//! milliseconds of the database's time per page, and when a crowd joins at
-//! once (a game's event starting) those reads were most of the node's
-//! work: each arrival read everyone who came before. Kept here, a read is
-//! one statement that counts the room's members and returns those who
-//! joined after the kept list's last one, usually none or a few.
+//! they joined, and when a crowd joins a big room at once (a game's event
+//! starting) reading the whole list again for each arrival would be most
+//! of the node's work. Kept here, a read is one statement that counts the
+//! room's members and returns those who joined after the kept list's last
+//! one, usually none or a few.
 //!
 //! The database stays the truth. The statement also returns a fingerprint
 //! of the whole room as of the same moment (how many members; on
 //! PostgreSQL also sums of their row ids and of the ids' squares), and the
-//! kept list is used only when it plus the
-//! newcomers has that same fingerprint. Anything else (someone left, or on
-//! PostgreSQL a join that committed after a later one was read) reads the
-//! room whole again. Nothing has to tell this cache about a change, so it
-//! is right on every node of a cluster alike.
+//! kept list is used only when it plus the newcomers has that same
+//! fingerprint. Anything else (someone left, or on PostgreSQL a join that
+//! committed after a later one was read) reads the room whole again.
+//! Nothing has to tell this cache about a change, so it is right on every
+//! node of a cluster alike.
 //!
 //! Small rooms are read whole each time (cheap); at most [`MOST_NAMES`]
 //! names are kept in all, the oldest-kept rooms making way. Access to a
@@ -120,27 +119,6 @@ impl MemberList {
     }
 }
 
-/// How a read came by its list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum How {
-    /// The kept list, unchanged.
-    Kept,
-    /// The kept list and who joined since.
-    Newcomers,
-    /// The room read whole.
-    Whole,
-}
-
-impl How {
-    fn label(self) -> &'static str {
-        match self {
-            How::Kept => "kept",
-            How::Newcomers => "newcomers",
-            How::Whole => "whole",
-        }
-    }
-}
-
 /// The kept lists of one node's rooms (shared by its request handlers).
 #[derive(Default)]
 pub struct MemberLists {
@@ -159,28 +137,30 @@ impl MemberLists {
     /// The room's members in the order they joined.
     pub async fn read(&self, db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
         let (names, how) = self.read_telling_how(db, room_id).await?;
-        metrics::counter!(m::MEMBER_LIST_READS, "how" => how.label()).increment(1);
+        metrics::counter!(m::MEMBER_LIST_READS, "how" => how).increment(1);
         Ok(names)
     }
 
+    /// The room's members and how the read came by them (the metric's
+    /// label): `kept` (the kept list, unchanged), `newcomers` (the kept list
+    /// and who joined since) or `whole` (the room read whole).
     async fn read_telling_how(
         &self,
         db: &impl ConnectionTrait,
         room_id: i64,
-    ) -> Result<(Vec<String>, How), DbErr> {
+    ) -> Result<(Vec<String>, &'static str), DbErr> {
         let kept = self.kept.lock().rooms.get(&room_id).cloned();
-        let (list, how) = match kept {
-            Some(kept) => {
-                let read = newcomers(db, room_id, kept.last_id).await?;
-                if read.joined.is_empty() && kept.matches(&read) {
-                    return Ok((kept.names.clone(), How::Kept));
-                }
-                match kept.extended(read) {
-                    Some(list) => (list, How::Newcomers),
-                    None => (MemberList::whole(newcomers(db, room_id, 0).await?), How::Whole),
-                }
+        let mut extended = None;
+        if let Some(kept) = kept {
+            let read = newcomers(db, room_id, kept.last_id).await?;
+            if read.joined.is_empty() && kept.matches(&read) {
+                return Ok((kept.names.clone(), "kept"));
             }
-            None => (MemberList::whole(newcomers(db, room_id, 0).await?), How::Whole),
+            extended = kept.extended(read);
+        }
+        let (list, how) = match extended {
+            Some(list) => (list, "newcomers"),
+            None => (MemberList::whole(newcomers(db, room_id, 0).await?), "whole"),
         };
         let names = list.names.clone();
         if list.names.len() >= KEEP_FROM {
@@ -214,11 +194,6 @@ impl MemberLists {
                 kept.names -= gone.names.len();
             }
         }
-    }
-
-    #[cfg(test)]
-    fn is_kept(&self, room_id: i64) -> bool {
-        self.kept.lock().rooms.contains_key(&room_id)
     }
 }
 
@@ -272,14 +247,11 @@ fn parse_joined(lines: &str) -> Result<Vec<(i64, String)>, DbErr> {
     lines
         .split('\n')
         .map(|line| {
-            let (id, name) = line.split_once(' ').ok_or_else(|| bad_line(line))?;
-            Ok((id.parse().map_err(|_| bad_line(line))?, name.to_owned()))
+            let parsed =
+                line.split_once(' ').and_then(|(id, name)| Some((id.parse().ok()?, name.to_owned())));
+            parsed.ok_or_else(|| DbErr::Custom(format!("unexpected member line {line:?}")))
         })
         .collect()
-}
-
-fn bad_line(line: &str) -> DbErr {
-    DbErr::Custom(format!("unexpected member line {line:?}"))
 }
 
 #[cfg(test)]
@@ -373,24 +345,21 @@ mod tests {
             let (db, room) = room_of(KEEP_FROM).await;
             let lists = MemberLists::default();
             let (first, how) = lists.read_telling_how(&db, room).await.unwrap();
-            assert_eq!((first.len(), how), (KEEP_FROM, How::Whole));
-            assert!(lists.is_kept(room));
+            assert_eq!((first.len(), how), (KEEP_FROM, "whole"));
+            assert!(lists.kept.lock().rooms.contains_key(&room));
             // Joined in an order their names do not sort in.
             join(&db, room, "zed").await;
             join(&db, room, "amy").await;
             let (after, how) = lists.read_telling_how(&db, room).await.unwrap();
-            assert_eq!(
-                (&after[KEEP_FROM..], how),
-                (&["zed".to_owned(), "amy".to_owned()][..], How::Newcomers)
-            );
-            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (after, How::Kept));
+            assert_eq!((&after[KEEP_FROM..], how), (&["zed".to_owned(), "amy".to_owned()][..], "newcomers"));
+            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (after, "kept"));
             assert!(remove_member(&db, room, "p010").await.unwrap());
             join(&db, room, "bea").await;
             let expected = read_whole(&db, room).await.unwrap();
             assert!(!expected.contains(&"p010".to_owned()));
             assert_eq!(expected.last().unwrap(), "bea");
-            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (expected.clone(), How::Whole));
-            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (expected, How::Kept));
+            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (expected.clone(), "whole"));
+            assert_eq!(lists.read_telling_how(&db, room).await.unwrap(), (expected, "kept"));
         }
 
         #[tokio::test]
@@ -398,7 +367,7 @@ mod tests {
             let (db, room) = room_of(3).await;
             let lists = MemberLists::default();
             assert_eq!(lists.read(&db, room).await.unwrap(), ["p000", "p001", "p002"]);
-            assert!(!lists.is_kept(room));
+            assert!(!lists.kept.lock().rooms.contains_key(&room));
             let (db2, empty) = (db.clone(), ensure_room(&db, "empty").await.unwrap().id);
             assert!(lists.read(&db2, empty).await.unwrap().is_empty());
         }
