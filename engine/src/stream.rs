@@ -50,6 +50,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::hub::{Chore, PresenceGuard, RoomEvent, Subscription};
@@ -95,17 +96,6 @@ pub struct StreamSettings {
     /// Most messages replayed on reconnect; a page further behind gets the
     /// latest ones and replaces what it shows.
     pub replay_limit: u64,
-}
-
-impl Default for StreamSettings {
-    fn default() -> Self {
-        StreamSettings {
-            heartbeat: Duration::from_secs(15),
-            idle_timeout: Duration::from_secs(45),
-            write_timeout: Duration::from_secs(10),
-            replay_limit: 1000,
-        }
-    }
 }
 
 impl StreamSettings {
@@ -170,7 +160,7 @@ struct Context {
     rooms: Rooms,
     access: Access,
     settings: StreamSettings,
-    stopping: tokio_util::sync::CancellationToken,
+    stopping: CancellationToken,
     /// The connection's place among its address's (freed on drop).
     _slot: super::limits::ConnectionSlot,
 }
@@ -233,13 +223,7 @@ impl Outbox {
     }
 
     /// Tells the page what is wrong, then closes.
-    async fn refuse(
-        &mut self,
-        code: ErrorCode,
-        message: impl Into<String>,
-        close: u16,
-        why: &'static str,
-    ) -> End {
+    async fn refuse(&mut self, code: ErrorCode, message: &str, close: u16, why: &'static str) -> End {
         let _ = self.frame(&error(code, message)).await;
         self.close(close, why).await
     }
@@ -299,7 +283,7 @@ async fn connection(socket: Socket, context: Box<Context>) {
                 channel_id = %admitted.room.channel_id,
                 user_id = %admitted.room.user_id
             );
-            Box::pin(serve(&mut out, rooms, settings, admitted, stopping).instrument(span)).await
+            Box::pin(serve(admitted, settings, stopping).instrument(span)).await
         }
         Err(end) => end,
     };
@@ -310,23 +294,14 @@ async fn connection(socket: Socket, context: Box<Context>) {
     }
 }
 
-/// A connection admitted to its room.
-struct Admitted {
-    room: OpenRoom,
-    subscription: Subscription,
-    /// Counts the user online in the room while the connection lives.
-    present: PresenceGuard,
-    last_sent: i64,
-}
-
 /// Reads the `Hello`, admits the connection and replays what the page
 /// missed.
-async fn admit(
-    out: &mut Outbox,
-    rooms: &Rooms,
+async fn admit<'a>(
+    out: &'a mut Outbox,
+    rooms: &'a Rooms,
     access: &Access,
     settings: &StreamSettings,
-) -> Result<Box<Admitted>, End> {
+) -> Result<Box<Serving<'a>>, End> {
     let (hello, why) = match tokio::time::timeout(settings.idle_timeout, out.ws.next()).await {
         Ok(None | Some(Err(_)) | Some(Ok(Incoming::Close(_)))) => return Err(End::PeerClosed),
         Ok(Some(Ok(Incoming::Text(text)))) => (serde_json::from_str(&text).ok(), "bad hello"),
@@ -354,7 +329,7 @@ async fn admit(
                     (ErrorCode::Internal, close_code::INTERNAL, "refused")
                 }
             };
-            return Err(out.refuse(code, err.public_message(), close, why).await);
+            return Err(out.refuse(code, &err.public_message(), close, why).await);
         }
     };
     // Listening already: presence changes after this snapshot reach the
@@ -372,7 +347,17 @@ async fn admit(
     };
     out.frame(&welcome).await?;
     let last_sent = out.replay(rooms, room.room_id, resume_after, i64::MAX).await?;
-    Ok(Box::new(Admitted { room, subscription, present, last_sent }))
+    Ok(Box::new(Serving {
+        out,
+        rooms,
+        room,
+        subscription,
+        _present: present,
+        last_sent,
+        last_typing: None,
+        in_flight: FuturesOrdered::new(),
+        metrics: ConnectionMetrics::new(),
+    }))
 }
 
 /// Where the replay for a page that has seen `after_seq` starts: right
@@ -384,24 +369,9 @@ pub fn resume_point(after_seq: i64, last_seq: i64, limit: u64) -> i64 {
     after.max(last_seq.saturating_sub(limit))
 }
 
-async fn serve(
-    out: &mut Outbox,
-    rooms: &Rooms,
-    settings: &StreamSettings,
-    admitted: Box<Admitted>,
-    stopping: tokio_util::sync::CancellationToken,
-) -> End {
-    let Admitted { room, subscription, present: _present, last_sent } = *admitted;
-    let mut conn = Serving {
-        out,
-        rooms,
-        room,
-        subscription,
-        last_sent,
-        last_typing: None,
-        in_flight: FuturesOrdered::new(),
-        metrics: ConnectionMetrics::new(),
-    };
+async fn serve(conn: Box<Serving<'_>>, settings: &StreamSettings, stopping: CancellationToken) -> End {
+    // Out of its box: the connection's serving future is boxed already.
+    let mut conn = *conn;
     let mut last_heard = Instant::now();
     // Room events wake the task far more often than the page speaks.
     let gate = ReadGate::default();
@@ -451,6 +421,8 @@ struct Serving<'a> {
     rooms: &'a Rooms,
     room: OpenRoom,
     subscription: Subscription,
+    /// Counts the user online in the room while the connection lives.
+    _present: PresenceGuard,
     /// The last message's seq the page has (or has queued).
     last_sent: i64,
     last_typing: Option<Instant>,
