@@ -36,6 +36,7 @@ use futures::task::AtomicWaker;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
@@ -81,10 +82,7 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
 
 /// The `Sec-WebSocket-Accept` value for a client's `Sec-WebSocket-Key`.
 pub fn accept_key(key: &[u8]) -> String {
-    let mut sha1 = Sha1::new();
-    sha1.update(key);
-    sha1.update(ACCEPT_GUID);
-    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+    STANDARD.encode(Sha1::new().chain_update(key).chain_update(ACCEPT_GUID).finalize())
 }
 
 /// Checks the upgrade headers; returns the accept key to answer with.
@@ -104,8 +102,7 @@ fn check_handshake(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, 
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return refuse("The websocket key is missing.");
     };
-    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
-    if decoded.map_or(true, |k| k.len() != 16) {
+    if STANDARD.decode(key.as_bytes()).map_or(true, |k| k.len() != 16) {
         return refuse("The websocket key is malformed.");
     }
     Ok(HeaderValue::from_str(&accept_key(key.as_bytes())).expect("base64 is a valid header value"))
