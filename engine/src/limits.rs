@@ -46,6 +46,15 @@ impl SendRate {
     }
 }
 
+/// Who may open how many stream connections.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    pub per_ip: ConnectionsPerIp,
+    /// Whether the client's IP comes from `X-Forwarded-For` (behind a
+    /// trusted balancer) rather than the peer address.
+    pub trust_forwarded_for: bool,
+}
+
 /// Open stream connections per IP address.
 #[derive(Clone)]
 pub struct ConnectionsPerIp {
@@ -136,12 +145,4 @@ mod tests {
         assert_eq!(client_ip(peer, Some("garbage"), true), peer);
         assert_eq!(client_ip(peer, None, true), peer);
     }
-}
-/// Who may open how many stream connections.
-#[derive(Clone)]
-pub struct ConnectionLimits {
-    pub per_ip: ConnectionsPerIp,
-    /// Whether the client's IP comes from `X-Forwarded-For` (behind a
-    /// trusted balancer) rather than the peer address.
-    pub trust_forwarded_for: bool,
 }

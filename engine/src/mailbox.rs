@@ -38,7 +38,8 @@ pub struct Listeners {
 impl Listeners {
     /// Adds a listener whose queue holds at most `capacity` events.
     pub fn subscribe(&mut self, capacity: usize) -> Arc<Mailbox> {
-        let mailbox = Arc::new(Mailbox { queue: Mutex::new(Queue::new(capacity)) });
+        let queue = Queue { events: VecDeque::new(), capacity: capacity.max(1), missed: 0, waiter: None };
+        let mailbox = Arc::new(Mailbox { queue: Mutex::new(queue) });
         self.mailboxes.push(mailbox.clone());
         mailbox
     }
@@ -89,10 +90,6 @@ struct Queue {
 }
 
 impl Queue {
-    fn new(capacity: usize) -> Self {
-        Queue { events: VecDeque::new(), capacity: capacity.max(1), missed: 0, waiter: None }
-    }
-
     fn push(&mut self, event: &Arc<RoomEvent>) {
         if self.missed > 0 {
             self.missed += 1;
