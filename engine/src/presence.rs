@@ -42,7 +42,8 @@ pub struct Change {
 
 /// Presence of every room this node knows about: room → user → where.
 /// A room's users are kept sorted: every page that opens the room is sent
-/// who is online, in that order (thousands of names in a big room).
+/// who is online, in that order (thousands of names in a big room). Only
+/// users online are kept (see `tidy`).
 #[derive(Debug, Default)]
 pub struct PresenceBook {
     rooms: HashMap<String, BTreeMap<String, UserPresence>>,
@@ -59,12 +60,8 @@ impl PresenceBook {
 
     /// A page of `user` in `room` on this node closed.
     pub fn disconnect(&mut self, room: &str, user: &str) -> Change {
-        let Some(entry) = self.rooms.get_mut(room).and_then(|users| users.get_mut(user)) else {
-            return Change::default();
-        };
-        if entry.local == 0 {
-            return Change::default();
-        }
+        let known = self.rooms.get_mut(room).and_then(|users| users.get_mut(user));
+        let Some(entry) = known.filter(|entry| entry.local > 0) else { return Change::default() };
         entry.local -= 1;
         let change = Change { announce: entry.local == 0, flipped: !entry.online() };
         self.tidy(room, user);
@@ -80,12 +77,12 @@ impl PresenceBook {
             entry.remote.insert(node.to_owned(), now);
             return !was_online;
         }
+        // Only users online are kept: this one was.
         let Some(entry) = self.rooms.get_mut(room).and_then(|users| users.get_mut(user)) else {
             return false;
         };
-        let was_online = entry.online();
         entry.remote.remove(node);
-        let flipped = was_online && !entry.online();
+        let flipped = !entry.online();
         self.tidy(room, user);
         flipped
     }
@@ -146,8 +143,7 @@ impl PresenceBook {
     }
 
     /// Drops a user nobody has online any more, and a room left empty, so
-    /// the book does not grow with every room ever visited: the book holds
-    /// only users who are online.
+    /// the book does not grow with every room ever visited.
     fn tidy(&mut self, room: &str, user: &str) {
         let Some(users) = self.rooms.get_mut(room) else { return };
         if users.get(user).is_some_and(|p| !p.online()) {

@@ -19,6 +19,7 @@ use super::bus::{Bus, BusError};
 use super::hub::{RoomEvent, Subscription};
 use super::identity::TokenError;
 use super::limits::SendRate;
+use super::store::entities::room;
 use super::store::{self, NewMessage};
 use super::writer::{Stored, Writer};
 use crate::protocol::{ChatMessage, HistoryPage, RoomSnapshot, ServerFrame};
@@ -186,11 +187,7 @@ impl Rooms {
 
     /// The room, if it exists and `user_id` is a member of it. Access is
     /// the member table's to say, not a kept list's.
-    async fn member_room(
-        &self,
-        channel_id: &str,
-        user_id: &str,
-    ) -> Result<store::entities::room::Model, RoomError> {
+    async fn member_room(&self, channel_id: &str, user_id: &str) -> Result<room::Model, RoomError> {
         let room = store::find_room(&self.db, channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         if !store::is_member(&self.db, room.id, user_id).await? {
             return Err(RoomError::NotMember);

@@ -320,10 +320,6 @@ struct GateFlag {
 
 impl Wake for GateFlag {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
         self.task.wake();
     }
