@@ -132,16 +132,13 @@ impl Mailbox {
     pub async fn recv(&self) -> Result<Arc<RoomEvent>, Lagged> {
         poll_fn(|cx| {
             let mut queue = self.queue.lock();
-            match queue.pop() {
-                Some(next) => Poll::Ready(next),
-                None => {
-                    match &mut queue.waiter {
-                        Some(waiter) if waiter.will_wake(cx.waker()) => {}
-                        waiter => *waiter = Some(cx.waker().clone()),
-                    }
-                    Poll::Pending
-                }
+            if let Some(next) = queue.pop() {
+                return Poll::Ready(next);
             }
+            if !queue.waiter.as_ref().is_some_and(|waiter| waiter.will_wake(cx.waker())) {
+                queue.waiter = Some(cx.waker().clone());
+            }
+            Poll::Pending
         })
         .await
     }

@@ -354,10 +354,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// Cancel-safe: bytes read are kept when the caller stops waiting.
     pub async fn next(&mut self) -> Option<Result<Incoming, ReadError>> {
         loop {
-            if let Some(buffered) = self.next_buffered().transpose() {
-                return Some(buffered);
+            // A whole frame among the bytes already read first.
+            match parse_frame(&self.unread, self.max_message) {
+                Ok(Some((frame, used))) => {
+                    self.unread.drain(..used);
+                    if self.unread.is_empty() {
+                        // Nothing pending: an idle connection keeps no buffer.
+                        self.unread = Vec::new();
+                    }
+                    match self.take_frame(frame) {
+                        Ok(None) => continue,
+                        taken => return taken.transpose(),
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => return Some(Err(err)),
             }
-            match poll_fn(|cx| self.poll_read_some(cx)).await {
+            // Read through a buffer on the stack of this poll only: a waiting
+            // connection holds no read buffer. Not zeroed: most polls find
+            // nothing to read, and filling 4 KiB on each is work for nothing.
+            let read = poll_fn(|cx| {
+                let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+                let mut buf = ReadBuf::uninit(&mut chunk);
+                Pin::new(&mut self.stream).poll_read(cx, &mut buf).map_ok(|()| {
+                    self.unread.extend_from_slice(buf.filled());
+                    buf.filled().len()
+                })
+            });
+            match read.await {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return None,
@@ -382,37 +406,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
             polled
         })
         .await
-    }
-
-    /// Reads what the socket has into `unread`, through a buffer that
-    /// lives on the stack of this call only: a waiting connection holds no
-    /// read buffer.
-    fn poll_read_some(&mut self, cx: &mut std::task::Context<'_>) -> Poll<io::Result<usize>> {
-        // Not zeroed: most polls find nothing to read, and filling 4 KiB
-        // on each is work for nothing.
-        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
-        let mut buf = ReadBuf::uninit(&mut chunk);
-        Pin::new(&mut self.stream).poll_read(cx, &mut buf).map_ok(|()| {
-            self.unread.extend_from_slice(buf.filled());
-            buf.filled().len()
-        })
-    }
-
-    /// The next whole message among the bytes already read, if any.
-    fn next_buffered(&mut self) -> Result<Option<Incoming>, ReadError> {
-        loop {
-            let Some((frame, used)) = parse_frame(&self.unread, self.max_message)? else {
-                return Ok(None);
-            };
-            self.unread.drain(..used);
-            if self.unread.is_empty() {
-                // Nothing pending: an idle connection keeps no buffer.
-                self.unread = Vec::new();
-            }
-            if let Some(incoming) = self.take_frame(frame)? {
-                return Ok(Some(incoming));
-            }
-        }
     }
 
     /// Turns a frame into a message, or keeps it as a fragment of one.
