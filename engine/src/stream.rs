@@ -351,8 +351,8 @@ async fn admit<'a>(
         out,
         rooms,
         room,
-        subscription,
         _present: present,
+        subscription,
         last_sent,
         last_typing: None,
         in_flight: FuturesOrdered::new(),
@@ -420,9 +420,10 @@ struct Serving<'a> {
     out: &'a mut Outbox,
     rooms: &'a Rooms,
     room: OpenRoom,
-    subscription: Subscription,
-    /// Counts the user online in the room while the connection lives.
+    /// Counts the user online in the room while the connection lives
+    /// (dropped before the subscription, as fields drop in this order).
     _present: PresenceGuard,
+    subscription: Subscription,
     /// The last message's seq the page has (or has queued).
     last_sent: i64,
     last_typing: Option<Instant>,
@@ -495,8 +496,7 @@ impl Serving<'_> {
     /// Writes everything ready for the page at once, with whatever was
     /// queued before: the room's events (`first`, then what else the room
     /// has queued, up to `MAX_BATCH`) and the answers to the page's sends
-    /// that are ready. One write for a burst, not one per frame; a sender's
-    /// ack and its own copy of the message usually share it. A chore of the
+    /// that are ready (see the module docs on batches). A chore of the
     /// node's ends the batch (after the write) and is handed back.
     async fn write_ready(
         &mut self,
@@ -589,7 +589,8 @@ impl ConnectionMetrics {
         }
     }
 
-    /// One write's `messages`, the first of them published at `published_at`.
+    /// One write's `messages`, the first of them published at
+    /// `first_published`.
     fn delivered(&mut self, messages: u64, first_published: Option<std::time::Instant>) {
         let Some(published_at) = first_published else { return };
         self.delivered.increment(messages);
