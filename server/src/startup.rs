@@ -132,7 +132,11 @@ impl Application {
         let state = AppState {
             leptos_options,
             engine,
-            pages: PagePolicy { frame_ancestors: config.frame_ancestors.clone() },
+            pages: PagePolicy {
+                frame_ancestors: config.frame_ancestors.clone(),
+                // What `AutoReload` checks before it adds its script.
+                live_reload: std::env::var_os("LEPTOS_WATCH").is_some().then(reload_port),
+            },
         };
         let origins = OriginPolicy::new(&config.allowed_origins);
         let router = router(state, origins, config.embed_settings())

@@ -7,16 +7,20 @@
 //! live-reload socket on its own port, which the policy then allows.
 use leptos::prelude::*;
 
-/// Who may frame the pages (the `FRAME_ANCESTORS` setting), shared with
-/// the shell through the app state.
+/// What the policy allows, decided at startup and shared with the shell
+/// through the app state.
 #[derive(Clone, Debug)]
 pub struct PagePolicy {
+    /// Who may frame the pages (the `FRAME_ANCESTORS` setting).
     pub frame_ancestors: String,
+    /// The port of `cargo leptos watch`'s reload socket, when the server
+    /// runs under it.
+    pub live_reload: Option<u32>,
 }
 
 impl Default for PagePolicy {
     fn default() -> Self {
-        PagePolicy { frame_ancestors: "*".to_owned() }
+        PagePolicy { frame_ancestors: "*".to_owned(), live_reload: None }
     }
 }
 
@@ -39,18 +43,9 @@ pub fn content_security_policy(
 
 /// Puts the policy on the response being rendered (call from the shell).
 pub fn apply() {
-    let state = use_context::<crate::server::AppState>();
-    let frame_ancestors = state
-        .as_ref()
-        .map(|state| state.pages.frame_ancestors.clone())
-        .unwrap_or_else(|| PagePolicy::default().frame_ancestors);
-    // What `AutoReload` checks before it adds its script.
-    let live_reload = state.as_ref().filter(|_| std::env::var_os("LEPTOS_WATCH").is_some()).map(|state| {
-        let options = &state.leptos_options;
-        options.reload_external_port.unwrap_or(options.reload_port)
-    });
+    let pages = use_context::<crate::server::AppState>().map(|state| state.pages).unwrap_or_default();
     let nonce = leptos::nonce::use_nonce();
-    let policy = content_security_policy(nonce.as_deref(), &frame_ancestors, live_reload);
+    let policy = content_security_policy(nonce.as_deref(), &pages.frame_ancestors, pages.live_reload);
     if let (Some(response), Ok(value)) =
         (use_context::<leptos_axum::ResponseOptions>(), axum::http::HeaderValue::from_str(&policy))
     {

@@ -225,11 +225,12 @@ pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
         created_at: Set(created_at),
         ..Default::default()
     };
-    let once =
-        OnConflict::columns([message::Column::RoomId, message::Column::UserId, message::Column::ClientMsgId])
-            .do_nothing()
-            .to_owned();
-    match message::Entity::insert(row).on_conflict(once).do_nothing().exec_without_returning(&txn).await? {
+    match message::Entity::insert(row)
+        .on_conflict(once_per_client_id())
+        .do_nothing()
+        .exec_without_returning(&txn)
+        .await?
+    {
         TryInsertResult::Inserted(1) => {
             txn.commit().await?;
             let message = ChatMessage {
@@ -274,6 +275,19 @@ pub struct NewMessage {
     pub user_id: String,
     pub client_msg_id: String,
     pub body: String,
+}
+
+impl NewMessage {
+    /// The message as stored under `seq` at `at`.
+    fn stored(&self, seq: i64, at: chrono::DateTime<Utc>) -> ChatMessage {
+        ChatMessage {
+            seq,
+            user_id: self.user_id.clone(),
+            body: self.body.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            at_ms: at.timestamp_millis(),
+        }
+    }
 }
 
 /// Stores groups of messages: what the message writer (see
@@ -341,13 +355,13 @@ async fn store_through_pool(db: &DatabaseConnection, group: &[NewMessage]) -> Ve
     if group.is_empty() {
         return Vec::new();
     }
-    let plan = GroupPlan::new(group);
-    match store_group_generic(db, &plan, group).await {
-        Ok(Some(last_seqs)) => {
-            return plan
-                .stored(group, &last_seqs)
-                .into_iter()
-                .map(|message| Ok(Inserted { message, is_new: true }))
+    let at = message_time();
+    match store_group_through_pool(db, group, at).await {
+        Ok(Some(seqs)) => {
+            return group
+                .iter()
+                .zip(seqs)
+                .map(|(m, seq)| Ok(Inserted { message: m.stored(seq, at), is_new: true }))
                 .collect();
         }
         Ok(None) => {}
@@ -360,157 +374,131 @@ async fn store_through_pool(db: &DatabaseConnection, group: &[NewMessage]) -> Ve
     outcomes
 }
 
-/// A room's last seq before new messages: the larger of `room.last_seq`
-/// and its greatest stored seq, so that a row written by hand (a restore,
-/// a fix) that took the next seq without moving `last_seq` is stepped over.
+/// The one rule for a room's last seq before new messages, as SQL over a
+/// `room` row (`greatest` is the dialect's two-argument maximum): the
+/// larger of `room.last_seq` and its greatest stored seq, so that a row
+/// written by hand (a restore, a fix) that took the next seq without moving
+/// `last_seq` is stepped over, never collided with.
+fn seq_base_sql(greatest: &str) -> String {
+    format!("{greatest}(last_seq, COALESCE((SELECT MAX(m.seq) FROM message m WHERE m.room_id = room.id), 0))")
+}
+
 fn seq_base(backend: sea_orm::DatabaseBackend) -> sea_orm::sea_query::SimpleExpr {
-    let greatest = match backend {
-        sea_orm::DatabaseBackend::Postgres => "GREATEST",
-        _ => "max",
+    Expr::cust(seq_base_sql(if backend == sea_orm::DatabaseBackend::Postgres { "GREATEST" } else { "max" }))
+}
+
+/// A group's messages per room, by room id ascending (the order rows are
+/// locked in, the same on every node).
+fn room_counts(group: &[NewMessage]) -> Vec<(i64, i64)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for m in group {
+        *counts.entry(m.room_id).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// Each message's seq, given each room's `last_seq` after the group's
+/// bump: a room's messages take the numbers just below it, in order.
+/// `None` when a room of the group was not bumped (it does not exist).
+fn seqs(group: &[NewMessage], last_seqs: &[(i64, i64)]) -> Option<Vec<i64>> {
+    let mut next = std::collections::HashMap::new();
+    for (room_id, count) in room_counts(group) {
+        let (_, last) = last_seqs.iter().find(|(id, _)| *id == room_id)?;
+        next.insert(room_id, last - count + 1);
+    }
+    let mut take = |room_id| {
+        let seq = next.get_mut(&room_id).expect("every room of the group is counted");
+        *seq += 1;
+        *seq - 1
     };
-    Expr::cust(format!(
-        "{greatest}(last_seq, COALESCE((SELECT MAX(m.seq) FROM message m WHERE m.room_id = room.id), 0))"
-    ))
-}
-
-/// What a group of messages does to its rooms.
-struct GroupPlan {
-    /// Messages per room, by room id (ascending: the order rows are locked).
-    counts: std::collections::BTreeMap<i64, i64>,
-    created_at: chrono::DateTime<Utc>,
-}
-
-impl GroupPlan {
-    fn new(messages: &[NewMessage]) -> Self {
-        let mut counts = std::collections::BTreeMap::new();
-        for message in messages {
-            *counts.entry(message.room_id).or_default() += 1;
-        }
-        GroupPlan { counts, created_at: message_time() }
-    }
-
-    fn room_ids(&self) -> Vec<i64> {
-        self.counts.keys().copied().collect()
-    }
-
-    /// How far below its room's new `last_seq` each message's seq is: the
-    /// number of that room's messages after it in the group.
-    fn below_last(&self, messages: &[NewMessage]) -> Vec<i64> {
-        let mut left: std::collections::HashMap<i64, i64> = self.counts.clone().into_iter().collect();
-        messages
-            .iter()
-            .map(|m| {
-                let left = left.get_mut(&m.room_id).expect("every room of the group is counted");
-                *left -= 1;
-                *left
-            })
-            .collect()
-    }
-
-    /// The seq of each message, given each room's `last_seq` after the
-    /// bump: a room's messages take the numbers just below it, in order.
-    fn seqs(&self, messages: &[NewMessage], last_seqs: &[(i64, i64)]) -> Vec<i64> {
-        let last: std::collections::HashMap<i64, i64> = last_seqs.iter().copied().collect();
-        messages
-            .iter()
-            .zip(self.below_last(messages))
-            .map(|(m, below)| last.get(&m.room_id).expect("every room of the group was bumped") - below)
-            .collect()
-    }
-
-    fn stored(&self, messages: &[NewMessage], last_seqs: &[(i64, i64)]) -> Vec<ChatMessage> {
-        let at_ms = self.created_at.timestamp_millis();
-        messages
-            .iter()
-            .zip(self.seqs(messages, last_seqs))
-            .map(|(m, seq)| ChatMessage {
-                seq,
-                user_id: m.user_id.clone(),
-                body: m.body.clone(),
-                client_msg_id: m.client_msg_id.clone(),
-                at_ms,
-            })
-            .collect()
-    }
-
-    /// Checks that every room of the group exists (was bumped).
-    fn check_bumped(&self, last_seqs: &[(i64, i64)]) -> Result<(), DbErr> {
-        match self.counts.keys().find(|id| !last_seqs.iter().any(|(room_id, _)| room_id == *id)) {
-            Some(&missing) => Err(DbErr::RecordNotFound(format!("room {missing}"))),
-            None => Ok(()),
-        }
-    }
+    Some(group.iter().map(|m| take(m.room_id)).collect())
 }
 
 /// The group through sea-orm (PostgreSQL, SQLite in memory): row locks
 /// first, in one order on every node, so two nodes storing into the same
-/// rooms queue up instead of deadlocking. `None`, having changed nothing,
-/// when something in the group was stored before.
-async fn store_group_generic(
+/// rooms queue up instead of deadlocking. The seqs, or `None`, having
+/// changed nothing, when something in the group was stored before.
+async fn store_group_through_pool(
     db: &DatabaseConnection,
-    plan: &GroupPlan,
-    messages: &[NewMessage],
-) -> Result<Option<Vec<(i64, i64)>>, DbErr> {
+    group: &[NewMessage],
+    at: chrono::DateTime<Utc>,
+) -> Result<Option<Vec<i64>>, DbErr> {
+    let counts = room_counts(group);
+    let room_ids: Vec<i64> = counts.iter().map(|&(id, _)| id).collect();
     let txn = db.begin().await?;
     room::Entity::find()
         .select_only()
         .column(room::Column::Id)
-        .filter(room::Column::Id.is_in(plan.room_ids()))
+        .filter(room::Column::Id.is_in(room_ids.clone()))
         .order_by_asc(room::Column::Id)
         .lock_exclusive()
         .into_tuple::<i64>()
         .all(&txn)
         .await?;
-    let bump = plan.counts.iter().fold(None::<sea_orm::sea_query::CaseStatement>, |case, (&room_id, &n)| {
-        let when = room::Column::Id.eq(room_id);
-        Some(match case {
-            None => Expr::case(when, n),
-            Some(case) => case.case(when, n),
+    let (&(first_room, first_count), rest) = counts.split_first().expect("a group has at least one message");
+    let bump = rest
+        .iter()
+        .fold(Expr::case(room::Column::Id.eq(first_room), first_count), |case, &(room_id, n)| {
+            case.case(room::Column::Id.eq(room_id), n)
         })
-    });
-    let bump = bump.expect("a group has at least one room").finally(0);
+        .finally(0);
     let last_seqs: Vec<(i64, i64)> = room::Entity::update_many()
         .col_expr(room::Column::LastSeq, seq_base(db.get_database_backend()).add(bump))
-        .filter(room::Column::Id.is_in(plan.room_ids()))
+        .filter(room::Column::Id.is_in(room_ids))
         .exec_with_returning(&txn)
         .await?
         .into_iter()
         .map(|room| (room.id, room.last_seq))
         .collect();
-    plan.check_bumped(&last_seqs)?;
-    let rows = messages.iter().zip(plan.seqs(messages, &last_seqs)).map(|(m, seq)| message::ActiveModel {
+    let seqs =
+        seqs(group, &last_seqs).ok_or_else(|| DbErr::RecordNotFound("a room of the group".to_owned()))?;
+    let rows = group.iter().zip(&seqs).map(|(m, &seq)| message::ActiveModel {
         room_id: Set(m.room_id),
         seq: Set(seq),
         user_id: Set(m.user_id.clone()),
         body: Set(m.body.clone()),
         client_msg_id: Set(m.client_msg_id.clone()),
-        created_at: Set(plan.created_at),
+        created_at: Set(at),
         ..Default::default()
     });
-    let once =
-        OnConflict::columns([message::Column::RoomId, message::Column::UserId, message::Column::ClientMsgId])
-            .do_nothing()
-            .to_owned();
     let inserted = message::Entity::insert_many(rows)
-        .on_conflict(once)
+        .on_conflict(once_per_client_id())
         .do_nothing()
         .exec_without_returning(&txn)
         .await?;
-    match inserted {
-        TryInsertResult::Inserted(n) if n == messages.len() as u64 => {
-            txn.commit().await?;
-            Ok(Some(last_seqs))
-        }
-        _ => {
-            txn.rollback().await?;
-            Ok(None)
-        }
+    if matches!(inserted, TryInsertResult::Inserted(n) if n == group.len() as u64) {
+        txn.commit().await?;
+        Ok(Some(seqs))
+    } else {
+        txn.rollback().await?;
+        Ok(None)
     }
+}
+
+/// A message's (room, user, client id) is stored once: a retry conflicts.
+fn once_per_client_id() -> OnConflict {
+    OnConflict::columns([message::Column::RoomId, message::Column::UserId, message::Column::ClientMsgId])
+        .do_nothing()
+        .to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rooms_messages_take_the_seqs_below_its_new_last_seq_in_order() {
+        let new = |room_id, id: &str| NewMessage {
+            room_id,
+            user_id: "ana".into(),
+            client_msg_id: id.into(),
+            body: String::new(),
+        };
+        let group = [new(2, "a"), new(1, "b"), new(2, "c"), new(2, "d"), new(1, "e")];
+        assert_eq!(room_counts(&group), [(1, 2), (2, 3)], "by room id, the order rows are locked in");
+        assert_eq!(seqs(&group, &[(2, 10), (1, 4)]), Some(vec![8, 3, 9, 10, 4]));
+        assert_eq!(seqs(&group, &[(2, 10)]), None, "room 1 was not bumped: it does not exist");
+    }
 
     async fn fresh() -> DatabaseConnection {
         use migration::MigratorTrait;
@@ -721,5 +709,43 @@ mod tests {
         assert!(messages_before(&db, room.id, 1, 3).await.unwrap().is_empty());
         assert!(messages_before(&db, room.id, -5, 3).await.unwrap().is_empty());
         assert_eq!(seqs(messages_before(&db, other.id, i64::MAX, 3).await.unwrap()), [1]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_steady_load_the_wal_starts_over_instead_of_growing() {
+        let (file, db) = FileDb::open().await;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut rooms = Vec::new();
+        for i in 0..50 {
+            rooms.push(ensure_room(&db, &format!("r{i}")).await.unwrap().id);
+        }
+        let store = MessageStore::open(db).await;
+        assert!(matches!(store, MessageStore::Sqlite(_)));
+        // The WAL's pages now, read without touching the database: the
+        // `mxFrame` of the wal-index header at the start of the -shm file
+        // (SQLite's documented WAL format), in native byte order.
+        let shm = file._dir.path().join("chat.db-shm");
+        let wal_pages = || {
+            let header = std::fs::read(&shm).unwrap();
+            u32::from_ne_bytes(header[16..20].try_into().unwrap())
+        };
+        // Groups of a few messages over many rooms, back to back, until
+        // the WAL has grown past the restart point and then started over.
+        let (mut grown, mut started_over) = (false, false);
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        for group in 0.. {
+            let messages = (0..4)
+                .map(|i| ana_in(rooms[(group * 7 + i * 13) % rooms.len()])(&format!("g{group}-{i}")))
+                .collect();
+            let outcomes = store.store(messages).await;
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            let pages = wal_pages();
+            grown |= pages > 4096;
+            started_over = grown && pages < 4096;
+            if started_over || std::time::Instant::now() > until {
+                break;
+            }
+        }
+        assert!(grown && started_over, "the WAL never started over (grown past 4,096 pages: {grown})");
     }
 }

@@ -20,29 +20,38 @@
 //! file's sync) run on a thread of their own, through a connection of
 //! their own, a PASSIVE one every `CHECKPOINT_EVERY`: SQLite's default
 //! runs them in whichever commit crosses 1,000 pages, so the writer's
-//! thread, and every sender waiting on its group, waited for them. In one
-//! A/B (`bench/README.md`) this took p99 in rooms of 10 from 16 to 4.5 ms,
-//! brought the knee in rooms of 100 back from 150–200k to 300k deliveries
-//! a second and seeding from 36k to 45k messages a second. A PASSIVE
-//! checkpoint never blocks the writer; the pool's connections keep
-//! SQLite's default (they write little).
+//! thread, and every sender waiting on its group, waited for them (the
+//! numbers are in `bench/README.md`). A PASSIVE checkpoint never blocks
+//! the writer, but under steady load it never catches up with it either,
+//! and SQLite starts the WAL over only once everything in it is copied
+//! back: the WAL would grow for as long as the load lasts, every group
+//! appending to new pages of the file. So once the WAL holds
+//! `RESTART_FROM` pages the checkpoint thread asks the writer's thread,
+//! which then, between two groups, runs a RESTART checkpoint itself: it
+//! copies the little the PASSIVE one left, and the next group writes the
+//! WAL from its start again. (Run from the checkpoint thread, a RESTART
+//! one waits for the write lock, which the writer takes again as soon as
+//! it lets it go.) The pool's connections keep SQLite's default (they
+//! write little).
 //!
-//! Seqs come from the database inside that transaction: each room's next
-//! seq is one past the larger of `room.last_seq` and the room's greatest
-//! stored seq. A row written by hand (a restore, a fix) that took the next
-//! seq without moving `last_seq` is stepped over, never collided with.
+//! Seqs come from the database inside that transaction, by the same rule
+//! as through the pool (`store::seq_base_sql`): one past the larger of
+//! `room.last_seq` and the room's greatest stored seq.
 //!
 //! Rows are inserted one statement each, not several rows a statement: a
 //! statement of many rows keeps a statement journal (to undo its own rows
 //! should one fail), which costs more than the statements it saves.
 //!
-//! A group goes in whole, or (when anything in it was stored before — a
-//! retry — or a message cannot be stored) message by message, each in a
-//! savepoint of the same transaction: a retry gets its stored copy, a
-//! message that cannot be stored gets its own error, and the others are
-//! stored all the same.
+//! A group goes in whole; when anything in it was stored before (a retry)
+//! or a message cannot be stored, that transaction is rolled back and the
+//! group goes again message by message, each in a savepoint of a second
+//! transaction: a retry gets its stored copy, a message that cannot be
+//! stored gets its own error, and the others are stored all the same.
+//! (A savepoint around the whole group would cost every group a journal
+//! of the pages it changes, for a case that is rare.)
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -58,12 +67,15 @@ use crate::protocol::ChatMessage;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the checkpoint thread copies the WAL back (see above).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer starts the WAL over (16 MiB of 4 KiB
+/// pages).
+const RESTART_FROM: i64 = 4096;
 
-/// The room's next seqs: `?2` more after the larger of its `last_seq` and
-/// its greatest stored seq. Returns the new `last_seq` (no row: no room).
-const BUMP: &str = "UPDATE room SET last_seq = max(last_seq, \
-                    coalesce((SELECT max(seq) FROM message WHERE room_id = ?1), 0)) + ?2 \
-                    WHERE id = ?1 RETURNING last_seq";
+/// The room `?1`'s next `?2` seqs; returns its new `last_seq` (no row: no
+/// room).
+static BUMP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("UPDATE room SET last_seq = {} + ?2 WHERE id = ?1 RETURNING last_seq", super::seq_base_sql("max"))
+});
 const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
                       VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const FIND: &str = "SELECT seq, body, created_at FROM message \
@@ -90,14 +102,26 @@ impl SqliteWriter {
         let conn = open_connection(path).map_err(err)?;
         // Its commits leave the WAL to the checkpoint thread.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(err)?;
+        // Held back by a join's write through the pool, it retries every
+        // 100 µs (SQLite's own waits grow to 25 ms and more).
+        conn.busy_handler(Some(|attempt| {
+            std::thread::sleep(Duration::from_micros(100));
+            Duration::from_micros(100) * attempt.unsigned_abs() < BUSY_TIMEOUT
+        }))
+        .map_err(err)?;
         let checkpointer = open_connection(path).map_err(err)?;
         let (checkpoints, stop) = mpsc::channel::<()>();
+        let restart = Arc::new(AtomicBool::new(false));
+        let wanted = restart.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoints".to_owned())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-                    if let Err(e) = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!(%e, "SQLite checkpoint failed");
+                    let checkpoint = checkpointer
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
+                    match checkpoint {
+                        Ok(wal_pages) => wanted.store(wal_pages >= RESTART_FROM, Ordering::Relaxed),
+                        Err(e) => tracing::warn!(%e, "SQLite checkpoint failed"),
                     }
                 }
             })
@@ -108,6 +132,11 @@ impl SqliteWriter {
             .spawn(move || {
                 for Job { group, reply } in inbox {
                     let _ = reply.send(store_group(&conn, &group));
+                    if restart.swap(false, Ordering::Relaxed) {
+                        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                            tracing::warn!(%e, "SQLite checkpoint failed");
+                        }
+                    }
                 }
             })
             .map_err(|e| DbErr::Custom(format!("cannot start the SQLite writer's thread: {e}")))?;
@@ -137,23 +166,21 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Statement and savepoint journals in memory, not in a temporary file
+    // created and deleted for every transaction.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
 /// Stores a group in one transaction (see the module docs).
 fn store_group(conn: &Connection, group: &[NewMessage]) -> Vec<Outcome> {
     let at = super::message_time();
-    let stored = (|| {
-        let txn = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let outcomes = match in_savepoint(&txn, |c| store_whole(c, group, at)) {
-            Ok(outcomes) => outcomes,
-            Err(_) => {
-                group.iter().map(|m| in_savepoint(&txn, |c| store_one(c, m, at)).map_err(err)).collect()
-            }
-        };
-        txn.commit()?;
-        Ok::<_, rusqlite::Error>(outcomes)
-    })();
+    let whole = in_transaction(conn, |txn| store_whole(txn, group, at));
+    let stored = whole.or_else(|_| {
+        in_transaction(conn, |txn| {
+            Ok(group.iter().map(|m| in_savepoint(txn, |c| store_one(c, m, at)).map_err(err)).collect())
+        })
+    });
     match stored {
         Ok(outcomes) => outcomes,
         Err(e) => {
@@ -162,6 +189,18 @@ fn store_group(conn: &Connection, group: &[NewMessage]) -> Vec<Outcome> {
             group.iter().map(|_| Err(DbErr::Custom(text.clone()))).collect()
         }
     }
+}
+
+/// Runs `work` in a transaction that takes the write lock first (`BEGIN
+/// IMMEDIATE`), committed if it succeeds, rolled back if not.
+fn in_transaction<T>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let txn = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let done = work(&txn)?;
+    txn.commit()?;
+    Ok(done)
 }
 
 /// Runs `work` in a savepoint, undone if it fails.
@@ -182,7 +221,11 @@ fn in_savepoint<T>(
 /// The whole group, each room's seqs taken at once; fails on anything
 /// (a retry among them included), to be stored message by message.
 fn store_whole(conn: &Connection, group: &[NewMessage], at: DateTime<Utc>) -> rusqlite::Result<Vec<Outcome>> {
-    let seqs = seqs_for(group, |room_id, count| bump(conn, room_id, count))?;
+    let last_seqs = super::room_counts(group)
+        .into_iter()
+        .map(|(room_id, count)| Ok((room_id, bump(conn, room_id, count)?)))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let seqs = super::seqs(group, &last_seqs).ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     let mut insert = conn.prepare_cached(INSERT)?;
     let created_at = time_text(at);
     group
@@ -190,7 +233,7 @@ fn store_whole(conn: &Connection, group: &[NewMessage], at: DateTime<Utc>) -> ru
         .zip(seqs)
         .map(|(m, seq)| {
             insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at))?;
-            Ok(Ok(Inserted { message: message(m, seq, at), is_new: true }))
+            Ok(Ok(Inserted { message: m.stored(seq, at), is_new: true }))
         })
         .collect()
 }
@@ -206,8 +249,7 @@ fn store_one(conn: &Connection, m: &NewMessage, at: DateTime<Utc>) -> rusqlite::
         .optional()?;
     if let Some((seq, body, created_at)) = found {
         let at = DateTime::parse_from_rfc3339(&created_at).map_or(at, |t| t.with_timezone(&Utc));
-        let message = ChatMessage { body, ..message(m, seq, at) };
-        return Ok(Inserted { message, is_new: false });
+        return Ok(Inserted { message: ChatMessage { body, ..m.stored(seq, at) }, is_new: false });
     }
     let seq = bump(conn, m.room_id, 1)?;
     conn.prepare_cached(INSERT)?.execute((
@@ -218,51 +260,12 @@ fn store_one(conn: &Connection, m: &NewMessage, at: DateTime<Utc>) -> rusqlite::
         &m.client_msg_id,
         time_text(at),
     ))?;
-    Ok(Inserted { message: message(m, seq, at), is_new: true })
+    Ok(Inserted { message: m.stored(seq, at), is_new: true })
 }
 
 /// Moves the room's `last_seq` on by `count`; returns the new value.
 fn bump(conn: &Connection, room_id: i64, count: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(BUMP)?.query_row((room_id, count), |row| row.get(0))
-}
-
-/// Each message's seq, given `bump(room, count)` (called once a room, in
-/// the order rooms first appear) returning the room's new last seq: a
-/// room's messages take the numbers just below it, in order.
-fn seqs_for<E>(
-    group: &[NewMessage],
-    mut bump: impl FnMut(i64, i64) -> Result<i64, E>,
-) -> Result<Vec<i64>, E> {
-    let mut rooms: Vec<(i64, i64)> = Vec::new();
-    for m in group {
-        match rooms.iter_mut().find(|(room_id, _)| *room_id == m.room_id) {
-            Some((_, count)) => *count += 1,
-            None => rooms.push((m.room_id, 1)),
-        }
-    }
-    // The first seq of each room's messages in this group.
-    let mut next: Vec<(i64, i64)> = Vec::with_capacity(rooms.len());
-    for (room_id, count) in rooms {
-        next.push((room_id, bump(room_id, count)? - count + 1));
-    }
-    Ok(group
-        .iter()
-        .map(|m| {
-            let (_, seq) = next.iter_mut().find(|(room_id, _)| *room_id == m.room_id).expect("counted above");
-            *seq += 1;
-            *seq - 1
-        })
-        .collect())
-}
-
-fn message(m: &NewMessage, seq: i64, at: DateTime<Utc>) -> ChatMessage {
-    ChatMessage {
-        seq,
-        user_id: m.user_id.clone(),
-        body: m.body.clone(),
-        client_msg_id: m.client_msg_id.clone(),
-        at_ms: at.timestamp_millis(),
-    }
+    conn.prepare_cached(&BUMP)?.query_row((room_id, count), |row| row.get(0))
 }
 
 /// A time as the pool's driver writes it (RFC 3339), so that both read it.
@@ -272,26 +275,4 @@ fn time_text(at: DateTime<Utc>) -> String {
 
 fn err(e: rusqlite::Error) -> DbErr {
     DbErr::Custom(format!("SQLite: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn new(room_id: i64, id: &str) -> NewMessage {
-        NewMessage { room_id, user_id: "ana".into(), client_msg_id: id.into(), body: String::new() }
-    }
-
-    #[test]
-    fn a_rooms_messages_take_the_seqs_below_its_new_last_seq_in_order() {
-        let group = [new(1, "a"), new(2, "b"), new(1, "c"), new(1, "d"), new(2, "e")];
-        let mut bumped = Vec::new();
-        let seqs = seqs_for(&group, |room, count| {
-            bumped.push((room, count));
-            Ok::<_, ()>(if room == 1 { 10 } else { 4 })
-        })
-        .unwrap();
-        assert_eq!(bumped, [(1, 3), (2, 2)], "once a room, by its count");
-        assert_eq!(seqs, [8, 3, 9, 10, 4]);
-    }
 }
