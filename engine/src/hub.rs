@@ -16,46 +16,25 @@
 //! to the bus happen under one lock, so they keep one order: a page that
 //! closes and reopens at once can never be announced online, then offline.
 //!
-//! A busy room (at least `ROSTER_FROM` listeners here) gets its member
-//! joins and presence changes held for up to `ROSTER_EVERY` and sent as
-//! one `Roster` event: a crowd of N joining costs each page a few frames,
-//! not N, and the node a few wake-ups per page, not N. A room of
-//! thousands (`BIG_ROSTER_FROM` listeners) holds them for up to
-//! `BIG_ROSTER_EVERY`: while a crowd streams in, every roster is a write to
-//! each of its pages, and nobody follows a list of thousands to the tenth
-//! of a second (a player who leaves still shows offline within half a
-//! second). Any other event of the room sends what is held first, so pages
-//! see changes in order, and a message is never held by a roster.
+//! A busy room holds its member joins and presence changes for a while and
+//! sends them as one `Roster` event (see `ROSTER_FROM`); a crowded room
+//! gets its messages in rounds (see `ROUNDS_FROM`). Either way any other
+//! event of the room sends what is held first, so pages see events in
+//! order, and a quiet room's message goes at once.
 //!
-//! A crowded room (at least `ROUNDS_FROM` listeners here) gets its
-//! messages in rounds, at most one every `ROUND_EVERY`: a message that
-//! comes less than that after the room's last round waits for the next
-//! one, with whatever else comes meanwhile. Every message to such a room
-//! costs this node a socket write per listener, and messages that go out
-//! together reach each page in one write: at 100 messages a second in a
-//! room of 1,000 a round of 20 ms halves the writes, for at most 20 ms
-//! more between send and delivery, which nobody reading a room that busy
-//! can tell. A quiet room's message goes at once, and any other event of
-//! the room sends the waiting messages first. A round is queued at once for
-//! every listener, so a round larger than `capacity` would make every page
-//! resync; at the default of 512 that is over 25,000 messages a second
-//! into one room, which the per-user send rate keeps far away.
-//!
-//! The node's housekeeping reaches connections through the same channels
-//! (see [`Hub::keep_house`]): every heartbeat each connection is asked to
-//! check that its page still speaks, and on shutdown to finish and close.
-//! A connection then waits on its room and its socket only; a timer and a
-//! shutdown signal of its own would be two more things to poll each time
-//! it wakes, and a room event wakes it far more often than either fires.
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+//! The node's housekeeping (idle checks, shutdown) reaches connections
+//! through the same channels (see [`Hub::keep_house`]): a timer and a
+//! shutdown signal of each connection's own would be two more things to
+//! poll each time it wakes, and a room event wakes it far more often.
+use std::collections::hash_map::{HashMap, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::mailbox::{Lagged, Listeners, Mailbox};
-use super::presence::{Change, PresenceBook};
+use super::presence::PresenceBook;
 use crate::protocol::{ErrorCode, ServerFrame};
 
 /// A room event as it travels to connections: the frame (for decisions,
@@ -84,22 +63,20 @@ pub enum Chore {
 impl RoomEvent {
     pub fn new(frame: ServerFrame) -> Arc<Self> {
         let text = serde_json::to_string(&frame).expect("room events always serialize");
-        Arc::new(RoomEvent { frame, text, published_at: Instant::now(), chore: None })
+        RoomEvent::published_now(frame, text, None)
     }
 
     /// An event another node encoded: its JSON text, decoded once here.
     pub fn decode(text: &str) -> Result<Arc<Self>, serde_json::Error> {
-        let frame = serde_json::from_str(text)?;
-        Ok(Arc::new(RoomEvent { frame, text: text.to_owned(), published_at: Instant::now(), chore: None }))
+        Ok(RoomEvent::published_now(serde_json::from_str(text)?, text.to_owned(), None))
     }
 
     fn chore(chore: Chore) -> Arc<Self> {
-        Arc::new(RoomEvent {
-            frame: ServerFrame::Pong,
-            text: String::new(),
-            published_at: Instant::now(),
-            chore: Some(chore),
-        })
+        RoomEvent::published_now(ServerFrame::Pong, String::new(), Some(chore))
+    }
+
+    fn published_now(frame: ServerFrame, text: String, chore: Option<Chore>) -> Arc<Self> {
+        Arc::new(RoomEvent { frame, text, published_at: Instant::now(), chore })
     }
 
     /// Says the bus may have lost events of the room: every connection
@@ -131,12 +108,15 @@ struct PresenceState {
 }
 
 /// Rooms with at least this many listeners on this node get their member
-/// and presence changes in rosters.
+/// and presence changes in rosters, held for up to `ROSTER_EVERY`: a crowd
+/// of N joining costs each page a few frames, not N, and the node a few
+/// wake-ups per page, not N.
 const ROSTER_FROM: usize = 32;
-/// How long a busy room's member and presence changes are held at most.
 const ROSTER_EVERY: Duration = Duration::from_millis(100);
-/// Rooms with at least this many listeners on this node hold their
-/// changes longer.
+/// Rooms of thousands hold them longer: while a crowd streams in, every
+/// roster is a write to each of its pages, and nobody follows a list of
+/// thousands to the tenth of a second (one who leaves still shows
+/// offline within half a second).
 const BIG_ROSTER_FROM: usize = 1000;
 const BIG_ROSTER_EVERY: Duration = Duration::from_millis(400);
 
@@ -151,14 +131,23 @@ fn roster_every(listeners: usize) -> Option<Duration> {
 }
 
 /// Rooms with at least this many listeners on this node get their
-/// messages in rounds.
+/// messages in rounds, at most one every `ROUND_EVERY`: a message that
+/// comes sooner after the room's last round waits for the next one, with
+/// whatever else comes meanwhile. Each message costs such a room a socket
+/// write per listener, and messages that go out together reach each page
+/// in one write, for a wait nobody reading a room that busy can tell. A
+/// round is queued at once for every listener, so a round larger than
+/// `capacity` would make every page resync; at the default of 512 that is
+/// over 25,000 messages a second into one room, which the per-user send
+/// rate keeps far away.
 const ROUNDS_FROM: usize = 256;
-/// The shortest time between two rounds of a crowded room's messages.
 const ROUND_EVERY: Duration = Duration::from_millis(20);
 
 /// Member and presence changes held for a busy room's next roster.
 #[derive(Default)]
 struct HeldRoster {
+    /// How many of the room's waiting messages came before the first change.
+    before: usize,
     joined: Vec<String>,
     /// Latest state of each user whose presence changed, in order.
     presence: Vec<(String, bool)>,
@@ -207,8 +196,6 @@ struct RoomChannel {
     held: Option<HeldRoster>,
     /// Messages waiting for the room's next round (in order).
     waiting: Vec<Arc<RoomEvent>>,
-    /// How many of `waiting` came before the held roster's first change.
-    waiting_before_roster: usize,
     /// When the room's last round went out.
     last_round: Option<Instant>,
     /// Its last listener left: it is being taken out of the hub's map, and
@@ -225,10 +212,9 @@ impl RoomChannel {
         }
         // As they came: the messages that waited before the roster's
         // first change, the roster, the rest.
-        let before = std::mem::take(&mut self.waiting_before_roster).min(self.waiting.len());
         let mut waiting = std::mem::take(&mut self.waiting).into_iter();
-        self.outgoing.extend(waiting.by_ref().take(before));
         if let Some(held) = self.held.take() {
+            self.outgoing.extend(waiting.by_ref().take(held.before));
             self.outgoing.push(held.into_event());
         }
         self.outgoing.extend(waiting);
@@ -312,8 +298,7 @@ impl Hub {
     /// Hands an event published on this node to every listener of the
     /// room here.
     pub fn deliver(&self, channel_id: &str, event: Arc<RoomEvent>) {
-        let node = self.node.clone();
-        self.deliver_from(&node, channel_id, event);
+        self.deliver_from(&self.node, channel_id, event);
     }
 
     /// Hands an event published by `node` to every listener of the room
@@ -321,7 +306,7 @@ impl Hub {
     /// the listeners only when they change it.
     pub fn deliver_from(&self, node: &str, channel_id: &str, event: Arc<RoomEvent>) {
         let ServerFrame::Presence { user_id, online } = &event.frame else {
-            return self.fan_out(channel_id, event);
+            return self.deliver_all(channel_id, [event]);
         };
         if node == &*self.node {
             // This node's own presence is its count of pages, already
@@ -330,7 +315,7 @@ impl Hub {
         }
         let mut presence = self.presence.lock();
         if presence.book.remote(channel_id, user_id, node, *online, Instant::now()) {
-            self.fan_out(channel_id, event.clone());
+            self.deliver_all(channel_id, [event.clone()]);
         }
     }
 
@@ -347,10 +332,6 @@ impl Hub {
         room.flush();
     }
 
-    fn fan_out(&self, channel_id: &str, event: Arc<RoomEvent>) {
-        self.deliver_all(channel_id, [event]);
-    }
-
     /// The room's entry, if it has listeners here.
     fn room(&self, channel_id: &str) -> Option<Arc<Mutex<RoomChannel>>> {
         self.rooms.lock().get(channel_id).cloned()
@@ -361,12 +342,12 @@ impl Hub {
     fn route(&self, channel_id: &str, room: &mut RoomChannel, event: Arc<RoomEvent>) {
         if let Some(every) = roster_every(room.listeners.len()).filter(|_| HeldRoster::carries(&event.frame))
         {
-            let first = room.held.is_none();
-            room.held.get_or_insert_with(HeldRoster::default).hold(&event.frame);
-            if first {
-                room.waiting_before_roster = room.waiting.len();
+            let before = room.waiting.len();
+            let held = room.held.get_or_insert_with(|| {
                 self.release_at(channel_id, tokio::time::Instant::now() + every);
-            }
+                HeldRoster { before, ..HeldRoster::default() }
+            });
+            held.hold(&event.frame);
             return;
         }
         if event.frame.seq().is_some() {
@@ -381,11 +362,6 @@ impl Hub {
         // What is held for the room goes first: pages see events in order.
         room.release();
         room.outgoing.push(event);
-    }
-
-    /// Hands a chore to every connection of this node.
-    pub fn tell_every_room(&self, chore: Chore) {
-        self.tell_rooms(chore, |_| true);
     }
 
     /// Hands a chore to the connections of the rooms `pick` picks, in each
@@ -406,16 +382,12 @@ impl Hub {
     }
 
     /// The node's housekeeping, until `stopping`: asks every connection to
-    /// check its page every `every`, and, once `stopping` is cancelled, to
-    /// finish and close.
-    ///
-    /// The checks go to a slice of the rooms at a time (`CHECK_SLICES` of
-    /// them over `every`), so a node's thousands of connections do not all
-    /// wake in the same instant. The stop goes to all: `stopping` is
-    /// cancelled before it goes out, and a connection admitted after it
-    /// sees that itself. Tying `stopping` to this is what makes
-    /// `Lifecycle::stop` reach the connections (the server does it when
-    /// it starts).
+    /// check its page every `every`, a slice of the rooms at a time
+    /// (`CHECK_SLICES` of them over `every`, so a node's thousands of
+    /// connections do not all wake at once), and once `stopping` is
+    /// cancelled, to finish and close (a connection admitted after that
+    /// sees `stopping` itself). Tying `stopping` to this is what makes
+    /// `Lifecycle::stop` reach the connections (the server does it).
     pub fn keep_house(
         &self,
         every: Duration,
@@ -435,7 +407,7 @@ impl Hub {
                         hub.tell_rooms(Chore::CheckIdle, |channel_id| check_slice(channel_id) == slice);
                     }
                     _ = stopping.cancelled() => {
-                        hub.tell_every_room(Chore::Stop);
+                        hub.tell_rooms(Chore::Stop, |_| true);
                         return;
                     }
                 }
@@ -466,32 +438,27 @@ impl Hub {
     /// Counts a page of `user_id` in the room as open until the returned
     /// guard is dropped.
     pub fn present(&self, channel_id: &str, user_id: &str) -> PresenceGuard {
-        let mut presence = self.presence.lock();
-        let change = presence.book.connect(channel_id, user_id);
-        self.tell(&presence, channel_id, user_id, true, change);
+        self.count_page(channel_id, user_id, true);
         PresenceGuard { hub: self.clone(), channel_id: channel_id.to_owned(), user_id: user_id.to_owned() }
     }
 
-    fn absent(&self, channel_id: &str, user_id: &str) {
+    /// Counts a page opening (or closing) and passes the change on: to the
+    /// other nodes when this node's count flipped, to this node's pages
+    /// when the user's presence as a whole did.
+    fn count_page(&self, channel_id: &str, user_id: &str, open: bool) {
         let mut presence = self.presence.lock();
-        let change = presence.book.disconnect(channel_id, user_id);
-        self.tell(&presence, channel_id, user_id, false, change);
-    }
-
-    /// Passes a local change on: to this node's pages when the user's
-    /// presence flipped, to the other nodes when this node's count did.
-    fn tell(&self, presence: &PresenceState, channel_id: &str, user_id: &str, online: bool, change: Change) {
+        let book = &mut presence.book;
+        let change =
+            if open { book.connect(channel_id, user_id) } else { book.disconnect(channel_id, user_id) };
         if !change.flipped && !change.announce {
             return;
         }
-        let event = presence_event(user_id, online);
-        if change.announce {
-            if let Some(sink) = &presence.sink {
-                sink(channel_id, &event);
-            }
+        let event = presence_event(user_id, open);
+        if let Some(sink) = presence.sink.as_ref().filter(|_| change.announce) {
+            sink(channel_id, &event);
         }
         if change.flipped {
-            self.fan_out(channel_id, event);
+            self.deliver_all(channel_id, [event]);
         }
     }
 
@@ -500,23 +467,14 @@ impl Hub {
         self.presence.lock().book.online(channel_id)
     }
 
-    /// Repeats to the other nodes who has pages open here, in every room
-    /// (they forget a node that stops repeating itself).
-    pub fn presence_beat(&self) {
+    /// Repeats to the other nodes who has pages open here: in `room` (a
+    /// node that just started listening to it asked), or (`None`) in every
+    /// room (the other nodes forget a node that stops repeating itself).
+    pub fn presence_beat(&self, room: Option<&str>) {
         let presence = self.presence.lock();
         let Some(sink) = &presence.sink else { return };
-        for (room, user) in presence.book.local() {
+        for (room, user) in presence.book.local(room) {
             sink(&room, &presence_event(&user, true));
-        }
-    }
-
-    /// Repeats to the other nodes who has pages of one room open here (a
-    /// node that just started listening to the room asked).
-    pub fn presence_beat_room(&self, channel_id: &str) {
-        let presence = self.presence.lock();
-        let Some(sink) = &presence.sink else { return };
-        for user in presence.book.local_in(channel_id) {
-            sink(channel_id, &presence_event(&user, true));
         }
     }
 
@@ -525,7 +483,7 @@ impl Hub {
     pub fn expire_presence(&self, seen_before: Instant) {
         let mut presence = self.presence.lock();
         for (room, user) in presence.book.expire(seen_before) {
-            self.fan_out(&room, presence_event(&user, false));
+            self.deliver_all(&room, [presence_event(&user, false)]);
         }
     }
 
@@ -534,7 +492,7 @@ impl Hub {
     pub fn forget_remote_presence(&self, channel_id: &str) {
         let mut presence = self.presence.lock();
         for user in presence.book.forget_remote(channel_id) {
-            self.fan_out(channel_id, presence_event(&user, false));
+            self.deliver_all(channel_id, [presence_event(&user, false)]);
         }
     }
 
@@ -587,12 +545,8 @@ fn presence_event(user_id: &str, online: bool) -> Arc<RoomEvent> {
 /// A random id for this node's process (it only has to differ between
 /// nodes sharing a bus).
 fn node_id() -> String {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-    );
-    format!("{:016x}", hasher.finish())
+    let random = RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()));
+    format!("{random:016x}")
 }
 
 /// A page counted as open in a room; dropping it closes the page.
@@ -604,7 +558,7 @@ pub struct PresenceGuard {
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
-        self.hub.absent(&self.channel_id, &self.user_id);
+        self.hub.count_page(&self.channel_id, &self.user_id, false);
     }
 }
 
@@ -789,11 +743,11 @@ mod tests {
         drain(&mut watcher);
         sent.lock().clear();
 
-        hub.presence_beat();
+        hub.presence_beat(None);
         let beats = sent.lock().clone();
         assert_eq!(beats, [("other".into(), presence("ana", true)), ("r".into(), presence("ana", true))]);
         sent.lock().clear();
-        hub.presence_beat_room("r");
+        hub.presence_beat(Some("r"));
         assert_eq!(sent.lock().clone(), [("r".into(), presence("ana", true))]);
 
         hub.expire_presence(Instant::now() - std::time::Duration::from_secs(30));
@@ -900,7 +854,7 @@ mod tests {
         let mut crowd: Vec<Subscription> = (0..ROUNDS_FROM).map(|_| hub.subscribe("crowd")).collect();
         hub.deliver("crowd", message(1));
         hub.deliver("crowd", message(2));
-        hub.tell_every_room(Chore::CheckIdle);
+        hub.tell_rooms(Chore::CheckIdle, |_| true);
         let mut events = Vec::new();
         while let Some(event) = crowd[0].try_recv() {
             events.push(event.expect("no lag"));

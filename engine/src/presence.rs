@@ -120,26 +120,21 @@ impl PresenceBook {
             .unwrap_or_default()
     }
 
-    /// The users with a page open on this node, per room: what a beat
-    /// repeats to the other nodes.
-    pub fn local(&self) -> Vec<(String, String)> {
-        let mut pairs: Vec<(String, String)> = self
-            .rooms
-            .iter()
+    /// The users with a page open on this node, in `room` or (`None`) in
+    /// every room, sorted: what a beat repeats to the other nodes.
+    pub fn local(&self, room: Option<&str>) -> Vec<(String, String)> {
+        let rooms: Vec<_> = match room {
+            Some(room) => self.rooms.get_key_value(room).into_iter().collect(),
+            None => self.rooms.iter().collect(),
+        };
+        let mut pairs: Vec<(String, String)> = rooms
+            .into_iter()
             .flat_map(|(room, users)| {
                 users.iter().filter(|(_, p)| p.local > 0).map(move |(user, _)| (room.clone(), user.clone()))
             })
             .collect();
         pairs.sort();
         pairs
-    }
-
-    /// The users with a page of `room` open on this node.
-    pub fn local_in(&self, room: &str) -> Vec<String> {
-        self.rooms
-            .get(room)
-            .map(|users| users.iter().filter(|(_, p)| p.local > 0).map(|(u, _)| u.clone()).collect())
-            .unwrap_or_default()
     }
 
     /// Drops a user nobody has online any more, and a room left empty, so
@@ -200,10 +195,10 @@ mod tests {
         assert_eq!(book.online("r2"), ["bob"]);
         assert_eq!(book.connect("r2", "ana"), ANNOUNCED_FLIP, "first page of ana in r2");
         assert_eq!(
-            book.local(),
+            book.local(None),
             [("r1".into(), "ana".into()), ("r2".into(), "ana".into()), ("r2".into(), "bob".into())]
         );
-        assert_eq!(book.local_in("r2"), ["ana", "bob"]);
+        assert_eq!(book.local(Some("r2")), [("r2".into(), "ana".into()), ("r2".into(), "bob".into())]);
     }
 
     #[test]

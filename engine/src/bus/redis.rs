@@ -8,26 +8,23 @@
 //! batch on a new connection, so a dropped publisher connection delays
 //! events but does not lose them (a retried batch may arrive twice: pages
 //! skip a seq they already have, and member lists ignore repeats). Each
-//! payload starts with the publishing node's id, so a node skips its own
-//! events when Redis echoes them back.
+//! payload is the publishing node's id, a line break and the event's text,
+//! so a node skips its own events when Redis echoes them back.
 //!
-//! A subscriber task owns the subscription connection (RESP3, so events
-//! arrive as pushes on a connection that can also be named: every
-//! connection shows in CLIENT LIST as `<prefix>/<node>/<role>`). When it drops (Redis
-//! restarted, `CLIENT KILL`, network), events published meanwhile are gone
-//! for this node: after reconnecting and subscribing again it hands every
-//! room it serves a resync event, and the pages catch up from the store.
-//! A publish queue that overflows during a long outage does the same for
-//! the rooms whose events it had to drop.
+//! A subscriber task owns the subscription connection (RESP3: events
+//! arrive as pushes on a connection that can also be named, see
+//! `Connector`). Events published while it is down are gone for this node:
+//! once subscribed again it hands every room it serves a resync event, and
+//! the pages catch up from the store. A publish queue that overflows during
+//! a long outage does the same for the rooms whose events it had to drop.
 //!
-//! Presence crosses nodes on the same channels (see `hub` and
-//! `presence`): the hub hands this node's news (first page of a user
-//! opened here, last one closed) to the publish queue, every
+//! Presence crosses nodes on the same channels (see `hub` and `presence`):
+//! the hub hands this node's news to the publish queue, every
 //! `presence_beat` the node repeats who it still has, and it forgets
 //! another node's users once that node has been silent for
 //! [`BEATS_BEFORE_EXPIRY`] beats. A node that starts hearing a room asks
-//! the others to repeat themselves at once (the `!presence?` control
-//! payload), so its first page sees who is online without waiting a beat.
+//! the others to repeat themselves at once (`PRESENCE_QUERY`), so its first
+//! page sees who is online without waiting a beat.
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -241,11 +238,6 @@ fn presence_sink(outgoing: mpsc::Sender<Outgoing>, shared: Arc<Shared>) -> Prese
     })
 }
 
-/// Splits a payload into the publishing node and the event text.
-fn split_payload(payload: &str) -> Option<(&str, &str)> {
-    payload.split_once('\n')
-}
-
 fn reconnect_delay(attempt: u32) -> Duration {
     let jitter = f64::from(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
@@ -360,7 +352,7 @@ impl Subscriber {
                     // say again who is here (others may have forgotten).
                     self.ask_presence(room);
                 }
-                self.hub.presence_beat();
+                self.hub.presence_beat(None);
             }
             reconnecting = true;
             let mut sweep = tokio::time::interval(SWEEP_EVERY);
@@ -395,7 +387,7 @@ impl Subscriber {
                         }
                     }
                     _ = beat.tick() => {
-                        self.hub.presence_beat();
+                        self.hub.presence_beat(None);
                         let cutoff = std::time::Instant::now().checked_sub(expiry);
                         if let Some(cutoff) = cutoff.filter(|_| listening_since.elapsed() >= expiry) {
                             self.hub.expire_presence(cutoff);
@@ -421,7 +413,7 @@ impl Subscriber {
             tracing::warn!(channel_id, "ignoring a bus event that is not UTF-8");
             return;
         };
-        let Some((node, text)) = split_payload(payload) else {
+        let Some((node, text)) = payload.split_once('\n') else {
             tracing::warn!(channel_id, "ignoring a malformed bus event");
             return;
         };
@@ -434,7 +426,7 @@ impl Subscriber {
             return;
         }
         if text == PRESENCE_QUERY {
-            self.hub.presence_beat_room(channel_id);
+            self.hub.presence_beat(Some(channel_id));
             return;
         }
         match RoomEvent::decode(text) {
@@ -502,11 +494,12 @@ mod tests {
 
     #[test]
     fn a_payload_names_its_node_before_the_event() {
-        assert_eq!(split_payload("n1\n{\"type\":\"pong\"}"), Some(("n1", "{\"type\":\"pong\"}")));
+        let shared = Shared { prefix: "chat".into(), node: "n1".into(), ..Shared::default() };
+        let payload = shared.outgoing("r", "{\"type\":\"pong\"}").payload;
+        assert_eq!(payload.split_once('\n'), Some(("n1", "{\"type\":\"pong\"}")));
         // The event text may itself hold newlines (escaped in JSON it does
         // not, but the split must only take the first).
-        assert_eq!(split_payload("n1\na\nb"), Some(("n1", "a\nb")));
-        assert_eq!(split_payload("garbage"), None);
+        assert_eq!(shared.outgoing("r", "a\nb").payload.split_once('\n'), Some(("n1", "a\nb")));
     }
 
     #[test]
