@@ -5,10 +5,9 @@
 //! anything), replays from the store every message after the page's last
 //! seq (at most `replay_limit` of them), then forwards the room's live
 //! events — skipping what it already sent, filling any gap from the store —
-//! while it handles the page's `Send`, `Typing` and `Ping` frames. Sends
-//! go to the node's writer (see `writer`) and a page may pipeline up to
-//! `MAX_IN_FLIGHT` of them; their acks come back in the order sent, and
-//! the room's events keep flowing while they are stored.
+//! while it handles the page's `Send`, `Typing` and `Ping` frames. A page
+//! may pipeline up to `MAX_IN_FLIGHT` sends (see `writer`); their acks come
+//! back in the order sent, and the room's events keep flowing meanwhile.
 //!
 //! The connection's task is the only one that writes its socket: the room's
 //! events wait in its queue (see `mailbox`) and are written in batches, a
@@ -20,23 +19,19 @@
 //! relayed to the room's other pages through the bus, never stored, and
 //! at most once a second per connection.
 //!
-//! Memory: most connections sit idle most of the time, so an idle one
-//! holds only what waiting needs. The work of admitting it, of handling a
-//! frame and of writing a batch runs in boxed futures that exist while
-//! they run (otherwise the connection's task would reserve room for the
-//! largest of them for its whole life), and the member list read for the
-//! welcome is dropped once sent.
+//! Memory: most connections sit idle, so an idle one holds only what
+//! waiting needs. Admitting, handling a frame and writing a batch run in
+//! boxed futures that exist while they run (else the task would reserve
+//! room for the largest of them for its whole life), and the member list
+//! read for the welcome is dropped once sent.
 //!
-//! What keeps a room healthy whatever one page does:
-//! - the room's events wait in each connection's bounded queue (see
-//!   `mailbox`); a connection that falls that far behind is closed with `RESYNC` and the page reconnects
-//!   from its last seq, catching up from the store: nothing is dropped
-//!   silently, and nobody waits for the slow page. A bus that may have lost
-//!   events (see `bus`) gets the same answer;
-//! - every write has a deadline, and a page silent for longer than
-//!   `idle_timeout` (no frame, not even a ping) is dropped;
-//! - on shutdown each connection finishes what it is doing (its sends in
-//!   flight are committed and acknowledged), then closes with "going away".
+//! Whatever one page does, its room stays healthy: a connection that falls
+//! a whole queue behind (or whose bus may have lost events) is closed with
+//! `RESYNC`, and its page reconnects and catches up from the store, so
+//! nothing is dropped silently and nobody waits for the slow page; every
+//! write has a deadline; a page silent for `idle_timeout` (no frame, not
+//! even a ping) is dropped; on shutdown each connection first has its sends
+//! in flight committed and acknowledged, then closes with "going away".
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -500,16 +495,15 @@ impl Serving<'_> {
     /// node's ends the batch (after the write) and is handed back.
     async fn write_ready(
         &mut self,
-        first: Option<Result<Arc<RoomEvent>, Lagged>>,
+        mut first: Option<Result<Arc<RoomEvent>, Lagged>>,
     ) -> Result<Option<Chore>, End> {
         let mut chore = None;
         // Messages written, and when the first was published (the fan-out
         // latency is sampled once per batch, not per message).
         let mut messages = 0;
         let mut first_published = None;
-        let mut next = first.or_else(|| self.subscription.try_recv());
-        let mut count = 0;
-        while let Some(event) = next.take() {
+        for _ in 0..MAX_BATCH {
+            let Some(event) = first.take().or_else(|| self.subscription.try_recv()) else { break };
             let event = match event {
                 Ok(event) => event,
                 Err(Lagged(missed)) => {
@@ -526,10 +520,6 @@ impl Serving<'_> {
             if event.frame.seq().is_some() {
                 messages += 1;
                 first_published.get_or_insert(event.published_at);
-            }
-            count += 1;
-            if count < MAX_BATCH {
-                next = self.subscription.try_recv();
             }
         }
         // Polled without waiting: the select loop polls `in_flight` again
