@@ -3,27 +3,19 @@
 //! TCP stream directly.
 //!
 //! Why not a general websocket library: a chat node holds thousands of
-//! connections that are idle nearly all the time, and a general library
-//! keeps a read buffer and a write buffer per connection for its whole
-//! life (tens of KiB at their defaults, several KiB at their smallest).
-//! Here bytes are read into a buffer on the stack of the call that polls
-//! the socket; a connection keeps only the bytes of a frame that has not fully arrived,
-//! and its outgoing buffer lives from the first frame queued to the end of
-//! the flush. An idle connection costs its task, its socket and little
-//! else. Writes stay batched: frames are queued, then flushed in one write.
+//! mostly idle connections, and a general library keeps a read and a write
+//! buffer per connection for its whole life (several KiB at their
+//! smallest). Here bytes are read into a buffer on the stack of the poll;
+//! a connection keeps only the bytes of a frame that has not fully
+//! arrived, and its outgoing buffer lives from the first frame queued to
+//! the end of the flush. Writes stay batched: frames are queued, then
+//! flushed in one write.
 //!
 //! What is supported is what browsers send: masked frames, text and binary
 //! messages (fragmented or not) up to a size limit, ping, pong and close.
 //! No extensions (compression) and no subprotocols are negotiated. A
 //! protocol violation answers with the matching close code (1002, 1007 for
 //! text that is not UTF-8, 1009 for a message over the limit).
-//!
-//! The tests below hold it to the protocol: a table of RFC 6455's rules,
-//! each case read whole, byte by byte and in odd chunks, and by tungstenite
-//! (the library the field uses) with the same result; thousands of random
-//! client streams read alike by both (messages, close, failure and close
-//! code); random and bit-flipped bytes that must never panic; and
-//! tungstenite as a client reading all this side writes.
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
@@ -299,14 +291,12 @@ fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
 }
 
 /// Lets a task that waits on a socket among other things skip the socket
-/// when something else woke it.
-///
-/// A connection's task wakes for every event of its room, and polling a
-/// socket that has nothing to read is not free: its readiness is kept
-/// under a lock, behind three layers of wrappers. Through the gate, the
-/// socket holds the gate's waker while nothing can be read; that waker
-/// notes that the socket woke the task, and the socket is polled again
-/// only then (or after it gave a message: more may be buffered).
+/// when something else woke it: a connection's task wakes for every event
+/// of its room, and polling a socket that has nothing to read is not free
+/// (its readiness is kept under a lock, behind three layers of wrappers).
+/// The socket holds the gate's waker while nothing can be read, and is
+/// polled again only once that waker fired (or after it gave a message:
+/// more may be buffered).
 pub struct ReadGate {
     flag: Arc<GateFlag>,
     waker: Waker,
@@ -459,17 +449,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     /// a control frame).
     pub fn queue_close(&mut self, code: u16, reason: &str) {
         let mut payload = code.to_be_bytes().to_vec();
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        payload.extend_from_slice(&reason.as_bytes()[..end]);
+        payload.extend_from_slice(&reason.as_bytes()[..reason.floor_char_boundary(123)]);
         write_frame(&mut self.outgoing, Opcode::Close, &payload);
     }
 
-    /// Writes everything queued, then releases the buffer: one allocation
-    /// per write is nothing next to the write itself, and an idle
-    /// connection keeps no buffer.
+    /// Writes everything queued, then releases the buffer (an idle
+    /// connection keeps none; one allocation per write is nothing next to
+    /// the write itself).
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.outgoing.is_empty() {
             return Ok(());
@@ -483,6 +469,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
 
 #[cfg(test)]
 mod tests {
+    //! The tests hold this side to the protocol: a table of RFC 6455's rules,
+    //! each case read whole, byte by byte and in odd chunks, and by tungstenite
+    //! (the library the field uses) with the same result; thousands of random
+    //! client streams read alike by both (messages, close, failure and close
+    //! code); random and bit-flipped bytes that must never panic; and
+    //! tungstenite as a client reading all this side writes.
     use super::*;
     use tokio::net::TcpStream;
 
