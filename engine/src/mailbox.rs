@@ -1,14 +1,13 @@
 //! A room's listeners on this node, each with a queue of its own: what the
-//! hub hands a room goes into every listener's queue, and wakes the
-//! listener's connection if it sleeps. The connection's task reads its
-//! queue and writes to its page's socket: it is the only one that does.
+//! hub hands a room goes into every listener's queue and wakes the
+//! listener's connection if it sleeps; the connection's task alone reads
+//! its queue and writes its page's socket.
 //!
 //! Why not one ring per room that every listener reads at its own pace (a
-//! broadcast channel): a listener waiting on a ring sits in the ring's list
-//! of waiters, so every event takes the ring's lock to wake them and every
-//! read that finds nothing takes it again to wait; a queue of one's own is
-//! locked by its sender and its one reader only, each for a moment (no
-//! I/O happens under it).
+//! broadcast channel): every event would take the ring's lock to wake its
+//! waiters, and every read that finds nothing would take it again to wait;
+//! a queue of one's own is locked by its sender and its one reader only,
+//! each for a moment (no I/O happens under it).
 //!
 //! A queue holds at most `capacity` events: a listener that falls that far
 //! behind is told it lagged (its queue is dropped, and so is everything
@@ -57,11 +56,6 @@ impl Listeners {
 
     pub fn is_empty(&self) -> bool {
         self.mailboxes.is_empty()
-    }
-
-    /// Queues the event for every listener (a clone of the `Arc` each).
-    pub fn send(&self, event: &Arc<RoomEvent>) {
-        self.send_all(std::slice::from_ref(event));
     }
 
     /// Queues events for every listener, in order, waking each once.
@@ -169,8 +163,8 @@ mod tests {
     async fn every_listener_hears_every_event_in_order() {
         let mut room = Listeners::default();
         let (a, b) = (room.subscribe(8), room.subscribe(8));
-        room.send(&typing("x"));
-        room.send(&typing("y"));
+        room.send_all(&[typing("x")]);
+        room.send_all(&[typing("y")]);
         for listener in [&a, &b] {
             assert_eq!(user_of(&listener.recv().await.unwrap()), "x");
             assert_eq!(user_of(&listener.try_recv().unwrap().unwrap()), "y");
@@ -184,7 +178,7 @@ mod tests {
         let listener = room.subscribe(8);
         let waiting = tokio::spawn(async move { user_of(&listener.recv().await.unwrap()).to_owned() });
         tokio::task::yield_now().await;
-        room.send(&typing("x"));
+        room.send_all(&[typing("x")]);
         assert_eq!(waiting.await.unwrap(), "x");
     }
 
@@ -194,10 +188,10 @@ mod tests {
         let slow = room.subscribe(2);
         let keeping_up = room.subscribe(8);
         for user in ["a", "b", "c", "d"] {
-            room.send(&typing(user));
+            room.send_all(&[typing(user)]);
         }
         assert_eq!(slow.try_recv().unwrap().unwrap_err(), Lagged(4), "everything since it last heard");
-        room.send(&typing("e"));
+        room.send_all(&[typing("e")]);
         assert_eq!(user_of(&slow.try_recv().unwrap().unwrap()), "e");
         let heard: Vec<_> =
             std::iter::from_fn(|| keeping_up.try_recv()).map(|e| user_of(&e.unwrap()).to_owned()).collect();
@@ -210,7 +204,7 @@ mod tests {
         let (a, b) = (room.subscribe(8), room.subscribe(8));
         room.unsubscribe(&a);
         assert_eq!(room.len(), 1);
-        room.send(&typing("x"));
+        room.send_all(&[typing("x")]);
         assert!(a.try_recv().is_none());
         assert!(b.try_recv().is_some());
         room.unsubscribe(&b);

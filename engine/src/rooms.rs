@@ -23,7 +23,7 @@ use super::store::entities::room;
 use super::store::{self, NewMessage};
 use super::writer::{Stored, Writer};
 use crate::protocol::{ChatMessage, HistoryPage, RoomSnapshot, ServerFrame};
-use crate::validate::{normalize_body_within, normalize_id, valid_client_msg_id, InputError, MAX_BODY_CHARS};
+use crate::validate::{normalize_body_within, normalize_id, valid_client_msg_id, InputError};
 
 const LOCK_STRIPES: usize = 64;
 
@@ -90,12 +90,6 @@ pub struct SendLimits {
     pub rate: Arc<SendRate>,
 }
 
-impl Default for SendLimits {
-    fn default() -> Self {
-        SendLimits { max_body_chars: MAX_BODY_CHARS, rate: Arc::new(SendRate::new(5, 20)) }
-    }
-}
-
 #[derive(Clone)]
 pub struct Rooms {
     db: DatabaseConnection,
@@ -120,10 +114,6 @@ impl Accepted {
 }
 
 impl Rooms {
-    pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>) -> Self {
-        Rooms::with_limits(db, bus, SendLimits::default(), GROUP_WAIT)
-    }
-
     /// `group_wait`: how long the message writer waits for more messages
     /// under load before storing a group (see `server::writer`).
     pub fn with_limits(
@@ -332,7 +322,11 @@ mod paging_tests {
         let pool = store::PoolSettings { max_connections: 1, timeout: std::time::Duration::from_secs(5) };
         let db = store::connect("sqlite::memory:", pool).await.unwrap();
         migration::Migrator::up(&db, None).await.unwrap();
-        let rooms = Rooms::new(db, Arc::new(LocalBus::new(Hub::new(64))));
+        let limits = SendLimits {
+            max_body_chars: crate::validate::MAX_BODY_CHARS,
+            rate: Arc::new(SendRate::new(5, 20)),
+        };
+        let rooms = Rooms::with_limits(db, Arc::new(LocalBus::new(Hub::new(64))), limits, GROUP_WAIT);
         rooms.join("big", "ana").await.unwrap();
         let room = store::find_room(&rooms.db, "big").await.unwrap().unwrap();
         for i in 1..=messages {
