@@ -3,20 +3,15 @@
 //! calls in here; the `server` crate starts it all).
 //!
 //! Where a message goes, one module each:
-//!
-//! 1. `stream`: the room stream's handler (`/api/stream`). A page's
-//!    connection sends a message over its socket (`websocket`: RFC 6455).
-//! 2. `rooms`: the rooms service checks it (membership, rate, length) and
-//!    hands it to the message writer.
-//! 3. `writer`: one task per node gathers messages into groups and stores
-//!    each group in one transaction (`store`: SQLite through a connection
-//!    of its own, `store/sqlite_writer.rs`, or PostgreSQL), then publishes
-//!    what was stored.
-//! 4. `bus`: the publish reaches every node (in process, or Redis between
-//!    nodes).
-//! 5. `hub`: each node hands a room's events to the room's connections
-//!    there (`mailbox`: a queue per connection), and keeps who is online
-//!    (`presence`).
+//! 1. `stream`: a page's connection to the room stream (`/api/stream`)
+//!    sends it over its socket (`websocket`: RFC 6455);
+//! 2. `rooms` checks it (membership, rate, length);
+//! 3. `writer` stores it with others in one transaction (`store`: SQLite
+//!    through a connection of its own, or PostgreSQL), then publishes them;
+//! 4. `bus` carries it to every node (in process, or Redis between nodes);
+//! 5. each node's `hub` hands it to the room's connections there
+//!    (`mailbox`: a queue per connection), and keeps who is online
+//!    (`presence`);
 //! 6. `stream` again: each connection writes its queue to its page.
 //!
 //! Beside them: `identity` (who a page is: open mode, or signed tokens),

@@ -1,38 +1,29 @@
 //! The message writer: one task per node that stores every message the
 //! node accepts, many per transaction (group commit), then publishes them.
 //!
-//! Why: a transaction has a fixed cost that one row or a hundred share
-//! (on SQLite the commit: taking the write lock, appending to the log; on
-//! PostgreSQL the round trips and the flush), so while one group is being
-//! stored the next one gathers in the queue. A lone message goes out at
-//! once; under load each commit carries everything that arrived during the
-//! previous one.
-//!
-//! Under load (the previous group was stored moments ago) the writer also
-//! waits a little for more before storing (`group_wait`, 2 ms by default,
-//! like PostgreSQL's `commit_delay`), counted from when it took the
-//! previous group: a group is taken at most every `group_wait`, and at
-//! once when storing and publishing the previous one took longer. Each
-//! group costs a commit, and the messages of one group reach a page
-//! together, in one write, where separate groups mean a write each: fewer
-//! commits and writes for a millisecond or two more between send and
-//! delivery (the trade is measured in `bench/README.md`). A quiet room's
-//! message is never held back.
+//! Why: a transaction has a fixed cost that one row or a hundred share (on
+//! SQLite the commit, on PostgreSQL the round trips and the flush), so
+//! while one group is stored the next one gathers in the queue. A lone
+//! message goes out at once. Under load each commit carries everything
+//! that arrived during the previous one, and the writer waits for more up
+//! to `group_wait` (like PostgreSQL's `commit_delay`) after it took the
+//! previous group (so not at all if storing that one took longer): fewer
+//! commits, and fewer writes to pages (a group's messages reach a page in
+//! one write), for a millisecond or two more between send and delivery
+//! (the trade is measured in `bench/README.md`).
 //!
 //! On a SQLite file a group is stored by a thread of the store's own (see
-//! `store::sqlite_writer`); on PostgreSQL through the pool. Either way the
-//! group's transaction is committed before anything is published or
-//! acknowledged, so whoever reads the database sees every message
-//! published so far.
+//! `store::sqlite_writer`); on PostgreSQL through the pool.
 //!
 //! Guarantees kept from storing one message at a time:
-//! - a message is published only after it is stored, and a room's
-//!   messages are published in `seq` order (one task stores and publishes,
-//!   in order);
+//! - a message is published and acknowledged only after its group's
+//!   transaction is committed (whoever reads the database sees every
+//!   message published so far), and a room's messages are published in
+//!   `seq` order (one task stores and publishes, in order);
 //! - a retry (same room, user and client id) is stored once: a group in
 //!   which anything was stored before is stored message by message, the
-//!   retries returning their stored copy (which is published again, see
-//!   `Rooms::send`);
+//!   retries returning their stored copy (published again, see
+//!   `Rooms::accept`);
 //! - a message that cannot be stored fails only its own sender, with the
 //!   store's error.
 use std::collections::HashMap;
@@ -152,13 +143,10 @@ async fn gather(
     }
 }
 
-/// A sender waiting for its message: its room, and where its answer goes.
-type Waiter = (Arc<str>, oneshot::Sender<Stored>);
-
 /// Stores a group, publishes what it stored (a retry's stored copy too),
 /// then answers each sender.
 async fn store_group(store: &MessageStore, metrics: &WriterMetrics, bus: &dyn Bus, group: Vec<Pending>) {
-    let (messages, waiters): (Vec<NewMessage>, Vec<Waiter>) = group
+    let (messages, waiters): (Vec<NewMessage>, Vec<_>) = group
         .into_iter()
         .map(|Pending { message, channel_id, reply }| (message, (channel_id, reply)))
         .unzip();

@@ -1,20 +1,18 @@
 //! The pub/sub bus between nodes: one topic per room. The rooms service
 //! publishes committed events; each node's [`Hub`] fans them out to its
-//! connections. This trait is what the app knows; the server picks the
-//! implementation: in-process ([`LocalBus`]) for one node, Redis
-//! ([`redis::RedisBus`]) for several.
+//! connections. The server picks the implementation: in-process
+//! ([`LocalBus`]) for one node, Redis ([`redis::RedisBus`]) for several.
 //!
-//! A bus may lose events (a dropped connection, a restarted Redis): what it
-//! must do is say so, by handing each affected room a resync event
+//! A bus may lose events (a dropped connection, a restarted Redis): it must
+//! then say so, by handing each affected room a resync event
 //! ([`RoomEvent::resync`]), after which every page of the room reconnects
 //! and catches up from the store. Delivery is the store's promise, not the
 //! bus's.
 //!
 //! The rooms' ephemeral events ride the same topics and are never stored:
-//! typing notices (published like any event; a lost one is followed by the
-//! next) and presence (handed over by the hub itself, see `hub`; a lost one
-//! is repaired by the next beat or expires). A single node has no one to
-//! tell about presence: its hub knows all.
+//! typing notices (a lost one is followed by the next) and presence (handed
+//! over by the hub itself, see `hub`; a lost one is repaired by the next
+//! beat or expires; a single node has no one to tell).
 use std::sync::Arc;
 
 use async_trait::async_trait;
