@@ -1,6 +1,7 @@
 //! The store: rooms, users, members and messages, through sea-orm, on
 //! SQLite (default) or PostgreSQL. Small functions that take a connection
-//! and do one thing; [`insert_message`] is where a message gets its `seq`.
+//! and do one thing; [`MessageStore::store`] is where messages get their
+//! `seq`.
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -23,9 +24,6 @@ pub use member_lists::MemberLists;
 use crate::protocol::ChatMessage;
 use entities::{app_user, member, message, room};
 
-/// Opens the database named by `url` (`sqlite://file.db`, `sqlite::memory:`,
-/// `postgres://…`). A SQLite file is created when missing and runs in WAL
-/// mode, so readers never wait for the writer.
 /// How the server uses its database connections.
 #[derive(Clone, Copy, Debug)]
 pub struct PoolSettings {
@@ -34,6 +32,9 @@ pub struct PoolSettings {
     pub timeout: Duration,
 }
 
+/// Opens the database named by `url` (`sqlite://file.db`, `sqlite::memory:`,
+/// `postgres://…`). A SQLite file is created when missing and runs in WAL
+/// mode, so readers never wait for the writer.
 pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection, DbErr> {
     let PoolSettings { max_connections, timeout } = pool;
     if url.starts_with("sqlite:") {
@@ -183,7 +184,7 @@ fn message_time() -> chrono::DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
-/// Result of [`insert_message`].
+/// A message as stored (see [`MessageStore::store`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inserted {
     pub message: ChatMessage,
@@ -192,64 +193,29 @@ pub struct Inserted {
     pub is_new: bool,
 }
 
-/// Stores a message under the room's next `seq`, in one transaction:
-/// bump `room.last_seq` (returning the new value; see [`seq_base`]), then
-/// insert with that value. Bumping first takes the write lock (SQLite) or the room's row lock
-/// (PostgreSQL) before anything else, so concurrent senders get consecutive
-/// seqs. A retry of a stored message (same room, user and client id) hits
-/// the unique index: the transaction is rolled back, which also undoes the
-/// bump, and the stored copy is returned. Four statements on the hot path.
-pub async fn insert_message<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
+/// Stores one message through the pool, as a group of one (see
+/// [`MessageStore::store`]): under the room's next `seq`, or, when the
+/// same (room, user, client id) was stored before, its stored copy.
+pub async fn insert_message(
+    db: &DatabaseConnection,
     room_id: i64,
     user_id: &str,
     client_msg_id: &str,
     body: &str,
 ) -> Result<Inserted, DbErr> {
-    let txn = db.begin().await?;
-    let bumped = room::Entity::update_many()
-        .col_expr(room::Column::LastSeq, seq_base(db.get_database_backend()).add(1))
-        .filter(room::Column::Id.eq(room_id))
-        .exec_with_returning(&txn)
-        .await?;
-    let Some(seq) = bumped.first().map(|room| room.last_seq) else {
-        return Err(DbErr::RecordNotFound(format!("room {room_id}")));
+    let m = NewMessage {
+        room_id,
+        user_id: user_id.to_owned(),
+        client_msg_id: client_msg_id.to_owned(),
+        body: body.to_owned(),
     };
-    let created_at = message_time();
-    let row = message::ActiveModel {
-        room_id: Set(room_id),
-        seq: Set(seq),
-        user_id: Set(user_id.to_owned()),
-        body: Set(body.to_owned()),
-        client_msg_id: Set(client_msg_id.to_owned()),
-        created_at: Set(created_at),
-        ..Default::default()
-    };
-    match message::Entity::insert(row)
-        .on_conflict(once_per_client_id())
-        .do_nothing()
-        .exec_without_returning(&txn)
-        .await?
-    {
-        TryInsertResult::Inserted(1) => {
-            txn.commit().await?;
-            let message = ChatMessage {
-                seq,
-                user_id: user_id.to_owned(),
-                body: body.to_owned(),
-                client_msg_id: client_msg_id.to_owned(),
-                at_ms: created_at.timestamp_millis(),
-            };
-            Ok(Inserted { message, is_new: true })
-        }
-        TryInsertResult::Inserted(_) | TryInsertResult::Conflicted | TryInsertResult::Empty => {
-            txn.rollback().await?;
-            let existing = find_message(db, room_id, user_id, client_msg_id)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound("the conflicting message".to_owned()))?;
-            Ok(Inserted { message: existing, is_new: false })
-        }
+    let at = message_time();
+    if let Some(seqs) = store_group_through_pool(db, std::slice::from_ref(&m), at).await? {
+        return Ok(Inserted { message: m.stored(seqs[0], at), is_new: true });
     }
+    let stored = find_message(db, room_id, user_id, client_msg_id).await?;
+    let stored = stored.ok_or_else(|| DbErr::RecordNotFound("the conflicting message".to_owned()))?;
+    Ok(Inserted { message: stored, is_new: false })
 }
 
 /// The stored message a (room, user, client id) names, if any.

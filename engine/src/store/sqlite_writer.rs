@@ -1,54 +1,33 @@
-//! Messages stored into a SQLite file by a thread of their own, through a
-//! connection of their own: the store's side of the message writer (see
-//! `server::writer`) on SQLite.
+//! Messages stored into a SQLite file by a thread and a connection of
+//! their own: the store's side of the message writer (`crate::writer`)
+//! on SQLite.
 //!
-//! Why a thread: the pool's driver runs each SQLite connection on a thread
-//! of its own and hands every statement over to it and back, a wake-up of
-//! each side per statement. Here a whole group (up to a few hundred
-//! messages) is one hand-over: the writer sends the group, this thread
-//! stores it in one transaction with prepared statements and answers
-//! once. The thread may block (on SQLite's write lock, held for a moment
-//! by a join storing its member through the pool; on the disk), which a
+//! Why a thread: the pool's driver hands every statement to its
+//! connection's thread and back, a wake-up of each side per statement;
+//! here a whole group is one hand-over, stored in one transaction with
+//! prepared statements. The thread may block (on the write lock, held a
+//! moment by a join's write through the pool; on the disk), which a
 //! runtime thread must not.
 //!
-//! A group is one transaction (`BEGIN IMMEDIATE`, so it takes the write
-//! lock before reading anything), committed before anyone is answered:
-//! what SQLite's WAL with `synchronous = NORMAL` promises, a commit
-//! survives the process crashing; power loss may lose the last moments.
+//! A group is one transaction (`BEGIN IMMEDIATE`: the write lock before
+//! any read), committed before anyone is answered. With the WAL and
+//! `synchronous = NORMAL` a commit survives the process crashing; power
+//! loss may lose the last moments. Seqs come from the database in that
+//! transaction, by the pool's rule too (`store::seq_base_sql`). When
+//! anything in a group was stored before (a retry) or cannot be stored,
+//! the transaction is rolled back and the group goes again message by
+//! message, each in a savepoint of a second one: a retry gets its stored
+//! copy, a bad message its own error, the others are stored all the same.
 //!
-//! Checkpoints (copying the WAL back into the database file, and the
-//! file's sync) run on a thread of their own, through a connection of
-//! their own, a PASSIVE one every `CHECKPOINT_EVERY`: SQLite's default
-//! runs them in whichever commit crosses 1,000 pages, so the writer's
-//! thread, and every sender waiting on its group, waited for them (the
-//! numbers are in `bench/README.md`). A PASSIVE checkpoint never blocks
-//! the writer, but under steady load it never catches up with it either,
-//! and SQLite starts the WAL over only once everything in it is copied
-//! back: the WAL would grow for as long as the load lasts, every group
-//! appending to new pages of the file. So once the WAL holds
-//! `RESTART_FROM` pages the checkpoint thread asks the writer's thread,
-//! which then, between two groups, runs a RESTART checkpoint itself: it
-//! copies the little the PASSIVE one left, and the next group writes the
-//! WAL from its start again. (Run from the checkpoint thread, a RESTART
-//! one waits for the write lock, which the writer takes again as soon as
-//! it lets it go.) The pool's connections keep SQLite's default (they
-//! write little).
-//!
-//! Seqs come from the database inside that transaction, by the same rule
-//! as through the pool (`store::seq_base_sql`): one past the larger of
-//! `room.last_seq` and the room's greatest stored seq.
-//!
-//! Rows are inserted one statement each, not several rows a statement: a
-//! statement of many rows keeps a statement journal (to undo its own rows
-//! should one fail), which costs more than the statements it saves.
-//!
-//! A group goes in whole; when anything in it was stored before (a retry)
-//! or a message cannot be stored, that transaction is rolled back and the
-//! group goes again message by message, each in a savepoint of a second
-//! transaction: a retry gets its stored copy, a message that cannot be
-//! stored gets its own error, and the others are stored all the same.
-//! (A savepoint around the whole group would cost every group a journal
-//! of the pages it changes, for a case that is rare.)
+//! Checkpoints (the WAL copied back into the database file, and its sync)
+//! run on a thread and a connection of their own, a PASSIVE one every
+//! `CHECKPOINT_EVERY`, so that no group waits for one. Under steady load a
+//! PASSIVE checkpoint never quite catches up with the writer, and SQLite
+//! starts the WAL over only once all of it is copied back: the WAL would
+//! grow for as long as the load lasts. So past `RESTART_FROM` pages the
+//! writer's thread, between two groups, runs a RESTART checkpoint itself
+//! (the little the PASSIVE one left); from another thread a RESTART would
+//! wait for a write lock the writer takes again at once.
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -113,33 +92,22 @@ impl SqliteWriter {
         let (checkpoints, stop) = mpsc::channel::<()>();
         let restart = Arc::new(AtomicBool::new(false));
         let wanted = restart.clone();
-        std::thread::Builder::new()
-            .name("sqlite-checkpoints".to_owned())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-                    let checkpoint = checkpointer
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
-                    match checkpoint {
-                        Ok(wal_pages) => wanted.store(wal_pages >= RESTART_FROM, Ordering::Relaxed),
-                        Err(e) => tracing::warn!(%e, "SQLite checkpoint failed"),
-                    }
+        spawn("sqlite-checkpoints", move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+                if let Some(wal_pages) = checkpoint(&checkpointer, "PASSIVE") {
+                    wanted.store(wal_pages >= RESTART_FROM, Ordering::Relaxed);
                 }
-            })
-            .map_err(|e| DbErr::Custom(format!("cannot start the SQLite checkpoint thread: {e}")))?;
+            }
+        })?;
         let (jobs, inbox) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("sqlite-writer".to_owned())
-            .spawn(move || {
-                for Job { group, reply } in inbox {
-                    let _ = reply.send(store_group(&conn, &group));
-                    if restart.swap(false, Ordering::Relaxed) {
-                        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                            tracing::warn!(%e, "SQLite checkpoint failed");
-                        }
-                    }
+        spawn("sqlite-writer", move || {
+            for Job { group, reply } in inbox {
+                let _ = reply.send(store_group(&conn, &group));
+                if restart.swap(false, Ordering::Relaxed) {
+                    checkpoint(&conn, "RESTART");
                 }
-            })
-            .map_err(|e| DbErr::Custom(format!("cannot start the SQLite writer's thread: {e}")))?;
+            }
+        })?;
         Ok(SqliteWriter { jobs, _checkpoints: checkpoints })
     }
 
@@ -147,16 +115,26 @@ impl SqliteWriter {
     /// group's transaction is committed.
     pub async fn store(&self, group: Vec<NewMessage>) -> Vec<Outcome> {
         let n = group.len();
+        let stopped =
+            || (0..n).map(|_| Err(DbErr::Custom("the SQLite writer's thread has stopped".into()))).collect();
         let (reply, answer) = oneshot::channel();
         if self.jobs.send(Job { group, reply }).is_err() {
-            return (0..n).map(|_| Err(stopped())).collect();
+            return stopped();
         }
-        answer.await.unwrap_or_else(|_| (0..n).map(|_| Err(stopped())).collect())
+        answer.await.unwrap_or_else(|_| stopped())
     }
 }
 
-fn stopped() -> DbErr {
-    DbErr::Custom("the SQLite writer's thread has stopped".to_owned())
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), DbErr> {
+    let thread = std::thread::Builder::new().name(name.to_owned()).spawn(work);
+    thread.map(drop).map_err(|e| DbErr::Custom(format!("cannot start the thread {name}: {e}")))
+}
+
+/// A checkpoint (`mode`: PASSIVE, RESTART); the WAL's pages, or `None`
+/// (logged) when it failed.
+fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
+    let checkpoint = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get(1));
+    checkpoint.inspect_err(|e| tracing::warn!(%e, mode, "SQLite checkpoint failed")).ok()
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
