@@ -19,7 +19,6 @@ use super::bus::{Bus, BusError};
 use super::hub::{RoomEvent, Subscription};
 use super::identity::TokenError;
 use super::limits::SendRate;
-use super::store::entities::room;
 use super::store::{self, NewMessage};
 use super::writer::{Stored, Writer};
 use crate::protocol::{ChatMessage, HistoryPage, RoomSnapshot, ServerFrame};
@@ -57,12 +56,10 @@ pub enum RoomError {
 impl RoomError {
     /// The sentence a client may see: never SQL or internal details.
     pub fn public_message(&self) -> String {
-        match self {
-            RoomError::Store(_) | RoomError::Bus(_) => {
-                "Something went wrong on our side. Please try again.".to_owned()
-            }
-            other => other.to_string(),
+        if self.is_client_error() {
+            return self.to_string();
         }
+        "Something went wrong on our side. Please try again.".to_owned()
     }
 
     /// Whether the client's input was at fault (HTTP 4xx) or the server (5xx).
@@ -100,8 +97,7 @@ pub struct Rooms {
     members: Arc<store::MemberLists>,
 }
 
-/// A message accepted for storing: resolves to the stored message (see
-/// [`Rooms::accept`]).
+/// A message accepted for storing: resolves to the stored message.
 pub struct Accepted(tokio::sync::oneshot::Receiver<Stored>);
 
 impl Accepted {
@@ -115,7 +111,7 @@ impl Accepted {
 
 impl Rooms {
     /// `group_wait`: how long the message writer waits for more messages
-    /// under load before storing a group (see `server::writer`).
+    /// under load before storing a group (see `writer`).
     pub fn with_limits(
         db: DatabaseConnection,
         bus: Arc<dyn Bus>,
@@ -169,20 +165,20 @@ impl Rooms {
         user_id: &str,
         before_seq: i64,
     ) -> Result<HistoryPage, RoomError> {
-        let channel_id = normalize_id(channel_id, "room")?;
-        let user_id = normalize_id(user_id, "user name")?;
-        let room = self.member_room(&channel_id, &user_id).await?;
-        self.page_before(room.id, before_seq).await
+        let room = self.member_room(channel_id, user_id).await?;
+        self.page_before(room.room_id, before_seq).await
     }
 
-    /// The room, if it exists and `user_id` is a member of it. Access is
-    /// the member table's to say, not a kept list's.
-    async fn member_room(&self, channel_id: &str, user_id: &str) -> Result<room::Model, RoomError> {
-        let room = store::find_room(&self.db, channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if !store::is_member(&self.db, room.id, user_id).await? {
+    /// The room (without its members), if it exists and `user_id` is a
+    /// member of it. Access is the member table's to say, not a kept list's.
+    async fn member_room(&self, channel_id: &str, user_id: &str) -> Result<OpenRoom, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let user_id = normalize_id(user_id, "user name")?;
+        let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !store::is_member(&self.db, room.id, &user_id).await? {
             return Err(RoomError::NotMember);
         }
-        Ok(room)
+        Ok(OpenRoom { room_id: room.id, channel_id, user_id, members: Vec::new(), last_seq: room.last_seq })
     }
 
     /// Up to [`HISTORY_PAGE`] messages before `before_seq`. One more is
@@ -196,16 +192,15 @@ impl Rooms {
         Ok(HistoryPage { messages, has_older })
     }
 
-    /// `actor` adds `new_user` to the room. Only members may add.
-    /// Adding someone already there changes nothing.
+    /// `actor` (only a member may) adds `new_user` to the room; adding
+    /// someone already there changes nothing.
     pub async fn add_user(&self, channel_id: &str, actor: &str, new_user: &str) -> Result<(), RoomError> {
         let new_user = normalize_id(new_user, "user name")?;
         let channel_id = normalize_id(channel_id, "room")?;
-        let actor = normalize_id(actor, "user name")?;
         let _order = self.lock(&channel_id).await;
-        let room = self.member_room(&channel_id, &actor).await?;
+        let room = self.member_room(&channel_id, actor).await?;
         store::ensure_user(&self.db, &new_user).await?;
-        if store::add_member(&self.db, room.id, &new_user).await? {
+        if store::add_member(&self.db, room.room_id, &new_user).await? {
             self.publish(&channel_id, ServerFrame::MemberJoined { user_id: new_user }).await;
         }
         Ok(())
@@ -235,22 +230,18 @@ impl Rooms {
         // seq, read below, counts every message published before the
         // subscription, and the ones after it arrive live.
         let subscription = self.bus.subscribe(&channel_id).await?;
-        let room = self.member_room(&channel_id, &user_id).await?;
-        let members = self.members.read(&self.db, room.id).await?;
-        let open = OpenRoom { room_id: room.id, channel_id, user_id, members, last_seq: room.last_seq };
-        Ok((open, subscription))
+        let mut room = self.member_room(&channel_id, &user_id).await?;
+        room.members = self.members.read(&self.db, room.room_id).await?;
+        Ok((room, subscription))
     }
 
     /// Checks a message and hands it to the writer without waiting for it
     /// to be stored, so a connection can keep several in flight (acks come
     /// back in the order sent). Errors here are the sender's: bad input or
-    /// sending too fast.
-    ///
-    /// The writer stores the message and then publishes it. A retry of a
-    /// stored message (same user and client id) gets the stored copy, which
-    /// is published again: if the node that stored it died before
-    /// publishing, the retry (through another node) is what brings it to
-    /// the room; readers skip a seq they already have.
+    /// sending too fast. A retry of a stored message (same user and client
+    /// id) gets the stored copy, published again: if the node that stored
+    /// it died before publishing, the retry (through another node) is what
+    /// brings it to the room; readers skip a seq they already have.
     pub async fn accept(
         &self,
         room: &OpenRoom,
@@ -292,12 +283,8 @@ impl Rooms {
         client_msg_id: &str,
         body: &str,
     ) -> Result<ChatMessage, RoomError> {
-        let channel_id = normalize_id(channel_id, "room")?;
-        let user_id = normalize_id(user_id, "user name")?;
-        let room = self.member_room(&channel_id, &user_id).await?;
-        let open =
-            OpenRoom { room_id: room.id, channel_id, user_id, members: Vec::new(), last_seq: room.last_seq };
-        self.accept(&open, client_msg_id, body).await?.stored().await
+        let room = self.member_room(channel_id, user_id).await?;
+        self.accept(&room, client_msg_id, body).await?.stored().await
     }
 
     /// Messages of the room after `after_seq`, oldest first, at most `limit`.

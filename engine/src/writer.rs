@@ -69,13 +69,11 @@ impl Writer {
     }
 
     /// Queues a message. The returned receiver resolves once it is stored
-    /// and published (or failed); waits only while the queue is full.
+    /// and published (or failed; a stopped writer drops it unanswered);
+    /// waits only while the queue is full.
     pub async fn submit(&self, channel_id: Arc<str>, message: NewMessage) -> oneshot::Receiver<Stored> {
         let (reply, stored) = oneshot::channel();
-        let pending = Pending { message, channel_id, reply };
-        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending).await {
-            let _ = pending.reply.send(Err(DbErr::Custom("the message writer has stopped".to_owned())));
-        }
+        let _ = self.queue.send(Pending { message, channel_id, reply }).await;
         stored
     }
 }
