@@ -52,8 +52,7 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// Payload of the control event that says "resync this room".
 const RESYNC: &str = "!resync";
-/// Payload of the control event that says "tell me who is online in this
-/// room" (the nodes answer with a beat of the room).
+/// Payload of the control event that asks the nodes for a beat of the room.
 const PRESENCE_QUERY: &str = "!presence?";
 /// Beats another node may miss before its users count as offline.
 pub const BEATS_BEFORE_EXPIRY: u32 = 3;
@@ -64,8 +63,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
     pub url: String,
-    /// Namespace of the channels: deployments sharing one Redis use
-    /// different prefixes.
+    /// Namespace of the channels (deployments sharing one Redis differ).
     pub prefix: String,
     /// How often this node repeats who has pages open here.
     pub presence_beat: Duration,
@@ -117,8 +115,6 @@ impl RedisBus {
     /// on a malformed URL: an unreachable Redis is retried in the
     /// background and reported by [`Bus::problem`].
     pub fn start(settings: &RedisSettings, hub: Hub) -> Result<Self, BusError> {
-        // RESP3: subscriptions ride a normal connection (as pushes), which
-        // can also be named for CLIENT LIST.
         let info = settings.url.as_str().into_connection_info().map_err(|e| BusError(e.to_string()))?;
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(resp3)).map_err(|e| BusError(e.to_string()))?;
@@ -139,26 +135,22 @@ impl RedisBus {
         tokio::spawn(subscriber.run(incoming));
         Ok(RedisBus { hub, shared, outgoing, commands })
     }
-
-    /// Queues an event for the other nodes; a full queue loses it, and
-    /// the room is resynced (see the module docs).
-    fn send_on(&self, channel_id: &str, event: &RoomEvent) -> Result<(), BusError> {
-        if self.outgoing.try_send(self.shared.outgoing(channel_id, &event.text)).is_err() {
-            metrics::counter!(crate::metrics::BUS_DROPPED).increment(1);
-            self.shared.overflowed.lock().insert(channel_id.to_owned());
-            return Err(BusError("the Redis publish queue is full".to_owned()));
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl Bus for RedisBus {
     async fn publish_all(&self, channel_id: &str, events: Vec<Arc<RoomEvent>>) -> Result<(), BusError> {
         self.hub.deliver_all(channel_id, events.iter().cloned());
-        // Each is queued for Redis even if one before did not fit: the
-        // room is resynced either way.
-        events.iter().map(|event| self.send_on(channel_id, event)).fold(Ok(()), Result::and)
+        // Each is queued even if one before did not fit; a full queue loses
+        // events, and their room is resynced (see the module docs).
+        let publishes = events.iter().map(|event| self.shared.outgoing(channel_id, &event.text));
+        let dropped = publishes.filter_map(|publish| self.outgoing.try_send(publish).err()).count();
+        if dropped == 0 {
+            return Ok(());
+        }
+        metrics::counter!(crate::metrics::BUS_DROPPED).increment(dropped as u64);
+        self.shared.overflowed.lock().insert(channel_id.to_owned());
+        Err(BusError("the Redis publish queue is full".to_owned()))
     }
 
     async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError> {
@@ -239,10 +231,8 @@ fn presence_sink(outgoing: mpsc::Sender<Outgoing>, shared: Arc<Shared>) -> Prese
 }
 
 fn reconnect_delay(attempt: u32) -> Duration {
-    let jitter = f64::from(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
-            % 1000,
-    ) / 1000.0;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let jitter = f64::from(nanos.subsec_nanos() % 1000) / 1000.0;
     Duration::from_millis(u64::from(backoff::delay_ms(attempt, jitter))).min(MAX_RECONNECT_DELAY)
 }
 
@@ -382,7 +372,7 @@ impl Subscriber {
                         }
                     }
                     _ = sweep.tick() => {
-                        if !self.unsubscribe_idle(&mut connection, &mut subscribed).await {
+                        if self.unsubscribe_idle(&mut connection, &mut subscribed).await.is_err() {
                             break;
                         }
                     }
@@ -435,29 +425,26 @@ impl Subscriber {
         }
     }
 
-    /// Stops receiving rooms nobody here listens to any more. False if the
-    /// connection failed.
+    /// Stops receiving rooms nobody here listens to any more.
     async fn unsubscribe_idle(
         &self,
         connection: &mut MultiplexedConnection,
         subscribed: &mut HashSet<String>,
-    ) -> bool {
+    ) -> redis::RedisResult<()> {
         let idle: Vec<String> =
             subscribed.iter().filter(|room| !self.hub.has_listeners(room)).cloned().collect();
         if idle.is_empty() {
-            return true;
+            return Ok(());
         }
         let channels: Vec<String> = idle.iter().map(|room| self.shared.channel(room)).collect();
-        if connection.unsubscribe(&channels).await.is_err() {
-            return false;
-        }
+        connection.unsubscribe(&channels).await?;
         for room in idle {
             // Not hearing the room any more, this node cannot follow who
             // comes and goes; it asks again when it listens again.
             self.hub.forget_remote_presence(&room);
             subscribed.remove(&room);
         }
-        true
+        Ok(())
     }
 
     /// Asks the other nodes who is online in a room (they answer with a
