@@ -5,9 +5,7 @@ use std::future::Future;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Long-lived connections of this server, and the signal that tells them
-/// to wind down. Shutting down = [`Lifecycle::stop`], then
-/// [`Lifecycle::drained`].
+/// Shutting down = [`Lifecycle::stop`], then [`Lifecycle::drained`].
 #[derive(Clone, Default)]
 pub struct Lifecycle {
     stopping: CancellationToken,
@@ -15,10 +13,6 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.is_cancelled()
-    }
-
     pub fn stopping_token(&self) -> CancellationToken {
         self.stopping.clone()
     }

@@ -61,8 +61,7 @@ use crate::Engine;
 /// A page's upgraded connection.
 type Socket = super::websocket::Socket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Largest frame a page may send (a message of 2000 characters of 4 bytes
-/// each fits comfortably).
+/// Largest frame a page may send (2000 characters of 4 bytes fit easily).
 const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Most room events written to one page before a flush.
 const MAX_BATCH: usize = 64;
@@ -74,9 +73,9 @@ const REPLAY_BATCH: u64 = 500;
 /// A page's `Typing` frames closer together than this are ignored (pages
 /// send one every two seconds while typing).
 const TYPING_AT_MOST_EVERY: Duration = Duration::from_secs(1);
-/// One write in this many (of those that carry a message) has its fan-out
-/// time recorded: the histogram keeps its shape, and recording it takes a
-/// shared atomic list, a cost not worth paying on every write.
+/// One write in this many (of those with a message, from the first on)
+/// records its fan-out time: recording takes a shared atomic list, a cost
+/// not worth paying on every write, and the histogram keeps its shape.
 const FANOUT_SAMPLE_EVERY: u32 = 16;
 
 /// Tunables of the stream (from the server's configuration).
@@ -94,8 +93,8 @@ pub struct StreamSettings {
 }
 
 impl StreamSettings {
-    /// How often the node asks each connection whether its page is still
-    /// there (see `Hub::keep_house`).
+    /// How often each connection is asked whether its page is still there
+    /// (see `Hub::keep_house`).
     pub fn idle_check_every(&self) -> Duration {
         self.heartbeat.min(self.idle_timeout)
     }
@@ -113,8 +112,8 @@ pub mod close_code {
     pub const IDLE: u16 = 4408;
     /// The connection fell behind: reconnect and catch up.
     pub const RESYNC: u16 = 4409;
-    /// The identity token is missing, invalid, expired or for another
-    /// room: do not reconnect with it.
+    /// The token is missing, invalid, expired or for another room: do not
+    /// reconnect with it.
     pub const UNAUTHORIZED: u16 = 4401;
     /// A frame over the size limit (the standard "message too big").
     pub const TOO_BIG: u16 = 1009;
@@ -128,10 +127,11 @@ pub async fn stream_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if state.lifecycle.is_stopping() {
+    let Engine { rooms, stream, lifecycle, connections, access } = state;
+    let stopping = lifecycle.stopping_token();
+    if stopping.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "The server is restarting.").into_response();
     }
-    let Engine { rooms, stream, lifecycle, connections, access } = state;
     let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ip = client_ip(peer.ip(), forwarded_for, connections.trust_forwarded_for);
     let Some(slot) = connections.per_ip.admit(ip) else {
@@ -143,14 +143,12 @@ pub async fn stream_handler(
         )
             .into_response();
     };
-    let stopping = lifecycle.stopping_token();
     let context = Box::new(Context { rooms, access, settings: stream, stopping, _slot: slot });
     upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| lifecycle.track(connection(socket, context)))
 }
 
-/// What a connection needs besides its socket, boxed once: the layers of
-/// futures that carry it to the connection (upgrade, tracking) each hold a
-/// pointer rather than a copy.
+/// What a connection needs besides its socket, boxed once: the futures
+/// that carry it there (upgrade, tracking) each hold a pointer, not a copy.
 struct Context {
     rooms: Rooms,
     access: Access,
@@ -167,10 +165,6 @@ enum End {
     SocketError,
     Closed(&'static str),
 }
-
-/// The answer to one of the page's sends, once the message is stored (or
-/// refused). A connection keeps these in the order the sends came.
-type PendingReply = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 
 /// A connection's socket, with its write deadline. One task reads and
 /// writes it (no split halves behind a lock): it reads in `select!`
@@ -263,7 +257,6 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
 
 async fn connection(socket: Socket, context: Box<Context>) {
     let Context { rooms, access, settings, stopping, .. } = &*context;
-    let stopping = stopping.clone();
     let mut out = Outbox { ws: socket, write_timeout: settings.write_timeout };
     // Admitting and serving run boxed: the connection's own task stays
     // small (see the module docs on memory).
@@ -289,8 +282,7 @@ async fn connection(socket: Socket, context: Box<Context>) {
     }
 }
 
-/// Reads the `Hello`, admits the connection and replays what the page
-/// missed.
+/// Reads the `Hello`, admits the connection and replays what the page missed.
 async fn admit<'a>(
     out: &'a mut Outbox,
     rooms: &'a Rooms,
@@ -332,8 +324,7 @@ async fn admit<'a>(
     let present = subscription.present(&room.user_id);
     let resume_after = resume_point(after_seq, room.last_seq, settings.replay_limit);
     let welcome = ServerFrame::Welcome {
-        // The connection has no use for the list after this: an idle
-        // connection should not hold its room's member list.
+        // An idle connection should not hold its room's member list.
         members: std::mem::take(&mut room.members),
         last_seq: room.last_seq,
         resume_after,
@@ -364,7 +355,7 @@ pub fn resume_point(after_seq: i64, last_seq: i64, limit: u64) -> i64 {
     after.max(last_seq.saturating_sub(limit))
 }
 
-async fn serve(conn: Box<Serving<'_>>, settings: &StreamSettings, stopping: CancellationToken) -> End {
+async fn serve(conn: Box<Serving<'_>>, settings: &StreamSettings, stopping: &CancellationToken) -> End {
     // Out of its box: the connection's serving future is boxed already.
     let mut conn = *conn;
     let mut last_heard = Instant::now();
@@ -422,8 +413,9 @@ struct Serving<'a> {
     /// The last message's seq the page has (or has queued).
     last_sent: i64,
     last_typing: Option<Instant>,
-    /// The answers to the page's sends, in the order sent.
-    in_flight: FuturesOrdered<PendingReply>,
+    /// The answers to the page's sends (once stored, or refused), in the
+    /// order sent.
+    in_flight: FuturesOrdered<Pin<Box<dyn Future<Output = ServerFrame> + Send>>>,
     metrics: ConnectionMetrics,
 }
 
@@ -452,9 +444,8 @@ impl Serving<'_> {
         }
     }
 
-    /// Handles one frame from the page. Sends are handed to the writer and
-    /// their answers queued in `in_flight` (so a page may pipeline them);
-    /// everything else is answered at once.
+    /// Handles one frame from the page: sends go to the writer, their answers
+    /// queued in `in_flight` (a page may pipeline them); the rest is answered.
     async fn handle_client_frame(&mut self, text: &str) -> Result<(), End> {
         let reply = match serde_json::from_str::<ClientFrame>(text) {
             Ok(ClientFrame::Typing) => {
@@ -468,9 +459,8 @@ impl Serving<'_> {
             }
             Ok(ClientFrame::Send { client_msg_id, body }) => {
                 let accepted = self.rooms.accept(&self.room, &client_msg_id, &body).await;
-                // A refused send's answer, too, waits behind earlier sends'
-                // answers: the page hears about its sends in the order it
-                // made them.
+                // A refused send's answer, too, waits behind earlier ones: the
+                // page hears about its sends in the order it made them.
                 self.in_flight.push_back(Box::pin(async move {
                     match async { accepted?.stored().await }.await {
                         Ok(stored) => ServerFrame::Ack { client_msg_id, seq: stored.seq },
@@ -488,11 +478,10 @@ impl Serving<'_> {
         self.out.frame(&reply).await
     }
 
-    /// Writes everything ready for the page at once, with whatever was
-    /// queued before: the room's events (`first`, then what else the room
-    /// has queued, up to `MAX_BATCH`) and the answers to the page's sends
-    /// that are ready (see the module docs on batches). A chore of the
-    /// node's ends the batch (after the write) and is handed back.
+    /// Writes everything ready for the page at once: the room's events
+    /// (`first`, then what else is queued, up to `MAX_BATCH`) and the
+    /// answers to the page's sends that are ready. A chore of the node's
+    /// ends the batch (after the write) and is handed back.
     async fn write_ready(
         &mut self,
         mut first: Option<Result<Arc<RoomEvent>, Lagged>>,
@@ -523,8 +512,7 @@ impl Serving<'_> {
             }
         }
         // Polled without waiting: the select loop polls `in_flight` again
-        // (with the task's waker) before the task sleeps. Most pages send
-        // nothing: their batches skip this.
+        // (with the task's waker) before the task sleeps.
         while !self.in_flight.is_empty() {
             let Some(Some(reply)) = self.in_flight.next().now_or_never() else { break };
             self.out.queue(&reply);
@@ -584,7 +572,7 @@ impl ConnectionMetrics {
     fn delivered(&mut self, messages: u64, first_published: Option<std::time::Instant>) {
         let Some(published_at) = first_published else { return };
         self.delivered.increment(messages);
-        if fanout_sampled(self.writes) {
+        if self.writes.is_multiple_of(FANOUT_SAMPLE_EVERY) {
             self.fanout.record(published_at.elapsed());
         }
         self.writes = self.writes.wrapping_add(1);
@@ -597,19 +585,12 @@ impl Drop for ConnectionMetrics {
     }
 }
 
-/// Whether the write numbered `write` (from 0) has its fan-out time
-/// recorded: the first, then one in [`FANOUT_SAMPLE_EVERY`].
-fn fanout_sampled(write: u32) -> bool {
-    write.is_multiple_of(FANOUT_SAMPLE_EVERY)
-}
-
 /// What a room event means for one page of `user_id` that has every
 /// message up to `last_sent`.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
     /// Nothing to send: the page has it or needs no news of it.
     Skip,
-    /// Send it.
     Send,
     /// Messages before this seq went missing upstream: send them from the
     /// store first, then it.
@@ -651,7 +632,7 @@ fn send_refused(err: RoomError, client_msg_id: String) -> ServerFrame {
 
 #[cfg(test)]
 mod tests {
-    use super::{fanout_sampled, resume_point, route, RoomEvent, Route, ServerFrame, FANOUT_SAMPLE_EVERY};
+    use super::{resume_point, route, RoomEvent, Route, ServerFrame};
 
     fn message(seq: i64) -> RoomEvent {
         let message = crate::protocol::ChatMessage {
@@ -688,12 +669,6 @@ mod tests {
         assert_eq!(route("ana", 0, &left("bob")), Route::Send);
         assert_eq!(route("ana", 0, &left("ana")), Route::Left);
         assert_eq!(route("ana", 0, &RoomEvent::resync()), Route::Resync);
-    }
-
-    #[test]
-    fn the_fan_out_time_is_sampled_from_the_first_write_on() {
-        let sampled: Vec<u32> = (0..40).filter(|&w| fanout_sampled(w)).collect();
-        assert_eq!(sampled, vec![0, FANOUT_SAMPLE_EVERY, 2 * FANOUT_SAMPLE_EVERY]);
     }
 
     #[test]
