@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use super::mailbox::{Lagged, Listeners, Mailbox};
 use super::presence::PresenceBook;
@@ -45,9 +46,8 @@ pub struct RoomEvent {
     pub text: String,
     /// When the event was published (for the fan-out latency metric).
     pub published_at: Instant,
-    /// Set on the node's housekeeping, which is for the connections
-    /// themselves: such an event has no frame for the page (its `frame` is
-    /// a `Pong` nobody sends and its `text` is empty).
+    /// Set on the node's housekeeping, meant for the connections themselves
+    /// (its `frame` is a `Pong` nobody sends, its `text` is empty).
     pub chore: Option<Chore>,
 }
 
@@ -109,8 +109,7 @@ struct PresenceState {
 
 /// Rooms with at least this many listeners on this node get their member
 /// and presence changes in rosters, held for up to `ROSTER_EVERY`: a crowd
-/// of N joining costs each page a few frames, not N, and the node a few
-/// wake-ups per page, not N.
+/// of N joining costs each page a few frames and wake-ups, not N.
 const ROSTER_FROM: usize = 32;
 const ROSTER_EVERY: Duration = Duration::from_millis(100);
 /// Rooms of thousands hold them longer: while a crowd streams in, every
@@ -132,14 +131,12 @@ fn roster_every(listeners: usize) -> Option<Duration> {
 
 /// Rooms with at least this many listeners on this node get their
 /// messages in rounds, at most one every `ROUND_EVERY`: a message that
-/// comes sooner after the room's last round waits for the next one, with
-/// whatever else comes meanwhile. Each message costs such a room a socket
-/// write per listener, and messages that go out together reach each page
-/// in one write, for a wait nobody reading a room that busy can tell. A
-/// round is queued at once for every listener, so a round larger than
-/// `capacity` would make every page resync; at the default of 512 that is
-/// over 25,000 messages a second into one room, which the per-user send
-/// rate keeps far away.
+/// comes sooner after the last round waits for the next one, with whatever
+/// else comes meanwhile, and each page gets a round in one write (a socket
+/// write per listener is such a room's cost per message). A round is
+/// queued at once for every listener, so one larger than `capacity` would
+/// make every page resync: at the default of 512, over 25,000 messages a
+/// second into one room, which the per-user send rate keeps far away.
 const ROUNDS_FROM: usize = 256;
 const ROUND_EVERY: Duration = Duration::from_millis(20);
 
@@ -186,7 +183,7 @@ impl HeldRoster {
 }
 
 /// A room's channel on this node, and what it holds for its next roster
-/// and its next round.
+/// and round.
 #[derive(Default)]
 struct RoomChannel {
     listeners: Listeners,
@@ -204,8 +201,7 @@ struct RoomChannel {
 }
 
 impl RoomChannel {
-    /// Sends what is held for the roster, if anything, and the messages
-    /// waiting for the next round.
+    /// Sends what is held for the roster, if anything, and the waiting messages.
     fn release(&mut self) {
         if !self.waiting.is_empty() {
             self.last_round = Some(Instant::now());
@@ -256,8 +252,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// `capacity`: how many events a connection may fall behind before it
-    /// is told to resync.
+    /// `capacity`: how many events a connection may fall behind its room.
     pub fn new(capacity: usize) -> Self {
         Hub {
             rooms: Arc::default(),
@@ -272,10 +267,9 @@ impl Hub {
         &self.node
     }
 
-    /// Starts listening to a room on this node.
-    ///
-    /// The map's lock is let go before the room's is taken: a room busy
-    /// queueing a crowd's events holds up joins to it, never to others.
+    /// Starts listening to a room on this node. The map's lock is let go
+    /// before the room's is taken: a room busy queueing a crowd's events
+    /// holds up joins to it, never to others.
     pub fn subscribe(&self, channel_id: &str) -> Subscription {
         let mut room = self.rooms.lock().entry(channel_id.to_owned()).or_default().clone();
         loop {
@@ -295,8 +289,7 @@ impl Hub {
         }
     }
 
-    /// Hands an event published on this node to every listener of the
-    /// room here.
+    /// Hands an event published on this node to the room's listeners here.
     pub fn deliver(&self, channel_id: &str, event: Arc<RoomEvent>) {
         self.deliver_from(&self.node, channel_id, event);
     }
@@ -319,10 +312,9 @@ impl Hub {
         }
     }
 
-    /// Hands events published on this node to every listener of the room
-    /// here, at once: each listener is woken once for them, and its
-    /// connection writes them to its page in one write (the message
-    /// writer's group of a room's messages).
+    /// Hands events published on this node (such as the message writer's
+    /// group of a room's messages) to every listener of the room here at
+    /// once: each is woken once for them and writes them in one write.
     pub fn deliver_all(&self, channel_id: &str, events: impl IntoIterator<Item = Arc<RoomEvent>>) {
         let Some(room) = self.room(channel_id) else { return };
         let mut room = room.lock();
@@ -388,11 +380,7 @@ impl Hub {
     /// cancelled, to finish and close (a connection admitted after that
     /// sees `stopping` itself). Tying `stopping` to this is what makes
     /// `Lifecycle::stop` reach the connections (the server does it).
-    pub fn keep_house(
-        &self,
-        every: Duration,
-        stopping: tokio_util::sync::CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn keep_house(&self, every: Duration, stopping: CancellationToken) -> tokio::task::JoinHandle<()> {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut ticks =
@@ -429,14 +417,13 @@ impl Hub {
         });
     }
 
-    /// Sets where presence news for the other nodes goes (the Redis bus;
-    /// a single node needs none).
+    /// Sets where presence news for the other nodes goes (a single node
+    /// needs none).
     pub fn set_presence_sink(&self, sink: PresenceSink) {
         self.presence.lock().sink = Some(sink);
     }
 
-    /// Counts a page of `user_id` in the room as open until the returned
-    /// guard is dropped.
+    /// Counts a page of `user_id` in the room as open until the guard drops.
     pub fn present(&self, channel_id: &str, user_id: &str) -> PresenceGuard {
         self.count_page(channel_id, user_id, true);
         PresenceGuard { hub: self.clone(), channel_id: channel_id.to_owned(), user_id: user_id.to_owned() }
@@ -542,8 +529,7 @@ fn presence_event(user_id: &str, online: bool) -> Arc<RoomEvent> {
     RoomEvent::new(ServerFrame::Presence { user_id: user_id.to_owned(), online })
 }
 
-/// A random id for this node's process (it only has to differ between
-/// nodes sharing a bus).
+/// A random id for this process (it only has to differ between nodes).
 fn node_id() -> String {
     let random = RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()));
     format!("{random:016x}")

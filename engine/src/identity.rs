@@ -15,8 +15,8 @@
 //! signature = base64url(HMAC-SHA256(secret, payload))   // over the payload text
 //! ```
 //!
-//! The README shows how to mint one in shell and JavaScript; `server token`
-//! mints one too.
+//! The README shows how to mint one in shell and JavaScript, and `server
+//! token` mints one.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};

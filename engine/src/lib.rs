@@ -37,10 +37,8 @@ use chat_protocol::{backoff, validate};
 
 pub use lifecycle::Lifecycle;
 
-/// What the room stream needs of the server: the rooms service, how
-/// pages prove who they are, the stream's settings, the connection limits
-/// and the server's lifecycle. The `app` crate's state holds one, and the
-/// stream's handler takes it from there.
+/// What the room stream needs of the server (the `app` crate's state holds
+/// one, and the stream's handler takes it from there).
 #[derive(Clone)]
 pub struct Engine {
     pub rooms: rooms::Rooms,

@@ -16,11 +16,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// Checks between two sweeps of idle rate-limit entries.
 const SWEEP_EVERY: u64 = 10_000;
 
-/// How fast one user may send in one room.
-///
-/// A bucket is keyed by a hash of the room and the user, with this
-/// process's random keys (nobody can pick a user name whose bucket is
-/// another's): checking a send copies no string.
+/// How fast one user may send in one room. A bucket is keyed by a hash of
+/// the room and the user with this process's random keys (nobody can pick
+/// a user name whose bucket is another's): checking a send copies no string.
 pub struct SendRate {
     limiter: DefaultKeyedRateLimiter<u64>,
     keys: RandomState,

@@ -121,8 +121,7 @@ impl Mailbox {
         }
     }
 
-    /// Waits for the next event (cancel safe: nothing is taken until it
-    /// is returned).
+    /// Waits for the next event (cancel safe: nothing is taken till returned).
     pub async fn recv(&self) -> Result<Arc<RoomEvent>, Lagged> {
         poll_fn(|cx| {
             let mut queue = self.queue.lock();

@@ -18,8 +18,7 @@ use std::time::Instant;
 struct UserPresence {
     /// Pages open on this node.
     local: usize,
-    /// Other nodes that say the user is online here, and when each last
-    /// said so.
+    /// Other nodes that say the user is online here, and when each said so last.
     remote: HashMap<String, Instant>,
 }
 
@@ -100,9 +99,8 @@ impl PresenceBook {
         gone
     }
 
-    /// Forgets what other nodes said about `room` (this node no longer
-    /// hears the room, so it could not follow the changes); returns the
-    /// users that went offline.
+    /// Forgets what other nodes said about `room` (this node no longer hears
+    /// it, so it could not follow); returns the users that went offline.
     pub fn forget_remote(&mut self, room: &str) -> Vec<String> {
         let Some(users) = self.rooms.get_mut(room) else { return Vec::new() };
         let gone = forget_remote(users, |_| true);

@@ -35,8 +35,7 @@ use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// The GUID every websocket server appends to the client's key (RFC 6455
-/// section 1.3).
+/// The GUID a websocket server appends to the client's key (RFC 6455, 1.3).
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 4096;
@@ -146,8 +145,8 @@ pub enum Incoming {
     /// Answered with a pong, queued for the next flush.
     Ping,
     Pong,
-    /// The peer closes (with its code, if it gave one). A close frame in
-    /// answer is queued for the next flush.
+    /// The peer closes (with its code, if any); an answer is queued for the
+    /// next flush.
     Close(Option<u16>),
 }
 
@@ -176,8 +175,7 @@ impl ReadError {
     }
 }
 
-/// The opcodes of RFC 6455 (section 5.2): a frame with any other is
-/// refused as it is read.
+/// The opcodes of RFC 6455 (5.2); a frame with any other is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Opcode {
     Continuation = 0x0,
@@ -239,11 +237,10 @@ fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>,
     Ok(Some((Frame { fin, opcode, payload }, end)))
 }
 
-/// The code of a close frame's payload (RFC 6455, 5.5.1 and 7.4): none,
-/// or two bytes of code and a UTF-8 reason. A code a peer may not send
-/// (1005, 1006, 1015, the reserved and unassigned ones; the same set as
-/// tungstenite's) is taken as 1002, the peer's protocol error, which is
-/// also what the answer says.
+/// The code of a close frame's payload (RFC 6455, 5.5.1 and 7.4): none, or
+/// two bytes of code and a UTF-8 reason. A code a peer may not send (1005,
+/// 1006, 1015, the reserved and unassigned ones, as in tungstenite) is taken
+/// as 1002, the peer's protocol error, which the answer says too.
 fn close_code(payload: &[u8]) -> Result<Option<u16>, ReadError> {
     let Some((code, reason)) = payload.split_first_chunk::<2>() else {
         return match payload.len() {
@@ -445,17 +442,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         write_frame(&mut self.outgoing, Opcode::Text, text.as_bytes());
     }
 
-    /// Queues a close frame for the next flush (the reason is cut to fit
-    /// a control frame).
+    /// Queues a close frame for the next flush (the reason cut to fit).
     pub fn queue_close(&mut self, code: u16, reason: &str) {
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(&reason.as_bytes()[..reason.floor_char_boundary(123)]);
         write_frame(&mut self.outgoing, Opcode::Close, &payload);
     }
 
-    /// Writes everything queued, then releases the buffer (an idle
-    /// connection keeps none; one allocation per write is nothing next to
-    /// the write itself).
+    /// Writes everything queued, then releases the buffer: an idle connection
+    /// keeps none (one allocation per write is nothing next to the write).
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.outgoing.is_empty() {
             return Ok(());

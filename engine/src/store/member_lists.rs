@@ -1,21 +1,18 @@
 //! The member lists of big rooms, kept between reads and brought up to
 //! date by reading only who joined since.
 //!
-//! Why: every page that opens a room is sent its members, in the order
-//! they joined, and when a crowd joins a big room at once (a game's event
-//! starting) reading the whole list again for each arrival would be most
-//! of the node's work. Kept here, a read is one statement that counts the
-//! room's members and returns those who joined after the kept list's last
-//! one, usually none or a few.
+//! Why: every page that opens a room is sent its members in the order they
+//! joined, and when a crowd joins a big room at once (a game's event
+//! starting) reading the whole list for each arrival would be most of the
+//! node's work. Kept here, a read is one statement that counts the room's
+//! members and returns those who joined after the kept list's last one.
 //!
-//! The database stays the truth. The statement also returns a fingerprint
-//! of the whole room as of the same moment (how many members; on
-//! PostgreSQL also sums of their row ids and of the ids' squares), and the
-//! kept list is used only when it plus the newcomers has that same
-//! fingerprint. Anything else (someone left, or on PostgreSQL a join that
-//! committed after a later one was read) reads the room whole again.
-//! Nothing has to tell this cache about a change, so it is right on every
-//! node of a cluster alike.
+//! The database stays the truth: the statement also returns a fingerprint
+//! of the whole room as of the same moment (see [`Newcomers`]), and the kept
+//! list is used only when it plus the newcomers has that fingerprint.
+//! Anything else (someone left, or a join that committed late) reads the
+//! room whole again. Nothing has to tell this cache about a change, so it
+//! is right on every node of a cluster alike.
 //!
 //! Small rooms are read whole each time (cheap); at most [`MOST_NAMES`]
 //! names are kept in all, the oldest-kept rooms making way. Access to a
@@ -59,13 +56,10 @@ pub struct IdSums {
 }
 
 impl IdSums {
-    fn of(joined: &[(i64, String)]) -> Self {
-        joined.iter().fold(IdSums::default(), |sums, (id, _)| sums.plus(&IdSums::one(*id)))
-    }
-
-    fn one(id: i64) -> Self {
-        let r = id.rem_euclid(ID_SUM_MODULUS);
-        IdSums { ids: r, squares: r * r % ID_SUM_MODULUS }
+    fn of<'a>(ids: impl IntoIterator<Item = &'a i64>) -> Self {
+        ids.into_iter()
+            .map(|id| id.rem_euclid(ID_SUM_MODULUS))
+            .fold(IdSums::default(), |sums, r| sums.plus(&IdSums { ids: r, squares: r * r % ID_SUM_MODULUS }))
     }
 
     fn plus(&self, other: &IdSums) -> Self {
@@ -99,7 +93,9 @@ impl MemberList {
     /// `last_id` came in late).
     fn matches(&self, read: &Newcomers) -> bool {
         self.names.len() + read.joined.len() == read.count as usize
-            && read.id_sums.is_none_or(|sums| self.id_sums.plus(&IdSums::of(&read.joined)) == sums)
+            && read.id_sums.is_none_or(|sums| {
+                self.id_sums.plus(&IdSums::of(read.joined.iter().map(|(id, _)| id))) == sums
+            })
     }
 
     /// This list with the newcomers added, if it [matches](Self::matches).
@@ -110,7 +106,7 @@ impl MemberList {
     /// This list and the newcomers, in the order they joined.
     fn appended(&self, mut joined: Vec<(i64, String)>) -> Self {
         joined.sort_unstable_by_key(|(id, _)| *id);
-        let id_sums = self.id_sums.plus(&IdSums::of(&joined));
+        let id_sums = self.id_sums.plus(&IdSums::of(joined.iter().map(|(id, _)| id)));
         let last_id = joined.last().map_or(self.last_id, |(id, _)| *id);
         let mut names = Vec::with_capacity(self.names.len() + joined.len());
         names.extend_from_slice(&self.names);
@@ -261,7 +257,7 @@ mod tests {
     fn read(count: i64, ids: &[i64], joined: &[(i64, &str)]) -> Newcomers {
         Newcomers {
             count,
-            id_sums: Some(ids.iter().fold(IdSums::default(), |sums, id| sums.plus(&IdSums::one(*id)))),
+            id_sums: Some(IdSums::of(ids)),
             joined: joined.iter().map(|(id, name)| (*id, (*name).to_owned())).collect(),
         }
     }

@@ -3,11 +3,10 @@
 //! takes it apart.
 //!
 //! Why: the SQLite driver hands each row of a result over from its own
-//! thread, a wake-up of each side per row. A page opening a room, or a
-//! reconnecting one catching up, reads up to a few hundred messages, and
-//! when a crowd does it at once (a join storm of 5,000, each replaying
-//! 200) those hand-overs were about a third of the node's work. One row
-//! is one hand-over. PostgreSQL builds the same array.
+//! thread, a wake-up of each side per row, and a crowd opening a room (or
+//! catching up) at once reads hundreds of messages each (see the join
+//! storm in `bench/README.md`). One row is one hand-over. PostgreSQL builds
+//! the same array.
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use crate::protocol::ChatMessage;
