@@ -76,6 +76,20 @@ pub fn Composer() -> impl IntoView {
                 maxlength=MAX_BODY_CHARS.to_string()
                 prop:value=move || draft.get()
                 on:input=move |ev| {
+                    // Firefox delivers a character beyond the BMP (an emoji)
+                    // typed as a key in two input events, one half of its
+                    // UTF-16 pair each. Skip the first: as a Rust string its
+                    // lone half would become U+FFFD, and the draft written
+                    // back into the box would break the character.
+                    #[cfg(feature = "hydrate")]
+                    if ev
+                        .target()
+                        .and_then(|target| js_sys::Reflect::get(&target, &wasm_bindgen::JsValue::from_str("value")).ok())
+                        .and_then(|value| wasm_bindgen::JsCast::dyn_into::<js_sys::JsString>(value).ok())
+                        .is_some_and(|value| !value.is_valid_utf16())
+                    {
+                        return;
+                    }
                     let text = event_target_value(&ev);
                     #[cfg(feature = "hydrate")]
                     if let Some(stream) = stream {
