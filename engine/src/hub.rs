@@ -1,12 +1,9 @@
 //! This node's fan-out: for each room with listeners here, the listeners'
 //! queues (see `mailbox`), whose items are room events encoded once and
 //! shared by every connection (a clone is a reference-count bump, not a
-//! copy).
-//!
-//! A room's entry exists while someone listens and is dropped with its
-//! last listener. The queues are bounded: a connection that falls more
-//! than `capacity` events behind is told it lagged (see `stream`), it
-//! never holds the others up.
+//! copy). A room's entry exists while someone listens. The queues are
+//! bounded: a connection that falls more than `capacity` events behind is
+//! told it lagged (see `stream`), it never holds the others up.
 //!
 //! The hub also keeps the rooms' presence (see `presence`): the stream
 //! registers each page it admits, and the hub tells the room's pages here
@@ -113,9 +110,8 @@ struct PresenceState {
 const ROSTER_FROM: usize = 32;
 const ROSTER_EVERY: Duration = Duration::from_millis(100);
 /// Rooms of thousands hold them longer: while a crowd streams in, every
-/// roster is a write to each of its pages, and nobody follows a list of
-/// thousands to the tenth of a second (one who leaves still shows
-/// offline within half a second).
+/// roster is a write to each page, and nobody follows thousands of names to
+/// the tenth of a second (one who leaves still shows offline within 0.5 s).
 const BIG_ROSTER_FROM: usize = 1000;
 const BIG_ROSTER_EVERY: Duration = Duration::from_millis(400);
 
@@ -287,11 +283,6 @@ impl Hub {
             }
             room = entry.clone();
         }
-    }
-
-    /// Hands an event published on this node to the room's listeners here.
-    pub fn deliver(&self, channel_id: &str, event: Arc<RoomEvent>) {
-        self.deliver_from(&self.node, channel_id, event);
     }
 
     /// Hands an event published by `node` to every listener of the room
@@ -493,10 +484,6 @@ impl Hub {
         self.rooms.lock().keys().cloned().collect()
     }
 
-    pub fn has_listeners(&self, channel_id: &str) -> bool {
-        self.rooms.lock().contains_key(channel_id)
-    }
-
     /// Stops a listener; the room goes with its last one.
     /// An emptied room is marked closed under its own lock, then taken out
     /// of the map (if nobody replaced it meanwhile), one lock at a time.
@@ -604,8 +591,8 @@ mod tests {
         let hub = Hub::new(16);
         let mut a = hub.subscribe("a");
         let mut b = hub.subscribe("b");
-        hub.deliver("a", joined("x"));
-        hub.deliver("b", joined("y"));
+        hub.deliver_all("a", [joined("x")]);
+        hub.deliver_all("b", [joined("y")]);
         assert_eq!(a.recv().await.unwrap().text.as_str(), r#"{"type":"member_joined","user_id":"x"}"#);
         assert_eq!(b.recv().await.unwrap().frame, ServerFrame::MemberJoined { user_id: "y".into() });
     }
@@ -621,7 +608,7 @@ mod tests {
         drop(second);
         assert_eq!(hub.room_count(), 0);
         // Delivering to a room nobody listens to is a no-op.
-        hub.deliver("a", joined("x"));
+        hub.deliver_all("a", [joined("x")]);
     }
 
     fn presence(user: &str, online: bool) -> ServerFrame {
@@ -643,18 +630,18 @@ mod tests {
         // Neither lock is poisoned: publishing, joining, presence and
         // leaving go on, in this room and others.
         let _present = listener.present("ana");
-        hub.deliver("r", joined("x"));
+        hub.deliver_all("r", [joined("x")]);
         assert_eq!(
             drain(&mut listener),
             [presence("ana", true), ServerFrame::MemberJoined { user_id: "x".into() }]
         );
         let mut other = hub.subscribe("r");
         drop(listener);
-        hub.deliver("r", joined("y"));
+        hub.deliver_all("r", [joined("y")]);
         assert_eq!(drain(&mut other), [ServerFrame::MemberJoined { user_id: "y".into() }]);
         assert_eq!(hub.online("r"), ["ana"]);
         let mut elsewhere = hub.subscribe("s");
-        hub.deliver("s", joined("z"));
+        hub.deliver_all("s", [joined("z")]);
         assert_eq!(drain(&mut elsewhere), [ServerFrame::MemberJoined { user_id: "z".into() }]);
     }
 
@@ -714,7 +701,7 @@ mod tests {
         let mut watcher = hub.subscribe("r");
         let _page = hub.present("r", "ana");
         drain(&mut watcher);
-        hub.deliver("r", RoomEvent::new(presence("ana", false)));
+        hub.deliver_from(hub.node_id(), "r", RoomEvent::new(presence("ana", false)));
         assert!(drain(&mut watcher).is_empty());
         assert_eq!(hub.online("r"), ["ana"]);
     }
@@ -758,8 +745,8 @@ mod tests {
     async fn a_busy_room_gets_member_and_presence_changes_in_rosters_in_order() {
         let hub = Hub::new(64);
         let mut listeners: Vec<Subscription> = (0..ROSTER_FROM).map(|_| hub.subscribe("big")).collect();
-        hub.deliver("big", joined("ana"));
-        hub.deliver("big", joined("bob"));
+        hub.deliver_all("big", [joined("ana")]);
+        hub.deliver_all("big", [joined("bob")]);
         let _ana = hub.present("big", "ana");
         let bob = hub.present("big", "bob");
         drop(bob);
@@ -777,8 +764,8 @@ mod tests {
         }
 
         // Another event sends what is held first.
-        hub.deliver("big", joined("cy"));
-        hub.deliver("big", RoomEvent::new(ServerFrame::MemberLeft { user_id: "cy".into() }));
+        hub.deliver_all("big", [joined("cy")]);
+        hub.deliver_all("big", [RoomEvent::new(ServerFrame::MemberLeft { user_id: "cy".into() })]);
         let cy_came_and_went = [
             ServerFrame::Roster { joined: vec!["cy".into()], online: vec![], offline: vec![] },
             ServerFrame::MemberLeft { user_id: "cy".into() },
@@ -806,12 +793,12 @@ mod tests {
     async fn a_crowded_rooms_messages_go_out_in_rounds_in_order() {
         let hub = Hub::new(64);
         let mut listeners: Vec<Subscription> = (0..ROUNDS_FROM).map(|_| hub.subscribe("crowd")).collect();
-        hub.deliver("crowd", message(1));
+        hub.deliver_all("crowd", [message(1)]);
         for listener in &mut listeners {
             assert_eq!(seqs(&drain(listener)), [Some(1)], "the first message goes at once");
         }
-        hub.deliver("crowd", message(2));
-        hub.deliver("crowd", message(3));
+        hub.deliver_all("crowd", [message(2)]);
+        hub.deliver_all("crowd", [message(3)]);
         assert!(drain(&mut listeners[0]).is_empty(), "the next ones wait for the next round");
         tokio::time::sleep(ROUND_EVERY + Duration::from_millis(100)).await;
         for listener in &mut listeners {
@@ -823,11 +810,11 @@ mod tests {
         // again; the next one waits, and another kind of event sends it
         // first.
         tokio::time::sleep(ROUND_EVERY + Duration::from_millis(10)).await;
-        hub.deliver("crowd", message(4));
-        hub.deliver("crowd", message(5));
+        hub.deliver_all("crowd", [message(4)]);
+        hub.deliver_all("crowd", [message(5)]);
         assert_eq!(seqs(&drain(&mut listeners[0])), [Some(4)]);
         let typing = ServerFrame::Typing { user_id: "bob".into() };
-        hub.deliver("crowd", RoomEvent::new(typing.clone()));
+        hub.deliver_all("crowd", [RoomEvent::new(typing.clone())]);
         assert_eq!(drain(&mut listeners[0]), [message(5).frame.clone(), typing]);
         tokio::time::sleep(ROUND_EVERY + Duration::from_millis(30)).await;
         assert!(drain(&mut listeners[0]).is_empty(), "nothing sent twice");
@@ -838,8 +825,8 @@ mod tests {
         let hub = Hub::new(64);
         let mut quiet = hub.subscribe("quiet");
         let mut crowd: Vec<Subscription> = (0..ROUNDS_FROM).map(|_| hub.subscribe("crowd")).collect();
-        hub.deliver("crowd", message(1));
-        hub.deliver("crowd", message(2));
+        hub.deliver_all("crowd", [message(1)]);
+        hub.deliver_all("crowd", [message(2)]);
         hub.tell_rooms(Chore::CheckIdle, |_| true);
         let mut events = Vec::new();
         while let Some(event) = crowd[0].try_recv() {
@@ -878,13 +865,13 @@ mod tests {
     async fn a_crowded_rooms_waiting_messages_and_roster_go_out_as_they_came() {
         let hub = Hub::new(64);
         let mut listeners: Vec<Subscription> = (0..ROUNDS_FROM).map(|_| hub.subscribe("crowd")).collect();
-        hub.deliver("crowd", message(1));
-        hub.deliver("crowd", message(2));
-        hub.deliver("crowd", joined("cy"));
-        hub.deliver("crowd", message(3));
+        hub.deliver_all("crowd", [message(1)]);
+        hub.deliver_all("crowd", [message(2)]);
+        hub.deliver_all("crowd", [joined("cy")]);
+        hub.deliver_all("crowd", [message(3)]);
         // A roster and messages are held; a member leaving sends them all.
         let left = ServerFrame::MemberLeft { user_id: "dan".into() };
-        hub.deliver("crowd", RoomEvent::new(left.clone()));
+        hub.deliver_all("crowd", [RoomEvent::new(left.clone())]);
         let roster = ServerFrame::Roster { joined: vec!["cy".into()], online: vec![], offline: vec![] };
         let expected =
             [message(1).frame.clone(), message(2).frame.clone(), roster, message(3).frame.clone(), left];
@@ -896,7 +883,7 @@ mod tests {
         let hub = Hub::new(64);
         let mut listeners: Vec<Subscription> = (0..ROUNDS_FROM - 1).map(|_| hub.subscribe("room")).collect();
         for seq in 1..=3 {
-            hub.deliver("room", message(seq));
+            hub.deliver_all("room", [message(seq)]);
         }
         assert_eq!(seqs(&drain(&mut listeners[0])), [Some(1), Some(2), Some(3)]);
     }
@@ -905,7 +892,7 @@ mod tests {
     async fn a_small_room_hears_of_each_change_at_once() {
         let hub = Hub::new(64);
         let mut listener = hub.subscribe("small");
-        hub.deliver("small", joined("ana"));
+        hub.deliver_all("small", [joined("ana")]);
         assert_eq!(drain(&mut listener), [ServerFrame::MemberJoined { user_id: "ana".into() }]);
     }
 
@@ -919,7 +906,7 @@ mod tests {
         let hub = Hub::new(2);
         let mut slow = hub.subscribe("a");
         for i in 0..5 {
-            hub.deliver("a", joined(&i.to_string()));
+            hub.deliver_all("a", [joined(&i.to_string())]);
         }
         assert_eq!(slow.recv().await.unwrap_err(), Lagged(5), "told how many it missed");
     }

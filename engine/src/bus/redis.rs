@@ -5,11 +5,10 @@
 //! Publishing hands the event to this node's hub at once (local pages do
 //! not wait for a round trip) and queues it for Redis; a publisher task
 //! sends the queue in pipelined batches, in order, and retries a failed
-//! batch on a new connection, so a dropped publisher connection delays
-//! events but does not lose them (a retried batch may arrive twice: pages
-//! skip a seq they already have, and member lists ignore repeats). Each
-//! payload is the publishing node's id, a line break and the event's text,
-//! so a node skips its own events when Redis echoes them back.
+//! batch on a new connection: a dropped connection delays events but does
+//! not lose them (a retried batch may arrive twice; pages skip a seq they
+//! have, member lists ignore repeats). A payload is the publishing node's
+//! id, a line break and the event's text: a node skips its own echoes.
 //!
 //! A subscriber task owns the subscription connection (RESP3: events
 //! arrive as pushes on a connection that can also be named, see
@@ -20,11 +19,10 @@
 //!
 //! Presence crosses nodes on the same channels (see `hub` and `presence`):
 //! the hub hands this node's news to the publish queue, every
-//! `presence_beat` the node repeats who it still has, and it forgets
-//! another node's users once that node has been silent for
-//! [`BEATS_BEFORE_EXPIRY`] beats. A node that starts hearing a room asks
-//! the others to repeat themselves at once (`PRESENCE_QUERY`), so its first
-//! page sees who is online without waiting a beat.
+//! `presence_beat` the node repeats who it still has, and it forgets a node
+//! silent for [`BEATS_BEFORE_EXPIRY`] beats. A node that starts hearing a
+//! room asks the others to repeat themselves at once (`PRESENCE_QUERY`),
+//! so its first page sees who is online without waiting a beat.
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,7 +335,7 @@ impl Subscriber {
                 );
                 metrics::counter!(crate::metrics::BUS_RESYNCS).increment(subscribed.len() as u64);
                 for room in &subscribed {
-                    self.hub.deliver(room, RoomEvent::resync());
+                    self.hub.deliver_all(room, [RoomEvent::resync()]);
                     // Presence changed meanwhile, unheard: ask again, and
                     // say again who is here (others may have forgotten).
                     self.ask_presence(room);
@@ -412,7 +410,7 @@ impl Subscriber {
         }
         if text == RESYNC {
             metrics::counter!(crate::metrics::BUS_RESYNCS).increment(1);
-            self.hub.deliver(channel_id, RoomEvent::resync());
+            self.hub.deliver_all(channel_id, [RoomEvent::resync()]);
             return;
         }
         if text == PRESENCE_QUERY {
@@ -431,8 +429,8 @@ impl Subscriber {
         connection: &mut MultiplexedConnection,
         subscribed: &mut HashSet<String>,
     ) -> redis::RedisResult<()> {
-        let idle: Vec<String> =
-            subscribed.iter().filter(|room| !self.hub.has_listeners(room)).cloned().collect();
+        let listened: HashSet<String> = self.hub.room_names().into_iter().collect();
+        let idle: Vec<String> = subscribed.difference(&listened).cloned().collect();
         if idle.is_empty() {
             return Ok(());
         }
