@@ -12,8 +12,7 @@
 //! A queue holds at most `capacity` events: a listener that falls that far
 //! behind is told it lagged (its queue is dropped, and so is everything
 //! sent to it until it has heard), never holding the room's sender or the
-//! other listeners up; its connection then closes with "resync" and its
-//! page catches up from the store.
+//! other listeners up; its page then resyncs (see `stream`).
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;

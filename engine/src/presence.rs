@@ -2,12 +2,11 @@
 //! book and does the I/O (telling pages and other nodes), so the rules are
 //! tested here without sockets or clocks.
 //!
-//! A user is online in a room while some page of theirs has the room open
-//! on some node. Each node counts its own pages exactly (connections come
-//! and go through this node), and believes other nodes' word: a node says
-//! "online" when its first page of a user opens, "offline" when its last
-//! one closes, and repeats "online" every beat for the users it still has.
-//! A node that stops repeating itself (it crashed, or lost Redis) is
+//! A user is online in a room while some page of theirs has it open on
+//! some node. Each node counts its own pages exactly and believes other
+//! nodes' word: a node says "online" when its first page of a user opens,
+//! "offline" when its last one closes, and repeats "online" every beat for
+//! the users it still has; one that stops (it crashed, or lost Redis) is
 //! forgotten after a few beats. Several pages of one user, on one node or
 //! several, count once: only a flip of the whole is news for the pages.
 use std::collections::{BTreeMap, HashMap};

@@ -8,30 +8,26 @@
 //! while it handles the page's `Send`, `Typing` and `Ping` frames. A page
 //! may pipeline up to `MAX_IN_FLIGHT` sends (see `writer`); their acks come
 //! back in the order sent, and the room's events keep flowing meanwhile.
-//!
-//! The connection's task is the only one that writes its socket: the room's
-//! events wait in its queue (see `mailbox`) and are written in batches, a
-//! burst in one write; a sender's ack and its own copy of the message
-//! usually share it.
+//! The task alone writes the socket: the room's events wait in its queue
+//! (see `mailbox`) and a burst goes out in one write, which a sender's ack
+//! and its own copy of the message usually share.
 //!
 //! While admitted, a connection counts its user as online in the room (see
 //! `hub`); the welcome lists who is online, the user included. `Typing` is
 //! relayed to the room's other pages through the bus, never stored, and
 //! at most once a second per connection.
 //!
-//! Memory: most connections sit idle, so an idle one holds only what
-//! waiting needs. Admitting, handling a frame and writing a batch run in
-//! boxed futures that exist while they run (else the task would reserve
-//! room for the largest of them for its whole life), and the member list
-//! read for the welcome is dropped once sent.
+//! Memory: an idle connection holds only what waiting needs. Admitting,
+//! handling a frame and writing a batch run in boxed futures that exist
+//! while they run (else the task would reserve room for the largest of them
+//! for its whole life), and the welcome's member list is dropped once sent.
 //!
 //! Whatever one page does, its room stays healthy: a connection that falls
 //! a whole queue behind (or whose bus may have lost events) is closed with
-//! `RESYNC`, and its page reconnects and catches up from the store, so
-//! nothing is dropped silently and nobody waits for the slow page; every
-//! write has a deadline; a page silent for `idle_timeout` (no frame, not
-//! even a ping) is dropped; on shutdown each connection first has its sends
-//! in flight committed and acknowledged, then closes with "going away".
+//! `RESYNC` and its page catches up from the store (nothing is dropped
+//! silently, nobody waits for the slow page); every write has a deadline; a
+//! page silent for `idle_timeout` is dropped; on shutdown each connection
+//! has its sends in flight committed and acknowledged, then goes away.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -5,11 +5,10 @@
 //! Why not a general websocket library: a chat node holds thousands of
 //! mostly idle connections, and a general library keeps a read and a write
 //! buffer per connection for its whole life (several KiB at their
-//! smallest). Here bytes are read into a buffer on the stack of the poll;
-//! a connection keeps only the bytes of a frame that has not fully
-//! arrived, and its outgoing buffer lives from the first frame queued to
-//! the end of the flush. Writes stay batched: frames are queued, then
-//! flushed in one write.
+//! smallest). Here bytes are read into a buffer on the stack of the poll, a
+//! connection keeps only the bytes of a frame not fully arrived, and its
+//! outgoing buffer lives from the first frame queued to the end of the
+//! flush, which writes all that was queued at once.
 //!
 //! What is supported is what browsers send: masked frames, text and binary
 //! messages (fragmented or not) up to a size limit, ping, pong and close.
@@ -289,11 +288,10 @@ fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
 
 /// Lets a task that waits on a socket among other things skip the socket
 /// when something else woke it: a connection's task wakes for every event
-/// of its room, and polling a socket that has nothing to read is not free
-/// (its readiness is kept under a lock, behind three layers of wrappers).
-/// The socket holds the gate's waker while nothing can be read, and is
-/// polled again only once that waker fired (or after it gave a message:
-/// more may be buffered).
+/// of its room, and polling a socket with nothing to read is not free (its
+/// readiness is under a lock, behind three layers of wrappers). The socket
+/// is polled again only once the gate's waker, which it holds, fired (or
+/// after it gave a message: more may be buffered).
 pub struct ReadGate {
     flag: Arc<GateFlag>,
     waker: Waker,

@@ -3,17 +3,13 @@
 //!
 //! Why: a transaction has a fixed cost that one row or a hundred share (on
 //! SQLite the commit, on PostgreSQL the round trips and the flush), so
-//! while one group is stored the next one gathers in the queue. A lone
-//! message goes out at once. Under load each commit carries everything
-//! that arrived during the previous one, and the writer waits for more up
-//! to `group_wait` (like PostgreSQL's `commit_delay`) after it took the
-//! previous group (so not at all if storing that one took longer): fewer
-//! commits, and fewer writes to pages (a group's messages reach a page in
-//! one write), for a millisecond or two more between send and delivery
-//! (the trade is measured in `bench/README.md`).
-//!
-//! On a SQLite file a group is stored by a thread of the store's own (see
-//! `store::sqlite_writer`); on PostgreSQL through the pool.
+//! while one group is stored (see `store::sqlite_writer` for a SQLite
+//! file) the next one gathers in the queue. A lone message goes out at
+//! once. Under load the writer also waits for more up to `group_wait` (like
+//! PostgreSQL's `commit_delay`) after it took the previous group (so not at
+//! all if storing that one took longer): fewer commits, and fewer writes to
+//! pages (a group's messages reach a page in one write), for a millisecond
+//! or two more between send and delivery (measured in `bench/README.md`).
 //!
 //! Guarantees kept from storing one message at a time:
 //! - a message is published and acknowledged only after its group's
@@ -151,9 +147,8 @@ async fn store_group(store: &MessageStore, metrics: &WriterMetrics, bus: &dyn Bu
     let started = Instant::now();
     let outcomes = store.store(messages).await;
     metrics.insert.record(started.elapsed());
-    metrics
-        .stored
-        .increment(outcomes.iter().filter(|o| matches!(o, Ok(Inserted { is_new: true, .. }))).count() as u64);
+    let new = outcomes.iter().filter(|o| matches!(o, Ok(Inserted { is_new: true, .. }))).count();
+    metrics.stored.increment(new as u64);
     let stored = waiters.iter().zip(&outcomes).filter_map(|((channel_id, _), outcome)| {
         outcome.as_ref().ok().map(|inserted| (channel_id, &inserted.message))
     });

@@ -14,9 +14,9 @@
 //! room whole again. Nothing has to tell this cache about a change, so it
 //! is right on every node of a cluster alike.
 //!
-//! Small rooms are read whole each time (cheap); at most [`MOST_NAMES`]
-//! names are kept in all, the oldest-kept rooms making way. Access to a
-//! room is never decided here: `Rooms::open` asks the member table.
+//! Small rooms are read whole each time (cheap); at most `MOST_NAMES` names
+//! are kept in all, the oldest-kept rooms making way. Access to a room is
+//! never decided here (`Rooms::open` asks the member table).
 use std::collections::HashMap;
 use std::sync::Arc;
 
