@@ -184,7 +184,8 @@ impl Rooms {
     /// Up to [`HISTORY_PAGE`] messages before `before_seq`. One more is
     /// read to learn whether anything older exists.
     async fn page_before(&self, room_id: i64, before_seq: i64) -> Result<HistoryPage, RoomError> {
-        let mut messages = store::messages_before(&self.db, room_id, before_seq, HISTORY_PAGE + 1).await?;
+        let mut messages =
+            store::messages(&self.db, room_id, store::Side::Before, before_seq, HISTORY_PAGE + 1).await?;
         let has_older = messages.len() as u64 > HISTORY_PAGE;
         if has_older {
             messages.remove(0);
@@ -294,7 +295,7 @@ impl Rooms {
         after_seq: i64,
         limit: u64,
     ) -> Result<Vec<ChatMessage>, RoomError> {
-        Ok(store::messages_after(&self.db, room_id, after_seq, limit).await?)
+        Ok(store::messages(&self.db, room_id, store::Side::After, after_seq, limit).await?)
     }
 }
 

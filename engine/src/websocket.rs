@@ -8,7 +8,11 @@
 //! smallest). Here bytes are read into a buffer on the stack of the poll, a
 //! connection keeps only the bytes of a frame not fully arrived, and its
 //! outgoing buffer lives from the first frame queued to the end of the
-//! flush, which writes all that was queued at once.
+//! flush, which writes all that was queued at once: 3.6 KiB per idle
+//! connection at 15k, where the bench's naive peer on tokio-tungstenite
+//! holds 7.2 (`bench/results/`).
+//! Held to the protocol by the tests below (against tungstenite) and a
+//! fuzz target over arbitrary byte streams (`fuzz/`, `scripts/fuzz`).
 //!
 //! What is supported is what browsers send: masked frames, text and binary
 //! messages (fragmented or not) up to a size limit, ping, pong and close.

@@ -267,7 +267,7 @@ mod tests {
             (0..200).map(|_| listener.try_recv().unwrap().unwrap().frame.seq().unwrap()).collect();
         assert_eq!(published, (1..=200).collect::<Vec<_>>(), "room a's messages, published in seq order");
         assert!(listener.try_recv().is_none());
-        let stored = store::messages_after(&db, b, 0, 1000).await.unwrap();
+        let stored = store::messages(&db, b, store::Side::After, 0, 1000).await.unwrap();
         assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
     }
 
@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(retry, first);
         assert_eq!(fresh.seq, 2);
         assert_eq!(again, fresh);
-        let stored = store::messages_after(&db, a, 0, 10).await.unwrap();
+        let stored = store::messages(&db, a, store::Side::After, 0, 10).await.unwrap();
         assert_eq!(stored.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>(), ["x", "y"]);
     }
 
@@ -304,7 +304,11 @@ mod tests {
             assert!(bad.is_err(), "{url}");
             let (good, after) = (good.unwrap(), after.unwrap());
             assert_eq!((good.seq, after.seq), (1, 2), "{url}: the room's seqs stay consecutive");
-            assert_eq!(store::messages_after(&db, a, 0, 10).await.unwrap(), [good, after], "{url}");
+            assert_eq!(
+                store::messages(&db, a, store::Side::After, 0, 10).await.unwrap(),
+                [good, after],
+                "{url}"
+            );
         }
     }
 
@@ -332,6 +336,6 @@ mod tests {
         let (second, third) = (second.await.unwrap().unwrap(), third.await.unwrap().unwrap());
         assert_eq!((second.seq, third.seq), (2, 3));
         assert_eq!(second.at_ms, third.at_ms, "stored in one group");
-        assert_eq!(store::messages_after(&db, a, 0, 10).await.unwrap().len(), 3);
+        assert_eq!(store::messages(&db, a, store::Side::After, 0, 10).await.unwrap().len(), 3);
     }
 }

@@ -193,11 +193,6 @@ impl MemberLists {
     }
 }
 
-/// Reads the room's members whole, uncached.
-pub async fn read_whole(db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
-    Ok(MemberList::whole(newcomers(db, room_id, 0).await?).names)
-}
-
 /// One statement, so one moment: the room's fingerprint, and who joined
 /// after `after_id` (a seek along the room's arrival index) as one string
 /// (`id name` lines; names never hold a line break), sorted by the caller
@@ -251,8 +246,17 @@ fn parse_joined(lines: &str) -> Result<Vec<(i64, String)>, DbErr> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// The room's members read whole, uncached: what the kept lists must
+    /// agree with.
+    pub(in crate::store) async fn read_whole(
+        db: &impl ConnectionTrait,
+        room_id: i64,
+    ) -> Result<Vec<String>, DbErr> {
+        Ok(MemberList::whole(newcomers(db, room_id, 0).await?).names)
+    }
 
     fn read(count: i64, ids: &[i64], joined: &[(i64, &str)]) -> Newcomers {
         Newcomers {
@@ -316,6 +320,7 @@ mod tests {
 
     mod on_sqlite {
         use super::super::*;
+        use super::read_whole;
         use crate::store::{add_member, ensure_room, ensure_user, remove_member, PoolSettings};
         use std::time::Duration;
 

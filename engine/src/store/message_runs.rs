@@ -16,7 +16,9 @@ use crate::protocol::ChatMessage;
 pub enum Side {
     /// The first `limit` messages with a greater seq.
     After,
-    /// The last `limit` messages with a smaller seq.
+    /// The last `limit` messages with a smaller seq, read backwards along
+    /// the (room, seq) index: a page costs the same in a room of ten
+    /// messages or of millions.
     Before,
 }
 

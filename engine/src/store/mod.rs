@@ -20,6 +20,7 @@ mod message_runs;
 mod sqlite_writer;
 
 pub use member_lists::MemberLists;
+pub use message_runs::{read as messages, Side};
 
 use crate::protocol::ChatMessage;
 use entities::{app_user, member, message, room};
@@ -145,34 +146,6 @@ pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -
         .one(db)
         .await?;
     Ok(found.is_some())
-}
-
-/// The room's members in the order they joined, read whole (the rooms'
-/// requests go through [`MemberLists`], which keeps big rooms' lists).
-pub async fn members(db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<String>, DbErr> {
-    member_lists::read_whole(db, room_id).await
-}
-
-/// Messages with `seq > after_seq`, oldest first, at most `limit`.
-pub async fn messages_after(
-    db: &impl ConnectionTrait,
-    room_id: i64,
-    after_seq: i64,
-    limit: u64,
-) -> Result<Vec<ChatMessage>, DbErr> {
-    message_runs::read(db, room_id, message_runs::Side::After, after_seq, limit).await
-}
-
-/// Messages with `seq < before_seq`, oldest first: the `limit` newest of
-/// them. Reads backwards along the (room, seq) index, so a page costs the
-/// same in a room of ten messages or of millions.
-pub async fn messages_before(
-    db: &impl ConnectionTrait,
-    room_id: i64,
-    before_seq: i64,
-    limit: u64,
-) -> Result<Vec<ChatMessage>, DbErr> {
-    message_runs::read(db, room_id, message_runs::Side::Before, before_seq, limit).await
 }
 
 /// The time a message is stored with: now, to the millisecond (what pages
@@ -486,10 +459,10 @@ mod tests {
         ensure_user(&db, "john").await.unwrap();
         assert!(add_member(&db, a.id, "john").await.unwrap());
         assert!(!add_member(&db, a.id, "john").await.unwrap());
-        assert_eq!(members(&db, a.id).await.unwrap(), ["john"]);
+        assert_eq!(member_lists::tests::read_whole(&db, a.id).await.unwrap(), ["john"]);
         assert!(remove_member(&db, a.id, "john").await.unwrap());
         assert!(!remove_member(&db, a.id, "john").await.unwrap());
-        assert!(members(&db, a.id).await.unwrap().is_empty());
+        assert!(member_lists::tests::read_whole(&db, a.id).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -511,9 +484,9 @@ mod tests {
 
         let m3 = insert_message(&db, r1.id, "ana", "c3", "three").await.unwrap();
         assert_eq!(m3.message.seq, 3, "a retry must not use up a seq");
-        let history = messages_after(&db, r1.id, 0, 100).await.unwrap();
+        let history = messages(&db, r1.id, Side::After, 0, 100).await.unwrap();
         assert_eq!(history.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(messages_after(&db, r1.id, 2, 100).await.unwrap()[0].body, "three");
+        assert_eq!(messages(&db, r1.id, Side::After, 2, 100).await.unwrap()[0].body, "three");
     }
 
     /// A SQLite file with a pool of two, removed on drop: the message
@@ -582,7 +555,7 @@ mod tests {
                 seqs_and_ids(&stored),
                 [(2, "a", true), (1, "b", true), (3, "c", true), (2, "d", true), (4, "e", true)]
             );
-            let in_r1 = messages_after(&db, r1, 0, 10).await.unwrap();
+            let in_r1 = messages(&db, r1, Side::After, 0, 10).await.unwrap();
             assert_eq!(
                 in_r1.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
                 ["first", "text a", "text c", "text e"]
@@ -601,7 +574,7 @@ mod tests {
                 [(3, "f", true), (3, "c", false), (3, "f", false), (1, "before", false)]
             );
             assert_eq!(outcomes[1].as_ref().unwrap().message, in_r1[2], "the stored copy");
-            assert_eq!(messages_after(&db, r2, 0, 10).await.unwrap().len(), 3, "f stored once");
+            assert_eq!(messages(&db, r2, Side::After, 0, 10).await.unwrap().len(), 3, "f stored once");
             let next = store.store(vec![new(r1, "g")]).await;
             assert_eq!(seqs_and_ids(&next), [(5, "g", true)], "retries use up no seq");
         }
@@ -622,7 +595,7 @@ mod tests {
             let stored: Vec<i64> =
                 [&outcomes[0], &outcomes[3]].iter().map(|o| o.as_ref().unwrap().message.seq).collect();
             assert_eq!(stored, [1, 2], "the others are stored, with no gap");
-            assert_eq!(messages_after(&db, room, 0, 10).await.unwrap().len(), 2);
+            assert_eq!(messages(&db, room, Side::After, 0, 10).await.unwrap().len(), 2);
         }
     }
 
@@ -644,7 +617,7 @@ mod tests {
             db.execute_unprepared(&by_hand).await.unwrap();
             let next = store.store(vec![ana_in(room)("m2"), ana_in(other)("o2"), ana_in(room)("m3")]).await;
             assert_eq!(seqs_and_ids(&next), [(3, "m2", true), (2, "o2", true), (4, "m3", true)]);
-            let history: Vec<(i64, String)> = messages_after(&db, room, 0, 10)
+            let history: Vec<(i64, String)> = messages(&db, room, Side::After, 0, 10)
                 .await
                 .unwrap()
                 .into_iter()
@@ -669,12 +642,12 @@ mod tests {
         insert_message(&db, other.id, "ana", "x", "elsewhere").await.unwrap();
         let seqs = |page: Vec<ChatMessage>| page.into_iter().map(|m| m.seq).collect::<Vec<_>>();
 
-        assert_eq!(seqs(messages_before(&db, room.id, i64::MAX, 3).await.unwrap()), [5, 6, 7]);
-        assert_eq!(seqs(messages_before(&db, room.id, 5, 3).await.unwrap()), [2, 3, 4]);
-        assert_eq!(seqs(messages_before(&db, room.id, 2, 3).await.unwrap()), [1]);
-        assert!(messages_before(&db, room.id, 1, 3).await.unwrap().is_empty());
-        assert!(messages_before(&db, room.id, -5, 3).await.unwrap().is_empty());
-        assert_eq!(seqs(messages_before(&db, other.id, i64::MAX, 3).await.unwrap()), [1]);
+        assert_eq!(seqs(messages(&db, room.id, Side::Before, i64::MAX, 3).await.unwrap()), [5, 6, 7]);
+        assert_eq!(seqs(messages(&db, room.id, Side::Before, 5, 3).await.unwrap()), [2, 3, 4]);
+        assert_eq!(seqs(messages(&db, room.id, Side::Before, 2, 3).await.unwrap()), [1]);
+        assert!(messages(&db, room.id, Side::Before, 1, 3).await.unwrap().is_empty());
+        assert!(messages(&db, room.id, Side::Before, -5, 3).await.unwrap().is_empty());
+        assert_eq!(seqs(messages(&db, other.id, Side::Before, i64::MAX, 3).await.unwrap()), [1]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
