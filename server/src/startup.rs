@@ -13,7 +13,8 @@ use app::server::page_policy::PagePolicy;
 use app::server::AppState;
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
-use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, VARY};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
@@ -34,6 +35,10 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeader;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -226,8 +231,27 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
         }
     };
     let shell_options = state.leptos_options.clone();
+    let options = &state.leptos_options;
+    // The bundle (WASM, JS glue, CSS), compressed at build time (`cargo
+    // xtask site` writes `.br` and `.gz` beside each file) and sent as the
+    // browser accepts it. Its names carry no hash yet, so a browser asks
+    // again each time (`no-cache`) and gets a 304 when it has the file.
+    let bundle = ServeDir::new(format!("{}/{}", options.site_root, options.site_pkg_dir))
+        .precompressed_br()
+        .precompressed_gzip();
+    let bundle = SetResponseHeader::overriding(bundle, CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // What a cache keeps depends on what the browser accepted.
+    let bundle = SetResponseHeader::overriding(bundle, VARY, HeaderValue::from_static("accept-encoding"));
+    // Pages and JSON compressed as they go out, at a level that costs
+    // little CPU (a page of a room of 350 is ~40 KB); never the stream's
+    // upgrade, and never what already has an encoding (the bundle).
+    let compression = CompressionLayer::new().quality(CompressionLevel::Precise(4)).compress_when(
+        DefaultPredicate::new()
+            .and(|status: StatusCode, _, _: &_, _: &_| status != StatusCode::SWITCHING_PROTOCOLS),
+    );
     Router::new()
         .route("/api/stream", get(stream::stream_handler))
+        .nest_service(&format!("/{}", options.site_pkg_dir), bundle)
         .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::map_response(client_errors_answer_400))
@@ -241,6 +265,8 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         // One span per request (method, path) for the logs.
         .layer(TraceLayer::new_for_http())
+        // Outermost: the layers above see bodies as they were made.
+        .layer(compression)
         .with_state(state)
 }
 

@@ -1,6 +1,7 @@
 //! Operations: health and readiness probes, Prometheus metrics that move
 //! with traffic, configuration errors that stop the server at once, and a
-//! SIGTERM that drains connections and exits cleanly. (This file is its own
+//! SIGTERM that drains connections and exits cleanly, and what goes over the
+//! wire compressed. (This file is its own
 //! test process, so metric counts are not disturbed by other tests.)
 mod common;
 
@@ -162,4 +163,54 @@ async fn readiness_follows_the_database_going_away_and_coming_back() {
     assert_eq!(status, 200, "ready again once the database is back");
     drop(app);
     pg_admin(&format!("DROP DATABASE {db} WITH (FORCE)")).await;
+}
+
+/// The bundle goes out as it was compressed at build time, in the
+/// encoding the browser accepts, and is revalidated on each visit; pages
+/// are compressed as they go out.
+#[tokio::test]
+async fn the_bundle_and_the_pages_go_out_compressed() {
+    use std::io::Read;
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let wasm: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(pkg.join("embedded-chat.wasm"), &wasm).unwrap();
+    std::fs::write(pkg.join("embedded-chat.wasm.br"), b"as brotli").unwrap();
+    std::fs::write(pkg.join("embedded-chat.wasm.gz"), b"as gzip").unwrap();
+    let root = site.path().display().to_string();
+    let app = common::spawn_app_with(|config| config.site_root = Some(root)).await;
+    let url = format!("{}/pkg/embedded-chat.wasm", app.base);
+    let get = |accept: &str| app.http.get(&url).header("accept-encoding", accept).send();
+
+    let brotli = get("gzip, deflate, br").await.unwrap();
+    assert_eq!(brotli.status(), 200);
+    assert_eq!(brotli.headers()["content-encoding"], "br");
+    assert_eq!(brotli.headers()["content-type"], "application/wasm");
+    assert_eq!(brotli.headers()["cache-control"], "no-cache");
+    assert_eq!(brotli.headers()["vary"], "accept-encoding");
+    assert_eq!(brotli.bytes().await.unwrap().as_ref(), b"as brotli");
+    let gzip = get("gzip").await.unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    assert_eq!(gzip.bytes().await.unwrap().as_ref(), b"as gzip");
+    let plain = get("identity").await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let last_modified = plain.headers()["last-modified"].clone();
+    assert_eq!(plain.bytes().await.unwrap().as_ref(), wasm.as_slice());
+    let again = app.http.get(&url).header("if-modified-since", last_modified).send().await.unwrap();
+    assert_eq!(again.status(), 304, "a browser that has the file downloads nothing");
+
+    let page_url = format!("{}/chat_room?user_id=ana&channel_id=lobby", app.base);
+    let page = app.http.get(&page_url).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    let compressed = page.bytes().await.unwrap();
+    let mut html = String::new();
+    flate2::read::GzDecoder::new(compressed.as_ref()).read_to_string(&mut html).unwrap();
+    assert!(
+        html.contains("lobby") && html.len() > compressed.len(),
+        "{} bytes sent for {}",
+        compressed.len(),
+        html.len()
+    );
 }

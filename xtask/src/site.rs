@@ -59,9 +59,50 @@ pub fn build(options: &Options) -> Result<(), String> {
         )?;
     }
     copy(&root.join("style/main.css"), &pkg.join(format!("{OUTPUT_NAME}.css")))?;
+    precompress(&pkg)?;
     copy_dir(&root.join("public"), &options.site_root)?;
-    println!("site: {} ({} bytes of WASM)", options.site_root.display(), size(&wasm));
+    println!(
+        "site: {} ({} bytes of WASM; over the wire {} with brotli, {} with gzip)",
+        options.site_root.display(),
+        size(&wasm),
+        size(&with_extension(&wasm, "br")),
+        size(&with_extension(&wasm, "gz")),
+    );
     Ok(())
+}
+
+/// Each file of `pkg/` also brotli- and gzip-compressed beside it
+/// (`x.wasm.br`, `x.wasm.gz`), at the best levels, once: the server sends
+/// whichever the browser accepts as it is, instead of compressing the
+/// bundle on every request (brotli's best level takes about a second for
+/// the WASM).
+fn precompress(pkg: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let entries = fs::read_dir(pkg).map_err(|err| format!("cannot list {}: {err}", pkg.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|err| format!("cannot list {}: {err}", pkg.display()))?.path();
+        let bytes = fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let mut brotli = Vec::new();
+        let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+        brotli::BrotliCompress(&mut bytes.as_slice(), &mut brotli, &params)
+            .map_err(|err| format!("brotli {}: {err}", path.display()))?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let gzip = gzip.write_all(&bytes).and_then(|()| gzip.finish());
+        let gzip = gzip.map_err(|err| format!("gzip {}: {err}", path.display()))?;
+        for (extension, compressed) in [("br", brotli), ("gz", gzip)] {
+            let to = with_extension(&path, extension);
+            fs::write(&to, compressed).map_err(|err| format!("cannot write {}: {err}", to.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `x.wasm` → `x.wasm.br`.
+fn with_extension(path: &Path, extension: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(extension);
+    name.into()
 }
 
 /// The JS glue and the WASM it loads, as `cargo leptos build` names them.
