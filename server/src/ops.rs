@@ -36,9 +36,35 @@ pub fn metrics_handle() -> PrometheusHandle {
             let _ = metrics::set_global_recorder(recorder);
             m::describe();
             metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            at_zero();
             handle
         })
         .clone()
+}
+
+/// Every family present from the start, at zero: a dashboard or an alert
+/// on something that has not happened yet sees 0, not "no data".
+fn at_zero() {
+    let counters = [
+        m::MESSAGES_STORED,
+        m::MESSAGES_DELIVERED,
+        m::RESYNCS,
+        m::WRITE_TIMEOUTS,
+        m::REFUSED_CONNECTIONS,
+        m::BUS_DROPPED,
+        m::BUS_RESYNCS,
+    ];
+    for name in counters {
+        metrics::counter!(name).increment(0);
+    }
+    for how in ["kept", "newcomers", "whole"] {
+        metrics::counter!(m::MEMBER_LIST_READS, "how" => how).increment(0);
+    }
+    metrics::gauge!(m::CONNECTIONS).increment(0.0);
+    metrics::gauge!(m::ROOMS).increment(0.0);
+    // Registered without a sample: present, with a count of 0.
+    let _ = metrics::histogram!(m::FANOUT_SECONDS);
+    let _ = metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages");
 }
 
 struct Ops {

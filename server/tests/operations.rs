@@ -43,6 +43,25 @@ async fn health_readiness_and_metrics_answer() {
 
     let before = scrape(&app).await;
     assert_eq!(value(&before, "chat_build_info{version=\"0.1.0\"}"), 1.0);
+    // Every family is there before anything happened (at zero in a fresh
+    // process; this file's tests share one).
+    let families = [
+        "chat_messages_stored_total",
+        "chat_messages_delivered_total",
+        "chat_stream_resyncs_total",
+        "chat_stream_write_timeouts_total",
+        "chat_stream_refused_total",
+        "chat_bus_dropped_total",
+        "chat_bus_resyncs_total",
+        "chat_member_list_reads_total{how=\"whole\"}",
+        "chat_stream_connections",
+        "chat_rooms_active",
+        "chat_fanout_seconds_count",
+        "chat_db_seconds_count{op=\"insert_messages\"}",
+    ];
+    for family in families {
+        assert!(before.contains_key(family), "{family} missing from a fresh server's metrics");
+    }
 
     let mut ana = app.join("ana", "metrics").await;
     let mut bob = app.join("bob", "metrics").await;
