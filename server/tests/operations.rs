@@ -223,6 +223,7 @@ async fn the_bundle_and_the_pages_go_out_compressed() {
     let page = app.http.get(&page_url).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-encoding"], "gzip");
+    assert_eq!(page.headers()["cache-control"], "no-cache, private");
     let compressed = page.bytes().await.unwrap();
     let mut html = String::new();
     flate2::read::GzDecoder::new(compressed.as_ref()).read_to_string(&mut html).unwrap();
