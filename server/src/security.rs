@@ -70,12 +70,19 @@ pub async fn guard_origin(State(policy): State<OriginPolicy>, request: Request, 
     next.run(request).await
 }
 
-/// Headers every response carries.
+/// Headers every response carries; and pages, made for each request and
+/// for one person, are asked for again every time (`no-cache`, with no
+/// validator: a new page) and kept by no shared cache (`private`), unless
+/// their handler said otherwise.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|t| t.to_str().ok());
+    if content_type.is_some_and(|t| t.starts_with("text/html")) {
+        headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-cache, private"));
+    }
     response
 }
 

@@ -13,7 +13,7 @@ use app::server::page_policy::PagePolicy;
 use app::server::AppState;
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
+use axum::http::header::{CACHE_CONTROL, VARY};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::Response;
@@ -255,7 +255,6 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
         .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::map_response(client_errors_answer_400))
-        .layer(middleware::map_response(pages_revalidate))
         .layer(middleware::from_fn_with_state(origins, security::guard_origin))
         // A bug must cost one request a 500, never the process or a hung reply.
         .layer(CatchPanicLayer::new())
@@ -269,19 +268,6 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
         // Outermost: the layers above see bodies as they were made.
         .layer(compression)
         .with_state(state)
-}
-
-/// Pages are made for each request and for one person: a browser asks
-/// again every time (`no-cache`, and there is no validator, so that is a
-/// new page), and no shared cache keeps them (`private`).
-async fn pages_revalidate(mut response: Response) -> Response {
-    let headers = response.headers();
-    let is_page =
-        headers.get(CONTENT_TYPE).and_then(|t| t.to_str().ok()).is_some_and(|t| t.starts_with("text/html"));
-    if is_page && !headers.contains_key(CACHE_CONTROL) {
-        response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
-    }
-    response
 }
 
 /// A server-function call that could not even be decoded (missing or
