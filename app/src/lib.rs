@@ -19,6 +19,8 @@
 //!   from `chat-protocol`, shared with the engine.
 //! - `embed`: which parent pages an embedded room talks to, and what it
 //!   tells them.
+//! - `bundle`: the names the browser fetches the WASM, its JS glue and the
+//!   stylesheet by (content-hashed in the release build).
 //! - `island_loader`: the `<head>` tags that load the WASM and hydrate the
 //!   room as soon as the page is parsed.
 //! - `stream_client` (browser): the room stream's websocket client.
@@ -27,12 +29,13 @@
 #![recursion_limit = "256"]
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 pub mod activity;
 pub mod api;
+pub mod bundle;
 pub mod components;
 pub mod conversation;
 pub mod embed;
@@ -68,6 +71,7 @@ pub mod server;
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     server::page_policy::apply();
+    let bundle = bundle(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -76,8 +80,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="data:,"/>
+                // `id="leptos"`: where `cargo leptos watch` swaps in a changed stylesheet.
+                <link rel="stylesheet" id="leptos" href=bundle.css.clone()/>
                 <AutoReload options=options.clone()/>
-                {page_runs_code().then(|| view! { <island_loader::IslandScripts options/> })}
+                {page_runs_code().then(|| view! { <island_loader::IslandScripts bundle/> })}
                 <MetaTags/>
             </head>
             <body>
@@ -85,6 +91,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The bundle's names, as the server found them when it started (plain
+/// names where it gave none: a page rendered outside the server).
+fn bundle(options: &LeptosOptions) -> bundle::Bundle {
+    use_context().unwrap_or_else(|| bundle::Bundle::plain(&options.site_pkg_dir, &options.output_name))
 }
 
 /// Whether the page being rendered has an island, so needs the browser
@@ -103,7 +115,6 @@ fn page_runs_code() -> bool {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/embedded-chat.css"/>
         <Title text="Embedded Chat"/>
         <Router>
             <Routes fallback=pages::NotFound>

@@ -4,18 +4,20 @@
 //! port 0 with a fresh database and talk to it over the network.
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use app::api::ApiError;
+use app::bundle::Bundle;
 use app::embed::EmbedSettings;
 use app::server::page_policy::PagePolicy;
 use app::server::AppState;
 use app::{shell, App};
 use axum::body::{to_bytes, Body};
+use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, VARY};
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -31,9 +33,10 @@ use engine::Lifecycle;
 use engine::{store, stream, Engine};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use migration::MigratorTrait;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
@@ -222,26 +225,29 @@ fn reload_port() -> u32 {
 }
 
 fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Router {
-    let routes = generate_route_list(App);
+    let routes = app_routes();
+    let options = &state.leptos_options;
+    // The bundle (WASM, JS glue, CSS), compressed at build time (`cargo
+    // xtask site` writes `.br` and `.gz` beside each file) and sent as the
+    // browser accepts it; kept by browsers for good when its names carry
+    // content hashes (see `bundle_caching`).
+    let pkg_dir = format!("{}/{}", options.site_root, options.site_pkg_dir);
+    let bundle = find_bundle(&pkg_dir, &options.site_pkg_dir, &options.output_name);
     let context = {
         let state = state.clone();
         move || {
             provide_context(state.clone());
             provide_context(embed.clone());
+            provide_context(bundle.clone());
         }
     };
     let shell_options = state.leptos_options.clone();
-    let options = &state.leptos_options;
-    // The bundle (WASM, JS glue, CSS), compressed at build time (`cargo
-    // xtask site` writes `.br` and `.gz` beside each file) and sent as the
-    // browser accepts it. Its names carry no hash yet, so a browser asks
-    // again each time (`no-cache`) and gets a 304 when it has the file.
-    let bundle = ServeDir::new(format!("{}/{}", options.site_root, options.site_pkg_dir))
-        .precompressed_br()
-        .precompressed_gzip();
-    let bundle = SetResponseHeader::overriding(bundle, CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let bundle_files = ServiceBuilder::new()
+        .layer(middleware::from_fn(bundle_caching))
+        .service(ServeDir::new(&pkg_dir).precompressed_br().precompressed_gzip());
     // What a cache keeps depends on what the browser accepted.
-    let bundle = SetResponseHeader::overriding(bundle, VARY, HeaderValue::from_static("accept-encoding"));
+    let bundle_files =
+        SetResponseHeader::overriding(bundle_files, VARY, HeaderValue::from_static("accept-encoding"));
     // Pages and JSON compressed as they go out, at a level that costs
     // little CPU (a page of a room of 350 is ~40 KB); never the stream's
     // upgrade, and never what already has an encoding (the bundle).
@@ -251,16 +257,16 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
     );
     Router::new()
         .route("/api/stream", get(stream::stream_handler))
-        .nest_service(&format!("/{}", options.site_pkg_dir), bundle)
-        .leptos_routes_with_context(&state, routes, context, move || shell(shell_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .nest_service(&format!("/{}", options.site_pkg_dir), bundle_files)
+        .leptos_routes_with_context(&state, routes, context.clone(), move || shell(shell_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::map_response(client_errors_answer_400))
         .layer(middleware::from_fn_with_state(origins, security::guard_origin))
         // A bug must cost one request a 500, never the process or a hung reply.
         .layer(CatchPanicLayer::new())
-        // A page render that stalls (seen very rarely on a fresh server's
-        // first request) ends with a 503 the browser can retry, instead of
-        // a spinner forever. The stream's upgrade answers at once and is
+        // A page render that stalls (a database that stops answering, say)
+        // ends with a 503 the browser can retry, instead of a spinner
+        // forever. The stream's upgrade answers at once and is
         // not affected; its connection lives outside the request.
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         // One span per request (method, path) for the logs.
@@ -268,6 +274,44 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings) -> Route
         // Outermost: the layers above see bodies as they were made.
         .layer(compression)
         .with_state(state)
+}
+
+/// The app's routes, found once per process, before any server of it
+/// serves. Leptos finds them by running the app with resource loading
+/// switched off for the whole process (a global flag): a page rendered at
+/// that moment by another server in the same process (tests run many at
+/// once) had its data never load and stalled until the request timeout.
+fn app_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+/// The bundle's names among the files the site's `pkg/` holds now.
+fn find_bundle(dir: &str, pkg_dir: &str, output_name: &str) -> Bundle {
+    let files: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    let bundle = Bundle::from_files(pkg_dir, output_name, files.iter().map(String::as_str));
+    let present = |path: &str| path.rsplit('/').next().is_some_and(|name| files.iter().any(|f| f == name));
+    if [&bundle.js, &bundle.wasm, &bundle.css].into_iter().all(|path| present(path)) {
+        tracing::info!(wasm = %bundle.wasm, "the site's bundle");
+    } else {
+        tracing::warn!(dir, "the site's bundle is incomplete: rooms will not come alive (build the site)");
+    }
+    bundle
+}
+
+/// Browsers keep a bundle file whose name carries its content's hash for
+/// a year without asking again (`immutable`): the name changes when the
+/// content does. Anything else under `/pkg` (unhashed names in
+/// development, a file not found) is revalidated on every use.
+async fn bundle_caching(request: Request, next: Next) -> Response {
+    let hashed = request.uri().path().rsplit('/').next().is_some_and(Bundle::is_hashed);
+    let mut response = next.run(request).await;
+    let keep = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+    let policy = if hashed && keep { "public, max-age=31536000, immutable" } else { "no-cache" };
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(policy));
+    response
 }
 
 /// A server-function call that could not even be decoded (missing or

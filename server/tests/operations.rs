@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::{pg_admin, spawn_app, Event};
 
@@ -185,8 +186,9 @@ async fn readiness_follows_the_database_going_away_and_coming_back() {
 }
 
 /// The bundle goes out as it was compressed at build time, in the
-/// encoding the browser accepts, and is revalidated on each visit; pages
-/// are compressed as they go out.
+/// encoding the browser accepts; its content-hashed files are kept by
+/// browsers for good and the pages name exactly those; anything else is
+/// revalidated; pages are compressed as they go out.
 #[tokio::test]
 async fn the_bundle_and_the_pages_go_out_compressed() {
     use std::io::Read;
@@ -194,19 +196,23 @@ async fn the_bundle_and_the_pages_go_out_compressed() {
     let pkg = site.path().join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();
     let wasm: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(pkg.join("embedded-chat.wasm"), &wasm).unwrap();
-    std::fs::write(pkg.join("embedded-chat.wasm.br"), b"as brotli").unwrap();
-    std::fs::write(pkg.join("embedded-chat.wasm.gz"), b"as gzip").unwrap();
+    let wasm_name = "embedded-chat.0123456789abcdef.wasm";
+    std::fs::write(pkg.join(wasm_name), &wasm).unwrap();
+    std::fs::write(pkg.join(format!("{wasm_name}.br")), b"as brotli").unwrap();
+    std::fs::write(pkg.join(format!("{wasm_name}.gz")), b"as gzip").unwrap();
+    std::fs::write(pkg.join("embedded-chat.fedcba9876543210.js"), b"export default 1;").unwrap();
+    std::fs::write(pkg.join("embedded-chat.00000000ffffffff.css"), b"body {}").unwrap();
+    std::fs::write(pkg.join("notes.txt"), b"not hashed").unwrap();
     let root = site.path().display().to_string();
     let app = common::spawn_app_with(|config| config.site_root = Some(root)).await;
-    let url = format!("{}/pkg/embedded-chat.wasm", app.base);
+    let url = format!("{}/pkg/{wasm_name}", app.base);
     let get = |accept: &str| app.http.get(&url).header("accept-encoding", accept).send();
 
     let brotli = get("gzip, deflate, br").await.unwrap();
     assert_eq!(brotli.status(), 200);
     assert_eq!(brotli.headers()["content-encoding"], "br");
     assert_eq!(brotli.headers()["content-type"], "application/wasm");
-    assert_eq!(brotli.headers()["cache-control"], "no-cache");
+    assert_eq!(brotli.headers()["cache-control"], "public, max-age=31536000, immutable");
     assert_eq!(brotli.headers()["vary"], "accept-encoding");
     assert_eq!(brotli.bytes().await.unwrap().as_ref(), b"as brotli");
     let gzip = get("gzip").await.unwrap();
@@ -218,6 +224,17 @@ async fn the_bundle_and_the_pages_go_out_compressed() {
     assert_eq!(plain.bytes().await.unwrap().as_ref(), wasm.as_slice());
     let again = app.http.get(&url).header("if-modified-since", last_modified).send().await.unwrap();
     assert_eq!(again.status(), 304, "a browser that has the file downloads nothing");
+    assert_eq!(again.headers()["cache-control"], "public, max-age=31536000, immutable");
+
+    // A name without a hash may change its content: asked again each time.
+    let unhashed = app.http.get(format!("{}/pkg/notes.txt", app.base)).send().await.unwrap();
+    assert_eq!(unhashed.status(), 200);
+    assert_eq!(unhashed.headers()["cache-control"], "no-cache");
+    // Nor is a missing file (of an older build, say) kept.
+    let gone = app.http.get(format!("{}/pkg/embedded-chat.1111111111111111.wasm", app.base)).send().await;
+    let gone = gone.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(gone.headers()["cache-control"], "no-cache");
 
     let page_url = format!("{}/chat_room?user_id=ana&channel_id=lobby", app.base);
     let page = app.http.get(&page_url).header("accept-encoding", "gzip").send().await.unwrap();
@@ -233,4 +250,59 @@ async fn the_bundle_and_the_pages_go_out_compressed() {
         compressed.len(),
         html.len()
     );
+    // The page asks for the files of the bundle the server found.
+    for name in [wasm_name, "embedded-chat.fedcba9876543210.js", "embedded-chat.00000000ffffffff.css"] {
+        assert!(html.contains(&format!("\"/pkg/{name}\"")), "{name} in {html}");
+    }
+}
+
+/// A page on a freshly started server answers at once: several servers
+/// starting side by side (as the tests' runtimes do, one thread each), each
+/// asked for its first pages all together, never leave one unanswered.
+#[test]
+fn first_pages_of_fresh_servers_all_answer() {
+    // Before the route list was made once per process, 4 × 6 stalled a page
+    // in four runs out of five.
+    const THREADS: usize = 4;
+    const SERVERS_EACH: usize = 6;
+    let all_done = std::sync::Arc::new(tokio::sync::Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let all_done = all_done.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let mut slow = Vec::new();
+                    for server in 0..SERVERS_EACH {
+                        let app = common::spawn_app().await;
+                        let mut paths: Vec<String> = (0..4)
+                            .map(|user| format!("/chat_room?user_id=u{user}&channel_id=r{thread}x{server}"))
+                            .collect();
+                        paths.push("/chat_room".to_owned());
+                        paths.push("/".to_owned());
+                        let asks = paths.iter().map(|path| {
+                            let started = std::time::Instant::now();
+                            let request = app.http.get(format!("{}{path}", app.base)).send();
+                            async move {
+                                let answer = tokio::time::timeout(Duration::from_secs(5), request).await;
+                                let status = answer.ok().and_then(Result::ok).map(|r| r.status().as_u16());
+                                (path.clone(), status, started.elapsed())
+                            }
+                        });
+                        for (path, status, took) in futures::future::join_all(asks).await {
+                            if status != Some(200) {
+                                slow.push(format!("{path}: {status:?} after {took:?}"));
+                            }
+                        }
+                    }
+                    // Every runtime stays up until all are done (what
+                    // another's server might still need).
+                    all_done.wait().await;
+                    slow
+                })
+            })
+        })
+        .collect();
+    let slow: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    assert!(slow.is_empty(), "pages not answered within 5 s on fresh servers: {slow:#?}");
 }

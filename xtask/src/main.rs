@@ -4,15 +4,22 @@
 //!
 //! `site` turns the browser build of the app (`frontend`, compiled to
 //! `wasm32-unknown-unknown` by `scripts/build-release`) into the site the
-//! server serves, with the same layout as `cargo leptos build`:
+//! server serves, laid out as `cargo leptos build` lays it out, with
+//! content hashes in the names:
 //!
 //! ```text
 //! target/site/
-//!   pkg/embedded-chat.js     JS glue (wasm-bindgen, `--target web`)
-//!   pkg/embedded-chat.wasm   the WASM, run through `wasm-opt -Oz`
-//!   pkg/embedded-chat.css    style/main.css
-//!   ...                      the files of public/, copied as they are
+//!   pkg/embedded-chat.<hash>.js     JS glue (wasm-bindgen, `--target web`)
+//!   pkg/embedded-chat.<hash>.wasm   the WASM, run through `wasm-opt -Oz`
+//!   pkg/embedded-chat.<hash>.css    style/main.css
+//!   pkg/*.br, pkg/*.gz              each of them compressed, at the best levels
+//!   ...                             the files of public/, copied as they are
 //! ```
+//!
+//! `<hash>` is 16 hex digits of the file's SHA-256: the server finds the
+//! names in `pkg/` when it starts and lets browsers cache them for good.
+//! (`cargo leptos watch` makes the same files without the hashes; the
+//! server then has them revalidated on every load.)
 //!
 //! Why not cargo-leptos for this: the release build needs three steps
 //! around cargo (wasm-bindgen, wasm-opt, copies), and cargo-leptos costs a

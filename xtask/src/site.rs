@@ -59,6 +59,10 @@ pub fn build(options: &Options) -> Result<(), String> {
         )?;
     }
     copy(&root.join("style/main.css"), &pkg.join(format!("{OUTPUT_NAME}.css")))?;
+    let wasm = name_by_content(&wasm)?;
+    for extension in ["js", "css"] {
+        name_by_content(&pkg.join(format!("{OUTPUT_NAME}.{extension}")))?;
+    }
     precompress(&pkg)?;
     copy_dir(&root.join("public"), &options.site_root)?;
     println!(
@@ -69,6 +73,22 @@ pub fn build(options: &Options) -> Result<(), String> {
         size(&with_extension(&wasm, "gz")),
     );
     Ok(())
+}
+
+/// Renames `pkg/x.wasm` to `pkg/x.<hash>.wasm`, the hash being the first
+/// 16 hex digits of the content's SHA-256. A name that changes whenever the
+/// content does lets browsers keep the file for good (the server sends it
+/// `immutable`), and a page always asks for the bundle it was rendered
+/// with, never an older one from a cache.
+fn name_by_content(path: &Path) -> Result<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let bytes = fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let hash: String = Sha256::digest(&bytes)[..8].iter().map(|byte| format!("{byte:02x}")).collect();
+    let stem = path.file_stem().and_then(|s| s.to_str()).ok_or("bundle file without a name")?;
+    let extension = path.extension().and_then(|s| s.to_str()).ok_or("bundle file without an extension")?;
+    let to = path.with_file_name(format!("{stem}.{hash}.{extension}"));
+    fs::rename(path, &to).map_err(|err| format!("cannot rename {}: {err}", path.display()))?;
+    Ok(to)
 }
 
 /// Each file of `pkg/` also brotli- and gzip-compressed beside it
