@@ -145,8 +145,9 @@ impl Rooms {
         let room = {
             let _order = self.lock(&channel_id).await;
             let room = store::ensure_room(&self.db, &channel_id).await?;
-            store::ensure_user(&self.db, &user_id).await?;
-            if store::add_member(&self.db, room.id, &user_id).await? {
+            // A member coming back (a reload, another tab) costs a read, not a write.
+            let back = store::is_member(&self.db, room.id, &user_id).await?;
+            if !back && store::add_member(&self.db, room.id, &user_id).await? {
                 self.publish(&channel_id, ServerFrame::MemberJoined { user_id: user_id.clone() }).await;
             }
             room
@@ -200,7 +201,6 @@ impl Rooms {
         let channel_id = normalize_id(channel_id, "room")?;
         let _order = self.lock(&channel_id).await;
         let room = self.member_room(&channel_id, actor).await?;
-        store::ensure_user(&self.db, &new_user).await?;
         if store::add_member(&self.db, room.room_id, &new_user).await? {
             self.publish(&channel_id, ServerFrame::MemberJoined { user_id: new_user }).await;
         }

@@ -155,6 +155,22 @@ pub struct Config {
     #[arg(long, env = "GROUP_COMMIT_WAIT_MS", default_value_t = DEFAULT_GROUP_WAIT_MS, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub group_commit_wait_ms: u32,
 
+    /// Room pages and server-function calls worked on at once; more wait
+    /// in line (see `--page-queue`).
+    #[arg(long, env = "PAGES_IN_FLIGHT", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub pages_in_flight: u32,
+
+    /// Requests that may wait for a turn when all are taken; beyond that a
+    /// page is answered at once with a short page that retries by itself
+    /// (a server function: 503 with Retry-After).
+    #[arg(long, env = "PAGE_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub page_queue: u32,
+
+    /// Longest a request waits in that line, in milliseconds, before it is
+    /// answered like one that found no place in it.
+    #[arg(long, env = "PAGE_QUEUE_WAIT_MS", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    pub page_queue_wait_ms: u32,
+
     /// Open stream connections allowed from one IP address.
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections_per_ip: u32,
@@ -257,6 +273,9 @@ impl Config {
             message_burst: 1000,
             group_commit_wait_ms: DEFAULT_GROUP_WAIT_MS,
             max_connections_per_ip: 10_000,
+            pages_in_flight: 16,
+            page_queue: 1024,
+            page_queue_wait_ms: 3000,
             trust_forwarded_for: false,
             log: "warn".to_owned(),
             log_format: LogFormat::Human,
@@ -310,6 +329,15 @@ impl Config {
     }
 
     /// The parent pages an embedded room may report to.
+    /// How much page work is admitted at once (see `admission`).
+    pub fn admission_limits(&self) -> crate::admission::Limits {
+        crate::admission::Limits {
+            in_flight: self.pages_in_flight as usize,
+            queue: self.page_queue as usize,
+            max_wait: Duration::from_millis(self.page_queue_wait_ms.into()),
+        }
+    }
+
     pub fn embed_settings(&self) -> EmbedSettings {
         EmbedSettings::parse(&self.embed_allowed_origins).unwrap_or_default()
     }

@@ -1,6 +1,7 @@
 //! The Embedded Chat server: the composition root. It reads the
 //! configuration, picks the store and the bus, and serves the app.
 #![recursion_limit = "256"]
+pub mod admission;
 pub mod config;
 pub mod ops;
 pub mod security;

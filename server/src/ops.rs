@@ -35,6 +35,15 @@ pub fn metrics_handle() -> PrometheusHandle {
             // the server twice share this one).
             let _ = metrics::set_global_recorder(recorder);
             m::describe();
+            metrics::describe_counter!(
+                crate::admission::SHED,
+                "Page and server-function requests answered at once because the node was full"
+            );
+            metrics::describe_histogram!(
+                crate::admission::QUEUED_SECONDS,
+                metrics::Unit::Seconds,
+                "Time admitted page and server-function requests waited for their turn"
+            );
             metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             at_zero();
             handle
@@ -65,6 +74,8 @@ fn at_zero() {
     // Registered without a sample: present, with a count of 0.
     let _ = metrics::histogram!(m::FANOUT_SECONDS);
     let _ = metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages");
+    metrics::counter!(crate::admission::SHED).increment(0);
+    let _ = metrics::histogram!(crate::admission::QUEUED_SECONDS);
 }
 
 struct Ops {

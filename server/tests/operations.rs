@@ -59,6 +59,8 @@ async fn health_readiness_and_metrics_answer() {
         "chat_rooms_active",
         "chat_fanout_seconds_count",
         "chat_db_seconds_count{op=\"insert_messages\"}",
+        "chat_requests_shed_total",
+        "chat_request_queued_seconds_count",
     ];
     for family in families {
         assert!(before.contains_key(family), "{family} missing from a fresh server's metrics");
@@ -305,4 +307,48 @@ fn first_pages_of_fresh_servers_all_answer() {
         .collect();
     let slow: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert!(slow.is_empty(), "pages not answered within 5 s on fresh servers: {slow:#?}");
+}
+
+/// More pages at once than the node admits: every request is answered at
+/// once, either with its page or with a short page that retries by itself
+/// (503, `Retry-After`, a refresh), and the turned-away are counted; the
+/// node stays well (its probe and its rooms answer).
+#[tokio::test]
+async fn a_crowd_beyond_capacity_is_told_to_come_back_never_left_waiting() {
+    let app = common::spawn_app_with(|config| {
+        config.pages_in_flight = 1;
+        config.page_queue = 0;
+    })
+    .await;
+    let shed_before = value(&scrape(&app).await, "chat_requests_shed_total");
+    let asks = (0..40).map(|i| {
+        let url = format!("{}/chat_room?user_id=p{i}&channel_id=crowd", app.base);
+        app.http.get(url).header("accept", "text/html").send()
+    });
+    let mut turned_away = 0;
+    for answer in futures::future::join_all(asks).await {
+        let answer = answer.expect("answered");
+        match answer.status().as_u16() {
+            200 => {}
+            503 => {
+                turned_away += 1;
+                let retry: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=4).contains(&retry), "retry after {retry} s");
+                assert_eq!(answer.headers()["cache-control"], "no-store");
+                let page = answer.text().await.unwrap();
+                assert!(
+                    page.contains(&format!("<meta http-equiv=\"refresh\" content=\"{retry}\">")),
+                    "{page}"
+                );
+                assert!(page.contains("The room opens in a moment"), "{page}");
+            }
+            other => panic!("answered {other}"),
+        }
+    }
+    assert!(turned_away > 0, "40 pages at once with one slot and no line: some must be turned away");
+    let shed = value(&scrape(&app).await, "chat_requests_shed_total") - shed_before;
+    assert!(shed >= turned_away as f64, "{shed} counted for {turned_away} turned away");
+    // The probe is never turned away, and a page asked for alone is served.
+    assert_eq!(app.get(&format!("{}/healthz", app.base)).await.0, 200);
+    assert_eq!(app.open_room("late", "crowd").await.0, 200);
 }

@@ -54,6 +54,14 @@ pub enum Command {
         #[command(flatten)]
         args: HistoryArgs,
     },
+    /// Our server only: the CPU one room page costs, rendered again and
+    /// again for the members of a room of a given size and history.
+    Page {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        args: PageArgs,
+    },
     /// Turns the JSON lines of a run into one markdown table.
     Table {
         /// File of JSON lines written by the other subcommands.
@@ -146,6 +154,14 @@ pub struct StormArgs {
     /// Messages in the room before the storm (our server).
     #[arg(long, default_value_t = 200)]
     pub history: u64,
+    /// Players per room (default: all in one room).
+    #[arg(long)]
+    pub room_size: Option<usize>,
+    /// Each player loads the room page first, as a browser does, instead
+    /// of calling `join_room` (our server), all at once: `--concurrency`
+    /// is ignored.
+    #[arg(long)]
+    pub via_page: bool,
     /// Give up waiting for the last player after this long (the result
     /// then says how many made it).
     #[arg(long, default_value_t = 120.0)]
@@ -170,4 +186,22 @@ pub struct HistoryArgs {
     /// takes up to 32 in flight per connection).
     #[arg(long, default_value_t = 32)]
     pub window: u64,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PageArgs {
+    #[arg(long, default_value = "page")]
+    pub scenario: String,
+    /// Members of the room (each page is one of them opening it).
+    #[arg(long, default_value_t = 100)]
+    pub members: usize,
+    /// Messages in the room (the page shows the latest, up to its page size).
+    #[arg(long, default_value_t = 50)]
+    pub messages: u64,
+    /// Pages measured, for each way of asking (compressed and not).
+    #[arg(long, default_value_t = 2000)]
+    pub pages: usize,
+    /// Pages asked for at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub in_flight: usize,
 }

@@ -131,6 +131,9 @@ pub struct Shared {
     pub first_error: Mutex<Option<String>>,
     /// Clients connected and admitted to their room.
     pub ready: AtomicUsize,
+    /// Pages asked for again after a turned-away answer, and streams
+    /// opened again after a failed open.
+    pub retries: AtomicU64,
     pub failed: AtomicUsize,
     /// Clients that received their room's history (see [`Role`]).
     pub history_done: AtomicUsize,
@@ -163,6 +166,7 @@ impl Shared {
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
             ready: AtomicUsize::new(0),
+            retries: AtomicU64::new(0),
             failed: AtomicUsize::new(0),
             history_done: AtomicUsize::new(0),
             behind: AtomicU64::new(0),
@@ -254,20 +258,36 @@ pub fn spawn_all(shared: &Arc<Shared>, addr: std::net::SocketAddr, concurrency: 
     let tasks = (0..shared.layout.clients)
         .map(|client| {
             let role = Role { client, started };
-            spawn_client(shared.clone(), addr, role, false, opening.clone(), phase_rx.clone())
+            spawn_client(shared.clone(), addr, role, Entry::Direct, opening.clone(), phase_rx.clone())
         })
         .collect();
     Started { phase, tasks, started }
 }
 
-/// Connects and joins (over HTTP first on our server when `join_first`),
-/// then runs the client until the phase says close. `None` when the
-/// connection could not be opened (counted in `failed`).
+/// How a client enters its room before opening the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Opens the stream at once (a member already, or a peer server).
+    Direct,
+    /// Joins with the `join_room` server function first (our server).
+    JoinCall,
+    /// Loads the room page first, as a browser does, coming back when the
+    /// server says so (`Retry-After`) and opening the stream again when it
+    /// is refused or dropped before the welcome (our server).
+    Page,
+}
+
+/// How often a page-entering client tries the stream before giving up.
+const STREAM_TRIES: u32 = 5;
+
+/// Connects and joins as `entry` says, then runs the client until the
+/// phase says close. `None` when the connection could not be opened
+/// (counted in `failed`).
 pub fn spawn_client(
     shared: Arc<Shared>,
     addr: std::net::SocketAddr,
     role: Role,
-    join_first: bool,
+    entry: Entry,
     opening: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
 ) -> JoinHandle<Option<Outcome>> {
@@ -278,10 +298,14 @@ pub fn spawn_client(
         let open = async {
             let _permit = opening.acquire().await.expect("semaphore never closes");
             let open = async {
-                if join_first {
-                    proto::join_room(addr, &room, &user).await?;
+                match entry {
+                    Entry::Direct => proto::open(shared.proto, addr, &room, &user).await,
+                    Entry::JoinCall => {
+                        proto::join_room(addr, &room, &user).await?;
+                        proto::open(shared.proto, addr, &room, &user).await
+                    }
+                    Entry::Page => enter_by_page(&shared, addr, &room, &user).await,
                 }
-                proto::open(shared.proto, addr, &room, &user).await
             };
             match tokio::time::timeout(OPEN_TIMEOUT, open).await {
                 Ok(result) => result,
@@ -303,6 +327,43 @@ pub fn spawn_client(
             }
         }
     })
+}
+
+/// What a browser does: loads the room page (waiting as long as a
+/// turned-away answer's `Retry-After` says, then asking again), then opens
+/// the stream, trying again a second later when it fails before the
+/// welcome. Each retry is counted in `shared.retries`.
+async fn enter_by_page(
+    shared: &Shared,
+    addr: std::net::SocketAddr,
+    room: &str,
+    user: &str,
+) -> Result<Session, String> {
+    let path =
+        format!("/chat_room?user_id={}&channel_id={}", crate::http::plain(user), crate::http::plain(room));
+    loop {
+        let page = crate::http::get(addr, &path).await.map_err(|e| format!("GET the room page: {e}"))?;
+        match (page.status, page.retry_after) {
+            (200, _) => break,
+            (503, Some(secs)) => {
+                shared.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+            }
+            (status, _) => return Err(format!("the room page answered {status}")),
+        }
+    }
+    let mut tries = 0;
+    loop {
+        match proto::open(shared.proto, addr, room, user).await {
+            Ok(session) => return Ok(session),
+            Err(err) if tries + 1 >= STREAM_TRIES => return Err(err),
+            Err(_) => {
+                tries += 1;
+                shared.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Resolves once the phase is `Close`.

@@ -19,12 +19,22 @@ pub struct Timed {
     pub total: Duration,
     /// Bytes received after the headers (chunk framing included).
     pub body_bytes: usize,
+    /// The `Retry-After` header, in seconds, if the answer had one.
+    pub retry_after: Option<u64>,
 }
 
 /// `GET path` on `addr`.
 pub async fn get(addr: SocketAddr, path: &str) -> io::Result<Timed> {
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
+    get_encoded(addr, path, None).await
+}
+
+/// `GET path` on `addr`, offering the given `Accept-Encoding` (as a
+/// browser does) or none (the body as it is made).
+pub async fn get_encoded(addr: SocketAddr, path: &str, accept_encoding: Option<&str>) -> io::Result<Timed> {
+    let encoding = accept_encoding.map_or(String::new(), |e| format!("Accept-Encoding: {e}\r\n"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\n{encoding}Connection: close\r\n\r\n"
+    );
     exchange(addr, request.into_bytes()).await
 }
 
@@ -62,7 +72,18 @@ async fn exchange(addr: SocketAddr, request: Vec<u8>) -> io::Result<Timed> {
     let first_byte = first_byte.ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "empty reply"))?;
     let (status, body_bytes) = parse_head(&response)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))?;
-    Ok(Timed { status, first_byte, total, body_bytes })
+    let retry_after = header(&response, "retry-after").and_then(|v| v.parse().ok());
+    Ok(Timed { status, first_byte, total, body_bytes, retry_after })
+}
+
+/// The value of a header of the response's head (case-insensitive name).
+fn header<'a>(response: &'a [u8], name: &str) -> Option<&'a str> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&response[..head_end]).ok()?;
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
 
 /// The status code and the number of bytes after the header block.
@@ -93,5 +114,12 @@ mod tests {
         let reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n\r\n<html></html>";
         assert_eq!(parse_head(reply), Some((200, 13)));
         assert_eq!(parse_head(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_header_is_found_by_name_in_any_case() {
+        let reply = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3\r\nx: y\r\n\r\nRetry-After: 9";
+        assert_eq!(header(reply, "retry-after"), Some("3"));
+        assert_eq!(header(reply, "cache-control"), None);
     }
 }

@@ -10,6 +10,7 @@ mod fanout;
 mod history;
 mod http;
 mod idle;
+mod page;
 mod procstat;
 mod proto;
 mod report;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
             Command::Idle { target, args } => idle::run(target, args).await,
             Command::Storm { target, args } => storm::run(target, args).await,
             Command::History { target, args } => history::run(target, args).await,
+            Command::Page { target, args } => page::run(target, args).await,
             Command::Table { .. } => unreachable!("handled above"),
         }
     });

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::cli::{StormArgs, Target};
-use crate::clients::{self, Correctness, Layout, Phase, Role, Shared};
+use crate::clients::{self, Correctness, Entry, Layout, Phase, Role, Shared};
 use crate::history;
 use crate::procstat::{self, CpuMark};
 use crate::proto::Proto;
@@ -23,29 +23,29 @@ use crate::report::{self, num, record};
 
 pub async fn run(target: &Target, args: &StormArgs) -> Result<bool, String> {
     let pid = target.server_pid;
-    let layout = Layout::new(&args.scenario, args.clients, args.clients, 0);
+    let layout = Layout::new(&args.scenario, args.clients, args.room_size.unwrap_or(args.clients), 0);
     let shared = Shared::new(target.proto, layout.clone());
-    let room = layout.room_name(0);
-    if target.proto == Proto::Ours && args.history > 0 {
-        history::seed(target.addr, &room, &args.scenario, args.history, 1, 1).await?;
+    let ours = target.proto == Proto::Ours;
+    if ours && args.history > 0 {
+        for room in 0..layout.rooms() {
+            history::seed(target.addr, &layout.room_name(room), &args.scenario, args.history, 1, 16).await?;
+        }
     }
 
     let before = CpuMark::now(pid);
     let (phase, phase_rx) = watch::channel(Phase::Wait);
-    let opening = Arc::new(Semaphore::new(target.concurrency.max(1)));
+    let at_once = if args.via_page { args.clients } else { target.concurrency };
+    let opening = Arc::new(Semaphore::new(at_once.max(1)));
     let started = Instant::now();
-    let join_first = target.proto == Proto::Ours;
+    let entry = match (ours, args.via_page) {
+        (true, true) => Entry::Page,
+        (true, false) => Entry::JoinCall,
+        (false, _) => Entry::Direct,
+    };
     let tasks: Vec<_> = (0..layout.clients)
         .map(|client| {
             let role = Role { client, started };
-            clients::spawn_client(
-                shared.clone(),
-                target.addr,
-                role,
-                join_first,
-                opening.clone(),
-                phase_rx.clone(),
-            )
+            clients::spawn_client(shared.clone(), target.addr, role, entry, opening.clone(), phase_rx.clone())
         })
         .collect();
     let limit = Duration::from_secs_f64(args.max_secs);
@@ -59,6 +59,7 @@ pub async fn run(target: &Target, args: &StormArgs) -> Result<bool, String> {
     let spent = CpuMark::now(pid).since(&before);
     let (storm_cpu, storm_wall) = (spent.server, spent.wall);
     let rss_after = pid.and_then(|pid| procstat::rss_bytes(pid).ok());
+    let rss_peak = pid.and_then(|pid| procstat::peak_rss_bytes(pid).ok());
     let outcomes = clients::close_all(&phase, tasks).await;
     let correctness = Correctness::tally(&shared, &outcomes);
 
@@ -81,7 +82,10 @@ pub async fn run(target: &Target, args: &StormArgs) -> Result<bool, String> {
         ("kind", Value::from("storm")),
         ("scenario", Value::from(args.scenario.as_str())),
         ("clients", Value::from(layout.clients)),
-        ("history", Value::from(if join_first { args.history } else { 0 })),
+        ("room_size", Value::from(layout.room_size)),
+        ("rooms", Value::from(layout.rooms())),
+        ("via_page", Value::from(args.via_page)),
+        ("history", Value::from(if ours { args.history } else { 0 })),
         ("all_welcomed_s", num(all_welcomed_s)),
         ("all_history_s", num(all_history_s)),
         ("welcomed", Value::from(shared.ready.load(Ordering::Relaxed))),
@@ -89,6 +93,8 @@ pub async fn run(target: &Target, args: &StormArgs) -> Result<bool, String> {
         ("storm_cpu_s", num(storm_cpu)),
         ("storm_wall_s", num(Some(storm_wall))),
         ("server_rss_mib", num(rss_after.map(report::mib))),
+        ("server_peak_rss_mib", num(rss_peak.map(report::mib))),
+        ("retries", Value::from(shared.retries.load(Ordering::Relaxed))),
         ("other_frames", Value::from(presence_frames)),
         ("history_messages_received", Value::from(correctness.unstamped)),
         ("failed", Value::from(shared.failed.load(Ordering::Relaxed))),
@@ -100,16 +106,20 @@ pub async fn run(target: &Target, args: &StormArgs) -> Result<bool, String> {
     line.insert("errors".into(), Value::from(correctness.errors));
     line.insert("server_closes".into(), serde_json::to_value(&correctness.server_closes).unwrap_or_default());
     let human = format!(
-        "[{}] {}: {} players joined one room ({} welcomed): all welcomed after {} s, all with history \
-         after {} s, server CPU {} s, {} other frames (presence); {} history messages received, seq gaps {} \
-         repeats {}, errors {}, closed by the server {:?}",
+        "[{}] {}: {} players joined {} room(s){} ({} welcomed, {} retries): all welcomed after {} s, all \
+         with history after {} s, server CPU {} s, peak RSS {} MiB, {} other frames (presence); {} history \
+         messages received, seq gaps {} repeats {}, errors {}, closed by the server {:?}",
         target.proto.label(),
         args.scenario,
         layout.clients,
+        layout.rooms(),
+        if args.via_page { " through the page" } else { "" },
         shared.ready.load(Ordering::Relaxed),
+        shared.retries.load(Ordering::Relaxed),
         all_welcomed_s.map_or("-".to_owned(), |s| format!("{s:.2}")),
         all_history_s.map_or("-".to_owned(), |s| format!("{s:.2}")),
         storm_cpu.map_or("-".to_owned(), |s| format!("{s:.2}")),
+        rss_peak.map_or("-".to_owned(), |b| format!("{:.0}", report::mib(b))),
         presence_frames,
         correctness.unstamped,
         correctness.seq_gaps,

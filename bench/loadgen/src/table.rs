@@ -200,7 +200,12 @@ fn rows(g: &Group) -> Vec<String> {
             ]
         }
         "storm" => {
-            let what = format!("join storm, {} players into one room", g.field("clients"));
+            let rooms = match g.field("rooms").as_str() {
+                "1" | "?" => "one room".to_owned(),
+                n => format!("{n} rooms"),
+            };
+            let via = if g.field("via_page") == "true" { ", each loading the page first" } else { "" };
+            let what = format!("join storm, {} players into {rooms}{via}", g.field("clients"));
             vec![
                 number_row(g, &format!("{what}: s until all welcomed"), "all_welcomed_s", 2),
                 number_row(g, &format!("{what}: s until all have the history"), "all_history_s", 2),
@@ -208,6 +213,8 @@ fn rows(g: &Group) -> Vec<String> {
                 number_row(g, &format!("{what}: players with the history"), "with_history", 0),
                 number_row(g, &format!("{what}: server CPU s"), "storm_cpu_s", 2),
                 number_row(g, &format!("{what}: member and presence frames received"), "other_frames", 0),
+                number_row(g, &format!("{what}: server peak RSS MiB"), "server_peak_rss_mib", 0),
+                number_row(g, &format!("{what}: retries (turned away, then back)"), "retries", 0),
             ]
         }
         "history" => {
@@ -231,6 +238,46 @@ fn rows(g: &Group) -> Vec<String> {
                     fixed(number(r, "join_json_bytes").map(to_kib), 0)
                 }),
                 number_row(g, &format!("{what}: stream welcome + replay ms"), "stream_replay_ms", 0),
+            ]
+        }
+        "page" => {
+            let what =
+                format!("room page, {} members and {} messages", g.field("members"), g.field("messages"));
+            vec![
+                number_row(
+                    g,
+                    &format!("{what}: **server CPU µs per page**, compressed as browsers ask"),
+                    "compressed_cpu_us_per_page",
+                    0,
+                ),
+                number_row(
+                    g,
+                    &format!("{what}: server CPU µs per page, uncompressed"),
+                    "plain_cpu_us_per_page",
+                    0,
+                ),
+                number_row(g, &format!("{what}: pages/s, compressed"), "compressed_pages_per_s", 0),
+                number_row(g, &format!("{what}: p99 ms, compressed"), "compressed_p99_ms", 1),
+                text_row(g, &format!("{what}: bytes over the wire, compressed / uncompressed"), |r| {
+                    format!("{} / {}", int(r, "compressed_bytes"), int(r, "plain_bytes"))
+                }),
+            ]
+        }
+        "first_second" => {
+            let what = format!(
+                "time to chatting in Chromium, {} kbit/s down, {} ms RTT ({} runs)",
+                g.field("down_kbps"),
+                g.field("rtt_ms"),
+                g.field("runs")
+            );
+            vec![
+                number_row(g, &format!("{what}: **cold cache, median s**"), "cold_median_s", 2),
+                number_row(g, &format!("{what}: cold cache, max s"), "cold_max_s", 2),
+                number_row(g, &format!("{what}: **warm cache, median s**"), "warm_median_s", 2),
+                number_row(g, &format!("{what}: warm cache, max s"), "warm_max_s", 2),
+                text_row(g, &format!("{what}: bytes over the wire, cold / warm"), |r| {
+                    format!("{} / {}", int(r, "cold_bytes"), int(r, "warm_bytes"))
+                }),
             ]
         }
         "wasm" => vec![

@@ -108,9 +108,10 @@ pub async fn ensure_user(db: &impl ConnectionTrait, user_id: &str) -> Result<(),
     Ok(())
 }
 
-/// Makes `user_id` a member of the room. Returns `true` if they were not
-/// one already.
+/// Makes `user_id` (recorded first if new) a member of the room. Returns
+/// `true` if they were not one already.
 pub async fn add_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
+    ensure_user(db, user_id).await?;
     let row = member::ActiveModel {
         room_id: Set(room_id),
         user_id: Set(user_id.to_owned()),

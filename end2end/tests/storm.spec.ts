@@ -1,0 +1,68 @@
+// A node given more page requests than it admits (here: one at a time and
+// no waiting line) answers the rest at once with a short waiting page,
+// never the browser's error page, and that page opens the room by itself a
+// moment later.
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { ServerProcess } from './server_process';
+import { expect, room, roomPath, test, unique, uniqueRoom } from './fixtures';
+
+const port = Number(process.env.E2E_PORT ?? 8091) + 21;
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-storm-'));
+const server = new ServerProcess(port, {
+  DATABASE_URL: `sqlite://${dataDir}/storm.db?mode=rwc`,
+  PAGES_IN_FLIGHT: '1',
+  PAGE_QUEUE: '0',
+});
+
+/**
+ * Takes the node's one slot and keeps it: a server-function call whose
+ * body never comes (the server waits for it while holding the slot).
+ */
+async function holdTheSlot(): Promise<net.Socket> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+  });
+  socket.write(
+    `POST /api/join_room HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+      'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n',
+  );
+  // Held once a page asked for now is turned away.
+  await expect
+    .poll(async () => (await fetch(`${server.origin}/`, { headers: { accept: 'text/html' } })).status)
+    .toBe(503);
+  return socket;
+}
+
+test.describe('A full node', () => {
+  test.beforeAll(async () => {
+    await server.start();
+  });
+
+  test.afterAll(async () => {
+    await server.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a player turned away waits on a short page and gets into the room by itself', async ({ page }) => {
+    const held = await holdTheSlot();
+    const url = `${server.origin}${roomPath(unique('ana'), uniqueRoom('storm'))}`;
+
+    const first = await page.goto(url);
+    expect(first?.status()).toBe(503);
+    const retryAfter = Number(first?.headers()['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(4);
+    await expect(page.getByRole('status')).toHaveText(/joining right now.*opens in a moment/);
+    await expect(page).toHaveTitle(/Joining/);
+
+    // The node frees up; the waiting page comes back by itself, to the
+    // same room, and the room goes live.
+    held.destroy();
+    await expect(room.status(page)).toHaveText('Connected', { timeout: (retryAfter + 10) * 1000 });
+    expect(page.url()).toBe(url);
+  });
+});
