@@ -1,32 +1,64 @@
 //! What a page shows of a room, as plain data: the conversation (stored
-//! messages in seq order, then this page's messages still waiting for the
-//! server) and the member list. Stream frames and older history pages are
-//! applied here, so the rules (no duplicates, seq order, pending until
+//! messages in seq order, then this page's own messages not stored yet) and
+//! the member list. Stream frames and older history pages are applied
+//! here, so the rules (no duplicates, seq order, pending until
 //! acknowledged, which lines start a group) are tested without a browser.
+//!
+//! A message the server refuses (too fast, too long, muted) is never lost:
+//! it stays among the page's own lines, in the order it was typed, marked
+//! with the server's reason, until the person retries it (it goes out
+//! again as a new pending message, with a new id, at the end) or dismisses
+//! it. Refused lines live in the page only: the server never stored them,
+//! so a reload drops them.
 use crate::protocol::ChatMessage;
 
 /// One line of the conversation as the page shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
-    /// `None` while the message is pending (sent, not yet stored).
+    /// `None` while the message is this page's own and not stored
+    /// (pending or refused).
     pub seq: Option<i64>,
     pub user_id: String,
     pub body: String,
     pub client_msg_id: String,
     pub at_ms: Option<i64>,
+    /// Why the server refused the message (a sentence for people); `None`
+    /// unless refused.
+    pub refused: Option<String>,
 }
 
 impl Line {
+    /// Sent (or waiting to be sent), not stored yet.
     pub fn is_pending(&self) -> bool {
-        self.seq.is_none()
+        self.seq.is_none() && self.refused.is_none()
     }
 
     /// Stable key for keyed rendering: the seq once stored, else the
-    /// page's own id (a pending line turning into a stored one re-renders).
+    /// page's own id with its state (a pending line turning into a stored
+    /// or a refused one re-renders).
     pub fn key(&self) -> String {
-        match self.seq {
-            Some(seq) => format!("s{seq}"),
-            None => format!("p{}", self.client_msg_id),
+        match (self.seq, &self.refused) {
+            (Some(seq), _) => format!("s{seq}"),
+            (None, Some(_)) => format!("r{}", self.client_msg_id),
+            (None, None) => format!("p{}", self.client_msg_id),
+        }
+    }
+
+    /// The first words of the message, to name what a button acts on.
+    pub fn preview(&self) -> String {
+        const MAX_CHARS: usize = 30;
+        let body = self.body.trim();
+        match body.char_indices().nth(MAX_CHARS) {
+            None => body.to_owned(),
+            Some((end, _)) => {
+                // Cut between words when there is a space to cut at.
+                let cut = if body[end..].starts_with(char::is_whitespace) {
+                    end
+                } else {
+                    body[..end].rfind(char::is_whitespace).filter(|&at| at > 0).unwrap_or(end)
+                };
+                format!("{}…", body[..cut].trim_end())
+            }
         }
     }
 }
@@ -39,6 +71,7 @@ impl From<ChatMessage> for Line {
             body: m.body,
             client_msg_id: m.client_msg_id,
             at_ms: Some(m.at_ms),
+            refused: None,
         }
     }
 }
@@ -65,7 +98,9 @@ pub fn starts_group(previous: Option<&Line>, line: &Line) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conversation {
     stored: Vec<Line>,
-    pending: Vec<Line>,
+    /// This page's messages not stored yet, pending or refused, in the
+    /// order they were typed.
+    own: Vec<Line>,
     /// Whether the room has messages older than the first stored line.
     has_older: bool,
     /// Where the shown history starts when it was replaced after a long
@@ -123,32 +158,36 @@ impl Conversation {
         self.stored.last().and_then(|l| l.seq).unwrap_or(0)
     }
 
-    /// Lines to render: stored ones in seq order, then pending ones in the
-    /// order they were typed.
+    /// Lines to render: stored ones in seq order, then this page's own
+    /// (pending or refused) in the order they were typed.
     pub fn lines(&self) -> impl Iterator<Item = &Line> {
-        self.stored.iter().chain(self.pending.iter())
+        self.stored.iter().chain(self.own.iter())
     }
 
+    /// The messages still to be stored: what a reconnect sends again.
+    /// Refused ones are not among them (they go again only on a retry).
     pub fn pending(&self) -> impl Iterator<Item = &Line> {
-        self.pending.iter()
+        self.own.iter().filter(|l| l.is_pending())
     }
 
     /// Adds a message this page is sending, shown as pending.
     pub fn push_pending(&mut self, user_id: &str, client_msg_id: &str, body: &str) {
-        self.pending.push(Line {
+        self.own.push(Line {
             seq: None,
             user_id: user_id.to_owned(),
             body: body.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
             at_ms: None,
+            refused: None,
         });
     }
 
     /// Applies a stored message from the server. Returns `false` when it was
     /// already shown (a replay overlapping live delivery). A stored message
-    /// that matches a pending one replaces it.
+    /// that matches one of this page's lines replaces it (even a refused
+    /// one: stored after all, it was sent).
     pub fn apply(&mut self, message: ChatMessage) -> bool {
-        self.pending.retain(|p| !(p.client_msg_id == message.client_msg_id && p.user_id == message.user_id));
+        self.own.retain(|p| !(p.client_msg_id == message.client_msg_id && p.user_id == message.user_id));
         let seq = message.seq;
         if seq <= self.last_seq() {
             if self.stored.iter().any(|l| l.seq == Some(seq)) {
@@ -170,13 +209,14 @@ impl Conversation {
     /// the pending line goes; otherwise it stays until the copy arrives.
     pub fn ack(&mut self, client_msg_id: &str, seq: i64) {
         if seq <= self.last_seq() {
-            self.pending.retain(|p| p.client_msg_id != client_msg_id);
+            self.own.retain(|p| p.client_msg_id != client_msg_id);
         }
     }
 
     /// The server resumes the stream after `resume_after`. If that is past
     /// the newest message shown, the page was too far behind to catch up
-    /// message by message: what it shows is dropped (pending lines stay)
+    /// message by message: what it shows is dropped (the page's own lines
+    /// stay)
     /// and the replay that follows becomes the conversation; paging back
     /// continues from where the replay starts.
     pub fn resume_after(&mut self, resume_after: i64) {
@@ -187,11 +227,40 @@ impl Conversation {
         }
     }
 
-    /// The server refused one of this page's messages: it is not pending
-    /// any more. Returns its text, to put back in the input.
-    pub fn reject(&mut self, client_msg_id: &str) -> Option<String> {
-        let at = self.pending.iter().position(|p| p.client_msg_id == client_msg_id)?;
-        Some(self.pending.remove(at).body)
+    /// The server refused one of this page's pending messages for
+    /// `reason`: it stays where it is, marked refused, and is no longer
+    /// sent again. Returns `false` when no pending line has that id.
+    pub fn refuse(&mut self, client_msg_id: &str, reason: &str) -> bool {
+        let Some(line) = self.own.iter_mut().find(|l| l.is_pending() && l.client_msg_id == client_msg_id)
+        else {
+            return false;
+        };
+        line.refused = Some(reason.to_owned());
+        true
+    }
+
+    /// Sends a refused message again: it becomes a new pending message
+    /// under `new_client_msg_id`, at the end (after whatever was typed
+    /// since). Returns its text, to send, or `None` when no refused line
+    /// has that id.
+    pub fn retry(&mut self, client_msg_id: &str, new_client_msg_id: &str) -> Option<String> {
+        let mut line = self.take_refused(client_msg_id)?;
+        line.client_msg_id = new_client_msg_id.to_owned();
+        line.refused = None;
+        let body = line.body.clone();
+        self.own.push(line);
+        Some(body)
+    }
+
+    /// The person let a refused message go: its line leaves the
+    /// conversation. Returns `false` when no refused line has that id.
+    pub fn dismiss(&mut self, client_msg_id: &str) -> bool {
+        self.take_refused(client_msg_id).is_some()
+    }
+
+    fn take_refused(&mut self, client_msg_id: &str) -> Option<Line> {
+        let at = self.own.iter().position(|l| l.refused.is_some() && l.client_msg_id == client_msg_id)?;
+        Some(self.own.remove(at))
     }
 }
 
@@ -308,13 +377,162 @@ mod tests {
         assert_eq!(c.pending().map(|l| l.client_msg_id.as_str()).collect::<Vec<_>>(), ["m2"]);
     }
 
+    /// What the page's own lines show: (id, body, refusal).
+    fn own(c: &Conversation) -> Vec<(String, String, Option<String>)> {
+        c.lines()
+            .filter(|l| l.seq.is_none())
+            .map(|l| (l.client_msg_id.clone(), l.body.clone(), l.refused.clone()))
+            .collect()
+    }
+
+    fn typed(c: &mut Conversation, ids: &[&str]) {
+        for id in ids {
+            c.push_pending("me", id, &format!("text {id}"));
+        }
+    }
+
+    const TOO_FAST: &str = "You are sending messages too fast. Please wait a moment.";
+
     #[test]
-    fn a_refused_message_leaves_the_conversation() {
+    fn a_refused_message_keeps_its_text_reason_and_place() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "x1")]);
+        typed(&mut c, &["m1", "m2", "m3"]);
+        assert!(c.refuse("m2", TOO_FAST));
+
+        assert_eq!(seqs(&c), [Some(1), None, None, None]);
+        let refused = c.lines().nth(2).unwrap();
+        assert_eq!(refused.body, "text m2");
+        assert_eq!(refused.refused.as_deref(), Some(TOO_FAST));
+        assert!(!refused.is_pending());
+        assert_eq!(refused.key(), "rm2", "a line turning refused renders anew");
+        assert_eq!(own(&c).iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), ["m1", "m2", "m3"]);
+    }
+
+    #[test]
+    fn a_refusal_is_applied_once_and_only_to_a_pending_line() {
         let mut c = Conversation::default();
-        c.push_pending("me", "m1", "too long");
-        assert_eq!(c.reject("m1").as_deref(), Some("too long"));
-        assert_eq!(c.reject("m1"), None);
-        assert_eq!(c.lines().count(), 0);
+        typed(&mut c, &["m1"]);
+        assert!(c.refuse("m1", "first"));
+        assert!(!c.refuse("m1", "second"), "already refused");
+        assert!(!c.refuse("unknown", "third"));
+        assert_eq!(own(&c), [("m1".into(), "text m1".into(), Some("first".into()))]);
+    }
+
+    #[test]
+    fn a_refused_line_stays_below_messages_stored_after_it() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "x1")]);
+        typed(&mut c, &["m1", "m2", "m3"]);
+        c.refuse("m2", TOO_FAST);
+        c.apply(msg(2, "me", "m1"));
+        c.apply(msg(3, "b", "y"));
+        c.apply(msg(4, "me", "m3"));
+        assert_eq!(seqs(&c), [Some(1), Some(2), Some(3), Some(4), None]);
+        assert_eq!(c.lines().last().unwrap().client_msg_id, "m2");
+    }
+
+    #[test]
+    fn a_refused_message_is_not_sent_again_after_a_reconnect() {
+        let mut c = Conversation::default();
+        typed(&mut c, &["m1", "m2", "m3"]);
+        c.refuse("m2", TOO_FAST);
+        let resend: Vec<&str> = c.pending().map(|l| l.client_msg_id.as_str()).collect();
+        assert_eq!(resend, ["m1", "m3"]);
+        // A history replacement keeps it too.
+        c.resume_after(900);
+        assert_eq!(own(&c).len(), 3);
+        assert_eq!(c.pending().count(), 2);
+    }
+
+    #[test]
+    fn a_retry_sends_the_text_again_as_a_new_pending_message_at_the_end() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "x1")]);
+        typed(&mut c, &["m1", "m2", "m3"]);
+        c.refuse("m1", TOO_FAST);
+        c.apply(msg(2, "me", "m2"));
+
+        assert_eq!(c.retry("m1", "n1").as_deref(), Some("text m1"));
+        assert_eq!(seqs(&c), [Some(1), Some(2), None, None], "stored lines neither move nor repeat");
+        assert_eq!(own(&c), [("m3".into(), "text m3".into(), None), ("n1".into(), "text m1".into(), None)]);
+        assert_eq!(c.pending().map(|l| l.client_msg_id.as_str()).collect::<Vec<_>>(), ["m3", "n1"]);
+        assert_eq!(c.lines().last().unwrap().user_id, "me");
+
+        // Stored under its new id, it replaces the pending line once.
+        assert!(c.apply(ChatMessage { body: "text m1".into(), ..msg(3, "me", "n1") }));
+        assert_eq!(seqs(&c), [Some(1), Some(2), Some(3), None]);
+    }
+
+    #[test]
+    fn only_a_refused_line_can_be_retried_or_dismissed() {
+        let mut c = Conversation::from_history(vec![msg(1, "me", "m1")]);
+        typed(&mut c, &["m2"]);
+        assert_eq!(c.retry("m2", "n2"), None, "pending: already on its way");
+        assert!(!c.dismiss("m2"));
+        assert_eq!(c.retry("m1", "n1"), None, "stored");
+        assert!(!c.dismiss("m1"));
+        assert_eq!(seqs(&c), [Some(1), None]);
+        assert_eq!(c.pending().count(), 1);
+    }
+
+    #[test]
+    fn a_retry_refused_again_waits_at_the_end_for_another_retry() {
+        let mut c = Conversation::default();
+        typed(&mut c, &["m1", "m2"]);
+        c.refuse("m1", TOO_FAST);
+        c.retry("m1", "n1");
+        assert!(!c.refuse("m1", TOO_FAST), "the old id is gone");
+        assert!(c.refuse("n1", TOO_FAST));
+        assert_eq!(own(&c).iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), ["m2", "n1"]);
+        assert_eq!(c.retry("n1", "o1").as_deref(), Some("text m1"));
+    }
+
+    #[test]
+    fn dismissing_removes_only_that_line() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "x1")]);
+        typed(&mut c, &["m1", "m2", "m3", "m4"]);
+        c.refuse("m2", TOO_FAST);
+        c.refuse("m3", TOO_FAST);
+        assert!(c.dismiss("m2"));
+        assert!(!c.dismiss("m2"));
+        assert_eq!(seqs(&c), [Some(1), None, None, None]);
+        assert_eq!(own(&c).iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), ["m1", "m3", "m4"]);
+        assert_eq!(c.pending().count(), 2);
+    }
+
+    #[test]
+    fn acks_and_messages_of_other_lines_leave_a_refused_line_alone() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "x1")]);
+        typed(&mut c, &["m1", "m2", "m3"]);
+        c.refuse("m2", TOO_FAST);
+        c.apply(msg(2, "me", "m1"));
+        c.ack("m1", 2);
+        c.ack("m3", 3);
+        c.apply(msg(3, "me", "m3"));
+        c.apply(msg(4, "other", "m2"));
+        assert_eq!(own(&c), [("m2".into(), "text m2".into(), Some(TOO_FAST.into()))]);
+    }
+
+    #[test]
+    fn a_refused_message_that_was_stored_after_all_shows_once_as_stored() {
+        let mut c = Conversation::default();
+        typed(&mut c, &["m1"]);
+        c.refuse("m1", "Something went wrong on our side. Please try again.");
+        assert!(c.apply(msg(1, "me", "m1")));
+        assert_eq!(seqs(&c), [Some(1)]);
+    }
+
+    #[test]
+    fn a_preview_names_a_message_by_its_first_words() {
+        let line = |body: &str| Line { body: body.into(), ..line("me", None) };
+        assert_eq!(line("  short one ").preview(), "short one");
+        assert_eq!(
+            line("the quick brown fox jumps over the lazy dog").preview(),
+            "the quick brown fox jumps over…"
+        );
+        assert_eq!(
+            line("the quick brown fox jumped over the lazy dog").preview(),
+            "the quick brown fox jumped…"
+        );
+        assert_eq!(line(&"é".repeat(40)).preview(), format!("{}…", "é".repeat(30)));
     }
 
     #[test]
@@ -399,6 +617,7 @@ mod tests {
             body: String::new(),
             client_msg_id: String::new(),
             at_ms,
+            refused: None,
         }
     }
 

@@ -4,7 +4,10 @@
 //! and reconnects by itself with backoff when the connection drops.
 //!
 //! Messages typed while disconnected stay pending and are sent (again)
-//! after each welcome; the server stores a retried message once.
+//! after each welcome; the server stores a retried message once. A message
+//! the server refuses stays on the page, marked with the reason, until the
+//! person retries or dismisses it (see `conversation`); it is not sent
+//! again by itself, and the message input is left as the person has it.
 //!
 //! It also keeps who is online (the welcome's list, then presence frames)
 //! and who else is typing (typing frames, each shown for a few seconds),
@@ -112,11 +115,27 @@ impl RoomStream {
         let id = new_client_msg_id();
         let me = self.shared.room.user_id.get_value();
         self.shared.room.conversation.update(|c| c.push_pending(&me, &id, &body));
-        if self.shared.welcomed.get() {
-            send(&self.shared, &ClientFrame::Send { client_msg_id: id, body });
-        }
+        self.send_pending(id, body);
         // The message ends this bout of typing: typing again is news.
         self.shared.last_typing.set(None);
+    }
+
+    /// Sends a refused message again, as a new pending message (a new id:
+    /// the server's answer to the old one stands) at the end.
+    pub fn retry(&self, client_msg_id: &str) {
+        let id = new_client_msg_id();
+        let body = self.shared.room.conversation.try_update(|c| c.retry(client_msg_id, &id)).flatten();
+        if let Some(body) = body {
+            self.send_pending(id, body);
+        }
+    }
+
+    /// Sends a message already shown as pending now if connected;
+    /// otherwise it goes out after the next welcome.
+    fn send_pending(&self, client_msg_id: String, body: String) {
+        if self.shared.welcomed.get() {
+            send(&self.shared, &ClientFrame::Send { client_msg_id, body });
+        }
     }
 
     /// The user changed the draft: tells the room they are typing, at most
@@ -344,13 +363,11 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
         ServerFrame::Ack { client_msg_id, seq } => room.conversation.update(|c| c.ack(&client_msg_id, seq)),
         ServerFrame::Pong => {}
         ServerFrame::Error { code, message, client_msg_id } => {
-            if let Some(id) = client_msg_id {
-                let refused = room.conversation.try_update(|c| c.reject(&id)).flatten();
-                if let Some(body) = refused {
-                    if room.draft.get_untracked().is_empty() {
-                        room.draft.set(body);
-                    }
-                }
+            // A refused message shows the reason on its own line.
+            let on_a_line = client_msg_id
+                .is_some_and(|id| room.conversation.try_update(|c| c.refuse(&id, &message)).unwrap_or(false));
+            if on_a_line {
+                room.announcement.set(format!("Not sent: {message}"));
             }
             match code {
                 ErrorCode::NotMember | ErrorCode::Unauthorized => {
@@ -360,6 +377,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 }
                 // The server closes the socket; reconnecting catches up.
                 ErrorCode::Resync => {}
+                _ if on_a_line => {}
                 _ => room.notice.set(Some(message)),
             }
         }

@@ -61,7 +61,10 @@ test.describe('Signed identities', () => {
     await expect(room.lines(anaPage)).toHaveText([`${bob}: hello with a token`]);
 
     await sendWithEnter(anaPage, 'this message is longer than forty characters');
-    await expect(anaPage.getByText('The message is too long (at most 40 characters).')).toBeVisible();
+    // The refused message stays on its line with the reason.
+    await expect(room.items(anaPage).filter({ hasText: 'this message is longer' })).toContainText(
+      'Not sent: The message is too long (at most 40 characters).',
+    );
     await expect(room.lines(bobPage)).toHaveCount(1);
   });
 

@@ -1,7 +1,9 @@
 //! `MessagesList`: the conversation, oldest first. Each line reads
 //! "user: message" and carries its time; consecutive lines of one user
 //! form a group that shows the name once. Lines this page sent show as
-//! pending until stored.
+//! pending until stored. A message the server refused stays, marked "Not
+//! sent" with the server's reason, with buttons to retry it, copy its text
+//! and dismiss it (see `conversation`).
 //!
 //! The page starts with the latest page of history; older pages load when
 //! the reader scrolls near the top or presses "Load older messages". The
@@ -13,7 +15,7 @@
 //! not read out.
 use leptos::prelude::*;
 
-use super::chat_room::use_room;
+use super::chat_room::{use_room, RoomSignals};
 use crate::conversation::{starts_group, Line};
 use crate::timestamps::{iso_utc, utc_hm};
 
@@ -143,11 +145,23 @@ pub fn MessagesList() -> impl IntoView {
                                 children=move |(line, continued)| {
                                     let mine = line.user_id == me;
                                     let pending = line.is_pending();
+                                    let refused = line.refused.is_some();
+                                    let refusal = line.refused.clone().map(|reason| {
+                                        view! {
+                                            <Refusal
+                                                client_msg_id=line.client_msg_id.clone()
+                                                body=line.body.clone()
+                                                preview=line.preview()
+                                                reason
+                                            />
+                                        }
+                                    });
                                     view! {
                                         <li
                                             class="message"
                                             class:mine=mine
                                             class:pending=pending
+                                            class:refused=refused
                                             class:continued=continued
                                         >
                                             <span class="line">
@@ -157,6 +171,7 @@ pub fn MessagesList() -> impl IntoView {
                                                 {pending.then(|| view! { <span class="sending">" (sending…)"</span> })}
                                             </span>
                                             {line.at_ms.map(|at_ms| view! { <Stamp at_ms/> })}
+                                            {refusal}
                                         </li>
                                     }
                                 }
@@ -177,6 +192,200 @@ pub fn MessagesList() -> impl IntoView {
             // so that loading older history is not read out).
             <div class="visually-hidden" aria-live="polite">{move || room.announcement.get()}</div>
         </div>
+    }
+}
+
+/// Under a refused message: "Not sent" with the server's reason, and what
+/// the person can do about it. Each button names the message it acts on
+/// (`preview`), as a list of refusals reads alike otherwise. Retry and
+/// Dismiss take the line away, so the keyboard moves on to the next
+/// refused line's same button, or to the message box.
+#[component]
+fn Refusal(client_msg_id: String, body: String, preview: String, reason: String) -> impl IntoView {
+    let room = use_room();
+    #[cfg(feature = "hydrate")]
+    let stream = use_context::<StoredValue<Option<crate::stream_client::RoomStream>, LocalStorage>>();
+    let copied = RwSignal::new(false);
+
+    let retry = {
+        let client_msg_id = client_msg_id.clone();
+        move |_| {
+            #[cfg(feature = "hydrate")]
+            if let Some(stream) = stream {
+                stream.with_value(|s| {
+                    if let Some(s) = s {
+                        s.retry(&client_msg_id);
+                    }
+                });
+                room.jump_to_latest.update(|n| *n += 1);
+                focus_after_removal("retry");
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = &client_msg_id;
+        }
+    };
+    let dismiss = move |_| {
+        room.conversation.update(|c| {
+            c.dismiss(&client_msg_id);
+        });
+        #[cfg(feature = "hydrate")]
+        focus_after_removal("dismiss");
+    };
+    let copy = move |_| copy_text(room, body.clone(), copied);
+
+    let copy_label = {
+        let preview = preview.clone();
+        move || if copied.get() { format!("Copied: {preview}") } else { format!("Copy text: {preview}") }
+    };
+    view! {
+        <p class="refusal">
+            <strong>"Not sent:"</strong>
+            " "
+            <span class="reason">{reason}</span>
+        </p>
+        <div class="refused-actions">
+            <button
+                type="button"
+                class="secondary retry"
+                aria-label=format!("Retry sending: {preview}")
+                on:click=retry
+            >
+                "Retry"
+            </button>
+            <button type="button" class="secondary copy" aria-label=copy_label on:click=copy>
+                {move || if copied.get() { "Copied" } else { "Copy" }}
+            </button>
+            <button
+                type="button"
+                class="secondary dismiss"
+                aria-label=format!("Dismiss: {preview}")
+                on:click=dismiss
+            >
+                "Dismiss"
+            </button>
+        </div>
+    }
+}
+
+/// How long "Copied" shows on a Copy button.
+#[cfg(feature = "hydrate")]
+const COPIED_SHOWN_MS: u64 = 2000;
+
+/// Copies a refused message's text. The clipboard is the first choice (the
+/// text is then wherever the person pastes it, and the draft they are
+/// typing is left alone); where the page may not write it (no Clipboard
+/// API: an insecure origin or an old browser; or the browser refuses: an
+/// embedding frame without `allow="clipboard-write"`), the text goes into
+/// the message box instead, after what is already there, where it can be
+/// edited and sent, or selected and copied by hand.
+fn copy_text(room: RoomSignals, text: String, copied: RwSignal<bool>) {
+    #[cfg(feature = "hydrate")]
+    clipboard::write_text(&text.clone(), move |written| {
+        // The line may have gone meanwhile (dismissed, or retried).
+        if written {
+            if copied.try_set(true).is_none() {
+                set_timeout(
+                    move || {
+                        let _ = copied.try_set(false);
+                    },
+                    std::time::Duration::from_millis(COPIED_SHOWN_MS),
+                );
+            }
+        } else {
+            room.draft.update(|draft| {
+                if !draft.trim().is_empty() {
+                    draft.push(' ');
+                }
+                draft.push_str(&text);
+            });
+            focus_message_box();
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (room, text, copied);
+}
+
+/// After Retry or Dismiss took a refused line (and its focused button)
+/// away: focuses the `action` button of the first refused line left, or
+/// else the message box, once the list has been redrawn.
+#[cfg(feature = "hydrate")]
+fn focus_after_removal(action: &'static str) {
+    use wasm_bindgen::JsCast;
+    request_animation_frame(move || {
+        let next = document()
+            .query_selector(&format!(".message.refused button.{action}"))
+            .ok()
+            .flatten()
+            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok());
+        match next {
+            Some(button) => {
+                let _ = button.focus();
+            }
+            None => focus_message_box(),
+        }
+    });
+}
+
+#[cfg(feature = "hydrate")]
+fn focus_message_box() {
+    use wasm_bindgen::JsCast;
+    if let Some(input) = document()
+        .get_element_by_id("message-input")
+        .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = input.focus();
+    }
+}
+
+/// `navigator.clipboard.writeText`, reached by name (the Clipboard API is
+/// not among the `web-sys` bindings the app builds with).
+#[cfg(feature = "hydrate")]
+mod clipboard {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use leptos::prelude::set_timeout;
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+
+    type Callback = Closure<dyn FnMut(JsValue)>;
+
+    /// Writes `text` to the clipboard, then calls `done` with whether it
+    /// is there (`false` at once without a Clipboard API).
+    pub fn write_text(text: &str, done: impl FnOnce(bool) + 'static) {
+        let Some(promise) = start(text) else { return done(false) };
+        // The callbacks live until the first of them runs.
+        let held: Rc<RefCell<Option<(Callback, Callback)>>> = Rc::default();
+        let done = Rc::new(Cell::new(Some(done)));
+        let settle = {
+            let held = Rc::clone(&held);
+            move |written: bool| {
+                if let Some(done) = done.take() {
+                    done(written);
+                }
+                let callbacks = held.borrow_mut().take();
+                set_timeout(move || drop(callbacks), Duration::ZERO);
+            }
+        };
+        let on_written = {
+            let settle = settle.clone();
+            Callback::new(move |_| settle(true))
+        };
+        let on_refused = Callback::new(move |_| settle(false));
+        let _ = promise.then2(&on_written, &on_refused);
+        *held.borrow_mut() = Some((on_written, on_refused));
+    }
+
+    fn start(text: &str) -> Option<js_sys::Promise> {
+        let navigator = web_sys::window()?.navigator();
+        let clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard")).ok()?;
+        if clipboard.is_undefined() || clipboard.is_null() {
+            return None;
+        }
+        let write: js_sys::Function =
+            js_sys::Reflect::get(&clipboard, &JsValue::from_str("writeText")).ok()?.dyn_into().ok()?;
+        write.call1(&clipboard, &JsValue::from_str(text)).ok()?.dyn_into().ok()
     }
 }
 
