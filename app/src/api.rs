@@ -81,6 +81,7 @@ mod ssr {
             RoomError::NotMember => StatusCode::FORBIDDEN,
             RoomError::NoSuchRoom => StatusCode::NOT_FOUND,
             RoomError::TooFast => StatusCode::TOO_MANY_REQUESTS,
+            RoomError::Blocked => StatusCode::UNPROCESSABLE_ENTITY,
             RoomError::Identity(TokenError::OtherRoom) => StatusCode::FORBIDDEN,
             RoomError::Identity(_) => StatusCode::UNAUTHORIZED,
             RoomError::Invalid(_) | RoomError::BadMessageId => StatusCode::BAD_REQUEST,

@@ -5,7 +5,7 @@
 //! Where a message goes, one module each:
 //! 1. `stream`: a page's connection to the room stream (`/api/stream`)
 //!    sends it over its socket (`websocket`: RFC 6455);
-//! 2. `rooms` checks it (membership, rate, length);
+//! 2. `rooms` checks it (membership, rate, length, the `moderation` filter);
 //! 3. `writer` stores it with others in one transaction (`store`: SQLite
 //!    through a connection of its own, or PostgreSQL), then publishes them;
 //! 4. `bus` carries it to every node (in process, or Redis between nodes);

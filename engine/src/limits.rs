@@ -9,9 +9,8 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
 
 /// Checks between two sweeps of idle rate-limit entries.
 const SWEEP_EVERY: u64 = 10_000;

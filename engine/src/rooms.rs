@@ -11,6 +11,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 
+use moderation::WordFilter;
 use sea_orm::{DatabaseConnection, DbErr};
 use thiserror::Error;
 use tokio::sync::{Mutex, MutexGuard};
@@ -45,6 +46,8 @@ pub enum RoomError {
     NoSuchRoom,
     #[error("You are sending messages too fast. Please wait a moment.")]
     TooFast,
+    #[error("Your message was not sent: it contains words this chat does not allow.")]
+    Blocked,
     #[error(transparent)]
     Identity(#[from] TokenError),
     #[error("store: {0}")]
@@ -85,6 +88,7 @@ pub const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 pub struct SendLimits {
     pub max_body_chars: usize,
     pub rate: Arc<SendRate>,
+    pub words: Arc<WordFilter>,
 }
 
 #[derive(Clone)]
@@ -102,10 +106,8 @@ pub struct Accepted(tokio::sync::oneshot::Receiver<Stored>);
 
 impl Accepted {
     pub async fn stored(self) -> Result<ChatMessage, RoomError> {
-        match self.0.await {
-            Ok(stored) => Ok(stored?),
-            Err(_) => Err(RoomError::Store(DbErr::Custom("the message writer has stopped".to_owned()))),
-        }
+        let gone = || RoomError::Store(DbErr::Custom("the message writer has stopped".to_owned()));
+        Ok(self.0.await.map_err(|_| gone())??)
     }
 }
 
@@ -188,9 +190,7 @@ impl Rooms {
         let mut messages =
             store::messages(&self.db, room_id, store::Side::Before, before_seq, HISTORY_PAGE + 1).await?;
         let has_older = messages.len() as u64 > HISTORY_PAGE;
-        if has_older {
-            messages.remove(0);
-        }
+        messages.drain(..usize::from(has_older)); // the one more, read only to learn that
         Ok(HistoryPage { messages, has_older })
     }
 
@@ -256,6 +256,7 @@ impl Rooms {
         if !self.limits.rate.allows(&room.channel_id, &room.user_id) {
             return Err(RoomError::TooFast);
         }
+        let body = self.limits.words.apply(body).ok_or(RoomError::Blocked)?;
         let message = NewMessage {
             room_id: room.room_id,
             user_id: room.user_id.clone(),
@@ -313,6 +314,7 @@ mod paging_tests {
         let limits = SendLimits {
             max_body_chars: crate::validate::MAX_BODY_CHARS,
             rate: Arc::new(SendRate::new(5, 20)),
+            words: Arc::default(),
         };
         let rooms = Rooms::with_limits(db, Arc::new(LocalBus::new(Hub::new(64))), limits, GROUP_WAIT);
         rooms.join("big", "ana").await.unwrap();

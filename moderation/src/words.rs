@@ -82,9 +82,10 @@ pub const MAX_ENTRY_CHARS: usize = 64;
 const I_OR_L: char = '\u{E000}';
 
 /// What the filter does with a message that contains an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Each match becomes `*`s and the message goes through.
+    #[default]
     Mask,
     /// The message is refused.
     Block,

@@ -155,6 +155,16 @@ pub struct Config {
     #[arg(long, env = "GROUP_COMMIT_WAIT_MS", default_value_t = DEFAULT_GROUP_WAIT_MS, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub group_commit_wait_ms: u32,
 
+    /// A file listing words and phrases not allowed in messages, one a
+    /// line (`#` starts a comment); read again when it changes or on SIGHUP.
+    #[arg(long, env = "WORD_FILTER_FILE")]
+    pub word_filter_file: Option<std::path::PathBuf>,
+
+    /// What the word filter does: `mask` (each match becomes `*`s) or
+    /// `block` (the message is refused with a reason).
+    #[arg(long, env = "WORD_FILTER_MODE", default_value = "mask", value_parser = parse_filter_mode)]
+    pub word_filter_mode: moderation::Mode,
+
     /// Room pages and server-function calls worked on at once; more wait
     /// in line (see `--page-queue`).
     #[arg(long, env = "PAGES_IN_FLIGHT", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -243,6 +253,10 @@ pub enum Command {
     },
 }
 
+fn parse_filter_mode(text: &str) -> Result<moderation::Mode, String> {
+    text.parse().map_err(|err: moderation::UnknownMode| err.to_string())
+}
+
 impl Config {
     /// A configuration for tests and tools: port 0 (any free port), the
     /// given database, nothing read from the environment.
@@ -273,6 +287,8 @@ impl Config {
             message_burst: 1000,
             group_commit_wait_ms: DEFAULT_GROUP_WAIT_MS,
             max_connections_per_ip: 10_000,
+            word_filter_file: None,
+            word_filter_mode: moderation::Mode::Mask,
             pages_in_flight: 16,
             page_queue: 1024,
             page_queue_wait_ms: 3000,

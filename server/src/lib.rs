@@ -7,3 +7,4 @@ pub mod ops;
 pub mod security;
 pub mod startup;
 pub mod telemetry;
+pub mod word_filter;

@@ -35,6 +35,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use migration::MigratorTrait;
+use moderation::WordFilter;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -48,6 +49,7 @@ use tower_http::trace::TraceLayer;
 use crate::admission::{self, Admission};
 use crate::config::Config;
 use crate::security::{self, OriginPolicy};
+use crate::word_filter;
 
 /// Longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -102,9 +104,17 @@ impl Application {
             None => Arc::new(LocalBus::new(hub.clone())),
         };
         let ops = crate::ops::routes(db.clone(), hub.clone(), bus.clone(), !config.no_migrate);
+        let words = match &config.word_filter_file {
+            Some(path) => Arc::new(WordFilter::new(
+                word_filter::load(path).map_err(StartupError::Config)?,
+                config.word_filter_mode,
+            )),
+            None => Arc::default(),
+        };
         let limits = SendLimits {
             max_body_chars: config.max_message_chars as usize,
             rate: Arc::new(SendRate::new(config.messages_per_sec, config.message_burst)),
+            words: words.clone(),
         };
         let rooms =
             Rooms::with_limits(db, bus, limits, Duration::from_millis(config.group_commit_wait_ms.into()));
@@ -123,6 +133,10 @@ impl Application {
             .reload_port(reload_port())
             .build();
         let lifecycle = Lifecycle::default();
+        if let Some(path) = &config.word_filter_file {
+            tracing::info!(path = %path.display(), entries = words.len(), mode = ?words.mode(), "word filter");
+            word_filter::keep_fresh(path.clone(), words, lifecycle.stopping_token());
+        }
         // Idle checks and the shutdown reach the connections as chores.
         hub.keep_house(config.stream_settings().idle_check_every(), lifecycle.stopping_token());
         let engine = Engine {

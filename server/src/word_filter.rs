@@ -1,0 +1,123 @@
+//! The word filter's list file: read when the server starts (a missing or
+//! malformed file stops the start with the line at fault), then read again
+//! when it changes on disk (checked every second) or when the process gets
+//! SIGHUP. A reload that fails keeps the list in force and logs why, so an
+//! edit saved halfway never leaves a node without its filter.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use moderation::{WordFilter, WordList};
+use tokio_util::sync::CancellationToken;
+
+/// How often the file's modification time is looked at.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The list in `path`, or a sentence saying what is wrong with it.
+pub fn load(path: &Path) -> Result<WordList, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read the word filter list {}: {err}", path.display()))?;
+    WordList::parse(&text).map_err(|err| format!("word filter list {}: {err}", path.display()))
+}
+
+/// Reloads `path` into `filter` whenever it changes or SIGHUP comes, until
+/// `stopping` is cancelled.
+pub fn keep_fresh(path: PathBuf, filter: Arc<WordFilter>, stopping: CancellationToken) {
+    tokio::spawn(async move {
+        let mut hangups = hangups();
+        let mut seen = modified(&path);
+        let mut ticks = tokio::time::interval(CHECK_EVERY);
+        loop {
+            let why = tokio::select! {
+                _ = stopping.cancelled() => return,
+                _ = ticks.tick() => {
+                    let now = modified(&path);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    "the file changed"
+                }
+                _ = next_hangup(&mut hangups) => "SIGHUP",
+            };
+            match load(&path) {
+                Ok(list) => {
+                    let entries = list.len();
+                    filter.replace(list);
+                    tracing::info!(path = %path.display(), entries, why, "word filter list reloaded");
+                }
+                Err(problem) => tracing::error!(why, "{problem}; the list in force stays"),
+            }
+        }
+    });
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn hangups() -> Hangups {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Hangups {}
+
+/// The next SIGHUP (never, where there are none).
+async fn next_hangup(hangups: &mut Hangups) {
+    #[cfg(unix)]
+    if let Some(signal) = hangups {
+        signal.recv().await;
+        return;
+    }
+    let _ = hangups;
+    std::future::pending::<()>().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moderation::{Mode, Verdict};
+
+    #[test]
+    fn a_bad_list_says_which_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("words.txt");
+        assert!(load(&path).unwrap_err().contains("cannot read the word filter list"));
+        std::fs::write(&path, "# words\ndarn\n!!!\n").unwrap();
+        let problem = load(&path).unwrap_err();
+        assert!(problem.contains("words.txt") && problem.contains("line 3"), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn an_edit_to_the_file_is_in_force_within_seconds_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("words.txt");
+        std::fs::write(&path, "darn\n").unwrap();
+        let filter = Arc::new(WordFilter::new(load(&path).unwrap(), Mode::Block));
+        let stopping = CancellationToken::new();
+        keep_fresh(path.clone(), filter.clone(), stopping.clone());
+        let blocked = |f: &WordFilter, text| matches!(f.check(text), Verdict::Blocked { .. });
+
+        // Modification times can be coarse: make sure the edit looks newer.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        std::fs::write(&path, "heck\n").unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !blocked(&filter, "oh heck") && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(blocked(&filter, "oh heck") && !blocked(&filter, "oh darn"));
+
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        std::fs::write(&path, "!!!\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(blocked(&filter, "oh heck"), "the list in force stays");
+        stopping.cancel();
+    }
+}
