@@ -43,7 +43,7 @@ pub fn EmbedDemoPage() -> impl IntoView {
                 <button type="submit">"Embed"</button>
             </form>
             <div class="demo-stage">
-                <iframe id="chat-frame" class="demo-frame" title="Chat room"></iframe>
+                <iframe id="chat-frame" class="demo-frame" title="Chat room" allow="clipboard-write"></iframe>
                 <section class="card demo-events" aria-labelledby="demo-events-heading">
                     <h2 id="demo-events-heading">"What the room told this page"</h2>
                     <p role="status" class="demo-unread">
