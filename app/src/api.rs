@@ -116,7 +116,8 @@ pub async fn join_room(
     token: Option<String>,
 ) -> Result<RoomSnapshot, ApiError> {
     let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
-    rooms.join(&me.channel_id, &me.user_id).await.map_err(ssr::reject)
+    let snapshot = rooms.join(&me.channel_id, &me.user_id).await.map_err(ssr::reject)?;
+    Ok(RoomSnapshot { role: me.role, ..snapshot })
 }
 
 /// The page of history just before `before_seq` (oldest first), for a

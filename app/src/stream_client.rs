@@ -289,7 +289,8 @@ fn schedule_reconnect(shared: &Rc<Shared>) {
 fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
     let room = shared.room;
     match frame {
-        ServerFrame::Welcome { members, resume_after, heartbeat_ms, online, .. } => {
+        ServerFrame::Welcome { members, resume_after, heartbeat_ms, online, role, .. } => {
+            room.role.set(role);
             room.conversation.update(|c| c.resume_after(resume_after));
             room.members.set(Members::new(members));
             room.online.update(|o| o.replace(online));

@@ -11,18 +11,20 @@
 //!
 //! ```text
 //! token   = payload "." signature
-//! payload = base64url(JSON {"u": user_id, "c": channel_id, "exp": unix_seconds})
+//! payload = base64url(JSON {"u": user_id, "c": channel_id, "exp": unix_seconds, "r": role})
 //! signature = base64url(HMAC-SHA256(secret, payload))   // over the payload text
 //! ```
 //!
-//! The README shows how to mint one in shell and JavaScript, and `server
-//! token` mints one.
+//! `"r"` is `"player"` (the same as leaving it out) or `"moderator"`. The
+//! README shows how to mint one in shell and JavaScript; `server token` mints one.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
+
+use crate::protocol::Role;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -50,6 +52,8 @@ pub struct Identity {
     pub channel_id: String,
     #[serde(rename = "exp")]
     pub expires: i64,
+    #[serde(rename = "r", default, skip_serializing_if = "Role::is_player")]
+    pub role: Role,
 }
 
 /// Why a token was refused. `Display` is for people.
@@ -117,8 +121,9 @@ impl SigningKey {
 /// How the server learns who is speaking.
 #[derive(Clone, Debug)]
 pub enum Access {
-    /// No secret: the page says who it is (local development only).
-    Open,
+    /// No secret: the page says who it is (local development only); the
+    /// users listed are moderators in every room.
+    Open { moderators: Vec<String> },
     /// Every request carries a token signed with this key.
     Signed(SigningKey),
 }
@@ -128,6 +133,7 @@ pub enum Access {
 pub struct Actor {
     pub channel_id: String,
     pub user_id: String,
+    pub role: Role,
 }
 
 impl Access {
@@ -136,14 +142,18 @@ impl Access {
     /// is ignored), and only in the token's room.
     pub fn resolve(&self, channel_id: &str, user_id: &str, token: Option<&str>) -> Result<Actor, TokenError> {
         match self {
-            Access::Open => Ok(Actor { channel_id: channel_id.to_owned(), user_id: user_id.to_owned() }),
+            Access::Open { moderators } => {
+                let listed = moderators.iter().any(|m| m == user_id.trim());
+                let role = if listed { Role::Moderator } else { Role::Player };
+                Ok(Actor { channel_id: channel_id.to_owned(), user_id: user_id.to_owned(), role })
+            }
             Access::Signed(key) => {
                 let identity = key.verify(token.unwrap_or(""), unix_now())?;
                 let claimed_room = channel_id.trim();
                 if !claimed_room.is_empty() && claimed_room != identity.channel_id {
                     return Err(TokenError::OtherRoom);
                 }
-                Ok(Actor { channel_id: identity.channel_id, user_id: identity.user_id })
+                Ok(Actor { channel_id: identity.channel_id, user_id: identity.user_id, role: identity.role })
             }
         }
     }
@@ -163,7 +173,7 @@ mod tests {
     }
 
     fn john() -> Identity {
-        Identity { user_id: "john".into(), channel_id: "game_1".into(), expires: 2_000 }
+        Identity { user_id: "john".into(), channel_id: "game_1".into(), expires: 2_000, role: Role::Player }
     }
 
     #[test]
@@ -193,7 +203,12 @@ mod tests {
         let identity = key.verify(token, unix_now()).unwrap();
         assert_eq!(
             identity,
-            Identity { user_id: "john".into(), channel_id: "game_1".into(), expires: 4_102_444_800 }
+            Identity {
+                user_id: "john".into(),
+                channel_id: "game_1".into(),
+                expires: 4_102_444_800,
+                role: Role::Player
+            }
         );
         assert_eq!(key.mint(&identity), token);
     }
@@ -226,9 +241,36 @@ mod tests {
     }
 
     #[test]
-    fn open_access_takes_the_claimed_identity() {
-        let actor = Access::Open.resolve("game_1", "anyone", None).unwrap();
-        assert_eq!(actor, Actor { channel_id: "game_1".into(), user_id: "anyone".into() });
+    fn open_access_takes_the_claimed_identity_and_the_listed_moderators() {
+        let access = Access::Open { moderators: vec!["mod".into()] };
+        let actor = access.resolve("game_1", "anyone", None).unwrap();
+        let player = Actor { channel_id: "game_1".into(), user_id: "anyone".into(), role: Role::Player };
+        assert_eq!(actor, player);
+        assert_eq!(access.resolve("game_1", "mod", None).unwrap().role, Role::Moderator);
+    }
+
+    #[test]
+    fn the_role_is_the_tokens_and_cannot_be_raised_by_editing_it() {
+        let access = Access::Signed(key());
+        let moderator = Identity { expires: unix_now() + 60, role: Role::Moderator, ..john() };
+        let token = key().mint(&moderator);
+        assert!(URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap()
+            .ends_with(br#""r":"moderator"}"#));
+        assert_eq!(access.resolve("game_1", "john", Some(&token)).unwrap().role, Role::Moderator);
+        // A player's token: no claim, a player.
+        let player = key().mint(&Identity { expires: unix_now() + 60, ..john() });
+        assert!(!URL_SAFE_NO_PAD
+            .decode(player.split('.').next().unwrap())
+            .unwrap()
+            .ends_with(br#""r":"player"}"#));
+        assert_eq!(access.resolve("game_1", "john", Some(&player)).unwrap().role, Role::Player);
+        // The same player's payload with the claim added keeps the old signature: refused.
+        let (_, signature) = player.split_once('.').unwrap();
+        let raised = format!(r#"{{"u":"john","c":"game_1","exp":{},"r":"moderator"}}"#, unix_now() + 60);
+        let forged = format!("{}.{signature}", URL_SAFE_NO_PAD.encode(raised));
+        assert_eq!(access.resolve("game_1", "john", Some(&forged)), Err(TokenError::BadSignature));
     }
 
     #[test]

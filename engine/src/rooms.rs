@@ -22,7 +22,7 @@ use super::identity::TokenError;
 use super::limits::SendRate;
 use super::store::{self, NewMessage};
 use super::writer::{Stored, Writer};
-use crate::protocol::{ChatMessage, HistoryPage, RoomSnapshot, ServerFrame};
+use crate::protocol::{ChatMessage, HistoryPage, Role, RoomSnapshot, ServerFrame};
 use crate::validate::{normalize_body_within, normalize_id, valid_client_msg_id, InputError};
 
 const LOCK_STRIPES: usize = 64;
@@ -157,7 +157,7 @@ impl Rooms {
         let members = self.members.read(&self.db, room.id).await?;
         let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
-        Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older })
+        Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older, role: Role::Player })
     }
 
     /// The page of history just before `before_seq`, for a member of the

@@ -51,7 +51,7 @@ use super::mailbox::Lagged;
 use super::metrics as m;
 use super::rooms::{OpenRoom, RoomError, Rooms};
 use super::websocket::{Incoming, ReadError, ReadGate, Upgrade};
-use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use crate::protocol::{ClientFrame, ErrorCode, Role, ServerFrame};
 use crate::Engine;
 
 /// A page's upgraded connection.
@@ -294,9 +294,9 @@ async fn admit<'a>(
         let msg = "The connection must start with a hello frame.";
         return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, why).await);
     };
-    let opened = match access.resolve(&channel_id, &user_id, token.as_deref()) {
-        Ok(actor) => rooms.open(&actor.channel_id, &actor.user_id).await,
-        Err(err) => Err(RoomError::Identity(err)),
+    let (opened, role) = match access.resolve(&channel_id, &user_id, token.as_deref()) {
+        Ok(actor) => (rooms.open(&actor.channel_id, &actor.user_id).await, actor.role),
+        Err(err) => (Err(RoomError::Identity(err)), Role::Player),
     };
     let (mut room, subscription) = match opened {
         Ok(opened) => opened,
@@ -326,6 +326,7 @@ async fn admit<'a>(
         resume_after,
         heartbeat_ms: settings.heartbeat.as_millis().min(u32::MAX as u128) as u32,
         online: subscription.online(),
+        role,
     };
     out.frame(&welcome).await?;
     let last_sent = out.replay(rooms, room.room_id, resume_after, i64::MAX).await?;

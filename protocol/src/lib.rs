@@ -41,6 +41,24 @@ pub struct ChatMessage {
     pub at_ms: i64,
 }
 
+/// What a member may do in a room: a player chats; a moderator may also
+/// act on others' messages and on members. The role comes from the game
+/// (a claim in the signed token) or, in open mode, from the server's
+/// settings; never from the page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Player,
+    Moderator,
+}
+
+impl Role {
+    pub fn is_player(&self) -> bool {
+        *self == Role::Player
+    }
+}
+
 /// Everything a page needs to render a room: who is in it and its history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSnapshot {
@@ -56,6 +74,9 @@ pub struct RoomSnapshot {
     /// (the page loads them on demand, a page at a time).
     #[serde(default)]
     pub has_older: bool,
+    /// The role of the page's user in this room.
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// A page of older history: the messages just before a seq, oldest first.
@@ -113,6 +134,9 @@ pub enum ServerFrame {
         /// page's user included. Changes follow as `Presence`.
         #[serde(default)]
         online: Vec<String>,
+        /// The role of this page's user in the room.
+        #[serde(default)]
+        role: Role,
     },
     /// A stored message (replayed or live).
     Message(ChatMessage),

@@ -6,13 +6,13 @@
 //! tree again as the variant, and that machinery is a sizeable part of the
 //! browser's code for no gain here. Fields may come in any order, unknown
 //! ones are skipped, and a missing one is an error, as with the derive
-//! (`online` and the roster lists default to empty).
+//! (`online` and the roster lists default to empty, `role` to a player).
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::{ChatMessage, ErrorCode, ServerFrame};
+use crate::{ChatMessage, ErrorCode, Role, ServerFrame};
 
 /// The frame types, as `type` spells them.
 #[derive(Clone, Copy, Deserialize)]
@@ -49,6 +49,7 @@ enum Key {
     AtMs,
     Code,
     Message,
+    Role,
     #[serde(other)]
     Unknown,
 }
@@ -104,6 +105,7 @@ struct Fields {
     at_ms: Option<i64>,
     code: Option<ErrorCode>,
     message: Option<String>,
+    role: Option<Role>,
 }
 
 fn required<T, E: de::Error>(value: Option<T>, name: &'static str) -> Result<T, E> {
@@ -138,6 +140,7 @@ impl Fields {
                 Key::AtMs => f.at_ms = Some(map.next_value()?),
                 Key::Code => f.code = Some(map.next_value()?),
                 Key::Message => f.message = Some(map.next_value()?),
+                Key::Role => f.role = Some(map.next_value()?),
                 Key::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -154,6 +157,7 @@ impl Fields {
                 resume_after: required(self.resume_after, "resume_after")?,
                 heartbeat_ms: required(self.heartbeat_ms, "heartbeat_ms")?,
                 online: users(self.online)?,
+                role: self.role.unwrap_or_default(),
             },
             Kind::Message => ServerFrame::Message(ChatMessage {
                 seq: required(self.seq, "seq")?,
@@ -221,6 +225,7 @@ mod tests {
                 resume_after: 3,
                 heartbeat_ms: 15_000,
                 online: vec!["ana".into()],
+                role: crate::Role::Moderator,
             },
             ServerFrame::Message(ChatMessage {
                 seq: 7,

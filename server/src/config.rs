@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use app::embed::{normalize_origin, EmbedSettings};
+use app::protocol::Role;
 use clap::Parser;
 use engine::bus::redis::RedisSettings;
 use engine::identity::SigningKey;
@@ -155,6 +156,12 @@ pub struct Config {
     #[arg(long, env = "GROUP_COMMIT_WAIT_MS", default_value_t = DEFAULT_GROUP_WAIT_MS, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub group_commit_wait_ms: u32,
 
+    /// User ids that are moderators in every room, comma-separated: for
+    /// trying moderation locally in open mode. With a token secret, roles
+    /// come from the tokens only (their `r` claim) and this must be empty.
+    #[arg(long, env = "MODERATOR_IDS", value_delimiter = ',')]
+    pub moderators: Vec<String>,
+
     /// A file listing words and phrases not allowed in messages, one a
     /// line (`#` starts a comment); read again when it changes or on SIGHUP.
     #[arg(long, env = "WORD_FILTER_FILE")]
@@ -250,7 +257,18 @@ pub enum Command {
         /// Seconds until the token expires.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
+        /// `player` or `moderator`.
+        #[arg(long, default_value = "player", value_parser = parse_role)]
+        role: Role,
     },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    match text {
+        "player" => Ok(Role::Player),
+        "moderator" => Ok(Role::Moderator),
+        other => Err(format!("{other:?} is not a role: player or moderator")),
+    }
 }
 
 fn parse_filter_mode(text: &str) -> Result<moderation::Mode, String> {
@@ -287,6 +305,7 @@ impl Config {
             message_burst: 1000,
             group_commit_wait_ms: DEFAULT_GROUP_WAIT_MS,
             max_connections_per_ip: 10_000,
+            moderators: Vec::new(),
             word_filter_file: None,
             word_filter_mode: moderation::Mode::Mask,
             pages_in_flight: 16,
@@ -318,6 +337,11 @@ impl Config {
         }
         if let Some(secret) = &self.token_secret {
             SigningKey::new(&secret.0).map_err(|e| format!("--token-secret: {e}"))?;
+            if !self.moderators.is_empty() {
+                return Err("--moderators (MODERATOR_IDS) is for open mode: with a token secret, \
+                            moderators are named by their tokens (claim \"r\": \"moderator\")"
+                    .to_owned());
+            }
         }
         for origin in &self.allowed_origins {
             if normalize_origin(origin).is_none() {

@@ -29,12 +29,15 @@ async fn main() {
             }
             Err(err) => fail(&err.to_string()),
         },
-        Some(Command::Token { user, channel, ttl_secs }) => {
+        Some(Command::Token { user, channel, ttl_secs, role }) => {
             let Some(key) = config.signing_key() else {
                 fail("`server token` needs the token secret (--token-secret or CHAT_TOKEN_SECRET)");
             };
             let expires = identity::unix_now().saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
-            println!("{}", key.mint(&identity::Identity { user_id: user, channel_id: channel, expires }));
+            println!(
+                "{}",
+                key.mint(&identity::Identity { user_id: user, channel_id: channel, expires, role })
+            );
             return;
         }
         Some(Command::Serve) | None => {}

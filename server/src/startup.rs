@@ -143,7 +143,7 @@ impl Application {
             rooms,
             access: match config.signing_key() {
                 Some(key) => Access::Signed(key),
-                None => Access::Open,
+                None => Access::Open { moderators: config.moderators.clone() },
             },
             stream: config.stream_settings(),
             connections: ConnectionLimits {

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use app::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use app::protocol::{ClientFrame, ErrorCode, Role, ServerFrame};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{list_items, spawn_app_with, Event, TestApp};
@@ -21,8 +21,17 @@ async fn signed_app() -> TestApp {
 }
 
 fn token_for(user: &str, room: &str, ttl_secs: i64) -> String {
+    token_as(user, room, ttl_secs, Role::Player)
+}
+
+fn token_as(user: &str, room: &str, ttl_secs: i64, role: Role) -> String {
     let key = SigningKey::new(SECRET).unwrap();
-    key.mint(&Identity { user_id: user.into(), channel_id: room.into(), expires: unix_now() + ttl_secs })
+    key.mint(&Identity {
+        user_id: user.into(),
+        channel_id: room.into(),
+        expires: unix_now() + ttl_secs,
+        role,
+    })
 }
 
 async fn page(app: &TestApp, query: &str) -> (u16, String) {
@@ -215,4 +224,74 @@ fn the_token_command_mints_tokens_the_server_accepts() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs the token secret"));
+}
+
+/// The role a page is told it has, on its welcome and in its page.
+async fn welcome_role(app: &TestApp, room: &str, user: &str, token: Option<String>) -> Role {
+    let mut client = app.raw_stream().await;
+    client
+        .send(&ClientFrame::Hello { channel_id: room.into(), user_id: user.into(), after_seq: 0, token })
+        .await;
+    match client.next().await {
+        ServerFrame::Welcome { role, .. } => role,
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_moderator_is_named_by_the_games_token_and_nobody_can_name_themselves_one() {
+    let app = signed_app().await;
+    let moderator = token_as("mia", "r", 600, Role::Moderator);
+    let player = token_for("ana", "r", 600);
+    let (status, html) = page(&app, &format!("token={moderator}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"<span class="role-badge">moderator</span>"#), "{html}");
+    assert_eq!(welcome_role(&app, "r", "", Some(moderator)).await, Role::Moderator);
+
+    let (_, html) = page(&app, &format!("token={player}")).await;
+    assert!(!html.contains("role-badge"));
+    assert_eq!(welcome_role(&app, "r", "", Some(player.clone())).await, Role::Player);
+    // A player's token with the claim written in: the signature no longer fits.
+    let (_, signature) = player.split_once('.').unwrap();
+    let raised = format!(r#"{{"u":"ana","c":"r","exp":{},"r":"moderator"}}"#, unix_now() + 600);
+    let forged = format!("{}.{signature}", URL_SAFE_NO_PAD.encode(raised));
+    assert_eq!(page(&app, &format!("token={forged}")).await.0, 401);
+    // Nothing a page sends can ask for a role: the hello has no such field,
+    // and one added by hand is not read.
+    let mut client = app.raw_stream().await;
+    let hello = format!(
+        r#"{{"type":"hello","channel_id":"r","user_id":"","after_seq":0,"token":"{player}","role":"moderator"}}"#
+    );
+    client.send_raw(tokio_tungstenite::tungstenite::Message::text(hello)).await;
+    match client.next().await {
+        ServerFrame::Welcome { role, .. } => assert_eq!(role, Role::Player),
+        ServerFrame::Error { .. } => {} // or refused outright: never a moderator
+        other => panic!("unexpected {other:?}"),
+    }
+    // `server token --role moderator` mints what the game would.
+    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["token", "--user", "mia", "--channel", "r", "--role", "moderator"])
+        .env("CHAT_TOKEN_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let minted = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_eq!(welcome_role(&app, "r", "", Some(minted)).await, Role::Moderator);
+}
+
+#[tokio::test]
+async fn in_open_mode_the_listed_users_are_moderators_and_a_secret_forbids_the_list() {
+    let app = spawn_app_with(|c| c.moderators = vec!["mia".into()]).await;
+    app.open_room("mia", "r").await;
+    app.open_room("ana", "r").await;
+    let (_, html) = app.open_room("mia", "r").await;
+    assert!(html.contains("role-badge"));
+    assert_eq!(welcome_role(&app, "r", "mia", None).await, Role::Moderator);
+    assert_eq!(welcome_role(&app, "r", "ana", None).await, Role::Player);
+
+    let mut config = server::config::Config::for_tests("sqlite::memory:");
+    config.token_secret = Some(Secret(SECRET.to_owned()));
+    config.moderators = vec!["mia".into()];
+    let problem = config.validate().unwrap_err();
+    assert!(problem.contains("MODERATOR_IDS") && problem.contains("open mode"), "{problem}");
 }

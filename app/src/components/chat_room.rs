@@ -14,7 +14,7 @@ use super::user_online::UserOnline;
 use crate::activity::{Online, Typists};
 use crate::conversation::{Conversation, Members};
 use crate::embed::EmbedParent;
-use crate::protocol::{ChatMessage, RoomSnapshot};
+use crate::protocol::{ChatMessage, Role, RoomSnapshot};
 
 /// State of the page's connection to the room stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,9 @@ pub struct RoomSignals {
     /// The page's identity token, passed on with every request when the
     /// server requires signed identities.
     pub token: StoredValue<Option<String>>,
+    /// The user's role here (from the game, through the server; the
+    /// stream's welcome may bring a newer one).
+    pub role: RwSignal<Role>,
     pub conversation: RwSignal<Conversation>,
     pub members: RwSignal<Members>,
     /// Who is online; unknown (nobody) until the stream's welcome.
@@ -86,6 +89,7 @@ impl RoomSignals {
             channel_id: StoredValue::new(snapshot.channel_id),
             user_id: StoredValue::new(snapshot.user_id),
             token: StoredValue::new(token),
+            role: RwSignal::new(snapshot.role),
             conversation: RwSignal::new(Conversation::from_page(snapshot.messages, snapshot.has_older)),
             members: RwSignal::new(Members::new(snapshot.members)),
             online: RwSignal::new(Online::default()),

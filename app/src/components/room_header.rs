@@ -9,6 +9,7 @@ use leptos::prelude::*;
 
 use super::chat_room::{use_room, RoomIdentityFields};
 use crate::api::LeaveRoom;
+use crate::protocol::Role;
 
 #[component]
 pub fn RoomHeader(embedded: bool) -> impl IntoView {
@@ -42,6 +43,9 @@ pub fn RoomHeader(embedded: bool) -> impl IntoView {
             </div>
             <p class="whoami">
                 "Signed in as " <strong class="me">{user_id.clone()}</strong>
+                {move || {
+                    (room.role.get() == Role::Moderator).then(|| view! { " " <span class="role-badge">"moderator"</span> })
+                }}
             </p>
             <p class=move || status.get().css_class() role="status" aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
