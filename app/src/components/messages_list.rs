@@ -280,9 +280,9 @@ const COPIED_SHOWN_MS: u64 = 2000;
 /// edited and sent, or selected and copied by hand.
 fn copy_text(room: RoomSignals, text: String, copied: RwSignal<bool>) {
     #[cfg(feature = "hydrate")]
-    clipboard::write_text(&text.clone(), move |written| {
+    leptos::task::spawn_local(async move {
         // The line may have gone meanwhile (dismissed, or retried).
-        if written {
+        if clipboard::write_text(&text).await {
             if copied.try_set(true).is_none() {
                 set_timeout(
                     move || {
@@ -341,40 +341,16 @@ fn focus_message_box() {
 /// not among the `web-sys` bindings the app builds with).
 #[cfg(feature = "hydrate")]
 mod clipboard {
-    use std::cell::{Cell, RefCell};
-    use std::rc::Rc;
-    use std::time::Duration;
-
-    use leptos::prelude::set_timeout;
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
 
-    type Callback = Closure<dyn FnMut(JsValue)>;
-
-    /// Writes `text` to the clipboard, then calls `done` with whether it
-    /// is there (`false` at once without a Clipboard API).
-    pub fn write_text(text: &str, done: impl FnOnce(bool) + 'static) {
-        let Some(promise) = start(text) else { return done(false) };
-        // The callbacks live until the first of them runs.
-        let held: Rc<RefCell<Option<(Callback, Callback)>>> = Rc::default();
-        let done = Rc::new(Cell::new(Some(done)));
-        let settle = {
-            let held = Rc::clone(&held);
-            move |written: bool| {
-                if let Some(done) = done.take() {
-                    done(written);
-                }
-                let callbacks = held.borrow_mut().take();
-                set_timeout(move || drop(callbacks), Duration::ZERO);
-            }
-        };
-        let on_written = {
-            let settle = settle.clone();
-            Callback::new(move |_| settle(true))
-        };
-        let on_refused = Callback::new(move |_| settle(false));
-        let _ = promise.then2(&on_written, &on_refused);
-        *held.borrow_mut() = Some((on_written, on_refused));
+    /// Writes `text` to the clipboard; whether it is there (`false` at
+    /// once without a Clipboard API).
+    pub async fn write_text(text: &str) -> bool {
+        match start(text) {
+            Some(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.is_ok(),
+            None => false,
+        }
     }
 
     fn start(text: &str) -> Option<js_sys::Promise> {
