@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
 use server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
+use crate::protocol::moderation::{Report, Request};
 use crate::protocol::{HistoryPage, RoomSnapshot};
 
 /// The error of every server function.
@@ -61,6 +62,26 @@ mod ssr {
         Ok((engine.rooms, actor))
     }
 
+    /// Sends a plain form's post back to the room page it came from.
+    pub fn back_to_room(me: &Actor, token: Option<&str>) {
+        let back = crate::pages::chat_room::room_href_with_token(&me.channel_id, &me.user_id, token);
+        leptos_axum::redirect(&back);
+    }
+
+    /// Makes a moderation request posted by a plain form, then sends the
+    /// page back to the room.
+    pub async fn act_from_form(
+        channel_id: &str,
+        user_id: &str,
+        token: Option<&str>,
+        request: crate::protocol::moderation::Request,
+    ) -> Result<(), ApiError> {
+        let (rooms, me) = acting(channel_id, user_id, token)?;
+        rooms.moderate_as(&me.channel_id, &me.user_id, me.role, request).await.map_err(reject)?;
+        back_to_room(&me, token);
+        Ok(())
+    }
+
     /// A server-function request from a browser form without JavaScript
     /// (it asks for HTML, not for the function's JSON).
     fn is_plain_form_post() -> bool {
@@ -78,9 +99,17 @@ mod ssr {
     /// response, readable sentence for the page, cause in the log.
     pub fn reject(err: RoomError) -> ApiError {
         let status = match &err {
-            RoomError::NotMember => StatusCode::FORBIDDEN,
-            RoomError::NoSuchRoom => StatusCode::NOT_FOUND,
-            RoomError::TooFast => StatusCode::TOO_MANY_REQUESTS,
+            RoomError::NotMember
+            | RoomError::Refused(_)
+            | RoomError::Muted(_)
+            | RoomError::Banned(_)
+            | RoomError::UserBanned(_) => StatusCode::FORBIDDEN,
+            RoomError::NoSuchRoom
+            | RoomError::NoSuchMessage
+            | RoomError::NoSuchReport
+            | RoomError::NotInRoom(_) => StatusCode::NOT_FOUND,
+            RoomError::AlreadyRemoved | RoomError::Unchanged(_) => StatusCode::CONFLICT,
+            RoomError::TooFast | RoomError::SlowMode(_) => StatusCode::TOO_MANY_REQUESTS,
             RoomError::Blocked => StatusCode::UNPROCESSABLE_ENTITY,
             RoomError::Identity(TokenError::OtherRoom) => StatusCode::FORBIDDEN,
             RoomError::Identity(_) => StatusCode::UNAUTHORIZED,
@@ -117,7 +146,7 @@ pub async fn join_room(
 ) -> Result<RoomSnapshot, ApiError> {
     let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
     let snapshot = rooms.join(&me.channel_id, &me.user_id).await.map_err(ssr::reject)?;
-    Ok(RoomSnapshot { role: me.role, ..snapshot })
+    Ok(RoomSnapshot { role: me.role.max(snapshot.role), ..snapshot })
 }
 
 /// The page of history just before `before_seq` (oldest first), for a
@@ -179,8 +208,111 @@ pub async fn send_message(
     token: Option<String>,
 ) -> Result<(), ApiError> {
     let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
-    rooms.send_as(&me.channel_id, &me.user_id, &client_msg_id, &body).await.map_err(ssr::reject)?;
-    let back = crate::pages::chat_room::room_href_with_token(&me.channel_id, &me.user_id, token.as_deref());
-    leptos_axum::redirect(&back);
+    rooms.send_as(&me.channel_id, &me.user_id, me.role, &client_msg_id, &body).await.map_err(ssr::reject)?;
+    ssr::back_to_room(&me, token.as_deref());
     Ok(())
+}
+
+/// A moderation request (remove or report a message; a moderator's
+/// actions on members and the room), as JSON: what the page's menus call.
+/// The role is the identity's (token or server settings), never the page's.
+#[server(prefix = "/api", endpoint = "moderate", input = server_fn::codec::Json)]
+pub async fn moderate(
+    channel_id: String,
+    user_id: String,
+    token: Option<String>,
+    request: Request,
+) -> Result<(), ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.moderate_as(&me.channel_id, &me.user_id, me.role, request).await.map_err(ssr::reject)?;
+    Ok(())
+}
+
+/// Removes a message (one's own, or any as a moderator): the form a page
+/// without JavaScript posts. Goes back to the room page.
+#[server(prefix = "/api", endpoint = "remove_message")]
+pub async fn remove_message(
+    channel_id: String,
+    user_id: String,
+    seq: i64,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    let request = Request::Remove { seq };
+    rooms.moderate_as(&me.channel_id, &me.user_id, me.role, request).await.map_err(ssr::reject)?;
+    ssr::back_to_room(&me, token.as_deref());
+    Ok(())
+}
+
+/// Reports a message to the room's moderators, with an optional reason:
+/// the form a page without JavaScript posts. Goes back to the room page.
+#[server(prefix = "/api", endpoint = "report_message")]
+pub async fn report_message(
+    channel_id: String,
+    user_id: String,
+    seq: i64,
+    #[server(default)] reason: String,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    let request = Request::Report { seq, reason };
+    rooms.moderate_as(&me.channel_id, &me.user_id, me.role, request).await.map_err(ssr::reject)?;
+    ssr::back_to_room(&me, token.as_deref());
+    Ok(())
+}
+
+/// The room's open reports, oldest first: a moderator's queue.
+#[server(prefix = "/api", endpoint = "open_reports")]
+pub async fn open_reports(
+    channel_id: String,
+    user_id: String,
+    token: Option<String>,
+) -> Result<Vec<Report>, ApiError> {
+    let (rooms, me) = ssr::acting(&channel_id, &user_id, token.as_deref())?;
+    rooms.open_reports(&me.channel_id, &me.user_id, me.role).await.map_err(ssr::reject)
+}
+
+/// A moderator's action on a member (mute, unmute, kick, ban, lift a ban):
+/// the member menu's form, which works without JavaScript. `sanction` is
+/// the pressed button's value (see [`crate::moderation::Sanction`]). Goes
+/// back to the room page.
+#[server(prefix = "/api", endpoint = "moderate_member")]
+pub async fn moderate_member(
+    channel_id: String,
+    user_id: String,
+    member: String,
+    sanction: String,
+    #[server(default)] reason: String,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    let Some(sanction) = crate::moderation::Sanction::from_value(&sanction) else {
+        return Err(ApiError::Rejected("The request was malformed.".to_owned()));
+    };
+    ssr::act_from_form(&channel_id, &user_id, token.as_deref(), sanction.request(&member, &reason)).await
+}
+
+/// Sets the room's slow mode (a moderator): the moderation panel's form,
+/// which works without JavaScript. Goes back to the room page.
+#[server(prefix = "/api", endpoint = "set_slow_mode")]
+pub async fn set_slow_mode(
+    channel_id: String,
+    user_id: String,
+    seconds: u32,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    ssr::act_from_form(&channel_id, &user_id, token.as_deref(), Request::SlowMode { seconds }).await
+}
+
+/// Resolves (`resolved`: acted upon) or dismisses a report (a moderator):
+/// the report queue's form, which works without JavaScript. Goes back to
+/// the room page.
+#[server(prefix = "/api", endpoint = "close_report")]
+pub async fn close_report(
+    channel_id: String,
+    user_id: String,
+    id: i64,
+    resolved: bool,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    ssr::act_from_form(&channel_id, &user_id, token.as_deref(), Request::CloseReport { id, resolved }).await
 }

@@ -10,6 +10,12 @@
 //! again as a new pending message, with a new id, at the end) or dismisses
 //! it. Refused lines live in the page only: the server never stored them,
 //! so a reload drops them.
+//!
+//! Moderation takes its place in the same order: an event (a mute, a
+//! kick, slow mode) is a line of its own, shown as a notice; a removal
+//! shows no line but marks the removed message, whose text is gone (a
+//! history page or a replay brings a removed message marked already).
+use crate::protocol::moderation::{Action, Removed};
 use crate::protocol::ChatMessage;
 
 /// One line of the conversation as the page shows it.
@@ -25,6 +31,13 @@ pub struct Line {
     /// Why the server refused the message (a sentence for people); `None`
     /// unless refused.
     pub refused: Option<String>,
+    /// Set for a moderation event: a notice, not a message anyone wrote
+    /// (`user_id` is who acted).
+    pub action: Option<Action>,
+    /// Set once the message was removed (its `body` is then empty).
+    pub removed: Option<Removed>,
+    /// Posted by the game itself (shown apart, as the game's).
+    pub system: bool,
 }
 
 impl Line {
@@ -33,11 +46,24 @@ impl Line {
         self.seq.is_none() && self.refused.is_none()
     }
 
-    /// Stable key for keyed rendering: the seq once stored, else the
-    /// page's own id with its state (a pending line turning into a stored
-    /// or a refused one re-renders).
+    /// A moderation event, shown as a notice.
+    pub fn is_notice(&self) -> bool {
+        self.action.is_some()
+    }
+
+    /// Whether the line is shown: a removal is not (the removed message
+    /// says so in its place).
+    fn is_shown(&self) -> bool {
+        !matches!(self.action, Some(Action::Remove { .. }))
+    }
+
+    /// Stable key for keyed rendering: the seq once stored (and whether
+    /// removed: a line losing its text re-renders), else the page's own id
+    /// with its state (a pending line turning into a stored or a refused
+    /// one re-renders).
     pub fn key(&self) -> String {
         match (self.seq, &self.refused) {
+            (Some(seq), _) if self.removed.is_some() => format!("s{seq}x"),
             (Some(seq), _) => format!("s{seq}"),
             (None, Some(_)) => format!("r{}", self.client_msg_id),
             (None, None) => format!("p{}", self.client_msg_id),
@@ -46,19 +72,25 @@ impl Line {
 
     /// The first words of the message, to name what a button acts on.
     pub fn preview(&self) -> String {
-        const MAX_CHARS: usize = 30;
-        let body = self.body.trim();
-        match body.char_indices().nth(MAX_CHARS) {
-            None => body.to_owned(),
-            Some((end, _)) => {
-                // Cut between words when there is a space to cut at.
-                let cut = if body[end..].starts_with(char::is_whitespace) {
-                    end
-                } else {
-                    body[..end].rfind(char::is_whitespace).filter(|&at| at > 0).unwrap_or(end)
-                };
-                format!("{}…", body[..cut].trim_end())
-            }
+        preview(&self.body)
+    }
+}
+
+/// The first words of a text (about 30 characters, cut between words), to
+/// name what a button acts on.
+pub fn preview(text: &str) -> String {
+    const MAX_CHARS: usize = 30;
+    let text = text.trim();
+    match text.char_indices().nth(MAX_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => {
+            // Cut between words when there is a space to cut at.
+            let cut = if text[end..].starts_with(char::is_whitespace) {
+                end
+            } else {
+                text[..end].rfind(char::is_whitespace).filter(|&at| at > 0).unwrap_or(end)
+            };
+            format!("{}…", text[..cut].trim_end())
         }
     }
 }
@@ -72,6 +104,9 @@ impl From<ChatMessage> for Line {
             client_msg_id: m.client_msg_id,
             at_ms: Some(m.at_ms),
             refused: None,
+            action: m.action,
+            removed: m.removed,
+            system: m.system,
         }
     }
 }
@@ -82,10 +117,16 @@ pub const GROUP_GAP_MS: i64 = 5 * 60 * 1000;
 
 /// Whether `line` starts a new group after `previous` (a different
 /// author, or a pause of more than [`GROUP_GAP_MS`]). A pending line has no
-/// time yet: it joins its author's group.
+/// time yet: it joins its author's group. A notice stands alone: it starts
+/// a group, and so does the message after it (which shows its author's
+/// name again).
 pub fn starts_group(previous: Option<&Line>, line: &Line) -> bool {
     let Some(previous) = previous else { return true };
-    if previous.user_id != line.user_id {
+    if previous.user_id != line.user_id
+        || previous.system != line.system
+        || previous.is_notice()
+        || line.is_notice()
+    {
         return true;
     }
     match (previous.at_ms, line.at_ms) {
@@ -158,10 +199,15 @@ impl Conversation {
         self.stored.last().and_then(|l| l.seq).unwrap_or(0)
     }
 
-    /// Lines to render: stored ones in seq order, then this page's own
-    /// (pending or refused) in the order they were typed.
+    /// Lines to render: stored ones in seq order (removals aside), then
+    /// this page's own (pending or refused) in the order they were typed.
     pub fn lines(&self) -> impl Iterator<Item = &Line> {
-        self.stored.iter().chain(self.own.iter())
+        self.stored.iter().filter(|l| l.is_shown()).chain(self.own.iter())
+    }
+
+    /// When `user_id`'s latest stored message shown was sent, if any.
+    pub fn last_sent_at(&self, user_id: &str) -> Option<i64> {
+        self.stored.iter().rev().find(|l| l.user_id == user_id && !l.is_notice()).and_then(|l| l.at_ms)
     }
 
     /// The messages still to be stored: what a reconnect sends again.
@@ -179,14 +225,22 @@ impl Conversation {
             client_msg_id: client_msg_id.to_owned(),
             at_ms: None,
             refused: None,
+            action: None,
+            removed: None,
+            system: false,
         });
     }
 
     /// Applies a stored message from the server. Returns `false` when it was
     /// already shown (a replay overlapping live delivery). A stored message
     /// that matches one of this page's lines replaces it (even a refused
-    /// one: stored after all, it was sent).
+    /// one: stored after all, it was sent). A removal marks the message it
+    /// names, if shown.
     pub fn apply(&mut self, message: ChatMessage) -> bool {
+        if let Some(Action::Remove { seq }) = message.action {
+            let removed = Removed { by: message.user_id.clone(), at_ms: message.at_ms };
+            self.mark_removed(seq, removed);
+        }
         self.own.retain(|p| !(p.client_msg_id == message.client_msg_id && p.user_id == message.user_id));
         let seq = message.seq;
         if seq <= self.last_seq() {
@@ -204,6 +258,14 @@ impl Conversation {
 }
 
 impl Conversation {
+    /// The stored message `seq` was removed: its text goes.
+    fn mark_removed(&mut self, seq: i64, removed: Removed) {
+        if let Some(line) = self.stored.iter_mut().find(|l| l.seq == Some(seq) && l.removed.is_none()) {
+            line.body.clear();
+            line.removed = Some(removed);
+        }
+    }
+
     /// The server confirmed one of this page's messages under `seq`. If the
     /// stored copy is already shown (a retry of a message stored before),
     /// the pending line goes; otherwise it stays until the copy arrives.
@@ -316,6 +378,7 @@ mod tests {
             body: format!("body {seq}"),
             client_msg_id: id.into(),
             at_ms: seq * 1000,
+            ..Default::default()
         }
     }
 
@@ -618,6 +681,9 @@ mod tests {
             client_msg_id: String::new(),
             at_ms,
             refused: None,
+            action: None,
+            removed: None,
+            system: false,
         }
     }
 
@@ -630,6 +696,100 @@ mod tests {
         assert!(starts_group(Some(&first), &line("bob", Some(1))));
         assert!(!starts_group(Some(&first), &line("ana", None)), "a pending line joins its group");
         assert!(starts_group(Some(&first), &line("bob", None)));
+    }
+
+    fn action(seq: i64, by: &str, action: Action) -> ChatMessage {
+        ChatMessage {
+            seq,
+            user_id: by.into(),
+            client_msg_id: format!("action-{seq}"),
+            at_ms: seq * 1000,
+            action: Some(action),
+            ..Default::default()
+        }
+    }
+
+    fn removal(seq: i64, by: &str, removed_seq: i64) -> ChatMessage {
+        action(seq, by, Action::Remove { seq: removed_seq })
+    }
+
+    #[test]
+    fn a_removal_marks_the_message_and_shows_no_line_of_its_own() {
+        let mut c = Conversation::from_history(vec![msg(1, "ana", "a1"), msg(2, "bob", "b2")]);
+        let before = c.lines().nth(1).unwrap().key();
+        assert!(c.apply(removal(3, "mod", 2)));
+        assert_eq!(seqs(&c), [Some(1), Some(2)], "the removal itself is not shown");
+        assert_eq!(c.last_seq(), 3, "but a reconnect resumes after it");
+        let removed = c.lines().nth(1).unwrap();
+        assert_eq!(removed.body, "", "the text is gone");
+        assert_eq!(removed.removed, Some(Removed { by: "mod".into(), at_ms: 3000 }));
+        assert_ne!(removed.key(), before, "a removed line renders anew");
+        assert_eq!(c.lines().next().unwrap().body, "body 1");
+    }
+
+    #[test]
+    fn a_replayed_removal_marks_the_message_once() {
+        let mut c = Conversation::from_history(vec![msg(1, "ana", "a1")]);
+        // Replayed after a reconnect: the message, then its removal, twice.
+        assert!(c.apply(removal(2, "ana", 1)));
+        assert!(!c.apply(removal(2, "ana", 1)));
+        assert_eq!(c.lines().next().unwrap().removed.as_ref().map(|r| r.by.as_str()), Some("ana"));
+        // A removal of a message not shown (older than the page) changes nothing.
+        assert!(c.apply(removal(3, "mod", 0)));
+        assert_eq!(seqs(&c), [Some(1)]);
+    }
+
+    #[test]
+    fn history_brings_removed_messages_marked_already() {
+        let removed = ChatMessage {
+            body: String::new(),
+            removed: Some(Removed { by: "mod".into(), at_ms: 9 }),
+            ..msg(5, "bob", "b5")
+        };
+        let mut c = Conversation::from_page(vec![msg(6, "ana", "a6"), removal(7, "mod", 5)], true);
+        assert!(c.prepend_older(6, vec![msg(4, "bob", "b4"), removed], false));
+        assert_eq!(seqs(&c), [Some(4), Some(5), Some(6)]);
+        let line = c.lines().nth(1).unwrap();
+        assert_eq!((line.body.as_str(), line.removed.is_some()), ("", true));
+    }
+
+    #[test]
+    fn a_notice_stands_alone_in_the_conversation() {
+        let mute = Action::Mute { user_id: "bob".into(), until_ms: None, reason: String::new() };
+        let mut c = Conversation::from_history(vec![msg(1, "mod", "m1")]);
+        c.apply(action(2, "mod", mute));
+        c.apply(msg(3, "mod", "m3"));
+        c.apply(msg(4, "mod", "m4"));
+        let lines: Vec<&Line> = c.lines().collect();
+        assert!(lines[1].is_notice());
+        assert!(starts_group(Some(lines[0]), lines[1]), "a notice after its author's message");
+        assert!(starts_group(Some(lines[1]), lines[2]), "a message after a notice shows its author");
+        assert!(!starts_group(Some(lines[2]), lines[3]));
+        let notice = Line { at_ms: Some(2500), ..lines[1].clone() };
+        assert!(
+            starts_group(Some(&notice), &Line { at_ms: Some(2600), ..notice.clone() }),
+            "notices do not group"
+        );
+    }
+
+    #[test]
+    fn a_removed_message_keeps_its_place_in_its_authors_group() {
+        let mut c =
+            Conversation::from_history(vec![msg(1, "ana", "a1"), msg(2, "ana", "a2"), msg(3, "ana", "a3")]);
+        c.apply(removal(4, "ana", 2));
+        let lines: Vec<&Line> = c.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(!starts_group(Some(lines[0]), lines[1]));
+        assert!(!starts_group(Some(lines[1]), lines[2]));
+    }
+
+    #[test]
+    fn the_time_of_a_users_last_message_skips_notices_and_others() {
+        let slow = Action::SlowMode { seconds: 30 };
+        let mut c = Conversation::from_history(vec![msg(1, "ana", "a1"), msg(2, "bob", "b2")]);
+        c.apply(action(3, "ana", slow));
+        assert_eq!(c.last_sent_at("ana"), Some(1000));
+        assert_eq!(c.last_sent_at("cy"), None);
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! - `components`: the parts of a room page (`ChatRoom`, `MessagesList`,
 //!   `UserOnline`, …).
 //! - `api`: server functions (join, older history, add user, leave, send
-//!   without JS, whether a parent page may hear from an embedded room).
+//!   without JS, moderation, whether a parent page may hear from an
+//!   embedded room).
 //! - `protocol`: the frames of the room stream (crate `chat-protocol`,
 //!   shared with the server and the tools).
 //! - `conversation`, `activity` (who is online, who is typing),
-//!   `timestamps`: pure logic, unit-tested; `validate` and `backoff` come
+//!   `moderation` (notices, menus, the report queue), `timestamps`: pure
+//!   logic, unit-tested; `validate` and `backoff` come
 //!   from `chat-protocol`, shared with the engine.
 //! - `embed`: which parent pages an embedded room talks to, and what it
 //!   tells them.
@@ -40,6 +42,7 @@ pub mod components;
 pub mod conversation;
 pub mod embed;
 mod island_loader;
+pub mod moderation;
 pub mod pages;
 /// The room stream's frames (the `chat-protocol` crate).
 pub use chat_protocol as protocol;

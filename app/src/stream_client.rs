@@ -12,6 +12,13 @@
 //! It also keeps who is online (the welcome's list, then presence frames)
 //! and who else is typing (typing frames, each shown for a few seconds),
 //! and tells the room when this page's user types.
+//!
+//! Moderation: the page's requests go up as `Act` frames, each answered
+//! by `Done` or a refusal naming it (while disconnected, they are refused
+//! at once). The welcome says the user's role, mute and the room's slow
+//! mode as they are; moderation events that come after it change them. When a moderator kicks or bans the page's user, the
+//! event comes first, then the server closes the socket (code 4410): the
+//! page says so and does not reconnect.
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -25,7 +32,9 @@ use crate::activity::{typing_notice_due, TYPING_SHOWN_MS};
 use crate::backoff;
 use crate::components::chat_room::{ConnState, RoomSignals};
 use crate::conversation::Members;
-use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
+use crate::moderation::slow_mode_wait_ms;
+use crate::protocol::moderation::Request;
+use crate::protocol::{ClientFrame, ErrorCode, Role, ServerFrame};
 
 /// Close code the server uses when the user is not (or no longer) a member.
 const CLOSE_NOT_MEMBER: u16 = 4403;
@@ -34,11 +43,18 @@ const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_GOING_AWAY: u16 = 1001;
 /// The page fell behind the room: reconnect at once and catch up.
 const CLOSE_RESYNC: u16 = 4409;
+/// A moderator removed the user from the room (kicked or banned).
+const CLOSE_REMOVED: u16 = 4410;
 /// Heartbeats a page may miss before it gives up on the connection.
 const MISSED_HEARTBEATS: f64 = 2.5;
 
 /// A random id for a message this page sends.
 pub fn new_client_msg_id() -> String {
+    random_id('m')
+}
+
+/// A random id starting with `prefix`.
+fn random_id(prefix: char) -> String {
     let mut bytes = [0u8; 12];
     let filled = web_sys::window()
         .and_then(|w| w.crypto().ok())
@@ -49,7 +65,7 @@ pub fn new_client_msg_id() -> String {
         }
     }
     let mut id = String::with_capacity(25);
-    id.push('m');
+    id.push(prefix);
     for b in bytes {
         id.push_str(&format!("{b:02x}"));
     }
@@ -73,7 +89,16 @@ struct Shared {
     /// When this page last told the room its user is typing.
     last_typing: Cell<Option<f64>>,
     heartbeat: RefCell<Option<IntervalHandle>>,
+    /// The room's newest seq at the last welcome: events up to it are in
+    /// what the welcome said already.
+    welcomed_at_seq: Cell<i64>,
+    /// Moderation requests sent and not answered yet, with who hears the
+    /// answer.
+    requests: RefCell<Vec<(String, Answer)>>,
 }
+
+/// Hears how a moderation request went: a sentence for people if refused.
+pub type Answer = Box<dyn FnOnce(Result<(), String>)>;
 
 /// A websocket and the callbacks it holds on to.
 struct Socket {
@@ -104,6 +129,8 @@ impl RoomStream {
             last_heard: Cell::new(0.0),
             last_typing: Cell::new(None),
             heartbeat: RefCell::new(None),
+            welcomed_at_seq: Cell::new(0),
+            requests: RefCell::new(Vec::new()),
         });
         connect(&shared);
         RoomStream { shared }
@@ -147,6 +174,20 @@ impl RoomStream {
             self.shared.last_typing.set(Some(now));
             send(&self.shared, &ClientFrame::Typing);
         }
+    }
+
+    /// Asks the room for `request` up the stream; `answer` hears how it
+    /// went. While the stream is down it is refused at once (a moderation
+    /// request waiting for a reconnect would act on what the person may
+    /// no longer see).
+    pub fn act(&self, request: Request, answer: Answer) {
+        if !self.shared.welcomed.get() {
+            answer(Err("The chat is not connected right now. Please try again in a moment.".to_owned()));
+            return;
+        }
+        let request_id = random_id('r');
+        self.shared.requests.borrow_mut().push((request_id.clone(), answer));
+        send(&self.shared, &ClientFrame::Act { request_id, request });
     }
 
     /// Closes the connection for good.
@@ -218,6 +259,7 @@ fn connect(shared: &Rc<Shared>) {
             set_timeout(move || drop(old), Duration::ZERO);
             shared.welcomed.set(false);
             stop_heartbeat(&shared);
+            unanswered(&shared);
             if shared.stopped.get() {
                 return;
             }
@@ -225,6 +267,13 @@ fn connect(shared: &Rc<Shared>) {
                 CLOSE_NOT_MEMBER | CLOSE_UNAUTHORIZED => {
                     shared.stopped.set(true);
                     shared.room.status.set(ConnState::Closed);
+                }
+                CLOSE_REMOVED => {
+                    // The kick or ban came just before; if it did not (it
+                    // happened while this page was away), say it plainly.
+                    shared.stopped.set(true);
+                    shared.room.status.set(ConnState::Closed);
+                    shared.room.removed_unseen();
                 }
                 CLOSE_GOING_AWAY | CLOSE_RESYNC => {
                     shared.attempt.set(0);
@@ -270,6 +319,27 @@ fn start_heartbeat(shared: &Rc<Shared>, every: Duration) {
     *shared.heartbeat.borrow_mut() = handle.ok();
 }
 
+/// The connection ended with moderation requests unanswered: whether they
+/// were done is unknown, so say so.
+fn unanswered(shared: &Shared) {
+    let waiting = std::mem::take(&mut *shared.requests.borrow_mut());
+    for (_, answer) in waiting {
+        answer(Err("The connection dropped before the answer came. Please check and try again.".to_owned()));
+    }
+}
+
+/// Passes the answer to the moderation request `request_id` on.
+fn answered(shared: &Shared, request_id: &str, result: Result<(), String>) {
+    let answer = {
+        let mut requests = shared.requests.borrow_mut();
+        let at = requests.iter().position(|(id, _)| id == request_id);
+        at.map(|at| requests.remove(at).1)
+    };
+    if let Some(answer) = answer {
+        answer(result);
+    }
+}
+
 fn stop_heartbeat(shared: &Shared) {
     if let Some(handle) = shared.heartbeat.borrow_mut().take() {
         handle.clear();
@@ -289,8 +359,24 @@ fn schedule_reconnect(shared: &Rc<Shared>) {
 fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
     let room = shared.room;
     match frame {
-        ServerFrame::Welcome { members, resume_after, heartbeat_ms, online, role, .. } => {
-            room.role.set(role);
+        ServerFrame::Welcome {
+            members,
+            last_seq,
+            resume_after,
+            heartbeat_ms,
+            online,
+            role,
+            muted,
+            slow_mode_secs,
+        } => {
+            if room.role.get_untracked() != role {
+                room.role.set(role);
+            }
+            room.welcomed(muted, slow_mode_secs);
+            shared.welcomed_at_seq.set(last_seq);
+            if role == Role::Moderator {
+                room.reload_reports();
+            }
             room.conversation.update(|c| c.resume_after(resume_after));
             room.members.set(Members::new(members));
             room.online.update(|o| o.replace(online));
@@ -314,6 +400,13 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             let shown = room.conversation.try_update(|c| c.apply(message.clone())).unwrap_or(false);
             if shown {
                 room.message_arrived(&message);
+                // Events the welcome did not know of yet.
+                let news = message.action.as_ref().filter(|_| message.seq > shared.welcomed_at_seq.get());
+                if news.is_some_and(|action| room.take_action(action)) {
+                    // Out of the room: the server closes the socket next.
+                    shared.stopped.set(true);
+                    room.status.set(ConnState::Closed);
+                }
             }
             stopped_typing(room, &message.user_id);
         }
@@ -353,7 +446,8 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             let me = room.user_id.with_value(|me| *me == user_id);
             stopped_typing(room, &user_id);
             room.members.update(|m| m.remove(&user_id));
-            if me {
+            // A member removed by a moderator stays on the page to read why.
+            if me && !room.is_removed() {
                 shared.stopped.set(true);
                 room.status.set(ConnState::Closed);
                 if let Some(window) = web_sys::window() {
@@ -363,12 +457,35 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
         }
         ServerFrame::Ack { client_msg_id, seq } => room.conversation.update(|c| c.ack(&client_msg_id, seq)),
         ServerFrame::Pong => {}
-        ServerFrame::Error { code, message, client_msg_id } => {
+        ServerFrame::RoleChanged { user_id, role } => {
+            if room.user_id.with_value(|me| *me == user_id) && room.role.get_untracked() != role {
+                room.role.set(role);
+                // A new moderator's queue.
+                if role == Role::Moderator {
+                    room.reload_reports();
+                }
+            }
+        }
+        ServerFrame::Done { request_id } => answered(shared, &request_id, Ok(())),
+        ServerFrame::Reported { report } => room.reports.update(|q| q.reported(report)),
+        ServerFrame::ReportClosed { id } => room.reports.update(|q| q.closed(id)),
+        ServerFrame::Error { request_id: Some(request_id), message, .. } => {
+            answered(shared, &request_id, Err(message));
+        }
+        ServerFrame::Error { code, message, client_msg_id, .. } => {
             // A refused message shows the reason on its own line.
             let on_a_line = client_msg_id
                 .is_some_and(|id| room.conversation.try_update(|c| c.refuse(&id, &message)).unwrap_or(false));
             if on_a_line {
                 room.announcement.set(format!("Not sent: {message}"));
+            }
+            if code == ErrorCode::SlowMode && room.role.get_untracked().is_player() {
+                let now = js_sys::Date::now();
+                let me = room.user_id.get_value();
+                let last_sent = room.conversation.with_untracked(|c| c.last_sent_at(&me));
+                let period = room.standing.with_untracked(|s| s.slow_mode_secs);
+                let wait = slow_mode_wait_ms(period, last_sent, now as i64);
+                room.slow_mode_wait(now, wait as f64);
             }
             match code {
                 ErrorCode::NotMember | ErrorCode::Unauthorized => {

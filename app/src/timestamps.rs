@@ -60,6 +60,18 @@ pub fn utc_hm(at_ms: i64) -> String {
     utc(at_ms).map(|t| format!("{:02}:{:02} UTC", t.hour, t.minute)).unwrap_or_default()
 }
 
+/// A moment in words for a sentence: in the reader's zone once the page
+/// runs (`local`), else in UTC as the server wrote it (a page's first
+/// render in the browser must match the server's).
+pub fn moment(at_ms: i64, local: bool) -> String {
+    #[cfg(feature = "hydrate")]
+    if local {
+        return local::short(at_ms);
+    }
+    let _ = local;
+    utc_hm(at_ms)
+}
+
 /// Browser side: the time in the reader's zone and language.
 #[cfg(feature = "hydrate")]
 pub mod local {

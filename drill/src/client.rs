@@ -426,7 +426,7 @@ fn handle_frame(
     match frame {
         ServerFrame::Message(message) => state.record_message(message.seq, message.client_msg_id),
         ServerFrame::Ack { client_msg_id, seq } => handle_ack(client_msg_id, seq, spec, shared, room, state),
-        ServerFrame::Error { code, message, client_msg_id } => {
+        ServerFrame::Error { code, message, client_msg_id, .. } => {
             let is_pending = client_msg_id.is_some()
                 && state.pending.as_ref().map(|p| &p.client_msg_id) == client_msg_id.as_ref();
             if is_pending {
@@ -446,7 +446,11 @@ fn handle_frame(
         | ServerFrame::Presence { .. }
         | ServerFrame::Roster { .. }
         | ServerFrame::Typing { .. }
-        | ServerFrame::Pong => {}
+        | ServerFrame::Pong
+        | ServerFrame::Done { .. }
+        | ServerFrame::Reported { .. }
+        | ServerFrame::ReportClosed { .. }
+        | ServerFrame::RoleChanged { .. } => {}
     }
 }
 

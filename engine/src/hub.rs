@@ -84,6 +84,7 @@ impl RoomEvent {
             code: ErrorCode::Resync,
             message: "Catching up after a connection problem.".to_owned(),
             client_msg_id: None,
+            request_id: None,
         })
     }
 
@@ -782,6 +783,7 @@ mod tests {
             body: format!("m{seq}"),
             client_msg_id: format!("c{seq}"),
             at_ms: 0,
+            ..Default::default()
         }))
     }
 

@@ -14,16 +14,27 @@
 //!    (`presence`);
 //! 6. `stream` again: each connection writes its queue to its page.
 //!
+//! Moderation takes the same road: `moderate` checks a request against the
+//! member's role and records it in the room's order (`store::moderation`),
+//! and it travels to every page like a message.
+//!
+//! The game's own server drives rooms through `game` (the server API), and
+//! hears what happens in them through `events` (the webhooks), told once
+//! by the node that committed each.
+//!
 //! Beside them: `identity` (who a page is: open mode, or signed tokens),
-//! `limits` (per-IP connections, send rates), `lifecycle` (graceful
-//! shutdown), `metrics` (the names of the Prometheus metrics).
+//! `limits` (per-IP connections, send rates, slow mode), `lifecycle`
+//! (graceful shutdown), `metrics` (the names of the Prometheus metrics).
 pub mod bus;
+pub mod events;
+pub mod game;
 pub mod hub;
 pub mod identity;
 pub mod lifecycle;
 pub mod limits;
 pub mod mailbox;
 pub mod metrics;
+pub mod moderate;
 pub mod presence;
 pub mod rooms;
 pub mod store;

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
@@ -41,6 +42,50 @@ impl SendRate {
         }
         self.limiter.check_key(&self.keys.hash_one((channel_id, user_id))).is_ok()
     }
+}
+
+/// A room's slow mode: one message per period per member, counted on
+/// this node (a player with pages open on two nodes could send once on
+/// each: keeping the count in Redis would cost every send a round trip).
+/// Keyed like [`SendRate`]; entries older than the slowest slow mode are
+/// swept now and then.
+pub struct SlowMode {
+    last_sent: Mutex<HashMap<u64, Instant>>,
+    keys: RandomState,
+    checks: AtomicU64,
+}
+
+impl Default for SlowMode {
+    fn default() -> Self {
+        SlowMode { last_sent: Mutex::default(), keys: RandomState::new(), checks: AtomicU64::new(0) }
+    }
+}
+
+impl SlowMode {
+    /// Whether `user_id` may send in room `room_id` under a slow mode of
+    /// `period` now: `Ok` (and the clock starts again), or how long they
+    /// still have to wait.
+    pub fn check(&self, room_id: i64, user_id: &str, period: Duration) -> Result<(), Duration> {
+        let now = Instant::now();
+        let key = self.keys.hash_one((room_id, user_id));
+        let mut last_sent = self.last_sent.lock();
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let slowest = Duration::from_secs(chat_protocol::moderation::MAX_SLOW_MODE_SECS.into());
+            last_sent.retain(|_, at| now.duration_since(*at) < slowest);
+        }
+        let wait = wait_left(last_sent.get(&key).copied(), now, period);
+        if wait.is_zero() {
+            last_sent.insert(key, now);
+            return Ok(());
+        }
+        Err(wait)
+    }
+}
+
+/// How long someone who last sent at `last` must still wait at `now` under
+/// a slow mode of `period` (zero: they may send).
+pub fn wait_left(last: Option<Instant>, now: Instant, period: Duration) -> Duration {
+    last.map_or(Duration::ZERO, |last| period.saturating_sub(now.duration_since(last)))
 }
 
 /// Who may open how many stream connections.
@@ -119,6 +164,22 @@ mod tests {
         // Others are not slowed down by Ana, nor is Ana in another room.
         assert!(rate.allows("r", "bob"));
         assert!(rate.allows("other", "ana"));
+    }
+
+    #[test]
+    fn slow_mode_lets_a_member_send_once_per_period_per_room() {
+        let slow = SlowMode::default();
+        let period = Duration::from_secs(30);
+        assert_eq!(slow.check(1, "ana", period), Ok(()));
+        let wait = slow.check(1, "ana", period).unwrap_err();
+        assert!(wait > Duration::from_secs(29) && wait <= period, "{wait:?}");
+        assert_eq!(slow.check(1, "bob", period), Ok(()), "each member has their own clock");
+        assert_eq!(slow.check(2, "ana", period), Ok(()), "and each room");
+        assert_eq!(slow.check(1, "ana", Duration::ZERO), Ok(()), "slow mode off: no wait");
+        let now = Instant::now();
+        assert_eq!(wait_left(None, now, period), Duration::ZERO);
+        assert_eq!(wait_left(Some(now - Duration::from_secs(10)), now, period), Duration::from_secs(20));
+        assert_eq!(wait_left(Some(now - Duration::from_secs(40)), now, period), Duration::ZERO);
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub const REFUSED_CONNECTIONS: &str = "chat_stream_refused_total";
 pub const BUS_DROPPED: &str = "chat_bus_dropped_total";
 pub const BUS_RESYNCS: &str = "chat_bus_resyncs_total";
 pub const MEMBER_LIST_READS: &str = "chat_member_list_reads_total";
+pub const MODERATION: &str = "chat_moderation_total";
+/// The kinds of [`MODERATION`] (its `what` label).
+pub const MODERATION_KINDS: [&str; 9] =
+    ["remove", "mute", "unmute", "kick", "ban", "unban", "slow_mode", "report", "close_report"];
 
 /// Describes every metric (help text for the exposition format).
 pub fn describe() {
@@ -37,5 +41,9 @@ pub fn describe() {
     describe_counter!(
         MEMBER_LIST_READS,
         "Member lists read for pages: kept (unchanged), newcomers (kept plus who joined since), whole"
+    );
+    describe_counter!(
+        MODERATION,
+        "Moderation requests done, by what: messages removed, members muted, reports filed, …"
     );
 }

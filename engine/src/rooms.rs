@@ -17,13 +17,18 @@ use thiserror::Error;
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::bus::{Bus, BusError};
+use super::events::{EventKind, Events};
 use super::hub::{RoomEvent, Subscription};
 use super::identity::TokenError;
-use super::limits::SendRate;
+use super::limits::{SendRate, SlowMode};
+use super::store::moderation::{sanction_in_force, sanctions_in_force, RemovedText, Sanction};
 use super::store::{self, NewMessage};
 use super::writer::{Stored, Writer};
+use crate::protocol::moderation::{plain_duration, Action, Mute, Refusal};
 use crate::protocol::{ChatMessage, HistoryPage, Role, RoomSnapshot, ServerFrame};
-use crate::validate::{normalize_body_within, normalize_id, valid_client_msg_id, InputError};
+use crate::validate::{
+    normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, InputError,
+};
 
 const LOCK_STRIPES: usize = 64;
 
@@ -48,12 +53,53 @@ pub enum RoomError {
     TooFast,
     #[error("Your message was not sent: it contains words this chat does not allow.")]
     Blocked,
+    #[error("{}", muted_sentence(.0))]
+    Muted(Mute),
+    #[error("Slow mode is on: you can send again in {}.", plain_duration(.0.as_millis() as i64))]
+    SlowMode(std::time::Duration),
+    #[error("{}", banned_sentence(.0))]
+    Banned(Mute),
+    #[error("{0} is banned from this room.")]
+    UserBanned(String),
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error("That message does not exist.")]
+    NoSuchMessage,
+    #[error("That message was removed.")]
+    AlreadyRemoved,
+    #[error("That report is closed already.")]
+    NoSuchReport,
+    #[error("{0} is not in this room.")]
+    NotInRoom(String),
+    #[error("{0}")]
+    Unchanged(String),
     #[error(transparent)]
     Identity(#[from] TokenError),
     #[error("store: {0}")]
     Store(#[from] DbErr),
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+/// "You are muted in this room for another 9 minutes: spam."
+fn muted_sentence(mute: &Mute) -> String {
+    format!("You are muted in this room{}.", sanction_terms(mute))
+}
+
+fn banned_sentence(ban: &Mute) -> String {
+    format!("You are banned from this room{}.", sanction_terms(ban))
+}
+
+/// How long a sanction still holds, and why, as the end of a sentence.
+fn sanction_terms(sanction: &Mute) -> String {
+    let now = chrono::Utc::now().timestamp_millis();
+    let until = match sanction.until_ms {
+        Some(until) => format!(" for another {}", plain_duration(until - now)),
+        None => " until a moderator lifts it".to_owned(),
+    };
+    let reason =
+        if sanction.reason.is_empty() { String::new() } else { format!(" (reason: {})", sanction.reason) };
+    format!("{until}{reason}")
 }
 
 impl RoomError {
@@ -71,13 +117,49 @@ impl RoomError {
     }
 }
 
-/// A connection's view of a room it was admitted to.
+/// A connection's view of a room it was admitted to: read at admission,
+/// then kept up to date by the room's moderation events (see
+/// [`OpenRoom::apply`]).
 pub struct OpenRoom {
     pub room_id: i64,
     pub channel_id: String,
     pub user_id: String,
     pub members: Vec<String>,
+    /// The room's newest seq when the connection was admitted.
     pub last_seq: i64,
+    /// What the user may do here: the larger of the identity's role (token
+    /// or settings) and the one the game's server API stored.
+    pub role: Role,
+    /// The identity's role alone (a stored role may change while the page
+    /// is open).
+    pub identity_role: Role,
+    /// The user's mute in this room, if any.
+    pub muted: Option<Mute>,
+    /// The room's slow mode, in seconds (0: off).
+    pub slow_mode_secs: u32,
+}
+
+impl OpenRoom {
+    /// Takes in a moderation event of the room that is newer than the
+    /// admission (older ones are in what was read then). Returns `false`
+    /// when it takes the connection's user out of the room (kicked or
+    /// banned): the connection ends.
+    pub fn apply(&mut self, message: &ChatMessage) -> bool {
+        let Some(action) = message.action.as_ref().filter(|_| message.seq > self.last_seq) else {
+            return true;
+        };
+        let mine = action.target_user() == Some(self.user_id.as_str());
+        match action {
+            Action::Mute { until_ms, reason, .. } if mine => {
+                self.muted = Some(Mute { until_ms: *until_ms, reason: reason.clone() });
+            }
+            Action::Unmute { .. } if mine => self.muted = None,
+            Action::Kick { .. } | Action::Ban { .. } if mine => return false,
+            Action::SlowMode { seconds } => self.slow_mode_secs = *seconds,
+            _ => {}
+        }
+        true
+    }
 }
 
 /// The message writer's default wait for more messages under load.
@@ -99,6 +181,9 @@ pub struct Rooms {
     limits: SendLimits,
     writer: Writer,
     members: Arc<store::MemberLists>,
+    slow_mode: Arc<SlowMode>,
+    removed_text: RemovedText,
+    events: Events,
 }
 
 /// A message accepted for storing: resolves to the stored message.
@@ -121,8 +206,56 @@ impl Rooms {
         group_wait: std::time::Duration,
     ) -> Self {
         let locks: Vec<Mutex<()>> = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
-        let writer = Writer::start(db.clone(), bus.clone(), group_wait);
-        Rooms { db, bus, locks: locks.into(), limits, writer, members: Arc::default() }
+        let events = Events::default();
+        let writer = Writer::start(db.clone(), bus.clone(), group_wait, events.clone());
+        Rooms {
+            db,
+            bus,
+            locks: locks.into(),
+            limits,
+            writer,
+            members: Arc::default(),
+            slow_mode: Arc::default(),
+            removed_text: RemovedText::default(),
+            events,
+        }
+    }
+
+    /// Where this node tells what happens in its rooms (see `events`).
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// What happens to a removed message's text in the database (it is
+    /// never sent to a page again either way).
+    pub fn with_removed_text(self, removed_text: RemovedText) -> Self {
+        Rooms { removed_text, ..self }
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(crate) fn removed_text(&self) -> RemovedText {
+        self.removed_text
+    }
+
+    /// Whether the member may make one more request now (their send rate).
+    pub(crate) fn send_rate_allows(&self, room: &OpenRoom) -> bool {
+        self.limits.rate.allows(&room.channel_id, &room.user_id)
+    }
+
+    pub(crate) fn max_body_chars(&self) -> usize {
+        self.limits.max_body_chars
+    }
+
+    pub(crate) fn words(&self) -> &WordFilter {
+        &self.limits.words
+    }
+
+    /// Hands a checked message to the writer.
+    pub(crate) async fn submit(&self, channel_id: &str, message: NewMessage) -> Accepted {
+        Accepted(self.writer.submit(channel_id.into(), message).await)
     }
 
     async fn lock(&self, channel_id: &str) -> MutexGuard<'_, ()> {
@@ -130,7 +263,7 @@ impl Rooms {
         self.locks[stripe % self.locks.len()].lock().await
     }
 
-    async fn publish(&self, channel_id: &str, frame: ServerFrame) {
+    pub(crate) async fn publish(&self, channel_id: &str, frame: ServerFrame) {
         // The change is committed: a failed publish is recovered by the
         // readers' catch-up from the store, not by failing the request.
         if let Err(err) = self.bus.publish_all(channel_id, vec![RoomEvent::new(frame)]).await {
@@ -143,21 +276,71 @@ impl Rooms {
     /// renders: the members and the latest page of history.
     pub async fn join(&self, channel_id: &str, user_id: &str) -> Result<RoomSnapshot, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
-        let user_id = normalize_id(user_id, "user name")?;
-        let room = {
+        let user_id = normalize_user_id(user_id)?;
+        let (room, role) = {
             let _order = self.lock(&channel_id).await;
             let room = store::ensure_room(&self.db, &channel_id).await?;
             // A member coming back (a reload, another tab) costs a read, not a write.
-            let back = store::is_member(&self.db, room.id, &user_id).await?;
-            if !back && store::add_member(&self.db, room.id, &user_id).await? {
-                self.publish(&channel_id, ServerFrame::MemberJoined { user_id: user_id.clone() }).await;
+            let role = store::member_role(&self.db, room.id, &user_id).await?;
+            if role.is_none() {
+                // Banned members are not members: only a newcomer may be one.
+                self.refuse_banned(room.id, &user_id, RoomError::Banned).await?;
+                if store::add_member(&self.db, room.id, &user_id).await? {
+                    self.publish(&channel_id, ServerFrame::MemberJoined { user_id: user_id.clone() }).await;
+                    self.events.membership(EventKind::MemberJoined, &channel_id, &user_id);
+                }
             }
-            room
+            (room, role.unwrap_or_default())
         };
+        let muted = self.sanctions(room.id, &channel_id, &user_id).await?;
         let members = self.members.read(&self.db, room.id).await?;
         let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
-        Ok(RoomSnapshot { channel_id, user_id, members, messages, last_seq, has_older, role: Role::Player })
+        Ok(RoomSnapshot {
+            channel_id,
+            user_id,
+            members,
+            messages,
+            last_seq,
+            has_older,
+            // As the game's server API stored it (the caller adds the identity's).
+            role,
+            muted,
+            slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+        })
+    }
+
+    /// Refuses (with `refusal`) a user banned from the room.
+    pub(crate) async fn refuse_banned(
+        &self,
+        room_id: i64,
+        user_id: &str,
+        refusal: impl FnOnce(Mute) -> RoomError,
+    ) -> Result<(), RoomError> {
+        match sanction_in_force(&self.db, room_id, user_id, Sanction::Ban, chrono::Utc::now()).await? {
+            Some(ban) => Err(refusal(ban)),
+            None => Ok(()),
+        }
+    }
+
+    /// The user's mute in the room, if one holds now; refuses a banned
+    /// user (one read for both). A member found banned (a ban that
+    /// committed while they were joining) is taken out of the room.
+    async fn sanctions(
+        &self,
+        room_id: i64,
+        channel_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Mute>, RoomError> {
+        let (mute, ban) = sanctions_in_force(&self.db, room_id, user_id, chrono::Utc::now()).await?;
+        if let Some(ban) = ban {
+            if store::remove_member(&self.db, room_id, user_id).await? {
+                self.events.membership(EventKind::MemberLeft, channel_id, user_id);
+                self.publish(channel_id, ServerFrame::MemberLeft { user_id: user_id.to_owned() }).await;
+            }
+            return Err(RoomError::Banned(ban));
+        }
+        Ok(mute)
     }
 
     /// The page of history just before `before_seq`, for a member of the
@@ -174,14 +357,29 @@ impl Rooms {
 
     /// The room (without its members), if it exists and `user_id` is a
     /// member of it. Access is the member table's to say, not a kept list's.
-    async fn member_room(&self, channel_id: &str, user_id: &str) -> Result<OpenRoom, RoomError> {
+    pub(crate) async fn member_room(&self, channel_id: &str, user_id: &str) -> Result<OpenRoom, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
         let room = store::find_room(&self.db, &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if !store::is_member(&self.db, room.id, &user_id).await? {
+        let Some(role) = store::member_role(&self.db, room.id, &user_id).await? else {
+            // A banned user hears so (read only on this path: a member's
+            // request costs nothing more).
+            self.refuse_banned(room.id, &user_id, RoomError::Banned).await?;
             return Err(RoomError::NotMember);
-        }
-        Ok(OpenRoom { room_id: room.id, channel_id, user_id, members: Vec::new(), last_seq: room.last_seq })
+        };
+        Ok(OpenRoom {
+            room_id: room.id,
+            channel_id,
+            user_id,
+            members: Vec::new(),
+            last_seq: room.last_seq,
+            // The game's server API may have made them a moderator; the
+            // caller adds what the identity says.
+            role,
+            identity_role: Role::Player,
+            muted: None,
+            slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+        })
     }
 
     /// Up to [`HISTORY_PAGE`] messages before `before_seq`. One more is
@@ -197,11 +395,13 @@ impl Rooms {
     /// `actor` (only a member may) adds `new_user` to the room; adding
     /// someone already there changes nothing.
     pub async fn add_user(&self, channel_id: &str, actor: &str, new_user: &str) -> Result<(), RoomError> {
-        let new_user = normalize_id(new_user, "user name")?;
+        let new_user = normalize_user_id(new_user)?;
         let channel_id = normalize_id(channel_id, "room")?;
         let _order = self.lock(&channel_id).await;
         let room = self.member_room(&channel_id, actor).await?;
+        self.refuse_banned(room.room_id, &new_user, |_| RoomError::UserBanned(new_user.clone())).await?;
         if store::add_member(&self.db, room.room_id, &new_user).await? {
+            self.events.membership(EventKind::MemberJoined, &channel_id, &new_user);
             self.publish(&channel_id, ServerFrame::MemberJoined { user_id: new_user }).await;
         }
         Ok(())
@@ -216,6 +416,7 @@ impl Rooms {
             return Ok(());
         };
         if store::remove_member(&self.db, room.id, &user_id).await? {
+            self.events.membership(EventKind::MemberLeft, &channel_id, &user_id);
             self.publish(&channel_id, ServerFrame::MemberLeft { user_id }).await;
         }
         Ok(())
@@ -233,6 +434,7 @@ impl Rooms {
         let subscription = self.bus.subscribe(&channel_id).await?;
         let mut room = self.member_room(&channel_id, &user_id).await?;
         room.members = self.members.read(&self.db, room.room_id).await?;
+        room.muted = self.sanctions(room.room_id, &room.channel_id, &room.user_id).await?;
         Ok((room, subscription))
     }
 
@@ -253,8 +455,16 @@ impl Rooms {
             return Err(RoomError::BadMessageId);
         }
         let body = normalize_body_within(body, self.limits.max_body_chars)?;
+        if let Some(mute) = room.muted.as_ref().filter(|m| m.holds_at(chrono::Utc::now().timestamp_millis()))
+        {
+            return Err(RoomError::Muted(mute.clone()));
+        }
         if !self.limits.rate.allows(&room.channel_id, &room.user_id) {
             return Err(RoomError::TooFast);
+        }
+        if room.slow_mode_secs > 0 && room.role.is_player() {
+            let period = std::time::Duration::from_secs(room.slow_mode_secs.into());
+            self.slow_mode.check(room.room_id, &room.user_id, period).map_err(RoomError::SlowMode)?;
         }
         let body = self.limits.words.apply(body).ok_or(RoomError::Blocked)?;
         let message = NewMessage {
@@ -262,6 +472,7 @@ impl Rooms {
             user_id: room.user_id.clone(),
             client_msg_id: client_msg_id.to_owned(),
             body,
+            system: false,
         };
         Ok(Accepted(self.writer.submit(room.channel_id.as_str().into(), message).await))
     }
@@ -282,10 +493,13 @@ impl Rooms {
         &self,
         channel_id: &str,
         user_id: &str,
+        role: Role,
         client_msg_id: &str,
         body: &str,
     ) -> Result<ChatMessage, RoomError> {
-        let room = self.member_room(channel_id, user_id).await?;
+        let mut room = self.member_room(channel_id, user_id).await?;
+        room.role = room.role.max(role);
+        room.muted = self.sanctions(room.room_id, &room.channel_id, &room.user_id).await?;
         self.accept(&room, client_msg_id, body).await?.stored().await
     }
 

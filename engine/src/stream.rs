@@ -111,6 +111,9 @@ pub mod close_code {
     /// The token is missing, invalid, expired or for another room: do not
     /// reconnect with it.
     pub const UNAUTHORIZED: u16 = 4401;
+    /// A moderator removed the user from the room (kicked or banned; the
+    /// event itself came just before): do not reconnect.
+    pub const REMOVED: u16 = 4410;
     /// A frame over the size limit (the standard "message too big").
     pub const TOO_BIG: u16 = 1009;
     /// The server failed (the standard "internal error").
@@ -214,11 +217,20 @@ impl Outbox {
     }
 
     /// Sends the stored messages with `after < seq < until` (oldest first)
-    /// and returns the last seq sent.
-    async fn replay(&mut self, rooms: &Rooms, room_id: i64, after: i64, until: i64) -> Result<i64, End> {
+    /// and returns the last seq sent. Moderation events among them update
+    /// the connection's view of the room; one that removes its user from
+    /// the room ends the connection once sent.
+    async fn replay(
+        &mut self,
+        rooms: &Rooms,
+        room: &mut OpenRoom,
+        after: i64,
+        until: i64,
+    ) -> Result<i64, End> {
         let mut last = after;
+        let mut removed = false;
         loop {
-            let batch = match rooms.messages_after(room_id, last, REPLAY_BATCH).await {
+            let batch = match rooms.messages_after(room.room_id, last, REPLAY_BATCH).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::error!(%err, "replay failed");
@@ -228,9 +240,17 @@ impl Outbox {
             let full = batch.len() as u64 == REPLAY_BATCH;
             for message in batch.into_iter().take_while(|m| m.seq < until) {
                 last = message.seq;
+                removed = !room.apply(&message);
                 self.queue(&ServerFrame::Message(message));
+                if removed {
+                    // Nothing after the user's removal is theirs to see.
+                    break;
+                }
             }
             self.flush().await?;
+            if removed {
+                return Err(self.close(close_code::REMOVED, "removed by a moderator").await);
+            }
             if !full || last + 1 >= until {
                 return Ok(last);
             }
@@ -248,7 +268,7 @@ impl Outbox {
 
 /// An error frame about the connection (not about one of its sends).
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
-    ServerFrame::Error { code, message: message.into(), client_msg_id: None }
+    ServerFrame::Error { code, message: message.into(), client_msg_id: None, request_id: None }
 }
 
 async fn connection(socket: Socket, context: Box<Context>) {
@@ -303,7 +323,7 @@ async fn admit<'a>(
         Err(err) => {
             let (code, close, why) = match err {
                 RoomError::Identity(_) => (ErrorCode::Unauthorized, close_code::UNAUTHORIZED, "bad token"),
-                RoomError::NotMember | RoomError::NoSuchRoom => {
+                RoomError::NotMember | RoomError::NoSuchRoom | RoomError::Banned(_) => {
                     (ErrorCode::NotMember, close_code::NOT_MEMBER, "refused")
                 }
                 _ if err.is_client_error() => (ErrorCode::InvalidInput, close_code::BAD_HELLO, "refused"),
@@ -318,6 +338,10 @@ async fn admit<'a>(
     // Listening already: presence changes after this snapshot reach the
     // page after the welcome, in order.
     let present = subscription.present(&room.user_id);
+    // The identity's role, or the one the game's server API stored.
+    room.identity_role = role;
+    room.role = room.role.max(role);
+    let role = room.role;
     let resume_after = resume_point(after_seq, room.last_seq, settings.replay_limit);
     let welcome = ServerFrame::Welcome {
         // An idle connection should not hold its room's member list.
@@ -327,9 +351,11 @@ async fn admit<'a>(
         heartbeat_ms: settings.heartbeat.as_millis().min(u32::MAX as u128) as u32,
         online: subscription.online(),
         role,
+        muted: room.muted.clone(),
+        slow_mode_secs: room.slow_mode_secs,
     };
     out.frame(&welcome).await?;
-    let last_sent = out.replay(rooms, room.room_id, resume_after, i64::MAX).await?;
+    let last_sent = out.replay(rooms, &mut room, resume_after, i64::MAX).await?;
     Ok(Box::new(Serving {
         out,
         rooms,
@@ -466,6 +492,17 @@ impl Serving<'_> {
                 }));
                 return Ok(());
             }
+            Ok(ClientFrame::Act { request_id, request }) => {
+                match self.rooms.moderate(&self.room, request).await {
+                    Ok(_) => ServerFrame::Done { request_id },
+                    Err(err) => ServerFrame::Error {
+                        code: refusal_code(&err),
+                        message: err.public_message(),
+                        client_msg_id: None,
+                        request_id: Some(request_id),
+                    },
+                }
+            }
             Ok(ClientFrame::Ping) => ServerFrame::Pong,
             Ok(ClientFrame::Hello { .. }) => {
                 error(ErrorCode::BadFrame, "This connection already said hello.")
@@ -523,7 +560,7 @@ impl Serving<'_> {
     /// the page already has, fills a gap from the store first, and ends the
     /// connection when the bus lost events or the page's user left.
     async fn forward(&mut self, event: &RoomEvent) -> Result<(), End> {
-        let route = route(&self.room.user_id, self.last_sent, event);
+        let route = route(&self.room, self.last_sent, event);
         match route {
             Route::Skip => return Ok(()),
             Route::Resync => {
@@ -532,7 +569,7 @@ impl Serving<'_> {
             }
             // An event went missing upstream: the store has it.
             Route::CatchUp(seq) => {
-                self.out.replay(self.rooms, self.room.room_id, self.last_sent, seq).await?;
+                self.out.replay(self.rooms, &mut self.room, self.last_sent, seq).await?;
             }
             Route::Send | Route::Left => {}
         }
@@ -540,6 +577,13 @@ impl Serving<'_> {
         self.out.ws.queue_text(&event.text);
         if route == Route::Left {
             return Err(self.out.close(close_code::NOT_MEMBER, "left the room").await);
+        }
+        match &event.frame {
+            ServerFrame::Message(message) if !self.room.apply(message) => {
+                return Err(self.out.close(close_code::REMOVED, "removed by a moderator").await);
+            }
+            ServerFrame::RoleChanged { role, .. } => self.room.role = self.room.identity_role.max(*role),
+            _ => {}
         }
         Ok(())
     }
@@ -598,11 +642,18 @@ enum Route {
     Left,
 }
 
-fn route(user_id: &str, last_sent: i64, event: &RoomEvent) -> Route {
+fn route(room: &OpenRoom, last_sent: i64, event: &RoomEvent) -> Route {
     if event.is_resync() {
         return Route::Resync;
     }
+    let user_id = room.user_id.as_str();
     match &event.frame {
+        // Reports are for the room's moderators only.
+        ServerFrame::Reported { .. } | ServerFrame::ReportClosed { .. } if room.role.is_player() => {
+            return Route::Skip
+        }
+        // A role change is news to its user's pages only.
+        ServerFrame::RoleChanged { user_id: who, .. } if who != user_id => return Route::Skip,
         // The typer's own pages know.
         ServerFrame::Typing { user_id: typer } if typer == user_id => return Route::Skip,
         // The page's own user is online while the page is (the welcome
@@ -620,16 +671,49 @@ fn route(user_id: &str, last_sent: i64, event: &RoomEvent) -> Route {
 
 /// The answer to a send that was not stored.
 fn send_refused(err: RoomError, client_msg_id: String) -> ServerFrame {
-    let code = if err.is_client_error() { ErrorCode::InvalidInput } else { ErrorCode::Internal };
-    if !err.is_client_error() {
-        tracing::error!(%err, "storing a message failed");
+    ServerFrame::Error {
+        code: refusal_code(&err),
+        message: err.public_message(),
+        client_msg_id: Some(client_msg_id),
+        request_id: None,
     }
-    ServerFrame::Error { code, message: err.public_message(), client_msg_id: Some(client_msg_id) }
+}
+
+/// The code of a refused send or request.
+fn refusal_code(err: &RoomError) -> ErrorCode {
+    match err {
+        RoomError::Muted(_) => ErrorCode::Muted,
+        RoomError::SlowMode(_) => ErrorCode::SlowMode,
+        RoomError::Refused(_) => ErrorCode::Forbidden,
+        RoomError::NotMember | RoomError::Banned(_) => ErrorCode::NotMember,
+        _ if err.is_client_error() => ErrorCode::InvalidInput,
+        _ => {
+            tracing::error!(%err, "a request failed");
+            ErrorCode::Internal
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{resume_point, route, RoomEvent, Route, ServerFrame};
+    use crate::protocol::moderation::{Action, Report};
+    use crate::protocol::{ChatMessage, Role};
+    use crate::rooms::OpenRoom;
+
+    fn page_of(user_id: &str, role: Role) -> OpenRoom {
+        OpenRoom {
+            room_id: 1,
+            channel_id: "room".into(),
+            user_id: user_id.into(),
+            members: Vec::new(),
+            last_seq: 3,
+            role,
+            identity_role: role,
+            muted: None,
+            slow_mode_secs: 0,
+        }
+    }
 
     fn message(seq: i64) -> RoomEvent {
         let message = crate::protocol::ChatMessage {
@@ -638,6 +722,7 @@ mod tests {
             body: "hi".into(),
             client_msg_id: format!("c{seq}"),
             at_ms: 0,
+            ..Default::default()
         };
         std::sync::Arc::into_inner(RoomEvent::new(ServerFrame::Message(message))).unwrap()
     }
@@ -648,10 +733,18 @@ mod tests {
 
     #[test]
     fn a_page_gets_each_message_once_and_catches_up_over_a_gap() {
-        assert_eq!(route("ana", 4, &message(5)), Route::Send);
-        assert_eq!(route("ana", 5, &message(5)), Route::Skip, "already sent");
-        assert_eq!(route("ana", 6, &message(5)), Route::Skip, "older than what it has");
-        assert_eq!(route("ana", 4, &message(7)), Route::CatchUp(7), "5 and 6 come from the store first");
+        assert_eq!(route(&page_of("ana", Role::Player), 4, &message(5)), Route::Send);
+        assert_eq!(route(&page_of("ana", Role::Player), 5, &message(5)), Route::Skip, "already sent");
+        assert_eq!(
+            route(&page_of("ana", Role::Player), 6, &message(5)),
+            Route::Skip,
+            "older than what it has"
+        );
+        assert_eq!(
+            route(&page_of("ana", Role::Player), 4, &message(7)),
+            Route::CatchUp(7),
+            "5 and 6 come from the store first"
+        );
     }
 
     #[test]
@@ -659,13 +752,66 @@ mod tests {
         let typing = |who: &str| event(ServerFrame::Typing { user_id: who.into() });
         let online = |who: &str| event(ServerFrame::Presence { user_id: who.into(), online: true });
         let left = |who: &str| event(ServerFrame::MemberLeft { user_id: who.into() });
-        assert_eq!(route("ana", 0, &typing("bob")), Route::Send);
-        assert_eq!(route("ana", 0, &typing("ana")), Route::Skip, "the typer's own pages know");
-        assert_eq!(route("ana", 0, &online("bob")), Route::Send);
-        assert_eq!(route("ana", 0, &online("ana")), Route::Skip, "the page itself arriving");
-        assert_eq!(route("ana", 0, &left("bob")), Route::Send);
-        assert_eq!(route("ana", 0, &left("ana")), Route::Left);
-        assert_eq!(route("ana", 0, &RoomEvent::resync()), Route::Resync);
+        assert_eq!(route(&page_of("ana", Role::Player), 0, &typing("bob")), Route::Send);
+        assert_eq!(
+            route(&page_of("ana", Role::Player), 0, &typing("ana")),
+            Route::Skip,
+            "the typer's own pages know"
+        );
+        assert_eq!(route(&page_of("ana", Role::Player), 0, &online("bob")), Route::Send);
+        assert_eq!(
+            route(&page_of("ana", Role::Player), 0, &online("ana")),
+            Route::Skip,
+            "the page itself arriving"
+        );
+        assert_eq!(route(&page_of("ana", Role::Player), 0, &left("bob")), Route::Send);
+        assert_eq!(route(&page_of("ana", Role::Player), 0, &left("ana")), Route::Left);
+        assert_eq!(route(&page_of("ana", Role::Player), 0, &RoomEvent::resync()), Route::Resync);
+    }
+
+    #[test]
+    fn reports_reach_only_moderators_pages() {
+        let report = Report {
+            id: 1,
+            seq: 2,
+            author: "bob".into(),
+            body: "rude".into(),
+            reporter: "ana".into(),
+            reason: String::new(),
+            at_ms: 0,
+        };
+        let reported = event(ServerFrame::Reported { report });
+        let closed = event(ServerFrame::ReportClosed { id: 1 });
+        for frame in [&reported, &closed] {
+            assert_eq!(route(&page_of("eve", Role::Player), 0, frame), Route::Skip);
+            assert_eq!(route(&page_of("mod", Role::Moderator), 0, frame), Route::Send);
+        }
+    }
+
+    #[test]
+    fn a_page_follows_its_users_mute_and_the_rooms_slow_mode_and_ends_when_removed() {
+        let action = |seq: i64, action: Action| ChatMessage {
+            seq,
+            user_id: "mod".into(),
+            action: Some(action),
+            ..Default::default()
+        };
+        let mut page = page_of("ana", Role::Player);
+        let mute = Action::Mute { user_id: "ana".into(), until_ms: Some(9), reason: "spam".into() };
+        assert!(page.apply(&action(2, mute.clone())), "older than the admission: already read");
+        assert_eq!(page.muted, None);
+        assert!(page.apply(&action(4, mute)));
+        assert_eq!(page.muted.as_ref().map(|m| m.reason.as_str()), Some("spam"));
+        assert!(page.apply(&action(5, Action::Unmute { user_id: "bob".into() })), "someone else's");
+        assert!(page.muted.is_some());
+        assert!(page.apply(&action(6, Action::Unmute { user_id: "ana".into() })));
+        assert_eq!(page.muted, None);
+        assert!(page.apply(&action(7, Action::SlowMode { seconds: 30 })));
+        assert_eq!(page.slow_mode_secs, 30);
+        assert!(page.apply(&action(8, Action::Kick { user_id: "bob".into(), reason: String::new() })));
+        assert!(!page.apply(&action(9, Action::Kick { user_id: "ana".into(), reason: String::new() })));
+        let ban = Action::Ban { user_id: "ana".into(), until_ms: None, reason: String::new() };
+        assert!(!page.apply(&action(10, ban)));
     }
 
     #[test]

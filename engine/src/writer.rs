@@ -30,6 +30,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bus::Bus;
+use super::events::{Event, EventKind, Events};
 use super::hub::RoomEvent;
 use super::metrics as m;
 use super::store::{Inserted, MessageStore, NewMessage};
@@ -58,9 +59,9 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer task. It ends when the last handle is dropped,
     /// after storing what was queued.
-    pub fn start(db: DatabaseConnection, bus: Arc<dyn Bus>, group_wait: Duration) -> Self {
+    pub fn start(db: DatabaseConnection, bus: Arc<dyn Bus>, group_wait: Duration, events: Events) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE);
-        tokio::spawn(run(db, bus, inbox, group_wait));
+        tokio::spawn(run(db, bus, inbox, group_wait, events));
         Writer { queue }
     }
 
@@ -95,6 +96,7 @@ async fn run(
     bus: Arc<dyn Bus>,
     mut inbox: mpsc::Receiver<Pending>,
     group_wait: Duration,
+    events: Events,
 ) {
     let store = MessageStore::open(db).await;
     let metrics = WriterMetrics::new();
@@ -108,7 +110,7 @@ async fn run(
             gather(&mut inbox, &mut group, deadline.into()).await;
         }
         last_taken = Some(Instant::now());
-        store_group(&store, &metrics, bus.as_ref(), std::mem::take(&mut group)).await;
+        store_group(&store, &metrics, bus.as_ref(), &events, std::mem::take(&mut group)).await;
         last_stored = Some(Instant::now());
         group.reserve(MAX_GROUP);
     }
@@ -139,7 +141,13 @@ async fn gather(
 
 /// Stores a group, publishes what it stored (a retry's stored copy too),
 /// then answers each sender.
-async fn store_group(store: &MessageStore, metrics: &WriterMetrics, bus: &dyn Bus, group: Vec<Pending>) {
+async fn store_group(
+    store: &MessageStore,
+    metrics: &WriterMetrics,
+    bus: &dyn Bus,
+    events: &Events,
+    group: Vec<Pending>,
+) {
     let (messages, waiters): (Vec<NewMessage>, Vec<_>) = group
         .into_iter()
         .map(|Pending { message, channel_id, reply }| (message, (channel_id, reply)))
@@ -157,6 +165,14 @@ async fn store_group(store: &MessageStore, metrics: &WriterMetrics, bus: &dyn Bu
         // readers' catch-up from the store, not by failing the sends.
         if let Err(err) = bus.publish_all(channel_id, events).await {
             tracing::warn!(channel_id, %err, "publish failed after commit");
+        }
+    }
+    for ((channel_id, _), outcome) in waiters.iter().zip(&outcomes) {
+        if let Ok(Inserted { message, is_new: true }) = outcome {
+            events.emit(|| {
+                let data = serde_json::to_value(message).expect("messages serialize");
+                Event::new(EventKind::MessageCreated, channel_id, Some(message.seq), data)
+            });
         }
     }
     for ((_, reply), outcome) in waiters.into_iter().zip(outcomes) {
@@ -206,12 +222,19 @@ mod tests {
         let b = store::ensure_room(&db, "b").await.unwrap().id;
         store::ensure_user(&db, "ana").await.unwrap();
         let hub = Hub::new(1024);
-        let writer = Writer::start(db.clone(), Arc::new(LocalBus::new(hub.clone())), group_wait);
+        let writer =
+            Writer::start(db.clone(), Arc::new(LocalBus::new(hub.clone())), group_wait, Events::default());
         (db, hub, writer, a, b)
     }
 
     fn new(room_id: i64, id: &str) -> NewMessage {
-        NewMessage { room_id, user_id: "ana".into(), client_msg_id: id.into(), body: format!("body of {id}") }
+        NewMessage {
+            room_id,
+            user_id: "ana".into(),
+            client_msg_id: id.into(),
+            body: format!("body of {id}"),
+            system: false,
+        }
     }
 
     #[test]
@@ -222,6 +245,7 @@ mod tests {
             body: "hi".into(),
             client_msg_id: format!("c{seq}"),
             at_ms: 0,
+            ..Default::default()
         };
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         let group =

@@ -19,12 +19,18 @@ async fn migrations_run_up_down_and_up_again_on_an_empty_database() {
     let db = Database::connect("sqlite::memory:").await.unwrap();
 
     migration::Migrator::up(&db, None).await.unwrap();
-    assert_eq!(table_names(&db).await, ["app_user", "member", "message", "room", "seaql_migrations"]);
+    assert_eq!(
+        table_names(&db).await,
+        ["app_user", "member", "message", "report", "room", "sanction", "seaql_migrations"]
+    );
 
     migration::Migrator::down(&db, None).await.unwrap();
     assert_eq!(table_names(&db).await, ["seaql_migrations"]);
 
     migration::Migrator::up(&db, None).await.unwrap();
-    assert_eq!(table_names(&db).await, ["app_user", "member", "message", "room", "seaql_migrations"]);
+    assert_eq!(
+        table_names(&db).await,
+        ["app_user", "member", "message", "report", "room", "sanction", "seaql_migrations"]
+    );
     assert!(migration::Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 }

@@ -25,12 +25,16 @@
 use serde::{Deserialize, Serialize};
 
 pub mod backoff;
+pub mod moderation;
 mod server_frame_de;
 pub mod validate;
 
 /// One stored message of a room. `seq` numbers a room's messages 1, 2, 3, …
-/// without gaps, in the order they were committed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// without gaps, in the order they were committed. A moderation event
+/// takes its place in that order too: then `action` says what was done
+/// and `user_id` who did it (see [`moderation`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatMessage {
     pub seq: i64,
     pub user_id: String,
@@ -39,13 +43,28 @@ pub struct ChatMessage {
     pub client_msg_id: String,
     /// Time the server stored the message, Unix milliseconds, UTC.
     pub at_ms: i64,
+    /// Set for a moderation event (not a message anyone wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<moderation::Action>,
+    /// Set once the message is removed: its `body` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<moderation::Removed>,
+    /// A message the game posted as itself (through its server API), shown
+    /// apart from what players write.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub system: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 /// What a member may do in a room: a player chats; a moderator may also
 /// act on others' messages and on members. The role comes from the game
 /// (a claim in the signed token) or, in open mode, from the server's
 /// settings; never from the page.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
@@ -77,6 +96,12 @@ pub struct RoomSnapshot {
     /// The role of the page's user in this room.
     #[serde(default)]
     pub role: Role,
+    /// Whether the page's user is muted here, why and until when.
+    #[serde(default)]
+    pub muted: Option<moderation::Mute>,
+    /// The room's slow mode: seconds between a player's messages (0: off).
+    #[serde(default)]
+    pub slow_mode_secs: u32,
 }
 
 /// A page of older history: the messages just before a seq, oldest first.
@@ -113,6 +138,9 @@ pub enum ClientFrame {
     /// the draft changes; the server relays it to the room's other pages
     /// (and ignores a page that sends it more often than once a second).
     Typing,
+    /// A moderation request (see [`moderation::Request`]), answered by
+    /// `Done` or by an `Error` naming `request_id`.
+    Act { request_id: String, request: moderation::Request },
 }
 
 /// Server → browser frames of the room stream. Read by hand (see
@@ -137,6 +165,12 @@ pub enum ServerFrame {
         /// The role of this page's user in the room.
         #[serde(default)]
         role: Role,
+        /// This page's user is muted here: why, and until when.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muted: Option<moderation::Mute>,
+        /// The room's slow mode, in seconds (0: off).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        slow_mode_secs: u32,
     },
     /// A stored message (replayed or live).
     Message(ChatMessage),
@@ -166,13 +200,25 @@ pub enum ServerFrame {
     Ack { client_msg_id: String, seq: i64 },
     /// Answer to `Ping`.
     Pong,
+    /// A moderation request of this connection was done.
+    Done { request_id: String },
+    /// A member reported a message (sent to the room's moderators only).
+    Reported { report: moderation::Report },
+    /// A report was resolved or dismissed (sent to moderators only).
+    ReportClosed { id: i64 },
+    /// The game's server changed this page's user's role in the room
+    /// (sent to that user's pages only).
+    RoleChanged { user_id: String, role: Role },
     /// Something the page asked for was refused; `message` is for people.
-    /// `client_msg_id` names the refused message, if it was one.
+    /// `client_msg_id` names the refused message, if it was one;
+    /// `request_id` the refused moderation request, if it was one.
     Error {
         code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
     },
 }
 
@@ -192,6 +238,17 @@ pub enum ErrorCode {
     Unauthorized,
     /// A problem on the server; the page may retry.
     Internal,
+    /// The user's role does not allow it (a player asking for a
+    /// moderator's action, or acting on someone else's message).
+    Forbidden,
+    /// The user is muted in this room.
+    Muted,
+    /// Slow mode: the user must wait before sending again.
+    SlowMode,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ServerFrame {
@@ -255,6 +312,7 @@ mod tests {
             body: "hi".into(),
             client_msg_id: "c1".into(),
             at_ms: 1,
+            ..Default::default()
         });
         let json = serde_json::to_string(&frame).unwrap();
         assert!(json.starts_with(r#"{"type":"message","seq":7,"#), "{json}");

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::moderation::{Action, Mute, Removed, Report};
 use crate::{ChatMessage, ErrorCode, Role, ServerFrame};
 
 /// The frame types, as `type` spells them.
@@ -27,6 +28,10 @@ enum Kind {
     Typing,
     Ack,
     Pong,
+    Done,
+    Reported,
+    ReportClosed,
+    RoleChanged,
     Error,
 }
 
@@ -50,6 +55,14 @@ enum Key {
     Code,
     Message,
     Role,
+    Action,
+    Removed,
+    Muted,
+    SlowModeSecs,
+    RequestId,
+    Report,
+    Id,
+    System,
     #[serde(other)]
     Unknown,
 }
@@ -106,6 +119,14 @@ struct Fields {
     code: Option<ErrorCode>,
     message: Option<String>,
     role: Option<Role>,
+    action: Option<Action>,
+    removed: Option<Removed>,
+    muted: Option<Mute>,
+    slow_mode_secs: Option<u32>,
+    request_id: Option<String>,
+    report: Option<Report>,
+    id: Option<i64>,
+    system: Option<bool>,
 }
 
 fn required<T, E: de::Error>(value: Option<T>, name: &'static str) -> Result<T, E> {
@@ -141,6 +162,14 @@ impl Fields {
                 Key::Code => f.code = Some(map.next_value()?),
                 Key::Message => f.message = Some(map.next_value()?),
                 Key::Role => f.role = Some(map.next_value()?),
+                Key::Action => f.action = map.next_value()?,
+                Key::Removed => f.removed = map.next_value()?,
+                Key::Muted => f.muted = map.next_value()?,
+                Key::SlowModeSecs => f.slow_mode_secs = Some(map.next_value()?),
+                Key::RequestId => f.request_id = map.next_value()?,
+                Key::Report => f.report = Some(map.next_value()?),
+                Key::Id => f.id = Some(map.next_value()?),
+                Key::System => f.system = Some(map.next_value()?),
                 Key::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -158,6 +187,8 @@ impl Fields {
                 heartbeat_ms: required(self.heartbeat_ms, "heartbeat_ms")?,
                 online: users(self.online)?,
                 role: self.role.unwrap_or_default(),
+                muted: self.muted,
+                slow_mode_secs: self.slow_mode_secs.unwrap_or_default(),
             },
             Kind::Message => ServerFrame::Message(ChatMessage {
                 seq: required(self.seq, "seq")?,
@@ -165,6 +196,9 @@ impl Fields {
                 body: required(self.body, "body")?,
                 client_msg_id: required(self.client_msg_id, "client_msg_id")?,
                 at_ms: required(self.at_ms, "at_ms")?,
+                action: self.action,
+                removed: self.removed,
+                system: self.system.unwrap_or_default(),
             }),
             Kind::MemberJoined => ServerFrame::MemberJoined { user_id: required(self.user_id, "user_id")? },
             Kind::MemberLeft => ServerFrame::MemberLeft { user_id: required(self.user_id, "user_id")? },
@@ -186,10 +220,18 @@ impl Fields {
                 seq: required(self.seq, "seq")?,
             },
             Kind::Pong => ServerFrame::Pong,
+            Kind::Done => ServerFrame::Done { request_id: required(self.request_id, "request_id")? },
+            Kind::Reported => ServerFrame::Reported { report: required(self.report, "report")? },
+            Kind::ReportClosed => ServerFrame::ReportClosed { id: required(self.id, "id")? },
+            Kind::RoleChanged => ServerFrame::RoleChanged {
+                user_id: required(self.user_id, "user_id")?,
+                role: required(self.role, "role")?,
+            },
             Kind::Error => ServerFrame::Error {
                 code: required(self.code, "code")?,
                 message: required(self.message, "message")?,
                 client_msg_id: self.client_msg_id,
+                request_id: self.request_id,
             },
         })
     }
@@ -215,6 +257,7 @@ impl<'de> Deserialize<'de> for ServerFrame {
 
 #[cfg(test)]
 mod tests {
+    use crate::moderation::{Action, Mute, Removed, Report};
     use crate::{ChatMessage, ErrorCode, ServerFrame};
 
     fn every_frame() -> Vec<ServerFrame> {
@@ -226,6 +269,18 @@ mod tests {
                 heartbeat_ms: 15_000,
                 online: vec!["ana".into()],
                 role: crate::Role::Moderator,
+                muted: None,
+                slow_mode_secs: 0,
+            },
+            ServerFrame::Welcome {
+                members: vec![],
+                last_seq: 0,
+                resume_after: 0,
+                heartbeat_ms: 1,
+                online: vec![],
+                role: crate::Role::Player,
+                muted: Some(Mute { until_ms: Some(5), reason: "spam".into() }),
+                slow_mode_secs: 30,
             },
             ServerFrame::Message(ChatMessage {
                 seq: 7,
@@ -233,6 +288,30 @@ mod tests {
                 body: "hi \"there\" ☺".into(),
                 client_msg_id: "c1".into(),
                 at_ms: 1_764_086_645_123,
+                ..Default::default()
+            }),
+            ServerFrame::Message(ChatMessage {
+                seq: 8,
+                user_id: "mod".into(),
+                client_msg_id: "action-8".into(),
+                at_ms: 1,
+                action: Some(Action::Mute { user_id: "bob".into(), until_ms: None, reason: "spam".into() }),
+                ..Default::default()
+            }),
+            ServerFrame::Message(ChatMessage {
+                seq: 2,
+                user_id: "bob".into(),
+                client_msg_id: "c2".into(),
+                removed: Some(Removed { by: "mod".into(), at_ms: 9 }),
+                ..Default::default()
+            }),
+            ServerFrame::Message(ChatMessage {
+                seq: 3,
+                user_id: "game".into(),
+                body: "Round 2 starts".into(),
+                client_msg_id: "round-2".into(),
+                system: true,
+                ..Default::default()
             }),
             ServerFrame::MemberJoined { user_id: "ana".into() },
             ServerFrame::MemberLeft { user_id: "ana".into() },
@@ -246,11 +325,37 @@ mod tests {
             ServerFrame::Typing { user_id: "ana".into() },
             ServerFrame::Ack { client_msg_id: "c9".into(), seq: 12 },
             ServerFrame::Pong,
-            ServerFrame::Error { code: ErrorCode::Resync, message: "behind".into(), client_msg_id: None },
+            ServerFrame::Done { request_id: "r1".into() },
+            ServerFrame::Reported {
+                report: Report {
+                    id: 3,
+                    seq: 2,
+                    author: "bob".into(),
+                    body: "rude".into(),
+                    reporter: "ana".into(),
+                    reason: String::new(),
+                    at_ms: 4,
+                },
+            },
+            ServerFrame::ReportClosed { id: 3 },
+            ServerFrame::RoleChanged { user_id: "ana".into(), role: crate::Role::Moderator },
+            ServerFrame::Error {
+                code: ErrorCode::Resync,
+                message: "behind".into(),
+                client_msg_id: None,
+                request_id: None,
+            },
             ServerFrame::Error {
                 code: ErrorCode::InvalidInput,
                 message: "too long".into(),
                 client_msg_id: Some("c3".into()),
+                request_id: None,
+            },
+            ServerFrame::Error {
+                code: ErrorCode::Forbidden,
+                message: "Only a moderator can do that.".into(),
+                client_msg_id: None,
+                request_id: Some("r2".into()),
             },
         ]
     }

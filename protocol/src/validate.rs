@@ -18,6 +18,22 @@ pub enum InputError {
     TooLong { what: &'static str, max: usize },
     #[error("The {0} contains characters that are not allowed.")]
     ControlCharacters(&'static str),
+    #[error("That user name belongs to the game. Please choose another.")]
+    Reserved,
+}
+
+/// The user id the game itself posts and acts as (through the server API);
+/// no player may take it, in any case of letters.
+pub const GAME_USER_ID: &str = "game";
+
+/// Validates the user id of someone entering a room: [`normalize_id`], and
+/// not the game's own ([`GAME_USER_ID`]).
+pub fn normalize_user_id(raw: &str) -> Result<String, InputError> {
+    let id = normalize_id(raw, "user name")?;
+    if id.eq_ignore_ascii_case(GAME_USER_ID) {
+        return Err(InputError::Reserved);
+    }
+    Ok(id)
 }
 
 /// Validates a user or room id: trimmed, 1–64 characters, no control
@@ -77,6 +93,15 @@ mod tests {
             let err = normalize_id(raw, "user name").unwrap_err();
             assert_eq!(err.to_string(), "Please enter a user name.");
         }
+    }
+
+    #[test]
+    fn nobody_enters_a_room_as_the_game() {
+        for raw in ["game", " Game ", "GAME"] {
+            assert_eq!(normalize_user_id(raw), Err(InputError::Reserved), "{raw:?}");
+        }
+        assert_eq!(normalize_user_id(" gamer ").unwrap(), "gamer");
+        assert_eq!(normalize_id("game", "room").unwrap(), "game", "a room may be called so");
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn retry_after_secs(unit: f64) -> u64 {
 
 /// A number in [0, 1) that differs from call to call (no RNG crate needed
 /// for spreading retries: each `RandomState` is freshly keyed).
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     (RandomState::new().hash_one(Instant::now()) >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -10,6 +10,7 @@ use app::protocol::Role;
 use clap::Parser;
 use engine::bus::redis::RedisSettings;
 use engine::identity::SigningKey;
+use engine::store::moderation::RemovedText;
 use engine::store::PoolSettings;
 use engine::stream::StreamSettings;
 
@@ -118,6 +119,27 @@ pub struct Config {
     #[arg(long, env = "CHAT_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<Secret>,
 
+    /// Keys the game's servers call the server API (`/api/v1`) with,
+    /// comma-separated (several at once, to rotate them); each at least 32
+    /// characters. Without any, the server API is off.
+    #[arg(long, env = "API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<Secret>,
+
+    /// URLs that receive the rooms' events as signed POSTs (webhooks),
+    /// comma-separated.
+    #[arg(long, env = "WEBHOOK_URLS", value_delimiter = ',')]
+    pub webhook_urls: Vec<String>,
+
+    /// Secret that webhook requests are signed with (at least 32
+    /// characters; needed with WEBHOOK_URLS).
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+
+    /// Events each webhook URL's queue holds while its receiver is down or
+    /// slow; beyond that the oldest pending are dropped.
+    #[arg(long, env = "WEBHOOK_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub webhook_queue: u32,
+
     /// Origins (`https://game.example`) whose pages may call the API and
     /// open the stream besides the chat's own; comma-separated. Requests
     /// from other sites are refused (cross-site form posts, websocket
@@ -171,6 +193,12 @@ pub struct Config {
     /// `block` (the message is refused with a reason).
     #[arg(long, env = "WORD_FILTER_MODE", default_value = "mask", value_parser = parse_filter_mode)]
     pub word_filter_mode: moderation::Mode,
+
+    /// What happens to the text of a removed message in the database:
+    /// `erase` (gone for good) or `keep` (kept for the operator, e.g. as
+    /// evidence). Pages never see it again either way.
+    #[arg(long, env = "REMOVED_TEXT", default_value = "erase", value_parser = parse_removed_text)]
+    pub removed_text: RemovedText,
 
     /// Room pages and server-function calls worked on at once; more wait
     /// in line (see `--page-queue`).
@@ -275,6 +303,14 @@ fn parse_filter_mode(text: &str) -> Result<moderation::Mode, String> {
     text.parse().map_err(|err: moderation::UnknownMode| err.to_string())
 }
 
+fn parse_removed_text(text: &str) -> Result<RemovedText, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "erase" => Ok(RemovedText::Erase),
+        "keep" => Ok(RemovedText::Keep),
+        other => Err(format!("unknown REMOVED_TEXT {other:?}: use erase or keep")),
+    }
+}
+
 impl Config {
     /// A configuration for tests and tools: port 0 (any free port), the
     /// given database, nothing read from the environment.
@@ -308,6 +344,11 @@ impl Config {
             moderators: Vec::new(),
             word_filter_file: None,
             word_filter_mode: moderation::Mode::Mask,
+            removed_text: RemovedText::Erase,
+            api_keys: Vec::new(),
+            webhook_urls: Vec::new(),
+            webhook_secret: None,
+            webhook_queue: 10_000,
             pages_in_flight: 16,
             page_queue: 1024,
             page_queue_wait_ms: 3000,
@@ -343,6 +384,8 @@ impl Config {
                     .to_owned());
             }
         }
+        self.api_keys().map_err(|e| format!("--api-keys (API_KEYS): {e}"))?;
+        self.webhooks()?;
         for origin in &self.allowed_origins {
             if normalize_origin(origin).is_none() {
                 return Err(format!(
@@ -361,6 +404,39 @@ impl Config {
             return Err("--redis-prefix must be a non-empty word without spaces".to_owned());
         }
         Ok(())
+    }
+
+    /// The webhooks' settings, when URLs are given.
+    pub fn webhooks(&self) -> Result<Option<crate::webhooks::WebhookSettings>, String> {
+        let urls: Vec<String> =
+            self.webhook_urls.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        for url in &urls {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<axum::http::Uri>().is_err()
+            {
+                return Err(format!("--webhook-urls: {url:?} is not an http(s) URL"));
+            }
+        }
+        let secret = self.webhook_secret.as_ref().map(|s| s.0.as_str()).unwrap_or_default();
+        if secret.len() < 32 {
+            return Err(
+                "--webhook-secret (WEBHOOK_SECRET) of at least 32 characters is needed with --webhook-urls"
+                    .to_owned(),
+            );
+        }
+        Ok(Some(crate::webhooks::WebhookSettings {
+            urls,
+            secret: secret.as_bytes().to_vec(),
+            queue: self.webhook_queue as usize,
+        }))
+    }
+
+    /// The server API's keys.
+    pub fn api_keys(&self) -> Result<crate::api_v1::ApiKeys, String> {
+        crate::api_v1::ApiKeys::new(self.api_keys.iter().map(|k| k.0.as_str()).filter(|k| !k.is_empty()))
     }
 
     /// The key identity tokens are checked with, when a secret is set.

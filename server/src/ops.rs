@@ -44,6 +44,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 metrics::Unit::Seconds,
                 "Time admitted page and server-function requests waited for their turn"
             );
+            crate::webhooks::describe();
             metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             at_zero();
             handle
@@ -69,12 +70,19 @@ fn at_zero() {
     for how in ["kept", "newcomers", "whole"] {
         metrics::counter!(m::MEMBER_LIST_READS, "how" => how).increment(0);
     }
+    for what in m::MODERATION_KINDS {
+        metrics::counter!(m::MODERATION, "what" => what).increment(0);
+    }
     metrics::gauge!(m::CONNECTIONS).increment(0.0);
     metrics::gauge!(m::ROOMS).increment(0.0);
     // Registered without a sample: present, with a count of 0.
     let _ = metrics::histogram!(m::FANOUT_SECONDS);
     let _ = metrics::histogram!(m::DB_SECONDS, "op" => "insert_messages");
     metrics::counter!(crate::admission::SHED).increment(0);
+    for name in [crate::webhooks::DELIVERED, crate::webhooks::RETRIED, crate::webhooks::DROPPED] {
+        metrics::counter!(name).increment(0);
+    }
+    let _ = metrics::histogram!(crate::webhooks::RECEIVER_SECONDS);
     let _ = metrics::histogram!(crate::admission::QUEUED_SECONDS);
 }
 

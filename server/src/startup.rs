@@ -47,6 +47,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::admission::{self, Admission};
+use crate::api_v1::{self, ApiState};
 use crate::config::Config;
 use crate::security::{self, OriginPolicy};
 use crate::word_filter;
@@ -117,7 +118,8 @@ impl Application {
             words: words.clone(),
         };
         let rooms =
-            Rooms::with_limits(db, bus, limits, Duration::from_millis(config.group_commit_wait_ms.into()));
+            Rooms::with_limits(db, bus, limits, Duration::from_millis(config.group_commit_wait_ms.into()))
+                .with_removed_text(config.removed_text);
 
         let listener = TcpListener::bind(config.addr)
             .await
@@ -133,9 +135,13 @@ impl Application {
             .reload_port(reload_port())
             .build();
         let lifecycle = Lifecycle::default();
+        if let Some(settings) = config.webhooks().map_err(StartupError::Config)? {
+            tracing::info!(urls = settings.urls.len(), "webhooks");
+            rooms.events().listen(crate::webhooks::Webhooks::start(settings, lifecycle.stopping_token()));
+        }
         if let Some(path) = &config.word_filter_file {
             tracing::info!(path = %path.display(), entries = words.len(), mode = ?words.mode(), "word filter");
-            word_filter::keep_fresh(path.clone(), words, lifecycle.stopping_token());
+            word_filter::keep_fresh(path.clone(), words.clone(), lifecycle.stopping_token());
         }
         // Idle checks and the shutdown reach the connections as chores.
         hub.keep_house(config.stream_settings().idle_check_every(), lifecycle.stopping_token());
@@ -152,6 +158,15 @@ impl Application {
             },
             lifecycle: lifecycle.clone(),
         };
+        let api = api_v1::routes(
+            ApiState {
+                rooms: engine.rooms.clone(),
+                hub: hub.clone(),
+                signing: config.signing_key(),
+                words: config.word_filter_file.clone().map(|path| (path, words.clone())),
+            },
+            config.api_keys().map_err(StartupError::Config)?,
+        );
         let state = AppState {
             leptos_options,
             engine,
@@ -165,6 +180,7 @@ impl Application {
         let admission = Admission::new(config.admission_limits());
         let router = router(state, origins, config.embed_settings(), admission)
             .merge(ops)
+            .merge(api)
             .layer(middleware::from_fn(security::security_headers));
         Ok(Application {
             listener,

@@ -20,6 +20,50 @@ pub fn load(path: &Path) -> Result<WordList, String> {
     WordList::parse(&text).map_err(|err| format!("word filter list {}: {err}", path.display()))
 }
 
+/// Adds `words` to the list file (the server API's additions: the file
+/// stays the one place the list lives) and returns the list as it now
+/// reads. Entries that would not parse are refused before anything is
+/// written; additions are written one call at a time.
+pub async fn append(path: &Path, words: &[String]) -> Result<WordList, AppendError> {
+    static WRITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let lines: Vec<&str> = words.iter().map(|w| w.trim()).collect();
+    if lines.is_empty() || lines.iter().any(|w| w.is_empty() || w.starts_with('#') || w.contains('\n')) {
+        return Err(AppendError::Invalid(
+            "give one or more words or phrases, none empty, none starting with #".to_owned(),
+        ));
+    }
+    WordList::parse(&lines.join("\n"))
+        .map_err(|err| AppendError::Invalid(format!("the new words: {err}")))?;
+    let _one_at_a_time = WRITING.lock().await;
+    let path = path.to_owned();
+    let addition = lines.join("\n");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let before = std::fs::read_to_string(&path).unwrap_or_default();
+        let separator = if before.is_empty() || before.ends_with('\n') { "" } else { "\n" };
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|err| format!("cannot write the word filter list {}: {err}", path.display()))?;
+        writeln!(file, "{separator}{addition}")
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        load(&path)
+    })
+    .await
+    .map_err(|err| format!("writing the word filter list failed: {err}"))
+    .and_then(|written| written)
+    .map_err(AppendError::Failed)
+}
+
+/// Why words could not be added.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The words themselves (the caller's fault).
+    Invalid(String),
+    /// The file (the server's).
+    Failed(String),
+}
+
 /// Reloads `path` into `filter` whenever it changes or SIGHUP comes, until
 /// `stopping` is cancelled.
 pub fn keep_fresh(path: PathBuf, filter: Arc<WordFilter>, stopping: CancellationToken) {

@@ -295,3 +295,63 @@ async fn in_open_mode_the_listed_users_are_moderators_and_a_secret_forbids_the_l
     let problem = config.validate().unwrap_err();
     assert!(problem.contains("MODERATOR_IDS") && problem.contains("open mode"), "{problem}");
 }
+
+#[tokio::test]
+async fn only_a_moderators_token_moderates_and_a_forged_claim_moderates_nothing() {
+    use app::protocol::moderation::Request;
+    let app = signed_app().await;
+    let moderator = token_as("mia", "r", 600, Role::Moderator);
+    let player = token_for("ana", "r", 600);
+    assert_eq!(page(&app, &format!("token={moderator}")).await.0, 200);
+    assert_eq!(page(&app, &format!("token={player}")).await.0, 200);
+    let bob = token_for("bob", "r", 600);
+    assert_eq!(page(&app, &format!("token={bob}")).await.0, 200);
+    let mute = Request::Mute { user_id: "bob".into(), minutes: Some(5), reason: String::new() };
+    let moderate = |token: String, user: &'static str| {
+        let app = &app;
+        let mute = mute.clone();
+        async move {
+            let body =
+                serde_json::json!({ "channel_id": "r", "user_id": user, "token": token, "request": mute });
+            let response = app
+                .http
+                .post(format!("{}/api/moderate", app.base))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    // A player's token, claiming to be the moderator in the request: refused.
+    assert_eq!(moderate(player.clone(), "mia").await, 403);
+    // A player's token with the claim written in: the signature no longer fits.
+    let (_, signature) = player.split_once('.').unwrap();
+    let claim = format!(r#"{{"u":"ana","c":"r","exp":{},"r":"moderator"}}"#, unix_now() + 600);
+    let forged = format!("{}.{signature}", URL_SAFE_NO_PAD.encode(claim));
+    assert_eq!(moderate(forged, "ana").await, 401);
+    // Over the stream, the same player is refused too.
+    let mut client = app.raw_stream().await;
+    let hello = ClientFrame::Hello {
+        channel_id: "r".into(),
+        user_id: "mia".into(),
+        after_seq: 0,
+        token: Some(player),
+    };
+    client.send(&hello).await;
+    assert!(matches!(client.next().await, ServerFrame::Welcome { role: Role::Player, .. }));
+    client.send(&ClientFrame::Act { request_id: "x".into(), request: mute.clone() }).await;
+    loop {
+        match client.next().await {
+            ServerFrame::Error { code, request_id, .. } => {
+                assert_eq!((code, request_id.as_deref()), (ErrorCode::Forbidden, Some("x")));
+                break;
+            }
+            ServerFrame::Done { .. } => panic!("a player muted someone"),
+            _ => {}
+        }
+    }
+    // The moderator's token does it.
+    assert_eq!(moderate(moderator, "whoever").await, 200);
+}

@@ -1,13 +1,20 @@
 //! Moderation as players meet it: the word filter masks or refuses a
 //! message before it is stored, through the stream and through the form
-//! posted without JavaScript, and follows its list file as it is edited.
+//! posted without JavaScript, and follows its list file as it is edited;
+//! moderators remove messages, mute, kick and ban members and set slow
+//! mode, members report messages to them, and players can do none of a
+//! moderator's actions by any path (stream frame, server function, form,
+//! forged token). Each action is seen by every page of the room, stays in
+//! the history and replays after a reconnect.
 mod common;
 
 use std::time::Duration;
 
-use app::protocol::{ErrorCode, ServerFrame};
-use common::{list_items, spawn_app_with, TestApp};
+use app::protocol::moderation::{Action, Request};
+use app::protocol::{ChatMessage, ClientFrame, ErrorCode, ServerFrame};
+use common::{list_items, spawn_app_with, spawn_nodes, Client, Endpoint, Event, TestApp};
 use moderation::Mode;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -60,7 +67,7 @@ async fn in_block_mode_the_message_is_refused_with_a_reason_and_nothing_is_store
 
     ana.say("m1", "well dárn").await;
     match ana.next().await {
-        ServerFrame::Error { code, message, client_msg_id } => {
+        ServerFrame::Error { code, message, client_msg_id, .. } => {
             assert_eq!(code, ErrorCode::InvalidInput);
             assert_eq!(message, "Your message was not sent: it contains words this chat does not allow.");
             assert_eq!(client_msg_id.as_deref(), Some("m1"));
@@ -116,4 +123,532 @@ async fn a_server_given_a_malformed_list_does_not_start() {
     let problem =
         server::startup::Application::build(config).await.err().expect("refuses to start").to_string();
     assert!(problem.contains("words.txt") && problem.contains("line 2"), "{problem}");
+}
+
+/// A server where `mod` is a moderator in every room (open mode).
+async fn moderated() -> TestApp {
+    spawn_app_with(|c| c.moderators = vec!["mod".into()]).await
+}
+
+/// Asks for `request` over the stream; returns the answer to it (`Done`
+/// or the refusal), setting aside nothing else: other frames are read past.
+async fn act(client: &mut Client, request: Request) -> ServerFrame {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let request_id = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    client.send(&ClientFrame::Act { request_id: request_id.clone(), request }).await;
+    loop {
+        let frame = client.next().await;
+        let answers = match &frame {
+            ServerFrame::Done { request_id: id } | ServerFrame::Error { request_id: Some(id), .. } => {
+                *id == request_id
+            }
+            _ => false,
+        };
+        if answers {
+            return frame;
+        }
+    }
+}
+
+/// Asks for `request` over the stream and expects it done.
+async fn done(client: &mut Client, request: Request) {
+    let answer = act(client, request.clone()).await;
+    assert!(matches!(answer, ServerFrame::Done { .. }), "{request:?}: {answer:?}");
+}
+
+/// The next moderation event a page receives.
+async fn next_action(client: &mut Client) -> (ChatMessage, Action) {
+    loop {
+        if let ServerFrame::Message(m) = client.next().await {
+            if let Some(action) = m.action.clone() {
+                return (m, action);
+            }
+        }
+    }
+}
+
+/// The next refusal a page receives (its own copies of messages, and
+/// the history a fresh page replays, read past).
+async fn refusal(client: &mut Client) -> (ErrorCode, String) {
+    loop {
+        if let ServerFrame::Error { code, message, .. } = client.next().await {
+            return (code, message);
+        }
+    }
+}
+
+/// The next moderation event of a page that matches `wanted` (earlier ones,
+/// replayed to a fresh page, read past).
+async fn next_action_like(client: &mut Client, wanted: impl Fn(&Action) -> bool) -> Action {
+    loop {
+        let (_, action) = next_action(client).await;
+        if wanted(&action) {
+            return action;
+        }
+    }
+}
+
+/// Asks for `request` through the `moderate` server function (JSON), as
+/// the page's menus do.
+async fn moderate_fn(app: &Endpoint, user: &str, room: &str, request: &Request) -> (u16, String) {
+    let body = serde_json::json!({ "channel_id": room, "user_id": user, "request": request });
+    let response = app
+        .http
+        .post(format!("{}/api/moderate", app.base))
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn database(app: &TestApp) -> DatabaseConnection {
+    let pool = engine::store::PoolSettings { max_connections: 1, timeout: Duration::from_secs(5) };
+    engine::store::connect(&app.config.database_url, pool).await.unwrap()
+}
+
+/// One text value of the database (`SELECT` of one row and column).
+async fn db_text(db: &DatabaseConnection, sql: &str) -> Option<String> {
+    let row = db.query_one(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap()?;
+    row.try_get_by_index::<Option<String>>(0).unwrap()
+}
+
+#[tokio::test]
+async fn a_member_found_banned_is_taken_out_of_the_room_wherever_they_come_in() {
+    let app = moderated().await;
+    let mut moderator = app.join("mod", "r").await;
+    app.open_room("bob", "r").await;
+    moderator.next().await; // bob joined
+                            // A ban that committed while bob was joining: he is a member and banned.
+    let db = database(&app).await;
+    let room_id = db_text(&db, "SELECT CAST(id AS TEXT) FROM room WHERE channel_id = 'r'").await.unwrap();
+    let sql = format!(
+        "INSERT INTO sanction (room_id, user_id, kind, until, reason, by_user, created_at) \
+         VALUES ({room_id}, 'bob', 'ban', NULL, 'raced', 'mod', '2026-01-01T00:00:00Z')"
+    );
+    db.execute_unprepared(&sql).await.unwrap();
+    let (_, refused) = app.hello("bob", "r", 0).await;
+    assert!(matches!(refused, ServerFrame::Error { code: ErrorCode::NotMember, .. }), "{refused:?}");
+    assert_eq!(moderator.next().await, ServerFrame::MemberLeft { user_id: "bob".into() });
+    let (status, html) = app.open_room("bob", "r").await;
+    assert_eq!(status, 403);
+    assert!(html.contains("raced"));
+    let (_, html) = app.open_room("mod", "r").await;
+    assert_eq!(list_items(&html, "member-list"), ["mod"], "no longer listed");
+}
+
+/// Moves a member's sanction's end to the past, as time passing would.
+async fn expire(app: &TestApp, user: &str, kind: &str) {
+    let db = database(app).await;
+    let past = "2020-01-01T00:00:00Z";
+    let sql = format!("UPDATE sanction SET until = '{past}' WHERE user_id = '{user}' AND kind = '{kind}'");
+    assert_eq!(db.execute_unprepared(&sql).await.unwrap().rows_affected(), 1);
+}
+
+#[tokio::test]
+async fn a_removed_message_leaves_every_page_history_replay_and_paging_and_the_database_says_who() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut bob = app.join("bob", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    let seq = ana.send_and_ack("m1", "my secret text").await;
+    ana.send_and_ack("m2", "an ordinary line").await;
+    for page in [&mut bob, &mut moderator] {
+        assert_eq!(page.next_message().await.seq, seq);
+    }
+
+    done(&mut moderator, Request::Remove { seq }).await;
+    for page in [&mut ana, &mut bob, &mut moderator] {
+        let (event, action) = next_action(page).await;
+        assert_eq!(action, Action::Remove { seq });
+        assert_eq!(event.user_id, "mod", "the event names who acted");
+        assert_eq!(event.seq, seq + 2, "in the room's order, after what came before");
+    }
+
+    // The page, a replay from the start and the history pages: never the text.
+    let (_, html) = app.open_room("bob", "r").await;
+    assert!(!html.contains("my secret text"));
+    assert!(html.contains("an ordinary line"));
+    let (mut replayed, _) = app.connect("bob", "r", 0).await;
+    let first = replayed.next_message().await;
+    assert_eq!((first.seq, first.body.as_str()), (seq, ""));
+    assert_eq!(first.removed.as_ref().map(|r| r.by.as_str()), Some("mod"));
+    let older = app
+        .post_fn("older_messages", &[("channel_id", "r"), ("user_id", "bob"), ("before_seq", "100")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!older.contains("my secret text") && older.contains("\"removed\""), "{older}");
+
+    // Kept: who and when; erased (the default setting): the text.
+    let db = database(&app).await;
+    let by = db_text(&db, &format!("SELECT removed_by FROM message WHERE seq = {seq}")).await;
+    assert_eq!(by.as_deref(), Some("mod"));
+    let at = db_text(&db, &format!("SELECT CAST(removed_at AS TEXT) FROM message WHERE seq = {seq}")).await;
+    assert!(at.is_some());
+    assert_eq!(
+        db_text(&db, &format!("SELECT body FROM message WHERE seq = {seq}")).await.as_deref(),
+        Some("")
+    );
+
+    // Removing it again changes nothing and says so.
+    let again = act(&mut moderator, Request::Remove { seq }).await;
+    assert!(
+        matches!(&again, ServerFrame::Error { message, .. } if message.contains("was removed")),
+        "{again:?}"
+    );
+    bob.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn with_removed_text_kept_the_database_keeps_it_and_pages_still_never_see_it() {
+    let app = spawn_app_with(|c| {
+        c.moderators = vec!["mod".into()];
+        c.removed_text = engine::store::moderation::RemovedText::Keep;
+    })
+    .await;
+    let mut ana = app.join("ana", "r").await;
+    let seq = ana.send_and_ack("m1", "evidence").await;
+    // The author removes their own message, through the form posted
+    // without JavaScript (a redirect back to the room).
+    let response = app
+        .post_plain_form(
+            "remove_message",
+            &[("channel_id", "r"), ("user_id", "ana"), ("seq", &seq.to_string())],
+        )
+        .await;
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let (_, action) = next_action(&mut ana).await;
+    assert_eq!(action, Action::Remove { seq });
+    let db = database(&app).await;
+    assert_eq!(db_text(&db, "SELECT body FROM message WHERE seq = 1").await.as_deref(), Some("evidence"));
+    assert_eq!(db_text(&db, "SELECT removed_by FROM message WHERE seq = 1").await.as_deref(), Some("ana"));
+    let (_, html) = app.open_room("ana", "r").await;
+    assert!(!html.contains("evidence"));
+    let (mut replayed, _) = app.connect("ana", "r", 0).await;
+    assert_eq!(replayed.next_message().await.body, "");
+}
+
+#[tokio::test]
+async fn a_player_removes_only_their_own_messages_and_no_moderator_action_by_any_path() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut bob = app.join("bob", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    let anas = ana.send_and_ack("m1", "ana's").await;
+    let bobs = bob.send_and_ack("m2", "bob's").await;
+    for page in [&mut ana, &mut bob, &mut moderator] {
+        // Both messages, one's own copy included.
+        assert_eq!(page.next_message().await.seq, anas);
+        assert_eq!(page.next_message().await.seq, bobs);
+    }
+    let on_members = [
+        Request::Remove { seq: bobs },
+        Request::Mute { user_id: "bob".into(), minutes: Some(10), reason: String::new() },
+        Request::Unmute { user_id: "bob".into() },
+        Request::Kick { user_id: "bob".into(), reason: String::new() },
+        Request::Ban { user_id: "bob".into(), minutes: None, reason: String::new() },
+        Request::Unban { user_id: "bob".into() },
+        Request::SlowMode { seconds: 30 },
+        Request::CloseReport { id: 1, resolved: true },
+        Request::Mute { user_id: "mod".into(), minutes: None, reason: String::new() },
+    ];
+    for request in &on_members {
+        // A stream frame…
+        match act(&mut ana, request.clone()).await {
+            ServerFrame::Error { code, message, .. } => {
+                assert!(
+                    matches!(code, ErrorCode::Forbidden | ErrorCode::InvalidInput),
+                    "{request:?}: {code:?}"
+                );
+                assert!(!message.is_empty());
+            }
+            other => panic!("{request:?} was not refused: {other:?}"),
+        }
+        // …and the server function.
+        let (status, body) = moderate_fn(&app, "ana", "r", request).await;
+        assert!(status == 403 || status == 404, "{request:?}: {status} {body}");
+    }
+    // The form without JavaScript, on someone else's message.
+    let form = [("channel_id", "r"), ("user_id", "ana"), ("seq", &bobs.to_string())];
+    assert_eq!(app.post_fn("remove_message", &form).await.status(), 403);
+    // Nothing happened: nobody heard of anything, nothing is gone.
+    bob.expect_silence(QUIET).await;
+    moderator.expect_silence(QUIET).await;
+    let (_, html) = app.open_room("bob", "r").await;
+    assert!(html.contains("bob&#x27;s") || html.contains("bob's"));
+
+    // Her own message she may remove.
+    done(&mut ana, Request::Remove { seq: anas }).await;
+    assert_eq!(next_action(&mut bob).await.1, Action::Remove { seq: anas });
+    // Not a message: an event cannot be removed, nor can a seq that is not there.
+    let missing = act(&mut moderator, Request::Remove { seq: 99 }).await;
+    assert!(matches!(missing, ServerFrame::Error { .. }), "{missing:?}");
+    let event_seq = bobs + 1;
+    let on_event = act(&mut moderator, Request::Remove { seq: event_seq }).await;
+    assert!(matches!(on_event, ServerFrame::Error { .. }), "{on_event:?}");
+}
+
+#[tokio::test]
+async fn a_muted_player_reads_but_cannot_send_until_the_mute_is_lifted_or_ends() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut bob = app.join("bob", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    let mute = Request::Mute { user_id: "bob".into(), minutes: Some(10), reason: "spam".into() };
+    done(&mut moderator, mute).await;
+    match next_action(&mut bob).await.1 {
+        Action::Mute { user_id, until_ms: Some(_), reason } => {
+            assert_eq!((user_id.as_str(), reason.as_str()), ("bob", "spam"))
+        }
+        other => panic!("{other:?}"),
+    }
+    next_action(&mut ana).await;
+
+    // The stream refuses his sends with the reason; he still reads.
+    bob.say("b1", "let me talk").await;
+    match bob.next().await {
+        ServerFrame::Error { code: ErrorCode::Muted, message, client_msg_id, .. } => {
+            assert_eq!(client_msg_id.as_deref(), Some("b1"));
+            assert!(message.starts_with("You are muted in this room for another 10 minutes"), "{message}");
+            assert!(message.contains("spam"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    ana.send_and_ack("a1", "hello bob").await;
+    assert_eq!(bob.next_message().await.body, "hello bob");
+    // The form refuses too, and the page he opens says he is muted.
+    let form = [("channel_id", "r"), ("user_id", "bob"), ("client_msg_id", "f1"), ("body", "via form")];
+    let response = app.post_fn("send_message", &form).await;
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("muted"));
+    let (_, welcome) = app.hello("bob", "r", 0).await;
+    assert!(matches!(welcome, ServerFrame::Welcome { muted: Some(_), .. }), "{welcome:?}");
+    // Leaving and coming back lifts nothing.
+    app.post_fn("leave_room", &[("channel_id", "r"), ("user_id", "bob")]).await;
+    let mut bob = app.join("bob", "r").await;
+    bob.say("b2", "back again").await;
+    assert_eq!(refusal(&mut bob).await.0, ErrorCode::Muted);
+
+    // Lifted: the open page may send at once.
+    done(&mut moderator, Request::Unmute { user_id: "bob".into() }).await;
+    next_action_like(&mut bob, |a| matches!(a, Action::Unmute { .. })).await;
+    bob.send_and_ack("b3", "thanks").await;
+    let again = act(&mut moderator, Request::Unmute { user_id: "bob".into() }).await;
+    assert!(
+        matches!(&again, ServerFrame::Error { message, .. } if message == "bob is not muted."),
+        "{again:?}"
+    );
+
+    // A mute that ends: muted again, then its time passes.
+    done(&mut moderator, Request::Mute { user_id: "bob".into(), minutes: Some(1), reason: String::new() })
+        .await;
+    expire(&app, "bob", "mute").await;
+    let form = [("channel_id", "r"), ("user_id", "bob"), ("client_msg_id", "f2"), ("body", "time is up")];
+    assert!(app.post_plain_form("send_message", &form).await.status().is_redirection());
+    let (mut fresh, welcome) = app.hello("bob", "r", 0).await;
+    assert!(matches!(welcome, ServerFrame::Welcome { muted: None, .. }), "{welcome:?}");
+    fresh.send_and_ack("b4", "free again").await;
+}
+
+#[tokio::test]
+async fn a_kicked_member_is_sent_out_and_may_come_back_a_banned_one_may_not_until_unbanned() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut bob = app.join("bob", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+
+    done(&mut moderator, Request::Kick { user_id: "bob".into(), reason: "calm down".into() }).await;
+    assert!(matches!(next_action(&mut bob).await.1, Action::Kick { .. }), "told first");
+    assert_eq!(bob.next_event().await, Event::Closed(Some(4410)), "then closed: no reconnecting");
+    assert!(matches!(next_action(&mut ana).await.1, Action::Kick { .. }));
+    assert_eq!(ana.next().await, ServerFrame::MemberLeft { user_id: "bob".into() });
+    // He may come back.
+    let mut bob = app.join("bob", "r").await;
+    bob.send_and_ack("b1", "sorry").await;
+
+    let ban = Request::Ban { user_id: "bob".into(), minutes: Some(60), reason: "again".into() };
+    done(&mut moderator, ban).await;
+    next_action_like(&mut bob, |a| matches!(a, Action::Ban { .. })).await;
+    assert_eq!(bob.next_event().await, Event::Closed(Some(4410)));
+    // No way back in: the page, the stream, a friend adding him, a form.
+    let (status, html) = app.open_room("bob", "r").await;
+    assert_eq!(status, 403);
+    assert!(html.contains("You are banned from this room for another 1 hour"), "a readable page");
+    assert!(html.contains("again"));
+    let (_, refused) = app.hello("bob", "r", 0).await;
+    assert!(
+        matches!(&refused, ServerFrame::Error { code: ErrorCode::NotMember, message, .. } if message.contains("banned")),
+        "{refused:?}"
+    );
+    let add = app.post_fn("add_user", &[("channel_id", "r"), ("user_id", "ana"), ("new_user", "bob")]).await;
+    assert_eq!(add.status(), 403);
+    assert!(add.text().await.unwrap().contains("bob is banned from this room."));
+    let form = [("channel_id", "r"), ("user_id", "bob"), ("client_msg_id", "f1"), ("body", "hi")];
+    assert_eq!(app.post_fn("send_message", &form).await.status(), 403);
+
+    // Lifted by a moderator: he may come back.
+    done(&mut moderator, Request::Unban { user_id: "bob".into() }).await;
+    assert_eq!(app.open_room("bob", "r").await.0, 200);
+    // A ban with an end: once it has passed, the door is open again.
+    let mut bob = app.connect("bob", "r", i64::MAX).await.0;
+    done(&mut moderator, Request::Ban { user_id: "bob".into(), minutes: Some(5), reason: String::new() })
+        .await;
+    next_action_like(&mut bob, |a| matches!(a, Action::Ban { until_ms: Some(_), .. })).await;
+    assert_eq!(bob.next_event().await, Event::Closed(Some(4410)));
+    expire(&app, "bob", "ban").await;
+    assert_eq!(app.open_room("bob", "r").await.0, 200);
+}
+
+#[tokio::test]
+async fn slow_mode_lets_a_player_send_once_per_period_and_spares_moderators() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    done(&mut moderator, Request::SlowMode { seconds: 30 }).await;
+    assert_eq!(next_action(&mut ana).await.1, Action::SlowMode { seconds: 30 });
+
+    ana.send_and_ack("a1", "one").await;
+    ana.say("a2", "two").await;
+    let (code, message) = refusal(&mut ana).await;
+    assert_eq!(code, ErrorCode::SlowMode);
+    assert!(message.starts_with("Slow mode is on: you can send again in 30 seconds"), "{message}");
+    moderator.send_and_ack("m1", "mods").await;
+    moderator.send_and_ack("m2", "are exempt").await;
+    // A page opened now learns of it in its welcome; off again, anyone sends.
+    let (_, welcome) = app.hello("ana", "r", 0).await;
+    assert!(matches!(welcome, ServerFrame::Welcome { slow_mode_secs: 30, .. }), "{welcome:?}");
+    done(&mut moderator, Request::SlowMode { seconds: 0 }).await;
+    next_action_like(&mut ana, |a| *a == Action::SlowMode { seconds: 0 }).await;
+    ana.send_and_ack("a3", "three").await;
+    let (status, body) = moderate_fn(&app, "mod", "r", &Request::SlowMode { seconds: 99_999 }).await;
+    assert_eq!(status, 403, "{body}");
+}
+
+#[tokio::test]
+async fn a_report_reaches_the_moderators_alone_and_leaves_their_queue_once_closed() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut bob = app.join("bob", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    let seq = ana.send_and_ack("a1", "something rude").await;
+    ana.next_message().await;
+    bob.next_message().await;
+    moderator.next_message().await;
+
+    done(&mut bob, Request::Report { seq, reason: "insulting".into() }).await;
+    let report = loop {
+        if let ServerFrame::Reported { report } = moderator.next().await {
+            break report;
+        }
+    };
+    assert_eq!(
+        (
+            report.seq,
+            report.author.as_str(),
+            report.body.as_str(),
+            report.reporter.as_str(),
+            report.reason.as_str()
+        ),
+        (seq, "ana", "something rude", "bob", "insulting")
+    );
+    ana.expect_total_silence(QUIET).await; // players never hear of reports
+                                           // Her own message she cannot report; a report without JavaScript works.
+    let own = act(&mut ana, Request::Report { seq, reason: String::new() }).await;
+    assert!(matches!(own, ServerFrame::Error { code: ErrorCode::Forbidden, .. }), "{own:?}");
+    app.open_room("cat", "r").await;
+    let mut cat = app.connect("cat", "r", i64::MAX).await.0;
+    let form = [("channel_id", "r"), ("user_id", "cat"), ("seq", &seq.to_string()), ("reason", "")];
+    assert!(app.post_plain_form("report_message", &form).await.status().is_redirection());
+    cat.expect_silence(QUIET).await;
+
+    // The queue: moderators only.
+    let queue = |user: &'static str| {
+        let app = &app;
+        async move {
+            let response = app.post_fn("open_reports", &[("channel_id", "r"), ("user_id", user)]).await;
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(queue("bob").await.0, 403);
+    let (status, open) = queue("mod").await;
+    assert_eq!(status, 200);
+    let open: Vec<app::protocol::moderation::Report> = serde_json::from_str(&open).unwrap();
+    assert_eq!(open.iter().map(|r| r.reporter.as_str()).collect::<Vec<_>>(), ["bob", "cat"]);
+
+    done(&mut moderator, Request::CloseReport { id: report.id, resolved: true }).await;
+    let closed = act(&mut moderator, Request::CloseReport { id: report.id, resolved: false }).await;
+    assert!(matches!(closed, ServerFrame::Error { .. }), "closed once: {closed:?}");
+    let (_, open) = queue("mod").await;
+    let open: Vec<app::protocol::moderation::Report> = serde_json::from_str(&open).unwrap();
+    assert_eq!(open.len(), 1);
+    let db = database(&app).await;
+    let handled = db_text(&db, &format!("SELECT handled_by FROM report WHERE id = {}", report.id)).await;
+    assert_eq!(handled.as_deref(), Some("mod"));
+}
+
+#[tokio::test]
+async fn a_page_that_was_away_replays_the_actions_it_missed() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    let seq = ana.send_and_ack("a1", "soon gone").await;
+    app.open_room("bob", "r").await; // a member, with no page open
+    done(&mut moderator, Request::Remove { seq }).await;
+    done(&mut moderator, Request::Mute { user_id: "bob".into(), minutes: None, reason: String::new() }).await;
+    done(&mut moderator, Request::SlowMode { seconds: 10 }).await;
+    // Bob comes back with what he had (seq 1): the three events replay.
+    let (mut bob, welcome) = app.hello("bob", "r", seq).await;
+    assert!(
+        matches!(welcome, ServerFrame::Welcome { muted: Some(_), slow_mode_secs: 10, .. }),
+        "{welcome:?}"
+    );
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(next_action(&mut bob).await.1);
+    }
+    assert_eq!(replayed[0], Action::Remove { seq });
+    assert!(matches!(replayed[1], Action::Mute { until_ms: None, .. }));
+    assert_eq!(replayed[2], Action::SlowMode { seconds: 10 });
+}
+
+#[tokio::test]
+async fn on_two_nodes_an_action_taken_on_one_holds_on_the_other() {
+    let nodes = spawn_nodes(2, |c| c.moderators = vec!["mod".into()]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut moderator = a.join("mod", "r").await;
+    let mut bob = b.join("bob", "r").await;
+    let mut cat = b.join("cat", "r").await;
+    let seq = bob.send_and_ack("b1", "from node b").await;
+    assert_eq!(moderator.next_message().await.seq, seq);
+
+    done(&mut moderator, Request::Remove { seq }).await;
+    assert_eq!(next_action(&mut bob).await.1, Action::Remove { seq });
+    assert_eq!(next_action(&mut cat).await.1, Action::Remove { seq });
+    done(&mut moderator, Request::Mute { user_id: "bob".into(), minutes: Some(5), reason: String::new() })
+        .await;
+    assert!(matches!(next_action(&mut bob).await.1, Action::Mute { .. }));
+    bob.say("b2", "still here?").await;
+    assert!(matches!(bob.next().await, ServerFrame::Error { code: ErrorCode::Muted, .. }));
+
+    // A report filed on node b reaches the moderator on node a.
+    let mods = moderator.send_and_ack("m1", "quiet please").await;
+    done(&mut cat, Request::Report { seq: mods, reason: "bossy".into() }).await;
+    loop {
+        if let ServerFrame::Reported { report } = moderator.next().await {
+            assert_eq!((report.seq, report.reporter.as_str()), (mods, "cat"));
+            break;
+        }
+    }
+    // A ban on node a closes bob's page on node b, and b's pages refuse him.
+    done(&mut moderator, Request::Ban { user_id: "bob".into(), minutes: None, reason: String::new() }).await;
+    assert!(matches!(next_action(&mut bob).await.1, Action::Ban { .. }));
+    assert_eq!(bob.next_event().await, Event::Closed(Some(4410)));
+    assert_eq!(b.open_room("bob", "r").await.0, 403);
+    let (_, html) = b.open_room("cat", "r").await;
+    assert!(!html.contains("from node b"));
 }

@@ -61,6 +61,8 @@ async fn health_readiness_and_metrics_answer() {
         "chat_db_seconds_count{op=\"insert_messages\"}",
         "chat_requests_shed_total",
         "chat_request_queued_seconds_count",
+        "chat_moderation_total{what=\"remove\"}",
+        "chat_moderation_total{what=\"report\"}",
     ];
     for family in families {
         assert!(before.contains_key(family), "{family} missing from a fresh server's metrics");

@@ -84,7 +84,7 @@ async fn an_empty_message_is_refused_and_nothing_is_stored_or_delivered() {
 
     ana.say("e1", "   ").await;
     match ana.next().await {
-        ServerFrame::Error { code, message, client_msg_id } => {
+        ServerFrame::Error { code, message, client_msg_id, .. } => {
             assert_eq!(code, ErrorCode::InvalidInput);
             assert_eq!(message, "Please enter a message.");
             assert_eq!(client_msg_id.as_deref(), Some("e1"));

@@ -82,7 +82,7 @@ async fn a_message_over_the_configured_length_is_refused_with_the_limit() {
     let mut ana = app.join("ana", "r").await;
     ana.say("long", "eleven char").await;
     match ana.next().await {
-        ServerFrame::Error { code: ErrorCode::InvalidInput, message, client_msg_id } => {
+        ServerFrame::Error { code: ErrorCode::InvalidInput, message, client_msg_id, .. } => {
             assert_eq!(message, "The message is too long (at most 10 characters).");
             assert_eq!(client_msg_id.as_deref(), Some("long"));
         }

@@ -1,19 +1,23 @@
 //! `ChatRoom`: a room page once joined. Holds the room's state as signals
 //! (conversation, members, who is online and typing, connection state,
-//! notice, what the reader has seen), renders the parts, and in the browser connects the room stream
-//! that keeps them live and, when embedded, tells the parent page about
-//! unread messages.
+//! notice, what the reader has seen, the user's mute and the room's slow
+//! mode, a moderator's report queue), renders the parts, and in the
+//! browser connects the room stream that keeps them live and, when
+//! embedded, tells the parent page about unread messages.
 use leptos::prelude::*;
 
 use super::add_user_form::AddUserForm;
 use super::composer::Composer;
 use super::messages_list::MessagesList;
+use super::moderation_panel::ModerationPanel;
 use super::room_header::RoomHeader;
 use super::typing_line::TypingLine;
 use super::user_online::UserOnline;
 use crate::activity::{Online, Typists};
 use crate::conversation::{Conversation, Members};
 use crate::embed::EmbedParent;
+use crate::moderation::{notice, Removal, ReportQueue, Standing};
+use crate::protocol::moderation::{Action, Mute, Report};
 use crate::protocol::{ChatMessage, Role, RoomSnapshot};
 
 /// State of the page's connection to the room stream.
@@ -81,10 +85,27 @@ pub struct RoomSignals {
     pub announcement: RwSignal<String>,
     /// Bumped to bring the newest line into view (after sending).
     pub jump_to_latest: RwSignal<u64>,
+    /// The seq of the message last announced, so that its removal can
+    /// silence it.
+    announced_seq: StoredValue<i64>,
+    /// What holds the user's messages back (a mute, slow mode) or took
+    /// them out of the room: from the join, then each welcome and the live
+    /// events.
+    pub standing: RwSignal<Standing>,
+    /// The room's open reports (a moderator's page only).
+    pub reports: RwSignal<ReportQueue>,
+    /// A confirmation for the person (a report sent): shown and read out
+    /// politely, unlike `notice`.
+    pub info: RwSignal<Option<String>>,
 }
 
 impl RoomSignals {
-    fn new(snapshot: RoomSnapshot, token: Option<String>) -> Self {
+    fn new(
+        snapshot: RoomSnapshot,
+        token: Option<String>,
+        reports: Vec<Report>,
+        form_error: Option<String>,
+    ) -> Self {
         RoomSignals {
             channel_id: StoredValue::new(snapshot.channel_id),
             user_id: StoredValue::new(snapshot.user_id),
@@ -95,27 +116,140 @@ impl RoomSignals {
             online: RwSignal::new(Online::default()),
             typists: RwSignal::new(Typists::default()),
             status: RwSignal::new(ConnState::Connecting),
-            notice: RwSignal::new(None),
+            notice: RwSignal::new(form_error),
             draft: RwSignal::new(String::new()),
             at_bottom: RwSignal::new(true),
             new_below: RwSignal::new(false),
             unread: RwSignal::new(0),
             announcement: RwSignal::new(String::new()),
             jump_to_latest: RwSignal::new(0),
+            announced_seq: StoredValue::new(0),
+            standing: RwSignal::new(Standing::new(snapshot.muted, snapshot.slow_mode_secs)),
+            reports: RwSignal::new(ReportQueue::new(reports)),
+            info: RwSignal::new(None),
         }
     }
 
     /// A stored message was added to the conversation (live or replayed).
+    /// New messages from others are announced and counted as unread; a
+    /// moderation event is announced as its notice, and a removal silences
+    /// the removed message's announcement if it is still the latest.
     pub fn message_arrived(&self, message: &ChatMessage) {
-        if self.user_id.with_value(|me| *me == message.user_id) {
+        let me = self.user_id.get_value();
+        if message.user_id == me || message.removed.is_some() {
             return;
         }
-        self.announcement.set(format!("{}: {}", message.user_id, message.body));
+        if let Some(action) = &message.action {
+            match notice(action, message.at_ms, &me) {
+                Some(text) => self.announce(message.seq, text),
+                None => {
+                    if matches!(action, Action::Remove { seq } if *seq == self.announced_seq.get_value()) {
+                        self.announce(message.seq, String::new());
+                    }
+                    return;
+                }
+            }
+        } else {
+            let author = if message.system { "Game" } else { message.user_id.as_str() };
+            self.announce(message.seq, format!("{author}: {}", message.body));
+            if !self.reader_is_looking() {
+                self.unread.update(|n| *n = n.saturating_add(1));
+            }
+        }
         if !self.at_bottom.get_untracked() {
             self.new_below.set(true);
         }
-        if !self.reader_is_looking() {
-            self.unread.update(|n| *n = n.saturating_add(1));
+    }
+
+    fn announce(&self, seq: i64, text: String) {
+        self.announced_seq.set_value(seq);
+        self.announcement.set(text);
+    }
+
+    /// Takes in a moderation event that came live (after the welcome):
+    /// the user's mute, the room's slow mode, the user's removal. Returns
+    /// whether it took the user out of the room.
+    pub fn take_action(&self, action: &Action) -> bool {
+        let me = self.user_id.get_value();
+        self.standing.maybe_update(|s| s.take(action, &me));
+        Removal::of(action, &me).is_some()
+    }
+
+    /// The user's mute and the room's slow mode, as a welcome says.
+    pub fn welcomed(&self, muted: Option<Mute>, slow_mode_secs: u32) {
+        self.standing.maybe_update(|s| s.welcomed(muted, slow_mode_secs));
+    }
+
+    /// The stream was closed because a moderator removed the user, and the
+    /// event saying how did not come (it happened while the page was away).
+    pub fn removed_unseen(&self) {
+        self.standing.maybe_update(|s| {
+            let unseen = s.removal.is_none();
+            if unseen {
+                s.removal = Some(Removal::Kicked { reason: String::new() });
+            }
+            unseen
+        });
+    }
+
+    /// Whether a moderator took the user out of the room.
+    pub fn is_removed(&self) -> bool {
+        self.standing.with_untracked(|s| s.removal.is_some())
+    }
+
+    /// Slow mode holds this page's player back for `wait_ms` from `now_ms`.
+    pub fn slow_mode_wait(&self, now_ms: f64, wait_ms: f64) {
+        self.standing.update(|s| s.wait(now_ms, wait_ms));
+    }
+
+    /// Moves the page's countdowns on to `now_ms`: the slow mode wait, and
+    /// a mute that has run out.
+    pub fn tick(&self, now_ms: f64) {
+        self.standing.maybe_update(|s| s.tick(now_ms));
+    }
+
+    /// Reads the report queue afresh (a moderator's page, after each
+    /// welcome: reports filed or closed while it was away).
+    #[cfg(feature = "hydrate")]
+    pub fn reload_reports(self) {
+        self.reports.update(|q| q.reading());
+        let (channel_id, user_id, token) =
+            (self.channel_id.get_value(), self.user_id.get_value(), self.token.get_value());
+        leptos::task::spawn_local(async move {
+            match crate::api::open_reports(channel_id, user_id, token).await {
+                Ok(reports) => {
+                    let _ = self.reports.try_update(|q| q.loaded(reports));
+                }
+                Err(err) => leptos::logging::warn!("could not read the report queue: {err}"),
+            }
+        });
+    }
+
+    /// Says how a moderation request went: a refusal as the notice, a
+    /// success as `done` (if any) in the polite confirmation line, for a
+    /// few seconds.
+    pub fn acted(&self, result: Result<(), String>, done: Option<&'static str>) {
+        match result {
+            Ok(()) => {
+                self.notice.set(None);
+                self.info.set(done.map(str::to_owned));
+                #[cfg(feature = "hydrate")]
+                if let Some(done) = done {
+                    let info = self.info;
+                    set_timeout(
+                        move || {
+                            if info.with_untracked(|i| i.as_deref() == Some(done)) {
+                                info.set(None);
+                            }
+                        },
+                        std::time::Duration::from_secs(8),
+                    );
+                }
+            }
+            Err(message) => {
+                self.info.set(None);
+                self.notice.set(Some(message));
+            }
         }
     }
 
@@ -156,8 +290,12 @@ pub fn ChatRoom(
     embed_parent: Option<EmbedParent>,
     /// The identity token from the room's URL, if any.
     token: Option<String>,
+    /// A moderator's open reports, read when the page was rendered.
+    reports: Vec<Report>,
+    /// Why a form the page posted without JavaScript was refused.
+    form_error: Option<String>,
 ) -> impl IntoView {
-    let room = RoomSignals::new(snapshot, token);
+    let room = RoomSignals::new(snapshot, token, reports, form_error);
     provide_context(room);
 
     #[cfg(feature = "hydrate")]
@@ -176,9 +314,24 @@ pub fn ChatRoom(
         let focus = window_event_listener(leptos::ev::focus, move |_| room.reader_may_have_caught_up());
         let shown =
             window_event_listener_untyped("visibilitychange", move |_| room.reader_may_have_caught_up());
+        // A click elsewhere closes an open menu.
+        let clicked =
+            window_event_listener(leptos::ev::click, move |ev| super::menus::close_menus_outside(&ev));
+        // Countdowns: slow mode, and a mute's end; times from now on in
+        // the reader's zone.
+        Effect::new(move |_| room.tick(js_sys::Date::now()));
+        let ticker = set_interval_with_handle(
+            move || room.tick(js_sys::Date::now()),
+            std::time::Duration::from_secs(1),
+        )
+        .ok();
         on_cleanup(move || {
             focus.remove();
             shown.remove();
+            clicked.remove();
+            if let Some(ticker) = ticker {
+                ticker.clear();
+            }
         });
 
         if let Some(target) = embed_parent.as_ref().and_then(EmbedParent::target) {
@@ -200,8 +353,24 @@ pub fn ChatRoom(
     #[cfg(not(feature = "hydrate"))]
     let _ = embed_parent;
 
+    // The moderation forms' submits, and Escape in a menu (see `menus`).
+    #[cfg(feature = "hydrate")]
+    let stream = expect_context::<StoredValue<Option<crate::stream_client::RoomStream>, LocalStorage>>();
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        #[cfg(feature = "hydrate")]
+        super::menus::submitted(&ev, room, stream);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+    let on_keydown = move |ev: leptos::ev::KeyboardEvent| {
+        #[cfg(feature = "hydrate")]
+        super::menus::key_pressed(&ev);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+
     view! {
-        <div class="room" class:embedded=embedded>
+        <div class="room" class:embedded=embedded on:submit=on_submit on:keydown=on_keydown>
             <RoomHeader embedded/>
             <main class="room-body">
                 <section class="discussion" aria-label="Discussion">
@@ -212,6 +381,7 @@ pub fn ChatRoom(
                 <aside class="sidebar" aria-label="People">
                     <UserOnline/>
                     <AddUserForm/>
+                    <ModerationPanel/>
                 </aside>
             </main>
         </div>

@@ -13,11 +13,19 @@
 //! messages" button instead. New messages from others are announced to
 //! screen readers by a separate live region, so loading older history is
 //! not read out.
+//!
+//! Moderation shows here too: an event (a mute, a kick, slow mode) is a
+//! short notice of its own; a removed message keeps its place, its text
+//! replaced by "Message removed"; each stored message has a menu of what
+//! the reader may do with it (see `menus`).
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use super::chat_room::{use_room, RoomSignals};
+use super::local_time::LocalTime;
+use super::menus::MessageMenu;
 use crate::conversation::{starts_group, Line};
-use crate::timestamps::{iso_utc, utc_hm};
+use crate::moderation::{notice, removed_text};
 
 /// How close to the newest line (px) still counts as "at the bottom".
 #[cfg(feature = "hydrate")]
@@ -30,14 +38,17 @@ const LOAD_OLDER_WITHIN_PX: i32 = 300;
 pub fn MessagesList() -> impl IntoView {
     let room = use_room();
     let me = room.user_id.get_value();
+    // Each line with whether it continues its group, and the role its
+    // menu was made for (a new role draws the lines anew).
     let lines = move || {
+        let role = room.role.get();
         room.conversation.with(|c| {
             let mut previous: Option<&Line> = None;
             c.lines()
                 .map(|line| {
                     let continued = !starts_group(previous, line);
                     previous = Some(line);
-                    (line.clone(), continued)
+                    (line.clone(), continued, role)
                 })
                 .collect::<Vec<_>>()
         })
@@ -141,11 +152,24 @@ pub fn MessagesList() -> impl IntoView {
                         <ol class="messages">
                             <For
                                 each=lines
-                                key=|(line, continued)| format!("{}{}", line.key(), if *continued { "+" } else { "" })
-                                children=move |(line, continued)| {
+                                key=|(line, continued, role)| {
+                                    format!("{}{}{}", line.key(), if *continued { "+" } else { "" }, if role.is_player() { "" } else { "m" })
+                                }
+                                children=move |(line, continued, _)| {
+                                    if let Some(action) = &line.action {
+                                        let at_ms = line.at_ms.unwrap_or_default();
+                                        let text = notice(action, at_ms, &me).unwrap_or_default();
+                                        return Either::Left(view! {
+                                            <li class="event">
+                                                <span class="event-text">{text}</span>
+                                                <Stamp at_ms/>
+                                            </li>
+                                        });
+                                    }
                                     let mine = line.user_id == me;
                                     let pending = line.is_pending();
                                     let refused = line.refused.is_some();
+                                    let removed = line.removed.as_ref().map(|r| removed_text(&line.user_id, r));
                                     let refusal = line.refused.clone().map(|reason| {
                                         view! {
                                             <Refusal
@@ -156,24 +180,35 @@ pub fn MessagesList() -> impl IntoView {
                                             />
                                         }
                                     });
-                                    view! {
+                                    // A stored message has a menu, until it is removed.
+                                    let menu = line.seq.filter(|_| removed.is_none()).map(|seq| {
+                                        view! { <MessageMenu seq author=line.user_id.clone() preview=line.preview()/> }
+                                    });
+                                    let body = match removed {
+                                        Some(text) => Either::Left(view! { <span class="body removed-text">{text}</span> }),
+                                        None => Either::Right(view! { <span class="body">{line.body}</span> }),
+                                    };
+                                    Either::Right(view! {
                                         <li
                                             class="message"
                                             class:mine=mine
                                             class:pending=pending
                                             class:refused=refused
+                                            class:removed=removed.is_some()
                                             class:continued=continued
+                                            class:system=line.system
                                         >
                                             <span class="line">
-                                                <span class="author">{line.user_id}</span>
+                                                <span class="author">{if line.system { "Game".to_owned() } else { line.user_id }}</span>
                                                 <span class="sep">": "</span>
-                                                <span class="body">{line.body}</span>
+                                                {body}
                                                 {pending.then(|| view! { <span class="sending">" (sending…)"</span> })}
                                             </span>
                                             {line.at_ms.map(|at_ms| view! { <Stamp at_ms/> })}
+                                            {menu}
                                             {refusal}
                                         </li>
-                                    }
+                                    })
                                 }
                             />
                         </ol>
@@ -365,18 +400,8 @@ mod clipboard {
     }
 }
 
-/// A message's time. The server renders it empty, with the UTC time in
-/// attributes (the stylesheet shows that without JavaScript); the browser
-/// then writes the reader's local time, outside of hydration.
+/// A message's time (see `LocalTime`).
 #[component]
 fn Stamp(at_ms: i64) -> impl IntoView {
-    let node = NodeRef::<leptos::html::Time>::new();
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Some(el) = node.get() {
-            el.set_text_content(Some(&crate::timestamps::local::short(at_ms)));
-            el.set_title(&crate::timestamps::local::full(at_ms));
-        }
-    });
-    view! { <time class="at" datetime=iso_utc(at_ms) data-utc=utc_hm(at_ms) node_ref=node></time> }
+    view! { <LocalTime at_ms class="at"/> }
 }

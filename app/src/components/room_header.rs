@@ -60,5 +60,6 @@ pub fn RoomHeader(embedded: bool) -> impl IntoView {
         </header>
         {move || leave_error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         {move || notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
+        <p class="info" aria-live="polite">{move || room.info.get()}</p>
     }
 }

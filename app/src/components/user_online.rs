@@ -1,10 +1,13 @@
 //! `UserOnline`: the "Users in room" list, kept live by the room stream,
 //! each member with a presence dot (online, or offline / not yet known).
 //! The dot is an image with a label and no text, so a member's entry reads
-//! as their name.
+//! as their name. A moderator also gets a menu on every other member (mute,
+//! kick, ban: see `menus`).
 use leptos::prelude::*;
 
 use super::chat_room::use_room;
+use super::menus::MemberMenu;
+use crate::protocol::Role;
 
 #[component]
 pub fn UserOnline() -> impl IntoView {
@@ -23,15 +26,23 @@ pub fn UserOnline() -> impl IntoView {
                         let user = user.clone();
                         move || room.online.with(|o| o.is_online(&user))
                     };
+                    let menu = {
+                        let user = user.clone();
+                        move || {
+                            (!is_me && room.role.get() == Role::Moderator)
+                                .then(|| view! { <MemberMenu member=user.clone()/> })
+                        }
+                    };
                     view! {
                         <li class:me=is_me>
-                            {user}
+                            <span class="member-name">{user}</span>
                             <span
                                 class="presence"
                                 class:online=online.clone()
                                 role="img"
                                 aria-label=move || if online() { "online" } else { "offline" }
                             ></span>
+                            {menu}
                         </li>
                     }
                 }/>

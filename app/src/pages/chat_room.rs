@@ -11,6 +11,8 @@ use super::home::EnterRoomForm;
 use crate::api::{embed_parent_allowed, join_room};
 use crate::components::chat_room::ChatRoom;
 use crate::embed::EmbedParent;
+use crate::protocol::moderation::Report;
+use crate::protocol::{Role, RoomSnapshot};
 
 /// What the room URL asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,9 +125,11 @@ pub fn ChatRoomPage() -> impl IntoView {
                 match snapshot.await {
                     Ok(Some(snapshot)) => {
                         let title = format!("{} · Embedded Chat", snapshot.channel_id);
+                        let reports = moderators_queue(&snapshot, token.clone()).await;
+                        let form_error = refused_room_form();
                         view! {
                             <Title text=title/>
-                            <ChatRoom snapshot embedded embed_parent=embed_parent token/>
+                            <ChatRoom snapshot embedded embed_parent=embed_parent token reports form_error/>
                         }
                         .into_any()
                     }
@@ -135,6 +139,30 @@ pub fn ChatRoomPage() -> impl IntoView {
             })}
         </Suspense>
     }
+}
+
+/// A moderator's open reports, to render with the room (none for a player,
+/// or when they cannot be read: the page reads them again once live).
+async fn moderators_queue(snapshot: &RoomSnapshot, token: Option<String>) -> Vec<Report> {
+    if snapshot.role != Role::Moderator {
+        return Vec::new();
+    }
+    let (channel_id, user_id) = (snapshot.channel_id.clone(), snapshot.user_id.clone());
+    crate::api::open_reports(channel_id, user_id, token).await.unwrap_or_default()
+}
+
+/// Why the server refused a room form posted without JavaScript (it sends
+/// the page back with the error in its address). The forms with a place
+/// of their own for it (add a user, leave) show it there.
+fn refused_room_form() -> Option<String> {
+    use server_fn::error::ServerFnUrlError;
+    use server_fn::ServerFn;
+    let refused = use_context::<leptos::server::ServerActionError>()?;
+    let own_place = [<crate::api::AddUser as ServerFn>::PATH, <crate::api::LeaveRoom as ServerFn>::PATH];
+    if own_place.contains(&refused.path()) {
+        return None;
+    }
+    Some(ServerFnUrlError::<crate::api::ApiError>::decode_err(refused.err()).to_string())
 }
 
 /// Shown when the link lacks a user or a room: explain and offer the form.

@@ -17,12 +17,13 @@ use sea_orm::{
 pub mod entities;
 mod member_lists;
 mod message_runs;
+pub mod moderation;
 mod sqlite_writer;
 
 pub use member_lists::MemberLists;
 pub use message_runs::{read as messages, Side};
 
-use crate::protocol::ChatMessage;
+use crate::protocol::{ChatMessage, Role};
 use entities::{app_user, member, message, room};
 
 /// How the server uses its database connections.
@@ -137,6 +138,70 @@ pub async fn remove_member(db: &impl ConnectionTrait, room_id: i64, user_id: &st
     Ok(deleted.rows_affected > 0)
 }
 
+/// The member's role as stored (set by the game's server API), or `None`
+/// when `user_id` is not a member.
+pub async fn member_role(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    user_id: &str,
+) -> Result<Option<Role>, DbErr> {
+    let found = member::Entity::find()
+        .select_only()
+        .column(member::Column::Role)
+        .filter(member::Column::RoomId.eq(room_id))
+        .filter(member::Column::UserId.eq(user_id))
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    Ok(found.map(|role| role_of(&role)))
+}
+
+fn role_of(stored: &str) -> Role {
+    if stored == "moderator" {
+        Role::Moderator
+    } else {
+        Role::Player
+    }
+}
+
+/// Every member of the room with their stored role, in the order they joined.
+pub async fn member_roles(db: &impl ConnectionTrait, room_id: i64) -> Result<Vec<(String, Role)>, DbErr> {
+    let rows = member::Entity::find()
+        .select_only()
+        .column(member::Column::UserId)
+        .column(member::Column::Role)
+        .filter(member::Column::RoomId.eq(room_id))
+        .order_by_asc(member::Column::Id)
+        .into_tuple::<(String, String)>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(user_id, role)| (user_id, role_of(&role))).collect())
+}
+
+/// Stores a member's role; whether they are a member.
+pub async fn set_member_role(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    user_id: &str,
+    role: Role,
+) -> Result<bool, DbErr> {
+    let name = if role == Role::Moderator { "moderator" } else { "player" };
+    let done = member::Entity::update_many()
+        .col_expr(member::Column::Role, Expr::value(name))
+        .filter(member::Column::RoomId.eq(room_id))
+        .filter(member::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected > 0)
+}
+
+/// Deletes a room and everything in it (members, messages, sanctions and
+/// reports go with it: their foreign keys cascade).
+pub async fn delete_room(db: &impl ConnectionTrait, room_id: i64) -> Result<(), DbErr> {
+    room::Entity::delete_by_id(room_id).exec(db).await?;
+    Ok(())
+}
+
 pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
     let found = member::Entity::find()
         .select_only()
@@ -182,6 +247,7 @@ pub async fn insert_message(
         user_id: user_id.to_owned(),
         client_msg_id: client_msg_id.to_owned(),
         body: body.to_owned(),
+        ..Default::default()
     };
     let at = message_time();
     if let Some(seqs) = store_group_through_pool(db, std::slice::from_ref(&m), at).await? {
@@ -209,12 +275,14 @@ async fn find_message(
 }
 
 /// A message to store with [`MessageStore::store`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewMessage {
     pub room_id: i64,
     pub user_id: String,
     pub client_msg_id: String,
     pub body: String,
+    /// Posted by the game itself (see `ChatMessage::system`).
+    pub system: bool,
 }
 
 impl NewMessage {
@@ -226,6 +294,8 @@ impl NewMessage {
             body: self.body.clone(),
             client_msg_id: self.client_msg_id.clone(),
             at_ms: at.timestamp_millis(),
+            system: self.system,
+            ..Default::default()
         }
     }
 }
@@ -399,6 +469,7 @@ async fn store_group_through_pool(
         body: Set(m.body.clone()),
         client_msg_id: Set(m.client_msg_id.clone()),
         created_at: Set(at),
+        system: Set(m.system),
         ..Default::default()
     });
     let inserted = message::Entity::insert_many(rows)
@@ -433,6 +504,7 @@ mod tests {
             user_id: "ana".into(),
             client_msg_id: id.into(),
             body: String::new(),
+            system: false,
         };
         let group = [new(2, "a"), new(1, "b"), new(2, "c"), new(2, "d"), new(1, "e")];
         assert_eq!(room_counts(&group), [(1, 2), (2, 3)], "by room id, the order rows are locked in");
@@ -511,7 +583,13 @@ mod tests {
     }
 
     fn ana_in(room_id: i64) -> impl Fn(&str) -> NewMessage {
-        move |id| NewMessage { room_id, user_id: "ana".into(), client_msg_id: id.into(), body: "b".into() }
+        move |id| NewMessage {
+            room_id,
+            user_id: "ana".into(),
+            client_msg_id: id.into(),
+            body: "b".into(),
+            system: false,
+        }
     }
 
     /// A file's database and an in-memory one: the two ways messages are
@@ -549,6 +627,7 @@ mod tests {
                 user_id: "ana".into(),
                 client_msg_id: id.into(),
                 body: format!("text {id}"),
+                system: false,
             };
             let group = vec![new(r1, "a"), new(r2, "b"), new(r1, "c"), new(r2, "d"), new(r1, "e")];
             let stored = store.store(group).await;

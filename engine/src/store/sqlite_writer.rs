@@ -55,10 +55,10 @@ const RESTART_FROM: i64 = 4096;
 static BUMP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("UPDATE room SET last_seq = {} + ?2 WHERE id = ?1 RETURNING last_seq", super::seq_base_sql("max"))
 });
-const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const FIND: &str = "SELECT seq, body, created_at FROM message \
-                    WHERE room_id = ?1 AND user_id = ?2 AND client_msg_id = ?3";
+const INSERT: &str = "INSERT INTO message (room_id, seq, user_id, body, client_msg_id, created_at, system) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const FIND: &str = "SELECT seq, CASE WHEN removed_at IS NULL THEN body ELSE '' END, created_at, system \
+                    FROM message WHERE room_id = ?1 AND user_id = ?2 AND client_msg_id = ?3";
 
 /// What the thread answers for each message of a group, in order.
 pub type Outcome = Result<Inserted, DbErr>;
@@ -210,7 +210,7 @@ fn store_whole(conn: &Connection, group: &[NewMessage], at: DateTime<Utc>) -> ru
         .iter()
         .zip(seqs)
         .map(|(m, seq)| {
-            insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at))?;
+            insert.execute((m.room_id, seq, &m.user_id, &m.body, &m.client_msg_id, &created_at, m.system))?;
             Ok(Ok(Inserted { message: m.stored(seq, at), is_new: true }))
         })
         .collect()
@@ -222,12 +222,17 @@ fn store_one(conn: &Connection, m: &NewMessage, at: DateTime<Utc>) -> rusqlite::
     let mut find = conn.prepare_cached(FIND)?;
     let found = find
         .query_row((m.room_id, &m.user_id, &m.client_msg_id), |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
+            ))
         })
         .optional()?;
-    if let Some((seq, body, created_at)) = found {
+    if let Some((seq, body, created_at, system)) = found {
         let at = DateTime::parse_from_rfc3339(&created_at).map_or(at, |t| t.with_timezone(&Utc));
-        return Ok(Inserted { message: ChatMessage { body, ..m.stored(seq, at) }, is_new: false });
+        return Ok(Inserted { message: ChatMessage { body, system, ..m.stored(seq, at) }, is_new: false });
     }
     let seq = bump(conn, m.room_id, 1)?;
     conn.prepare_cached(INSERT)?.execute((
@@ -237,6 +242,7 @@ fn store_one(conn: &Connection, m: &NewMessage, at: DateTime<Utc>) -> rusqlite::
         &m.body,
         &m.client_msg_id,
         time_text(at),
+        m.system,
     ))?;
     Ok(Inserted { message: m.stored(seq, at), is_new: true })
 }

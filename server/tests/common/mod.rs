@@ -450,6 +450,8 @@ pub fn list_items(html: &str, class: &str) -> Vec<String> {
         .split("<li")
         .skip(1)
         .map(|item| {
+            // A line's menu (its actions) is not what the line says.
+            let item = without_menus(item);
             let mut text = String::new();
             let mut in_tag = true;
             for c in item.chars() {
@@ -463,6 +465,18 @@ pub fn list_items(html: &str, class: &str) -> Vec<String> {
             decode_entities(text.trim())
         })
         .collect()
+}
+
+/// `html` without its `<details>…</details>` elements (the lines' menus).
+fn without_menus(html: &str) -> String {
+    let mut rest = html;
+    let mut kept = String::new();
+    while let Some(start) = rest.find("<details") {
+        kept.push_str(&rest[..start]);
+        rest = rest[start..].find("</details>").map_or("", |end| &rest[start + end + "</details>".len()..]);
+    }
+    kept.push_str(rest);
+    kept
 }
 
 fn decode_entities(text: &str) -> String {

@@ -1,0 +1,201 @@
+//! What the game's own server does through the server API (`/api/v1` in
+//! the `server` crate), with no member of the room acting: create, look at
+//! and delete rooms, put members in and take them out, set their role,
+//! post as the game or as a member, read history, and moderate.
+//!
+//! The game acts as [`GAME`]: the user id its moderation is recorded under
+//! and its own messages are posted by (flagged `system`). Pages show
+//! neither by that name (an action never names who did it; a system
+//! message is shown as the game's), so a player who picks the same name
+//! gains nothing: what anyone may do comes from their role, and only the
+//! server API acts as the game.
+use crate::events::EventKind;
+use crate::moderate::Done;
+use crate::protocol::moderation::{Report, Request};
+use crate::protocol::{ChatMessage, Role, ServerFrame};
+use crate::rooms::{OpenRoom, RoomError, Rooms};
+use crate::store::{self, NewMessage};
+use crate::validate::{
+    normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, GAME_USER_ID,
+};
+
+/// The user id the game acts and posts as.
+pub const GAME: &str = GAME_USER_ID;
+
+/// A room as the game's server sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub channel_id: String,
+    /// Members in the order they joined, each with the role the API gave
+    /// them (a token's claim may make a player a moderator on their page).
+    pub members: Vec<(String, Role)>,
+    /// The room's newest seq (0: none).
+    pub last_seq: i64,
+    pub slow_mode_secs: u32,
+}
+
+impl Rooms {
+    /// Creates the room if it does not exist; whether it was created.
+    pub async fn create_room(&self, channel_id: &str) -> Result<bool, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        if store::find_room(self.db(), &channel_id).await?.is_some() {
+            return Ok(false);
+        }
+        store::ensure_room(self.db(), &channel_id).await?;
+        Ok(true)
+    }
+
+    /// The room, its members with their roles, and its newest seq.
+    pub async fn room_info(&self, channel_id: &str) -> Result<RoomInfo, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        let members = store::member_roles(self.db(), room.id).await?;
+        Ok(RoomInfo {
+            channel_id,
+            members,
+            last_seq: room.last_seq,
+            slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+        })
+    }
+
+    /// Deletes the room with everything in it; its open pages are told
+    /// their users left (and close).
+    pub async fn delete_room(&self, channel_id: &str) -> Result<(), RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        let members = store::member_roles(self.db(), room.id).await?;
+        store::delete_room(self.db(), room.id).await?;
+        for (user_id, _) in members {
+            self.events().membership(EventKind::MemberLeft, &channel_id, &user_id);
+            self.publish(&channel_id, ServerFrame::MemberLeft { user_id }).await;
+        }
+        Ok(())
+    }
+
+    /// Makes `user_id` a member with `role` (an existing member gets the
+    /// role); refused for a user banned from the room. Whether they are
+    /// new to the room.
+    pub async fn add_member(&self, channel_id: &str, user_id: &str, role: Role) -> Result<bool, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let user_id = normalize_user_id(user_id)?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        let banned = |_| RoomError::UserBanned(user_id.clone());
+        self.refuse_banned(room.id, &user_id, banned).await?;
+        let added = store::add_member(self.db(), room.id, &user_id).await?;
+        store::set_member_role(self.db(), room.id, &user_id, role).await?;
+        if added {
+            self.events().membership(EventKind::MemberJoined, &channel_id, &user_id);
+            self.publish(&channel_id, ServerFrame::MemberJoined { user_id }).await;
+        }
+        Ok(added)
+    }
+
+    /// Takes a member out of the room (their pages close); refused for
+    /// someone who is not a member.
+    pub async fn remove_member(&self, channel_id: &str, user_id: &str) -> Result<(), RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let user_id = normalize_id(user_id, "user name")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !store::remove_member(self.db(), room.id, &user_id).await? {
+            return Err(RoomError::NotInRoom(user_id));
+        }
+        self.events().membership(EventKind::MemberLeft, &channel_id, &user_id);
+        self.publish(&channel_id, ServerFrame::MemberLeft { user_id }).await;
+        Ok(())
+    }
+
+    /// The room's open reports, oldest first.
+    pub async fn reports(&self, channel_id: &str) -> Result<Vec<Report>, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        Ok(store::moderation::open_reports(self.db(), room.id, crate::moderate::REPORT_QUEUE).await?)
+    }
+
+    /// Sets a member's role (pages learn it when they next connect).
+    pub async fn set_role(&self, channel_id: &str, user_id: &str, role: Role) -> Result<(), RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let user_id = normalize_id(user_id, "user name")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        if !store::set_member_role(self.db(), room.id, &user_id, role).await? {
+            return Err(RoomError::NotInRoom(user_id));
+        }
+        // Open pages act with the new role at once (a token's claim still
+        // counts: either makes a moderator).
+        self.publish(&channel_id, ServerFrame::RoleChanged { user_id, role }).await;
+        Ok(())
+    }
+
+    /// Posts a message: as the game itself (`as_user` none: a system
+    /// message), or as a member of the room. The word filter applies; a
+    /// member's mute, slow mode and send rate do not (the game decides).
+    /// Idempotent per (poster, `client_msg_id`): a retry gets the stored
+    /// message.
+    pub async fn post(
+        &self,
+        channel_id: &str,
+        as_user: Option<&str>,
+        client_msg_id: &str,
+        body: &str,
+    ) -> Result<ChatMessage, RoomError> {
+        if !valid_client_msg_id(client_msg_id) {
+            return Err(RoomError::BadMessageId);
+        }
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        let user_id = match as_user {
+            Some(user) => {
+                let user = normalize_id(user, "user name")?;
+                if !store::is_member(self.db(), room.id, &user).await? {
+                    return Err(RoomError::NotInRoom(user));
+                }
+                user
+            }
+            None => {
+                store::ensure_user(self.db(), GAME).await?;
+                GAME.to_owned()
+            }
+        };
+        let body = normalize_body_within(body, self.max_body_chars())?;
+        let body = self.words().apply(body).ok_or(RoomError::Blocked)?;
+        let message = NewMessage {
+            room_id: room.id,
+            user_id,
+            client_msg_id: client_msg_id.to_owned(),
+            body,
+            system: as_user.is_none(),
+        };
+        self.submit(&channel_id, message).await.stored().await
+    }
+
+    /// Up to `limit` messages of the room after `after_seq`, oldest first
+    /// (removed ones without their text; moderation events included).
+    pub async fn history(
+        &self,
+        channel_id: &str,
+        after_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<ChatMessage>, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        self.messages_after(room.id, after_seq, limit).await
+    }
+
+    /// A moderation request made by the game (a moderator of every room).
+    pub async fn moderate_as_game(&self, channel_id: &str, request: Request) -> Result<Done, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        store::ensure_user(self.db(), GAME).await?;
+        let game = OpenRoom {
+            room_id: room.id,
+            channel_id,
+            user_id: GAME.to_owned(),
+            members: Vec::new(),
+            last_seq: room.last_seq,
+            role: Role::Moderator,
+            identity_role: Role::Moderator,
+            muted: None,
+            slow_mode_secs: 0,
+        };
+        self.moderate(&game, request).await
+    }
+}

@@ -1,0 +1,473 @@
+//! Rooms, members, messages and moderation, for the game's servers.
+use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chat_protocol::moderation::{Report, Request};
+use chat_protocol::{ChatMessage, Role};
+use engine::moderate::Done;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ErrorBody;
+use super::{ApiError, ApiState};
+
+/// A JSON body; a malformed one is answered in the API's error shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Body<T>(pub T);
+
+/// Path parameters, answered in the API's error shape when malformed.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct InPath<T>(pub T);
+
+/// Query parameters, likewise.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct InQuery<T>(pub T);
+
+type Answer<T> = Result<T, ApiError>;
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewRoom {
+    /// The room's id, as pages name it (`channel_id` in the room's URL).
+    channel_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomCreated {
+    channel_id: String,
+    /// `false` when the room existed already (nothing changed).
+    created: bool,
+}
+
+/// Creates a room (idempotent: an existing room is left as it is).
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms", request_body = NewRoom,
+    responses(
+        (status = 201, description = "Created", body = RoomCreated),
+        (status = 200, description = "It existed already", body = RoomCreated),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn create_room(State(api): State<ApiState>, Body(room): Body<NewRoom>) -> Answer<Response> {
+    let created = api.rooms.create_room(&room.channel_id).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let channel_id = room.channel_id.trim().to_owned();
+    Ok((status, Json(RoomCreated { channel_id, created })).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomView {
+    channel_id: String,
+    /// Members in the order they joined.
+    members: Vec<MemberView>,
+    /// The room's newest seq (0: no messages yet).
+    last_seq: i64,
+    /// One message per this many seconds per player (0: off).
+    slow_mode_secs: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    user_id: String,
+    /// As set through this API (a token's claim may also make a moderator).
+    role: Role,
+    /// Whether they have the room open right now.
+    online: bool,
+}
+
+/// A room: its members (with their roles and who is online) and its newest seq.
+#[utoipa::path(get, path = "/api/v1/rooms/{channel_id}", tag = "rooms",
+    params(("channel_id" = String, Path, description = "The room")),
+    responses((status = 200, body = RoomView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_room(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+) -> Answer<Json<RoomView>> {
+    let room = api.rooms.room_info(&channel_id).await?;
+    let online = api.hub.online(&room.channel_id);
+    let members = room
+        .members
+        .into_iter()
+        .map(|(user_id, role)| MemberView { online: online.binary_search(&user_id).is_ok(), user_id, role })
+        .collect();
+    Ok(Json(RoomView {
+        channel_id: room.channel_id,
+        members,
+        last_seq: room.last_seq,
+        slow_mode_secs: room.slow_mode_secs,
+    }))
+}
+
+/// Deletes a room with its members, messages, sanctions and reports; its
+/// open pages are closed.
+#[utoipa::path(delete, path = "/api/v1/rooms/{channel_id}", tag = "rooms",
+    params(("channel_id" = String, Path, description = "The room")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete_room(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+) -> Answer<StatusCode> {
+    api.rooms.delete_room(&channel_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewMember {
+    user_id: String,
+    /// `player` (the default) or `moderator`.
+    #[serde(default)]
+    role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberAdded {
+    user_id: String,
+    role: Role,
+    /// `false` when they were a member already (their role is set all the same).
+    added: bool,
+}
+
+/// Puts a user in the room with a role (idempotent). Refused for a user
+/// banned from the room (409).
+#[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/members", tag = "rooms",
+    params(("channel_id" = String, Path, description = "The room")),
+    request_body = NewMember,
+    responses(
+        (status = 201, description = "Added", body = MemberAdded),
+        (status = 200, description = "A member already", body = MemberAdded),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Banned", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn add_member(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+    Body(member): Body<NewMember>,
+) -> Answer<Response> {
+    let added = api.rooms.add_member(&channel_id, &member.user_id, member.role).await?;
+    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    let body = MemberAdded { user_id: member.user_id.trim().to_owned(), role: member.role, added };
+    Ok((status, Json(body)).into_response())
+}
+
+/// Takes a member out of the room (their pages close; they may come back
+/// unless banned).
+#[utoipa::path(delete, path = "/api/v1/rooms/{channel_id}/members/{user_id}", tag = "rooms",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
+    responses((status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn remove_member(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+) -> Answer<StatusCode> {
+    api.rooms.remove_member(&channel_id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RoleChange {
+    role: Role,
+}
+
+/// Sets a member's role (their pages learn it when they next connect).
+#[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/members/{user_id}/role", tag = "rooms",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
+    request_body = RoleChange,
+    responses((status = 204, description = "Set"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn set_role(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+    Body(change): Body<RoleChange>,
+) -> Answer<StatusCode> {
+    api.rooms.set_role(&channel_id, &user_id, change.role).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewMessage {
+    /// Chosen by the caller (1–64 printable ASCII characters): posting the
+    /// same id again returns the stored message instead of a second one.
+    client_msg_id: String,
+    body: String,
+    /// Post as this member; without it the game posts as itself (a system
+    /// message, shown apart from players' messages).
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// Posts a message: as the game (a system message) or as a member. The word
+/// filter applies; a member's mute, slow mode and send rate do not.
+#[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/messages", tag = "messages",
+    params(("channel_id" = String, Path, description = "The room")),
+    request_body = NewMessage,
+    responses(
+        (status = 201, description = "Stored (or stored before under this client_msg_id)", body = ChatMessage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn post_message(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+    Body(message): Body<NewMessage>,
+) -> Answer<Response> {
+    let stored = api
+        .rooms
+        .post(&channel_id, message.user_id.as_deref(), &message.client_msg_id, &message.body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// Most messages one history call returns.
+const MAX_HISTORY: u64 = 500;
+
+#[derive(Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// Messages after this seq (0, the default: from the start).
+    #[serde(default)]
+    after_seq: i64,
+    /// At most this many (default and most: 500).
+    limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    /// Oldest first. Moderation events are included (`action`); a removed
+    /// message comes without its text (`removed`).
+    messages: Vec<ChatMessage>,
+    /// Whether more follow: ask again with `after_seq` = the last seq here.
+    has_more: bool,
+}
+
+/// A page of the room's history by seq.
+#[utoipa::path(get, path = "/api/v1/rooms/{channel_id}/messages", tag = "messages",
+    params(("channel_id" = String, Path, description = "The room"), HistoryQuery),
+    responses((status = 200, body = History), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn read_history(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+    InQuery(query): InQuery<HistoryQuery>,
+) -> Answer<Json<History>> {
+    let limit = query.limit.unwrap_or(MAX_HISTORY).clamp(1, MAX_HISTORY);
+    let mut messages = api.rooms.history(&channel_id, query.after_seq, limit + 1).await?;
+    let has_more = messages.len() as u64 > limit;
+    messages.truncate(limit as usize);
+    Ok(Json(History { messages, has_more }))
+}
+
+/// What a moderation call recorded: the event, in the room's order.
+#[derive(Serialize, ToSchema)]
+pub struct Recorded {
+    event: ChatMessage,
+}
+
+/// Runs a moderation request as the game.
+async fn act(api: &ApiState, channel_id: &str, request: Request) -> Answer<Json<Recorded>> {
+    match api.rooms.moderate_as_game(channel_id, request).await? {
+        Done::Recorded(event) => Ok(Json(Recorded { event })),
+        Done::Reported(_) | Done::Closed => Err(ApiError::bad_request("Not an action.")),
+    }
+}
+
+/// Removes a message: every page shows "Message removed" in its place.
+#[utoipa::path(delete, path = "/api/v1/rooms/{channel_id}/messages/{seq}", tag = "messages",
+    params(("channel_id" = String, Path, description = "The room"), ("seq" = i64, Path, description = "The message")),
+    responses((status = 200, body = Recorded), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Removed already", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn remove_message(
+    State(api): State<ApiState>,
+    InPath((channel_id, seq)): InPath<(String, i64)>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Remove { seq }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Sanction {
+    /// How long, in minutes (1 to a year); without it, until lifted.
+    #[serde(default)]
+    minutes: Option<u32>,
+    /// Shown to the member and the room (at most 200 characters).
+    #[serde(default)]
+    reason: String,
+}
+
+/// Mutes a member: they read but cannot send.
+#[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/members/{user_id}/mute", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
+    request_body = Sanction,
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn mute(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+    Body(mute): Body<Sanction>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Mute { user_id, minutes: mute.minutes, reason: mute.reason }).await
+}
+
+/// Lifts a member's mute.
+#[utoipa::path(delete, path = "/api/v1/rooms/{channel_id}/members/{user_id}/mute", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
+    responses((status = 200, body = Recorded), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not muted", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn unmute(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Unmute { user_id }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Kick {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Removes a member from the room; they may come back.
+#[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/members/{user_id}/kick", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
+    request_body = Kick,
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn kick(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+    Body(kick): Body<Kick>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Kick { user_id, reason: kick.reason }).await
+}
+
+/// Bans a user: out of the room, and kept out until the ban ends or is lifted.
+#[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/bans/{user_id}", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The user")),
+    request_body = Sanction,
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn ban(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+    Body(ban): Body<Sanction>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Ban { user_id, minutes: ban.minutes, reason: ban.reason }).await
+}
+
+/// Lifts a ban.
+#[utoipa::path(delete, path = "/api/v1/rooms/{channel_id}/bans/{user_id}", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The user")),
+    responses((status = 200, body = Recorded), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not banned", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn unban(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Unban { user_id }).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SlowMode {
+    /// One message per this many seconds per player (0: off; at most 3600).
+    seconds: u32,
+}
+
+/// Sets the room's slow mode.
+#[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/slow_mode", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room")),
+    request_body = SlowMode,
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Already so", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn slow_mode(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+    Body(slow): Body<SlowMode>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::SlowMode { seconds: slow.seconds }).await
+}
+
+/// The room's open reports, oldest first.
+#[utoipa::path(get, path = "/api/v1/rooms/{channel_id}/reports", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room")),
+    responses((status = 200, body = Vec<Report>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_reports(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+) -> Answer<Json<Vec<Report>>> {
+    Ok(Json(api.rooms.reports(&channel_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Acted upon.
+    Resolved,
+    /// Nothing to do.
+    Dismissed,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Closing {
+    outcome: Outcome,
+}
+
+/// Closes an open report.
+#[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/reports/{id}/close", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("id" = i64, Path, description = "The report")),
+    request_body = Closing,
+    responses((status = 204, description = "Closed"), (status = 401, body = ErrorBody), (status = 404, description = "No such open report", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn close_report(
+    State(api): State<ApiState>,
+    InPath((channel_id, id)): InPath<(String, i64)>,
+    Body(closing): Body<Closing>,
+) -> Answer<StatusCode> {
+    let resolved = matches!(closing.outcome, Outcome::Resolved);
+    api.rooms.moderate_as_game(&channel_id, Request::CloseReport { id, resolved }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewWords {
+    /// Words or phrases to add to the word filter's list.
+    words: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WordsAdded {
+    /// Entries in the list now.
+    entries: usize,
+}
+
+/// Adds words to the word filter: appended to its list file (which stays
+/// the one place the list lives) and in force at once, on this node; the
+/// other nodes read the file again within a second when they share it.
+#[utoipa::path(post, path = "/api/v1/word_filter", tag = "moderation",
+    request_body = NewWords,
+    responses((status = 200, body = WordsAdded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, description = "No list file", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn add_words(State(api): State<ApiState>, Body(new): Body<NewWords>) -> Answer<Json<WordsAdded>> {
+    let Some((path, filter)) = &api.words else {
+        return Err(ApiError::conflict(
+            "not_configured",
+            "The server has no word filter list (WORD_FILTER_FILE).",
+        ));
+    };
+    use crate::word_filter::AppendError;
+    let entries = crate::word_filter::append(path, &new.words).await.map_err(|err| match err {
+        AppendError::Invalid(why) => ApiError::bad_request(why),
+        AppendError::Failed(why) => {
+            tracing::error!(%why, "adding words to the word filter failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The word list could not be written.",
+            )
+        }
+    })?;
+    filter.replace(entries);
+    Ok(Json(WordsAdded { entries: filter.len() }))
+}

@@ -1,0 +1,408 @@
+//! The server API (`/api/v1`) as a game's backend uses it, over real HTTP:
+//! its keys and its refusal of browsers, every endpoint and its errors in
+//! the one JSON shape, idempotent retries, the effect on open pages, and
+//! the OpenAPI document against the routes the server really has.
+mod common;
+
+use std::time::Duration;
+
+use app::protocol::moderation::{Action, Request};
+use app::protocol::{ClientFrame, ErrorCode, Role, ServerFrame};
+use common::{spawn_app_with, Client, Event, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+use server::config::Secret;
+
+const KEY: &str = "game-backend-key-0123456789abcdefghij";
+const NEXT_KEY: &str = "rotated-backend-key-0123456789abcdefgh";
+const SECRET: &str = "integration-test-secret-0123456789abcdef";
+const QUIET: Duration = Duration::from_millis(300);
+
+async fn api_app() -> TestApp {
+    spawn_app_with(|c| c.api_keys = vec![Secret(KEY.into()), Secret(NEXT_KEY.into())]).await
+}
+
+/// Calls the API with `key`; the status and the JSON answer (`Null` for none).
+async fn call_with(
+    app: &TestApp,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = app.http.request(method, format!("{}{path}", app.base));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        },
+    )
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    call_with(app, Some(KEY), method, path, body).await
+}
+
+/// The `code` of an error answer (panics if the answer is not one).
+fn code(answer: &Value) -> &str {
+    answer["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error answer: {answer}"))
+}
+
+#[tokio::test]
+async fn only_a_server_with_a_key_gets_in_and_every_refusal_has_the_one_shape() {
+    let app = api_app().await;
+    let room = Some(json!({ "channel_id": "match_1" }));
+    let (status, answer) = call_with(&app, None, Method::POST, "/api/v1/rooms", room.clone()).await;
+    assert_eq!((status, code(&answer)), (401, "unauthorized"));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("Bearer"));
+    let (status, answer) = call_with(
+        &app,
+        Some("wrong-key-0123456789abcdef0123456789"),
+        Method::POST,
+        "/api/v1/rooms",
+        room.clone(),
+    )
+    .await;
+    assert_eq!((status, code(&answer)), (401, "unauthorized"));
+    // Both keys of a rotation work.
+    assert_eq!(call_with(&app, Some(KEY), Method::POST, "/api/v1/rooms", room.clone()).await.0, 201);
+    assert_eq!(call_with(&app, Some(NEXT_KEY), Method::POST, "/api/v1/rooms", room.clone()).await.0, 200);
+    // A browser is refused, key or not, and gets no CORS header.
+    let response = app
+        .http
+        .get(format!("{}/api/v1/rooms/match_1", app.base))
+        .bearer_auth(KEY)
+        .header("origin", "https://game.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(code(&answer), "browser_origin");
+    // An endpoint that does not exist, a malformed body: the same shape.
+    let (status, answer) = call(&app, Method::GET, "/api/v1/nothing/here", None).await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    let (status, answer) = call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "room": 1 }))).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+    let (status, answer) =
+        call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": " " }))).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+
+    // Without keys configured the API is off.
+    let off = spawn_app_with(|_| {}).await;
+    let (status, answer) = call(&off, Method::GET, "/api/v1/rooms/x", None).await;
+    assert_eq!(status, 401);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("API_KEYS"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_names_exactly_the_routes_that_answer() {
+    let app = api_app().await;
+    let (status, document) = call_with(&app, None, Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200, "served without a key");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."), "{}", document["openapi"]);
+    assert!(document["components"]["securitySchemes"]["api_key"].is_object());
+    // Read back by another implementation (the `oas3` crate): a valid
+    // OpenAPI 3.1 document whose every body and schema reference resolves.
+    let spec = oas3::from_json(document.to_string()).expect("a valid OpenAPI 3.1 document");
+    spec.validate_version().expect("a supported OpenAPI version");
+    for (path, method, operation) in spec.operations() {
+        operation.request_body(&spec).unwrap_or_else(|e| panic!("{method} {path}: request body: {e}"));
+        operation.parameters(&spec).unwrap_or_else(|e| panic!("{method} {path}: parameters: {e}"));
+        for (status, response) in operation.responses.iter().flatten() {
+            let response =
+                response.resolve(&spec).unwrap_or_else(|e| panic!("{method} {path} {status}: {e}"));
+            for media in response.content.values() {
+                if let Some(schema) = &media.schema {
+                    schema.resolve(&spec).unwrap_or_else(|e| panic!("{method} {path} {status}: schema: {e}"));
+                }
+            }
+        }
+    }
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{} paths", paths.len());
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["responses"].is_object(), "{method} {path} documents its answers");
+            assert_eq!(operation["security"][0]["api_key"], json!([]), "{method} {path} needs a key");
+            let concrete = path
+                .replace("{channel_id}", "no_such_room")
+                .replace("{user_id}", "nobody")
+                .replace("{seq}", "1")
+                .replace("{id}", "1");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            // Without a key: the key check answers, so the route exists.
+            let (status, answer) = call_with(&app, None, method.clone(), &concrete, None).await;
+            assert_eq!((status, code(&answer)), (401, "unauthorized"), "{method} {concrete}");
+            // With a key: the endpoint itself answers (never "no such endpoint").
+            let (_, answer) = call(&app, method.clone(), &concrete, Some(json!({}))).await;
+            let message = answer["error"]["message"].as_str().unwrap_or("");
+            assert!(
+                !message.contains("No such endpoint"),
+                "{method} {concrete} is documented but not served"
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations >= 18, "{operations} operations");
+}
+
+#[tokio::test]
+async fn rooms_and_members_are_made_read_and_removed_and_open_pages_follow() {
+    let app = api_app().await;
+    assert_eq!(
+        call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "match_1" }))).await.0,
+        201
+    );
+    let member = |user: &str, role: &str| Some(json!({ "user_id": user, "role": role }));
+    let (status, added) =
+        call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("ana", "player")).await;
+    assert_eq!((status, added["added"].as_bool()), (201, Some(true)));
+    let (status, again) =
+        call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("ana", "player")).await;
+    assert_eq!((status, again["added"].as_bool()), (200, Some(false)), "idempotent");
+    call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("mia", "moderator")).await;
+
+    // A member put in by the game opens the room without joining it; the
+    // role the game gave is hers on her page.
+    let (mut ana, _) = app.connect("ana", "match_1", 0).await;
+    let (status, room) = call(&app, Method::GET, "/api/v1/rooms/match_1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        room["members"],
+        json!([
+            { "user_id": "ana", "role": "player", "online": true },
+            { "user_id": "mia", "role": "moderator", "online": false },
+        ])
+    );
+    assert_eq!(room["last_seq"], 0);
+    let (_, welcome) = app.hello("mia", "match_1", 0).await;
+    assert!(matches!(welcome, ServerFrame::Welcome { role: Role::Moderator, .. }), "{welcome:?}");
+    // Demoted while her page is open: it acts as a player at once.
+    let (mut mia, _) = app.connect("mia", "match_1", 0).await;
+    let demote = Some(json!({ "role": "player" }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/match_1/members/mia/role", demote).await.0, 204);
+    assert_eq!(mia.next().await, ServerFrame::RoleChanged { user_id: "mia".into(), role: Role::Player });
+    ana.expect_silence(QUIET).await; // news for mia's pages only
+    let mute = Request::Mute { user_id: "ana".into(), minutes: None, reason: String::new() };
+    mia.send(&ClientFrame::Act { request_id: "m".into(), request: mute }).await;
+    assert!(matches!(mia.next().await, ServerFrame::Error { code: ErrorCode::Forbidden, .. }));
+    let (_, welcome) = app.hello("mia", "match_1", 0).await;
+    assert!(matches!(welcome, ServerFrame::Welcome { role: Role::Player, .. }), "{welcome:?}");
+    // Nobody may be the game.
+    let (status, answer) =
+        call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("Game", "player")).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+    assert_eq!(app.open_room("game", "match_1").await.0, 400);
+    let (status, answer) =
+        call(&app, Method::PUT, "/api/v1/rooms/match_1/members/zed/role", Some(json!({ "role": "player" })))
+            .await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+
+    // Taking a member out closes her page.
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/match_1/members/ana", None).await.0, 204);
+    assert_eq!(ana.next().await, ServerFrame::MemberLeft { user_id: "ana".into() });
+    assert_eq!(ana.next_event().await, Event::Closed(Some(4403)));
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/match_1/members/ana", None).await.0, 404);
+
+    // Deleting the room closes every page in it and takes it all away.
+    let (mut mia, _) = app.connect("mia", "match_1", 0).await;
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/match_1", None).await.0, 204);
+    assert_eq!(mia.next().await, ServerFrame::MemberLeft { user_id: "mia".into() });
+    assert_eq!(mia.next_event().await, Event::Closed(Some(4403)));
+    let (status, answer) = call(&app, Method::GET, "/api/v1/rooms/match_1", None).await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/match_1", None).await.0, 404);
+}
+
+/// A room `r` with ana in it (a page open), made through the API.
+async fn room_with_ana(app: &TestApp) -> Client {
+    call(app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "r" }))).await;
+    call(app, Method::POST, "/api/v1/rooms/r/members", Some(json!({ "user_id": "ana" }))).await;
+    app.connect("ana", "r", 0).await.0
+}
+
+#[tokio::test]
+async fn the_game_posts_as_itself_or_as_a_member_once_per_id_and_reads_history_in_pages() {
+    let app = api_app().await;
+    let mut ana = room_with_ana(&app).await;
+    let announce = Some(json!({ "client_msg_id": "round-2", "body": "Round 2 starts" }));
+    let (status, posted) = call(&app, Method::POST, "/api/v1/rooms/r/messages", announce.clone()).await;
+    assert_eq!(status, 201);
+    assert_eq!((posted["seq"].as_i64(), posted["system"].as_bool()), (Some(1), Some(true)));
+    let live = ana.next_message().await;
+    assert!(live.system, "pages get it marked as the game's");
+    assert_eq!(live.body, "Round 2 starts");
+    // A retry: the stored message again, nothing new.
+    let (status, again) = call(&app, Method::POST, "/api/v1/rooms/r/messages", announce).await;
+    assert_eq!((status, again["seq"].as_i64()), (201, Some(1)));
+    ana.expect_silence(QUIET).await;
+    // As a member; not as a stranger; not empty, not without an id.
+    let as_ana = Some(json!({ "client_msg_id": "a1", "body": "gg", "user_id": "ana" }));
+    let (_, posted) = call(&app, Method::POST, "/api/v1/rooms/r/messages", as_ana).await;
+    assert_eq!((posted["user_id"].as_str(), posted.get("system")), (Some("ana"), None));
+    let stranger = Some(json!({ "client_msg_id": "z1", "body": "hi", "user_id": "zed" }));
+    assert_eq!(call(&app, Method::POST, "/api/v1/rooms/r/messages", stranger).await.0, 404);
+    for bad in [
+        json!({ "client_msg_id": "e", "body": "  " }),
+        json!({ "client_msg_id": "", "body": "x" }),
+        json!({ "body": "x" }),
+    ] {
+        let (status, answer) = call(&app, Method::POST, "/api/v1/rooms/r/messages", Some(bad.clone())).await;
+        assert_eq!((status, code(&answer)), (400, "bad_request"), "{bad}");
+    }
+    for i in 3..=7 {
+        let body = Some(json!({ "client_msg_id": format!("m{i}"), "body": format!("message {i}") }));
+        call(&app, Method::POST, "/api/v1/rooms/r/messages", body).await;
+    }
+    // History by seq, a page at a time.
+    let (_, page) = call(&app, Method::GET, "/api/v1/rooms/r/messages?after_seq=0&limit=3", None).await;
+    let seqs = |page: &Value| {
+        page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!((seqs(&page), page["has_more"].as_bool()), (vec![1, 2, 3], Some(true)));
+    let (_, page) = call(&app, Method::GET, "/api/v1/rooms/r/messages?after_seq=3&limit=3", None).await;
+    assert_eq!(seqs(&page), [4, 5, 6]);
+    let (_, page) = call(&app, Method::GET, "/api/v1/rooms/r/messages?after_seq=6", None).await;
+    assert_eq!((seqs(&page), page["has_more"].as_bool()), (vec![7], Some(false)));
+    let (status, answer) = call(&app, Method::GET, "/api/v1/rooms/r/messages?after_seq=abc", None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+    assert_eq!(call(&app, Method::GET, "/api/v1/rooms/nowhere/messages", None).await.0, 404);
+}
+
+#[tokio::test]
+async fn the_game_moderates_and_open_pages_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("words.txt");
+    std::fs::write(&words, "darn\n").unwrap();
+    let app = spawn_app_with(|c| {
+        c.api_keys = vec![Secret(KEY.into())];
+        c.word_filter_file = Some(words.clone());
+    })
+    .await;
+    let mut ana = room_with_ana(&app).await;
+    let seq = ana.send_and_ack("a1", "a message to remove").await;
+    ana.next_message().await;
+
+    let (status, done) = call(&app, Method::DELETE, &format!("/api/v1/rooms/r/messages/{seq}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(done["event"]["action"], json!({ "remove": { "seq": seq } }));
+    assert!(matches!(ana.next_message().await.action, Some(Action::Remove { .. })));
+    let (status, answer) = call(&app, Method::DELETE, &format!("/api/v1/rooms/r/messages/{seq}"), None).await;
+    assert_eq!((status, code(&answer)), (409, "conflict"));
+
+    let mute = Some(json!({ "minutes": 10, "reason": "spam" }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/ana/mute", mute).await.0, 200);
+    ana.next_message().await;
+    ana.say("a2", "can I talk?").await;
+    assert!(matches!(ana.next().await, ServerFrame::Error { code: ErrorCode::Muted, .. }));
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/mute", None).await.0, 200);
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/mute", None).await.0, 409);
+    let bad = Some(json!({ "minutes": 0 }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/ana/mute", bad).await.0, 400);
+    assert_eq!(
+        call(&app, Method::PUT, "/api/v1/rooms/r/slow_mode", Some(json!({ "seconds": 30 }))).await.0,
+        200
+    );
+    assert_eq!(
+        call(&app, Method::PUT, "/api/v1/rooms/r/slow_mode", Some(json!({ "seconds": 30 }))).await.0,
+        409
+    );
+
+    // A report filed on a page is in the game's list, and closed from there.
+    call(&app, Method::POST, "/api/v1/rooms/r/members", Some(json!({ "user_id": "bob" }))).await;
+    let (_, posted) = call(
+        &app,
+        Method::POST,
+        "/api/v1/rooms/r/messages",
+        Some(json!({ "client_msg_id": "b1", "body": "rude", "user_id": "bob" })),
+    )
+    .await;
+    let report = json!({ "channel_id": "r", "user_id": "ana", "request": { "report": { "seq": posted["seq"], "reason": "rude" } } });
+    let response = app.http.post(format!("{}/api/moderate", app.base)).json(&report).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, reports) = call(&app, Method::GET, "/api/v1/rooms/r/reports", None).await;
+    assert_eq!(reports[0]["reporter"], "ana");
+    let id = reports[0]["id"].as_i64().unwrap();
+    let close = Some(json!({ "outcome": "resolved" }));
+    assert_eq!(
+        call(&app, Method::POST, &format!("/api/v1/rooms/r/reports/{id}/close"), close.clone()).await.0,
+        204
+    );
+    assert_eq!(call(&app, Method::POST, &format!("/api/v1/rooms/r/reports/{id}/close"), close).await.0, 404);
+    assert_eq!(call(&app, Method::GET, "/api/v1/rooms/r/reports", None).await.1, json!([]));
+
+    // Kick closes her page; a ban keeps her out until lifted.
+    let kick = Some(json!({ "reason": "cool off" }));
+    assert_eq!(call(&app, Method::POST, "/api/v1/rooms/r/members/ana/kick", kick).await.0, 200);
+    loop {
+        match ana.next_event().await {
+            Event::Closed(code) => break assert_eq!(code, Some(4410)),
+            Event::Frame(_) => continue,
+        }
+    }
+    let ban = Some(json!({ "reason": "cheating" }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/bans/ana", ban).await.0, 200);
+    assert_eq!(app.open_room("ana", "r").await.0, 403);
+    let (status, answer) =
+        call(&app, Method::POST, "/api/v1/rooms/r/members", Some(json!({ "user_id": "ana" }))).await;
+    assert_eq!((status, code(&answer)), (409, "banned"));
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/bans/ana", None).await.0, 200);
+    assert_eq!(app.open_room("ana", "r").await.0, 200);
+
+    // Words added through the API are in force at once, and in the file.
+    let (status, added) =
+        call(&app, Method::POST, "/api/v1/word_filter", Some(json!({ "words": ["heck", "drat"] }))).await;
+    assert_eq!((status, added["entries"].as_u64()), (200, Some(3)));
+    assert!(std::fs::read_to_string(&words).unwrap().contains("heck\ndrat"));
+    let (_, posted) = call(
+        &app,
+        Method::POST,
+        "/api/v1/rooms/r/messages",
+        Some(json!({ "client_msg_id": "w1", "body": "oh heck" })),
+    )
+    .await;
+    assert_eq!(posted["body"], "oh ****");
+    let (status, _) = call(&app, Method::POST, "/api/v1/word_filter", Some(json!({ "words": [""] }))).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_game_mints_tokens_that_pages_accept_and_open_mode_has_none() {
+    let app = spawn_app_with(|c| {
+        c.api_keys = vec![Secret(KEY.into())];
+        c.token_secret = Some(Secret(SECRET.into()));
+    })
+    .await;
+    let request = Some(json!({ "user_id": "ana", "channel_id": "r", "role": "moderator", "ttl_secs": 600 }));
+    let (status, minted) = call(&app, Method::POST, "/api/v1/tokens", request).await;
+    assert_eq!(status, 201);
+    let token = minted["token"].as_str().unwrap();
+    assert!(minted["expires"].as_i64().unwrap() > engine::identity::unix_now());
+    let (status, html) = app.get(&format!("{}/chat_room?token={token}", app.base)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("role-badge"), "a moderator's page");
+    for bad in [
+        json!({ "user_id": "ana", "channel_id": "r", "ttl_secs": 0 }),
+        json!({ "user_id": " ", "channel_id": "r" }),
+    ] {
+        assert_eq!(call(&app, Method::POST, "/api/v1/tokens", Some(bad)).await.0, 400);
+    }
+    let open = api_app().await;
+    let (status, answer) =
+        call(&open, Method::POST, "/api/v1/tokens", Some(json!({ "user_id": "a", "channel_id": "r" }))).await;
+    assert_eq!((status, code(&answer)), (409, "not_configured"));
+}
