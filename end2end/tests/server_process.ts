@@ -13,7 +13,10 @@ export class ServerProcess {
   }
 
   async start(): Promise<void> {
-    this.child = spawn('./target/release/server', [], {
+    // Whatever answers on the port must be this process, never a server
+    // another spec left behind.
+    if (await this.answers()) throw new Error(`port ${this.port} is taken by another server`);
+    const child = spawn('./target/release/server', [], {
       cwd: '..',
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
@@ -25,16 +28,21 @@ export class ServerProcess {
         ...this.env,
       },
     });
+    this.child = child;
     for (let i = 0; i < 200; i++) {
-      try {
-        const response = await fetch(`${this.origin}/readyz`);
-        if (response.status === 200) return;
-      } catch {
-        // not listening yet
-      }
+      if (child.exitCode !== null) throw new Error(`server on port ${this.port} exited (${child.exitCode})`);
+      if (await this.answers()) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     throw new Error(`server on port ${this.port} never became ready`);
+  }
+
+  private async answers(): Promise<boolean> {
+    try {
+      return (await fetch(`${this.origin}/readyz`)).status === 200;
+    } catch {
+      return false; // not listening
+    }
   }
 
   /** SIGTERM: the server closes its streams with "going away" and exits. */

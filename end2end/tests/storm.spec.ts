@@ -9,7 +9,7 @@ import * as path from 'path';
 import { ServerProcess } from './server_process';
 import { expect, room, roomPath, test, unique, uniqueRoom } from './fixtures';
 
-const port = Number(process.env.E2E_PORT ?? 8091) + 21;
+const port = Number(process.env.E2E_PORT ?? 8091) + 61;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-storm-'));
 const server = new ServerProcess(port, {
   DATABASE_URL: `sqlite://${dataDir}/storm.db?mode=rwc`,
