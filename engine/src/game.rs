@@ -9,7 +9,6 @@
 //! message is shown as the game's), so a player who picks the same name
 //! gains nothing: what anyone may do comes from their role, and only the
 //! server API acts as the game.
-use crate::events::EventKind;
 use crate::moderate::Done;
 use crate::protocol::moderation::{Report, Request};
 use crate::protocol::{ChatMessage, Role, ServerFrame};
@@ -66,8 +65,7 @@ impl Rooms {
         let members = store::member_roles(self.db(), room.id).await?;
         store::delete_room(self.db(), room.id).await?;
         for (user_id, _) in members {
-            self.events().membership(EventKind::MemberLeft, &channel_id, &user_id);
-            self.publish(&channel_id, ServerFrame::MemberLeft { user_id }).await;
+            self.announce(&channel_id, &user_id, false).await;
         }
         Ok(())
     }
@@ -78,14 +76,14 @@ impl Rooms {
     pub async fn add_member(&self, channel_id: &str, user_id: &str, role: Role) -> Result<bool, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_user_id(user_id)?;
+        let _order = self.lock(&channel_id).await;
         let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         let banned = |_| RoomError::UserBanned(user_id.clone());
         self.refuse_banned(room.id, &user_id, banned).await?;
         let added = store::add_member(self.db(), room.id, &user_id).await?;
         store::set_member_role(self.db(), room.id, &user_id, role).await?;
         if added {
-            self.events().membership(EventKind::MemberJoined, &channel_id, &user_id);
-            self.publish(&channel_id, ServerFrame::MemberJoined { user_id }).await;
+            self.announce(&channel_id, &user_id, true).await;
         }
         Ok(added)
     }
@@ -93,15 +91,11 @@ impl Rooms {
     /// Takes a member out of the room (their pages close); refused for
     /// someone who is not a member.
     pub async fn remove_member(&self, channel_id: &str, user_id: &str) -> Result<(), RoomError> {
-        let channel_id = normalize_id(channel_id, "room")?;
-        let user_id = normalize_id(user_id, "user name")?;
-        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if !store::remove_member(self.db(), room.id, &user_id).await? {
-            return Err(RoomError::NotInRoom(user_id));
+        match self.take_out(channel_id, user_id).await? {
+            None => Err(RoomError::NoSuchRoom),
+            Some(false) => Err(RoomError::NotInRoom(normalize_id(user_id, "user name")?)),
+            Some(true) => Ok(()),
         }
-        self.events().membership(EventKind::MemberLeft, &channel_id, &user_id);
-        self.publish(&channel_id, ServerFrame::MemberLeft { user_id }).await;
-        Ok(())
     }
 
     /// The room's open reports, oldest first.

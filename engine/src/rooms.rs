@@ -21,7 +21,7 @@ use super::events::{EventKind, Events};
 use super::hub::{RoomEvent, Subscription};
 use super::identity::TokenError;
 use super::limits::{SendRate, SlowMode};
-use super::store::moderation::{sanction_in_force, sanctions_in_force, RemovedText, Sanction};
+use super::store::moderation::{sanctions_in_force, RemovedText};
 use super::store::{self, NewMessage};
 use super::writer::{Stored, Writer};
 use crate::protocol::moderation::{plain_duration, Action, Mute, Refusal};
@@ -258,7 +258,9 @@ impl Rooms {
         Accepted(self.writer.submit(channel_id.into(), message).await)
     }
 
-    async fn lock(&self, channel_id: &str) -> MutexGuard<'_, ()> {
+    /// Keeps a room's membership changes, and the events telling of them,
+    /// in one order.
+    pub(crate) async fn lock(&self, channel_id: &str) -> MutexGuard<'_, ()> {
         let stripe = BuildHasherDefault::<DefaultHasher>::default().hash_one(channel_id) as usize;
         self.locks[stripe % self.locks.len()].lock().await
     }
@@ -269,6 +271,19 @@ impl Rooms {
         if let Err(err) = self.bus.publish_all(channel_id, vec![RoomEvent::new(frame)]).await {
             tracing::warn!(channel_id, %err, "publish failed after commit");
         }
+    }
+
+    /// Tells the room's pages and the webhooks that `user_id` joined (or
+    /// left) the room, once the change is committed.
+    pub(crate) async fn announce(&self, channel_id: &str, user_id: &str, joined: bool) {
+        let user = user_id.to_owned();
+        let (kind, frame) = if joined {
+            (EventKind::MemberJoined, ServerFrame::MemberJoined { user_id: user })
+        } else {
+            (EventKind::MemberLeft, ServerFrame::MemberLeft { user_id: user })
+        };
+        self.events.membership(kind, channel_id, user_id);
+        self.publish(channel_id, frame).await;
     }
 
     /// Opens a room for `user_id`: creates the room on first visit, makes
@@ -286,8 +301,7 @@ impl Rooms {
                 // Banned members are not members: only a newcomer may be one.
                 self.refuse_banned(room.id, &user_id, RoomError::Banned).await?;
                 if store::add_member(&self.db, room.id, &user_id).await? {
-                    self.publish(&channel_id, ServerFrame::MemberJoined { user_id: user_id.clone() }).await;
-                    self.events.membership(EventKind::MemberJoined, &channel_id, &user_id);
+                    self.announce(&channel_id, &user_id, true).await;
                 }
             }
             (room, role.unwrap_or_default())
@@ -317,7 +331,7 @@ impl Rooms {
         user_id: &str,
         refusal: impl FnOnce(Mute) -> RoomError,
     ) -> Result<(), RoomError> {
-        match sanction_in_force(&self.db, room_id, user_id, Sanction::Ban, chrono::Utc::now()).await? {
+        match sanctions_in_force(&self.db, room_id, user_id, chrono::Utc::now()).await?.ban {
             Some(ban) => Err(refusal(ban)),
             None => Ok(()),
         }
@@ -332,15 +346,14 @@ impl Rooms {
         channel_id: &str,
         user_id: &str,
     ) -> Result<Option<Mute>, RoomError> {
-        let (mute, ban) = sanctions_in_force(&self.db, room_id, user_id, chrono::Utc::now()).await?;
-        if let Some(ban) = ban {
+        let in_force = sanctions_in_force(&self.db, room_id, user_id, chrono::Utc::now()).await?;
+        if let Some(ban) = in_force.ban {
             if store::remove_member(&self.db, room_id, user_id).await? {
-                self.events.membership(EventKind::MemberLeft, channel_id, user_id);
-                self.publish(channel_id, ServerFrame::MemberLeft { user_id: user_id.to_owned() }).await;
+                self.announce(channel_id, user_id, false).await;
             }
             return Err(RoomError::Banned(ban));
         }
-        Ok(mute)
+        Ok(in_force.mute)
     }
 
     /// The page of history just before `before_seq`, for a member of the
@@ -401,25 +414,30 @@ impl Rooms {
         let room = self.member_room(&channel_id, actor).await?;
         self.refuse_banned(room.room_id, &new_user, |_| RoomError::UserBanned(new_user.clone())).await?;
         if store::add_member(&self.db, room.room_id, &new_user).await? {
-            self.events.membership(EventKind::MemberJoined, &channel_id, &new_user);
-            self.publish(&channel_id, ServerFrame::MemberJoined { user_id: new_user }).await;
+            self.announce(&channel_id, &new_user, true).await;
         }
         Ok(())
     }
 
     /// `user_id` leaves the room. Leaving a room one is not in is a no-op.
     pub async fn leave(&self, channel_id: &str, user_id: &str) -> Result<(), RoomError> {
+        self.take_out(channel_id, user_id).await.map(drop)
+    }
+
+    /// Takes `user_id` out of the room and tells its pages: `None` if there
+    /// is no such room, else whether they were a member.
+    pub(crate) async fn take_out(&self, channel_id: &str, user_id: &str) -> Result<Option<bool>, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;
         let _order = self.lock(&channel_id).await;
         let Some(room) = store::find_room(&self.db, &channel_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        if store::remove_member(&self.db, room.id, &user_id).await? {
-            self.events.membership(EventKind::MemberLeft, &channel_id, &user_id);
-            self.publish(&channel_id, ServerFrame::MemberLeft { user_id }).await;
+        let removed = store::remove_member(&self.db, room.id, &user_id).await?;
+        if removed {
+            self.announce(&channel_id, &user_id, false).await;
         }
-        Ok(())
+        Ok(Some(removed))
     }
 
     /// Admits a stream connection: the room must exist and the user be a

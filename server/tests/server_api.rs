@@ -226,6 +226,9 @@ async fn rooms_and_members_are_made_read_and_removed_and_open_pages_follow() {
     let (status, answer) = call(&app, Method::GET, "/api/v1/rooms/match_1", None).await;
     assert_eq!((status, code(&answer)), (404, "not_found"));
     assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/match_1", None).await.0, 404);
+    let (status, answer) = call(&app, Method::DELETE, "/api/v1/rooms/match_1/members/mia", None).await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("does not exist"), "{answer}");
 }
 
 /// A room `r` with ana in it (a page open), made through the API.

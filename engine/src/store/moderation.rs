@@ -202,7 +202,7 @@ async fn put_sanction(
                 _ => false,
             }
     };
-    if sanction_in_force(txn, room_id, user_id, kind, at).await?.as_ref().is_some_and(same) {
+    if sanctions_in_force(txn, room_id, user_id, at).await?.of(kind).as_ref().is_some_and(same) {
         return Ok(false);
     }
     let row = sanction::ActiveModel {
@@ -246,22 +246,20 @@ async fn lift(
     Ok(lifted.iter().any(|s| s.until.is_none_or(|until| until.timestamp_millis() > now)))
 }
 
-/// The user's sanction of `kind` in the room, if one holds at `now`.
-pub async fn sanction_in_force(
-    db: &impl ConnectionTrait,
-    room_id: i64,
-    user_id: &str,
-    kind: Sanction,
-    now: DateTime<Utc>,
-) -> Result<Option<Mute>, DbErr> {
-    let found = sanction::Entity::find()
-        .filter(sanction::Column::RoomId.eq(room_id))
-        .filter(sanction::Column::UserId.eq(user_id))
-        .filter(sanction::Column::Kind.eq(kind.as_str()))
-        .one(db)
-        .await?;
-    let sanction = found.map(|s| Mute { until_ms: s.until.map(|t| t.timestamp_millis()), reason: s.reason });
-    Ok(sanction.filter(|s| s.holds_at(now.timestamp_millis())))
+/// A user's sanctions in a room that hold at a moment.
+#[derive(Debug, Default)]
+pub struct InForce {
+    pub mute: Option<Mute>,
+    pub ban: Option<Mute>,
+}
+
+impl InForce {
+    fn of(self, kind: Sanction) -> Option<Mute> {
+        match kind {
+            Sanction::Mute => self.mute,
+            Sanction::Ban => self.ban,
+        }
+    }
 }
 
 /// The user's mute and ban in the room that hold at `now` (one read).
@@ -270,25 +268,25 @@ pub async fn sanctions_in_force(
     room_id: i64,
     user_id: &str,
     now: DateTime<Utc>,
-) -> Result<(Option<Mute>, Option<Mute>), DbErr> {
+) -> Result<InForce, DbErr> {
     let rows = sanction::Entity::find()
         .filter(sanction::Column::RoomId.eq(room_id))
         .filter(sanction::Column::UserId.eq(user_id))
         .all(db)
         .await?;
-    let (mut mute, mut ban) = (None, None);
+    let mut in_force = InForce::default();
     for row in rows {
         let sanction = Mute { until_ms: row.until.map(|t| t.timestamp_millis()), reason: row.reason };
         if !sanction.holds_at(now.timestamp_millis()) {
             continue;
         }
         match row.kind.as_str() {
-            "mute" => mute = Some(sanction),
-            "ban" => ban = Some(sanction),
+            "mute" => in_force.mute = Some(sanction),
+            "ban" => in_force.ban = Some(sanction),
             _ => {}
         }
     }
-    Ok((mute, ban))
+    Ok(in_force)
 }
 
 /// The author of the room's message `seq`, and its text as pages see it
