@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Browser, Locator, Page } from '@playwright/test';
+import { CuttableProxy } from './proxy';
 import { ServerProcess } from './server_process';
 import { expect, QUIET_MS, room, roomPath, sendWithEnter, test, unique, uniqueRoom, waitConnected } from './fixtures';
 
@@ -313,6 +314,39 @@ test.describe('Moderation', () => {
     await expect(memberNames(modPage)).toHaveText([MOD, bob]);
     await sendWithEnter(bobPage, 'sorry about that');
     await expect(room.lines(modPage).last()).toHaveText(`${bob}: sorry about that`);
+  });
+
+  test('a player kicked while their page was cut off reads why once it is back, and is not reconnected', async ({ users }) => {
+    const proxy = new CuttableProxy(port);
+    await proxy.start();
+    try {
+      const roomName = uniqueRoom('kick-away');
+      const bob = unique('bob');
+      const cutNoise = [/WebSocket connection to .* failed/, /Failed to load resource/];
+      const bobPage = await users.open(bob, roomName, { origin: proxy.origin, allowConsole: cutNoise });
+      const modPage = await users.open(MOD, roomName, { origin });
+      await sendWithEnter(bobPage, 'you all stink');
+      await expect(room.lines(modPage)).toHaveCount(1);
+
+      proxy.cut();
+      await expect(room.status(bobPage)).toHaveText(/Reconnecting…|Offline/);
+      const menu = await openMessageMenu(modPage, `${bob}'s message`, 'you all stink');
+      await menu.getByLabel('Reason').fill('be nice');
+      await menu.getByRole('button', { name: 'Kick', exact: true }).click();
+      await expect(notices(modPage)).toHaveText([`${bob} was removed from the room (reason: be nice)`]);
+
+      proxy.restore();
+      await expect(bobPage.getByRole('alert')).toHaveText(
+        'A moderator removed you from this room (reason: be nice). Rejoin the room',
+        { timeout: 20_000 },
+      );
+      await expect(room.status(bobPage)).toHaveText('Disconnected');
+      await bobPage.waitForTimeout(QUIET_MS * 2);
+      await expect(room.status(bobPage)).toHaveText('Disconnected');
+      await expect(room.messageBox(bobPage)).toBeDisabled();
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test('a banned player reads until when, and cannot open the room again until the ban is lifted', async ({ users }) => {

@@ -3,8 +3,9 @@
 //! role by the protocol's rules, recorded with its effect by the store
 //! (`store::moderation`), then published like a message: every page of the
 //! room, on every node, gets it in the conversation's order, and a page
-//! that reconnects replays it. The same path serves a server function, a
-//! form posted without JavaScript and a stream frame.
+//! that reconnects replays it (one whose user was kicked meanwhile, no
+//! member any more, is told the kick, then closed). The same path serves a
+//! server function, a form posted without JavaScript and a stream frame.
 //!
 //! Reports are not part of the conversation: a new one (and a closed one)
 //! goes only to the moderators' pages, as [`ServerFrame::Reported`] and
@@ -18,6 +19,10 @@ use crate::protocol::{ChatMessage, Role, ServerFrame};
 use crate::rooms::{OpenRoom, RoomError, Rooms};
 use crate::store::moderation as store;
 use crate::validate::normalize_id;
+
+/// How far back a page that comes back to a room it was kicked from is
+/// looked up: a bound on the read, whatever the `after_seq` it claims.
+const KICK_LOOKBACK: i64 = 1000;
 
 /// Most open reports shown to a moderator at once.
 pub const REPORT_QUEUE: u64 = 100;
@@ -127,6 +132,23 @@ impl Rooms {
         }
         self.tell(&room.channel_id, &event, &action, left);
         Ok(Done::Recorded(event))
+    }
+
+    /// The kick that took `user_id` out of the room while their page was
+    /// away (after `after_seq`, within the room's last
+    /// [`KICK_LOOKBACK`] events), if that is why they are no member: the
+    /// page is told it as it would have been, then closed for good.
+    pub(crate) async fn kicked_while_away(
+        &self,
+        channel_id: &str,
+        user_id: &str,
+        after_seq: i64,
+    ) -> Result<Option<ChatMessage>, RoomError> {
+        let Some(room) = crate::store::find_room(self.db(), channel_id).await? else {
+            return Ok(None);
+        };
+        let after_seq = after_seq.max(room.last_seq - KICK_LOOKBACK);
+        Ok(store::kick_since(self.db(), room.id, user_id, after_seq).await?)
     }
 
     /// `user_id`, normalized, if they are a member of the room.

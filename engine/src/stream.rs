@@ -315,7 +315,18 @@ async fn admit<'a>(
         return Err(out.refuse(ErrorCode::BadFrame, msg, close_code::BAD_HELLO, why).await);
     };
     let (opened, role) = match access.resolve(&channel_id, &user_id, token.as_deref()) {
-        Ok(actor) => (rooms.open(&actor.channel_id, &actor.user_id).await, actor.role),
+        Ok(actor) => {
+            let opened = rooms.open(&actor.channel_id, &actor.user_id).await;
+            if matches!(opened, Err(RoomError::NotMember)) {
+                // Kicked while the page was away: it hears so, as it would have.
+                let kicked = rooms.kicked_while_away(&actor.channel_id, &actor.user_id, after_seq).await;
+                if let Ok(Some(kick)) = kicked {
+                    out.queue(&ServerFrame::Message(kick));
+                    return Err(out.close(close_code::REMOVED, "kicked while away").await);
+                }
+            }
+            (opened, actor.role)
+        }
         Err(err) => (Err(RoomError::Identity(err)), Role::Player),
     };
     let (mut room, subscription) = match opened {

@@ -505,6 +505,50 @@ async fn a_kicked_member_is_sent_out_and_may_come_back_a_banned_one_may_not_unti
 }
 
 #[tokio::test]
+async fn a_page_away_when_its_user_was_kicked_is_told_the_kick_when_it_comes_back() {
+    let app = moderated().await;
+    let mut moderator = app.join("mod", "r").await;
+    let bob = app.join("bob", "r").await;
+    let seq = moderator.send_and_ack("m1", "hello").await;
+    drop(bob); // his page goes away
+    done(&mut moderator, Request::Kick { user_id: "bob".into(), reason: "calm down".into() }).await;
+
+    // Coming back with what it had, the page hears the kick, then the close
+    // that stops it reconnecting.
+    let (mut bob, first) = app.hello("bob", "r", seq).await;
+    let kicked = |frame: &ServerFrame| {
+        matches!(frame, ServerFrame::Message(m) if matches!(&m.action,
+            Some(Action::Kick { user_id, reason }) if user_id == "bob" && reason == "calm down"))
+    };
+    assert!(kicked(&first), "{first:?}");
+    assert_eq!(bob.next_event().await, Event::Closed(Some(4410)));
+    // And again, from a page that had seen nothing of the room.
+    let (_, first) = app.hello("bob", "r", 0).await;
+    assert!(kicked(&first), "{first:?}");
+
+    // Someone who left by himself is no member, and hears just that.
+    let carl = app.join("carl", "r").await;
+    drop(carl);
+    let left = app.post_fn("leave_room", &[("channel_id", "r"), ("user_id", "carl")]).await;
+    assert!(left.status().is_success() || left.status().is_redirection(), "{}", left.status());
+    let (mut carl, first) = app.hello("carl", "r", seq).await;
+    assert!(matches!(first, ServerFrame::Error { code: ErrorCode::NotMember, .. }), "{first:?}");
+    assert_eq!(carl.next_event().await, Event::Closed(Some(4403)));
+
+    // Once back in the room (the kick let him), he is welcomed as anyone.
+    assert_eq!(app.open_room("bob", "r").await.0, 200);
+    let (_, first) = app.hello("bob", "r", seq).await;
+    assert!(matches!(first, ServerFrame::Welcome { .. }), "{first:?}");
+    // And a later ban is told as a ban, not as the old kick.
+    done(&mut moderator, Request::Ban { user_id: "bob".into(), minutes: None, reason: "again".into() }).await;
+    let (_, refused) = app.hello("bob", "r", seq).await;
+    assert!(
+        matches!(&refused, ServerFrame::Error { code: ErrorCode::NotMember, message, .. } if message.contains("banned")),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
 async fn slow_mode_lets_a_player_send_once_per_period_and_spares_moderators() {
     let app = moderated().await;
     let mut ana = app.join("ana", "r").await;

@@ -289,6 +289,31 @@ pub async fn sanctions_in_force(
     Ok(in_force)
 }
 
+/// The kick of `user_id` among the room's moderation events after
+/// `after_seq`, if it is the newest kick, ban or unban of them there (a
+/// ban is told as a ban; after an unban they are free to come back).
+pub async fn kick_since(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    user_id: &str,
+    after_seq: i64,
+) -> Result<Option<ChatMessage>, DbErr> {
+    let events = message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::Seq.gt(after_seq))
+        .filter(message::Column::Action.is_not_null())
+        .order_by_desc(message::Column::Seq)
+        .all(db)
+        .await?;
+    let newest = events.into_iter().map(ChatMessage::from).find(|m| match &m.action {
+        Some(
+            Action::Kick { user_id: u, .. } | Action::Ban { user_id: u, .. } | Action::Unban { user_id: u },
+        ) => u == user_id,
+        _ => false,
+    });
+    Ok(newest.filter(|m| matches!(m.action, Some(Action::Kick { .. }))))
+}
+
 /// The author of the room's message `seq`, and its text as pages see it
 /// (empty when removed); `None` for no such message or for an action.
 pub async fn message_at(
