@@ -131,7 +131,9 @@ pub async fn stream_handler(
     if stopping.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "The server is restarting.").into_response();
     }
-    let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    // The last header line: a balancer that adds a line of its own
+    // (rather than appending to the client's) puts it after theirs.
+    let forwarded_for = headers.get_all("x-forwarded-for").iter().next_back().and_then(|v| v.to_str().ok());
     let ip = client_ip(peer.ip(), forwarded_for, connections.trust_forwarded_for);
     let Some(slot) = connections.per_ip.admit(ip) else {
         metrics::counter!(m::REFUSED_CONNECTIONS).increment(1);

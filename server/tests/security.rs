@@ -17,16 +17,26 @@ async fn stored(app: &TestApp, user: &str, room: &str) -> Vec<String> {
     list_items(&html, "messages")
 }
 
-/// Answers the websocket handshake gets with these extra headers: the
-/// status code when refused.
-async fn upgrade_status(app: &TestApp, origin: &str) -> Result<(), u16> {
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The websocket handshake with these extra header lines: the open socket,
+/// or the status code when refused.
+async fn handshake(app: &TestApp, headers: &[(&'static str, &str)]) -> Result<Socket, u16> {
     let mut request = format!("ws://127.0.0.1:{}/api/stream", app.port).into_client_request().unwrap();
-    request.headers_mut().insert("origin", origin.parse().unwrap());
+    for (name, value) in headers {
+        request.headers_mut().append(*name, value.parse().unwrap());
+    }
     match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => Ok(()),
+        Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
         Err(other) => panic!("unexpected handshake error {other}"),
     }
+}
+
+/// Answers the websocket handshake gets from this origin: the status code
+/// when refused.
+async fn upgrade_status(app: &TestApp, origin: &str) -> Result<(), u16> {
+    handshake(app, &[("origin", origin)]).await.map(drop)
 }
 
 #[tokio::test]
@@ -201,6 +211,24 @@ async fn too_many_connections_from_one_address_are_refused_until_one_closes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(reopened.is_some(), "a place was freed");
+}
+
+#[tokio::test]
+async fn behind_a_balancer_the_address_is_the_one_it_added_not_what_the_client_claims() {
+    let app = spawn_app_with(|c| {
+        c.max_connections_per_ip = 1;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let forwarded_for =
+        |lines: &[&'static str]| lines.iter().map(|line| ("x-forwarded-for", *line)).collect::<Vec<_>>();
+    let _open = handshake(&app, &forwarded_for(&["6.6.6.6", "1.2.3.4"])).await.unwrap();
+    // Whatever the client wrote itself, in a line of its own or before the
+    // balancer's entry, it is the balancer's entry (the last) that counts.
+    for claims in [&["7.7.7.7", "1.2.3.4"][..], &["8.8.8.8, 1.2.3.4"], &["1.2.3.4"]] {
+        assert_eq!(handshake(&app, &forwarded_for(claims)).await.err(), Some(429), "{claims:?}");
+    }
+    assert!(handshake(&app, &forwarded_for(&["1.2.3.4", "5.6.7.8"])).await.is_ok(), "another player");
 }
 
 #[tokio::test]
