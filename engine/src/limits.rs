@@ -45,10 +45,10 @@ impl SendRate {
 }
 
 /// A room's slow mode: one message per period per member, counted on
-/// this node (a player with pages open on two nodes could send once on
-/// each: keeping the count in Redis would cost every send a round trip).
-/// Keyed like [`SendRate`]; entries older than the slowest slow mode are
-/// swept now and then.
+/// this node when the bus keeps no count for all of them (one node, or
+/// Redis out of reach: see `Bus::slow_mode_send`). Keyed like
+/// [`SendRate`]; entries older than the slowest slow mode are swept now
+/// and then.
 pub struct SlowMode {
     last_sent: Mutex<HashMap<u64, Instant>>,
     keys: RandomState,

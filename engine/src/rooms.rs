@@ -485,7 +485,10 @@ impl Rooms {
         }
         if room.slow_mode_secs > 0 && room.role.is_player() {
             let period = std::time::Duration::from_secs(room.slow_mode_secs.into());
-            self.slow_mode.check(room.room_id, &room.user_id, period).map_err(RoomError::SlowMode)?;
+            let counted = self.bus.slow_mode_send(room.room_id, &room.user_id, period).await;
+            counted
+                .unwrap_or_else(|| self.slow_mode.check(room.room_id, &room.user_id, period))
+                .map_err(RoomError::SlowMode)?;
         }
         let body = self.limits.words.apply(body).ok_or(RoomError::Blocked)?;
         let message = NewMessage {

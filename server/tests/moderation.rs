@@ -696,3 +696,38 @@ async fn on_two_nodes_an_action_taken_on_one_holds_on_the_other() {
     let (_, html) = b.open_room("cat", "r").await;
     assert!(!html.contains("from node b"));
 }
+
+#[tokio::test]
+async fn on_two_nodes_slow_mode_counts_a_players_sends_on_both() {
+    let nodes = spawn_nodes(2, |c| c.moderators = vec!["mod".into()]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut moderator = a.join("mod", "r").await;
+    let mut on_a = a.join("bob", "r").await;
+    let mut on_b = b.join("bob", "r").await;
+    done(&mut moderator, Request::SlowMode { seconds: 30 }).await;
+    assert_eq!(next_action(&mut on_b).await.1, Action::SlowMode { seconds: 30 });
+    next_action(&mut on_a).await;
+
+    on_a.send_and_ack("b1", "from node a").await;
+    // The same player's page on the other node waits as well.
+    on_b.say("b2", "and at once from node b").await;
+    let (code, message) = refusal(&mut on_b).await;
+    assert_eq!(code, ErrorCode::SlowMode);
+    assert!(message.starts_with("Slow mode is on: you can send again in "), "{message}");
+    let form =
+        [("channel_id", "r"), ("user_id", "bob"), ("client_msg_id", "b3"), ("body", "by form on node b")];
+    let response = b.post_fn("send_message", &form).await;
+    assert_eq!(response.status(), 429, "a form counts too");
+    assert!(response.text().await.unwrap().contains("Slow mode is on"));
+    moderator.send_and_ack("m1", "moderators are exempt").await;
+    let mut mod_on_b = b.join("mod", "r").await;
+    mod_on_b.send_and_ack("m2", "on both nodes").await;
+
+    // A short period: once it has passed, the other node lets them send.
+    done(&mut moderator, Request::SlowMode { seconds: 1 }).await;
+    next_action_like(&mut on_b, |a| *a == Action::SlowMode { seconds: 1 }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    on_b.send_and_ack("b4", "a second later, from node b").await;
+    on_a.say("b5", "and at once from node a").await;
+    assert_eq!(refusal(&mut on_a).await.0, ErrorCode::SlowMode);
+}

@@ -14,6 +14,7 @@
 //! over by the hub itself, see `hub`; a lost one is repaired by the next
 //! beat or expires; a single node has no one to tell).
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -35,6 +36,20 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Starts receiving a room's events on this node.
     async fn subscribe(&self, channel_id: &str) -> Result<Subscription, BusError>;
+
+    /// Counts a player's send in a room under slow mode (one message per
+    /// `period`) for every node at once: `Ok` (their clock starts again)
+    /// or how long they must still wait. `None`: this bus keeps no count
+    /// (one node, or Redis out of reach), and the caller counts on this
+    /// node (see `limits::SlowMode`).
+    async fn slow_mode_send(
+        &self,
+        _room_id: i64,
+        _user_id: &str,
+        _period: Duration,
+    ) -> Option<Result<(), Duration>> {
+        None
+    }
 
     /// What is wrong with the bus right now, if anything (for `/readyz`).
     fn problem(&self) -> Option<String> {

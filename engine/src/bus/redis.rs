@@ -23,6 +23,12 @@
 //! silent for [`BEATS_BEFORE_EXPIRY`] beats. A node that starts hearing a
 //! room asks the others to repeat themselves at once (`PRESENCE_QUERY`),
 //! so its first page sees who is online without waiting a beat.
+//!
+//! Slow mode is counted here too, so that a player with pages on two nodes
+//! (or whose page reconnects to another one) still sends once per period:
+//! one key per player and room holds the time of their last send, checked
+//! and set by one script (`SLOW_MODE_SCRIPT`) on Redis's clock. Only sends
+//! in a room under slow mode pay that round trip.
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +62,25 @@ const PRESENCE_QUERY: &str = "!presence?";
 pub const BEATS_BEFORE_EXPIRY: u32 = 3;
 /// Longest wait between reconnect attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait for Redis's answer to a slow-mode send; past it, the send
+/// is counted on this node.
+const SLOW_MODE_TIMEOUT: Duration = Duration::from_millis(500);
+/// A player's send under slow mode: `KEYS[1]` the player's key in the
+/// room, `ARGV[1]` the period and `ARGV[2]` the longest one, in
+/// milliseconds. Returns 0 (sent: the time is kept) or the milliseconds
+/// left to wait. The key outlives the longest period, so a period made
+/// longer counts from the last send, as on one node.
+const SLOW_MODE_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
+local last = tonumber(redis.call('GET', KEYS[1]))
+local period = tonumber(ARGV[1])
+if last and now - last < period then
+  return period - (now - last)
+end
+redis.call('SET', KEYS[1], now, 'PX', ARGV[2])
+return 0
+";
 
 /// Where the bus connects and how it names its channels.
 #[derive(Clone, Debug)]
@@ -85,6 +110,8 @@ struct Shared {
     overflowed: Mutex<BTreeSet<String>>,
     subscriber_up: AtomicBool,
     publisher_up: AtomicBool,
+    /// The publisher's connection while it is up, for slow-mode sends.
+    commands: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Shared {
@@ -167,6 +194,33 @@ impl Bus for RedisBus {
         }
     }
 
+    async fn slow_mode_send(
+        &self,
+        room_id: i64,
+        user_id: &str,
+        period: Duration,
+    ) -> Option<Result<(), Duration>> {
+        let mut connection = self.shared.commands.lock().clone()?;
+        let longest = Duration::from_secs(crate::protocol::moderation::MAX_SLOW_MODE_SECS.into());
+        let mut script = redis::cmd("EVAL");
+        script.arg(SLOW_MODE_SCRIPT).arg(1).arg(format!("{}:slow:{room_id}:{user_id}", self.shared.prefix));
+        script.arg(period.as_millis() as u64).arg(longest.as_millis() as u64);
+        let answer =
+            tokio::time::timeout(SLOW_MODE_TIMEOUT, script.query_async::<u64>(&mut connection)).await;
+        match answer {
+            Ok(Ok(0)) => Some(Ok(())),
+            Ok(Ok(wait_ms)) => Some(Err(Duration::from_millis(wait_ms))),
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "slow mode not counted in Redis; counting on this node");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Redis did not answer a slow-mode send in time; counting on this node");
+                None
+            }
+        }
+    }
+
     fn problem(&self) -> Option<String> {
         let mut problems = Vec::new();
         if !self.shared.subscriber_up.load(Ordering::Relaxed) {
@@ -243,7 +297,10 @@ async fn publisher(connect: Connector, mut queue: mpsc::Receiver<Outgoing>, shar
     loop {
         if connection.is_none() {
             match connect.open("publish", None).await {
-                Ok(c) => connection = Some(c),
+                Ok(c) => {
+                    *shared.commands.lock() = Some(c.clone());
+                    connection = Some(c);
+                }
                 Err(err) => tracing::warn!(%err, "cannot connect to Redis to publish; retrying"),
             }
         }
@@ -279,6 +336,7 @@ async fn publisher(connect: Connector, mut queue: mpsc::Receiver<Outgoing>, shar
             Err(err) => {
                 tracing::warn!(%err, pending = batch.len(), "publishing to Redis failed; retrying on a new connection");
                 shared.publisher_up.store(false, Ordering::Relaxed);
+                *shared.commands.lock() = None;
                 connection = None;
                 tokio::time::sleep(reconnect_delay(failures)).await;
                 failures += 1;
