@@ -7,11 +7,16 @@ import * as os from 'os';
 import * as path from 'path';
 
 const port = Number(process.env.E2E_PORT ?? 8091);
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-e2e-'));
+// The shared server's directory: made where this file is first read (the
+// runner), inherited by its workers (which read this file too), removed by
+// the global teardown.
+process.env.E2E_DATA_DIR ??= fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-e2e-'));
+const dataDir = process.env.E2E_DATA_DIR;
 const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export default defineConfig({
   testDir: './tests',
+  globalTeardown: './global-teardown.ts',
   timeout: 30_000,
   expect: { timeout: 7_000 },
   fullyParallel: false,

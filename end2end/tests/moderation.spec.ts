@@ -7,8 +7,6 @@
 // A server of its own: the users named `mod` and `mod2` are moderators
 // (open mode, MODERATOR_IDS), everyone else a player.
 import AxeBuilder from '@axe-core/playwright';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type { Browser, Locator, Page } from '@playwright/test';
 import { CuttableProxy } from './proxy';
@@ -16,9 +14,7 @@ import { ServerProcess } from './server_process';
 import { expect, QUIET_MS, room, roomPath, sendWithEnter, test, unique, uniqueRoom, waitConnected } from './fixtures';
 
 const port = Number(process.env.E2E_PORT ?? 8091) + 41;
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-moderation-'));
 const server = new ServerProcess(port, {
-  DATABASE_URL: `sqlite://${dataDir}/moderation.db?mode=rwc`,
   MODERATOR_IDS: 'mod,mod2',
   MESSAGES_PER_SEC: '50',
   MESSAGE_BURST: '50',
@@ -125,10 +121,7 @@ async function openWithoutScripts(browser: Browser, user: string, roomName: stri
 
 test.describe('Moderation', () => {
   test.beforeAll(async () => server.start());
-  test.afterAll(async () => {
-    await server.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  test.afterAll(async () => server.stop());
 
   test('a moderator deletes a message: every open page shows it removed within a second, and so does a reload', async ({ users }) => {
     const roomName = uniqueRoom('remove');

@@ -2,9 +2,6 @@
 // only pages with a valid identity token, saying clearly when one has
 // expired. Tokens are minted here the way the README tells game servers to.
 import { createHmac } from 'node:crypto';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { ServerProcess } from './server_process';
 import { expect, room, sendWithEnter, test, unique, uniqueRoom } from './fixtures';
 
@@ -41,9 +38,7 @@ test.describe('Hostile text', () => {
 });
 
 test.describe('Signed identities', () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-signed-'));
   const server = new ServerProcess(Number(process.env.E2E_PORT ?? 8091) + 21, {
-    DATABASE_URL: `sqlite://${dataDir}/signed.db`,
     CHAT_TOKEN_SECRET: SECRET,
     MAX_MESSAGE_CHARS: '40',
   });

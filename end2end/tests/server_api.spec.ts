@@ -3,18 +3,14 @@
 // webhook receiver (a Node server here) gets the event, signed, and checks
 // it with the README's recipe, copied as is.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import * as os from 'os';
-import * as path from 'path';
 import { ServerProcess } from './server_process';
 import { expect, room, sendWithEnter, test, unique, uniqueRoom } from './fixtures';
 
 const KEY = 'playwright-api-key-0123456789abcdefghij';
 const HOOK_SECRET = 'playwright-hook-secret-0123456789abcdefg';
 const port = Number(process.env.E2E_PORT ?? 8091) + 51;
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-api-'));
 
 // ---- The README's webhook recipe, as a game's backend would paste it. ----
 function verifyChatWebhook(secret: string, header: string, rawBody: Buffer, seen: Set<string>) {
@@ -63,7 +59,6 @@ test.describe('Server API', () => {
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const hookPort = (receiver.address() as AddressInfo).port;
     server = new ServerProcess(port, {
-      DATABASE_URL: `sqlite://${dataDir}/api.db?mode=rwc`,
       API_KEYS: KEY,
       WEBHOOK_URLS: `http://127.0.0.1:${hookPort}/hook`,
       WEBHOOK_SECRET: HOOK_SECRET,
@@ -73,7 +68,6 @@ test.describe('Server API', () => {
   test.afterAll(async () => {
     await server.stop();
     receiver.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
   test('a system message posted by the game appears, set apart, in every open page', async ({ users }) => {

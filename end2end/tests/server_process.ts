@@ -1,10 +1,16 @@
 // A server process of its own for specs that need other settings than the
 // shared one (several nodes, a token secret): the release binary on a
-// given port, ready once `/readyz` answers 200.
+// given port, ready once `/readyz` answers 200. Given no DATABASE_URL, it
+// gets a fresh SQLite file in a directory of its own, removed when it
+// stops.
 import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 
 export class ServerProcess {
   private child?: ChildProcess;
+  private dataDir?: string;
 
   constructor(readonly port: number, private readonly env: Record<string, string>) {}
 
@@ -16,6 +22,11 @@ export class ServerProcess {
     // Whatever answers on the port must be this process, never a server
     // another spec left behind.
     if (await this.answers()) throw new Error(`port ${this.port} is taken by another server`);
+    const database: Record<string, string> = {};
+    if (!('DATABASE_URL' in this.env)) {
+      this.dataDir ??= fs.mkdtempSync(path.join(os.tmpdir(), `embedded-chat-${this.port}-`));
+      database.DATABASE_URL = `sqlite://${this.dataDir}/chat.db?mode=rwc`;
+    }
     const child = spawn('./target/release/server', [], {
       cwd: '..',
       stdio: ['ignore', 'ignore', 'inherit'],
@@ -25,6 +36,7 @@ export class ServerProcess {
         LEPTOS_SITE_ROOT: 'target/site',
         RUST_LOG: 'error',
         SHUTDOWN_GRACE_SECS: '2',
+        ...database,
         ...this.env,
       },
     });
@@ -48,9 +60,12 @@ export class ServerProcess {
   /** SIGTERM: the server closes its streams with "going away" and exits. */
   async stop(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
+    this.dataDir = undefined;
   }
 }

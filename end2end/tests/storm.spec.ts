@@ -2,17 +2,12 @@
 // no waiting line) answers the rest at once with a short waiting page,
 // never the browser's error page, and that page opens the room by itself a
 // moment later.
-import * as fs from 'fs';
 import * as net from 'net';
-import * as os from 'os';
-import * as path from 'path';
 import { ServerProcess } from './server_process';
 import { expect, room, roomPath, test, unique, uniqueRoom } from './fixtures';
 
 const port = Number(process.env.E2E_PORT ?? 8091) + 61;
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-chat-storm-'));
 const server = new ServerProcess(port, {
-  DATABASE_URL: `sqlite://${dataDir}/storm.db?mode=rwc`,
   PAGES_IN_FLIGHT: '1',
   PAGE_QUEUE: '0',
 });
@@ -42,10 +37,7 @@ test.describe('A full node', () => {
     await server.start();
   });
 
-  test.afterAll(async () => {
-    await server.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  test.afterAll(async () => server.stop());
 
   test('a player turned away waits on a short page and gets into the room by itself', async ({ page }) => {
     const held = await holdTheSlot();
