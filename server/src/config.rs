@@ -108,7 +108,8 @@ pub struct Config {
     #[arg(long, env = "REPLAY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub replay_limit: u64,
 
-    /// Seconds to let connections finish and close on shutdown.
+    /// Seconds to let connections finish and close, and pending webhook
+    /// events go out, on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
 

@@ -85,6 +85,8 @@ pub struct Application {
     port: u16,
     lifecycle: Lifecycle,
     shutdown_grace: Duration,
+    /// Told last at shutdown: what the connections stored on their way out.
+    webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl Application {
@@ -135,10 +137,12 @@ impl Application {
             .reload_port(reload_port())
             .build();
         let lifecycle = Lifecycle::default();
-        if let Some(settings) = config.webhooks().map_err(StartupError::Config)? {
+        let webhooks = config.webhooks().map_err(StartupError::Config)?.map(|settings| {
             tracing::info!(urls = settings.urls.len(), "webhooks");
-            rooms.events().listen(crate::webhooks::Webhooks::start(settings, lifecycle.stopping_token()));
-        }
+            let webhooks = crate::webhooks::Webhooks::start(settings);
+            rooms.events().listen(webhooks.clone());
+            webhooks
+        });
         if let Some(path) = &config.word_filter_file {
             tracing::info!(path = %path.display(), entries = words.len(), mode = ?words.mode(), "word filter");
             word_filter::keep_fresh(path.clone(), words.clone(), lifecycle.stopping_token());
@@ -188,6 +192,7 @@ impl Application {
             port: local_addr.port(),
             lifecycle,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            webhooks,
         })
     }
 
@@ -203,7 +208,8 @@ impl Application {
     /// Serves until `stop` completes, then shuts down gracefully: stops
     /// accepting, lets each stream connection finish what it is doing
     /// (an in-flight message is committed and acknowledged) and close with
-    /// "going away", waiting at most the configured grace period.
+    /// "going away", then delivers the webhook events still pending,
+    /// waiting at most the configured grace period for both.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let lifecycle = self.lifecycle.clone();
         let signal = async move {
@@ -217,9 +223,14 @@ impl Application {
         // Peer addresses reach the handlers (connections per IP).
         let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(signal).await?;
+        let deadline = tokio::time::Instant::now() + self.shutdown_grace;
         let open = self.lifecycle.connection_count();
-        if tokio::time::timeout(self.shutdown_grace, self.lifecycle.drained()).await.is_err() {
+        if tokio::time::timeout_at(deadline, self.lifecycle.drained()).await.is_err() {
             tracing::warn!(open, "connections still open after the grace period");
+        }
+        // Then what they stored is told to the webhooks, in the time left.
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.finish(deadline).await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -27,8 +27,12 @@
 //! that committed it (see `engine::events`), so a cluster sends it once.
 //! Events of one room committed on different nodes travel in different
 //! queues: a receiver that needs a room's exact order sorts message events
-//! by `seq`. Pending events live in memory: a node that stops loses what it
-//! had not delivered yet.
+//! by `seq`. Pending events live in memory. A node that is stopped
+//! (SIGTERM) delivers them before it exits: once its connections have
+//! closed (their last messages stored and queued here), each queue is
+//! emptied, retries included, within what is left of the shutdown grace
+//! period; what is still pending then is logged as lost. A node that
+//! crashes or is killed loses what it had not delivered.
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +44,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Longest wait for a receiver's answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,6 +127,12 @@ pub struct Webhooks {
     most: usize,
     /// When a drop was last logged (one line per few seconds, not per event).
     last_drop_log: Mutex<Option<Instant>>,
+    /// Cancelled when the node has stopped serving: each task delivers
+    /// what its queue holds, then ends.
+    closing: CancellationToken,
+    /// Cancelled when the time for that is up: the tasks end at once.
+    abort: CancellationToken,
+    tasks: TaskTracker,
 }
 
 /// What the webhooks need.
@@ -134,8 +145,8 @@ pub struct WebhookSettings {
 }
 
 impl Webhooks {
-    /// Starts a delivering task per URL (until `stopping`).
-    pub fn start(settings: WebhookSettings, stopping: CancellationToken) -> Arc<Self> {
+    /// Starts a delivering task per URL (until [`Webhooks::finish`]).
+    pub fn start(settings: WebhookSettings) -> Arc<Self> {
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -143,22 +154,43 @@ impl Webhooks {
             .build()
             .expect("an HTTP client with default TLS settings builds");
         let secret: Arc<[u8]> = settings.secret.into();
+        let (closing, abort, tasks) =
+            (CancellationToken::new(), CancellationToken::new(), TaskTracker::new());
         let queues = settings
             .urls
             .iter()
             .map(|url| {
                 let queue = Arc::new(Pending::default());
-                tokio::spawn(deliver(
-                    client.clone(),
-                    url.clone(),
-                    secret.clone(),
-                    queue.clone(),
-                    stopping.clone(),
-                ));
+                let sender = Sender { client: client.clone(), url: url.clone(), secret: secret.clone() };
+                let delivering = deliver(sender, queue.clone(), closing.clone());
+                let abort = abort.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        () = delivering => {}
+                        () = abort.cancelled() => {}
+                    }
+                });
                 queue
             })
             .collect();
-        Arc::new(Webhooks { queues, most: settings.queue.max(1), last_drop_log: Mutex::new(None) })
+        tasks.close();
+        let most = settings.queue.max(1);
+        Arc::new(Webhooks { queues, most, last_drop_log: Mutex::new(None), closing, abort, tasks })
+    }
+
+    /// Delivers what the queues hold (called once the node has stopped
+    /// serving), waiting until `deadline` at most; what is left then is
+    /// dropped and logged.
+    pub async fn finish(&self, deadline: tokio::time::Instant) {
+        self.closing.cancel();
+        if tokio::time::timeout_at(deadline, self.tasks.wait()).await.is_err() {
+            let lost: usize = self.queues.iter().map(|queue| queue.len()).sum();
+            tracing::warn!(
+                lost,
+                "webhook events still pending at the end of the shutdown grace period: lost"
+            );
+            self.abort.cancel();
+        }
     }
 }
 
@@ -182,28 +214,39 @@ impl EventSink for Webhooks {
     }
 }
 
-/// Delivers a queue's events to `url`, one at a time, each until the
-/// receiver takes it.
-async fn deliver(
+/// Where a queue's events go.
+struct Sender {
     client: reqwest::Client,
     url: String,
     secret: Arc<[u8]>,
-    queue: Arc<Pending>,
-    stopping: CancellationToken,
-) {
+}
+
+/// Delivers a queue's events, one at a time, each until the receiver takes
+/// it; once `closing`, ends when the queue is empty.
+async fn deliver(sender: Sender, queue: Arc<Pending>, closing: CancellationToken) {
     loop {
         let delivery = tokio::select! {
+            biased;
             delivery = queue.next() => delivery,
-            _ = stopping.cancelled() => return,
+            _ = closing.cancelled() => return,
         };
-        let body = serde_json::to_vec(&delivery).expect("events serialize");
+        sender.send(&delivery).await;
+    }
+}
+
+impl Sender {
+    /// Sends one event until the receiver takes it (or refuses it for
+    /// good), with backoff between attempts.
+    async fn send(&self, delivery: &Delivery) {
+        let Sender { client, url, secret } = self;
+        let body = serde_json::to_vec(delivery).expect("events serialize");
         for attempt in 0u32.. {
             let started = Instant::now();
             let at = chrono::Utc::now().timestamp();
             let sent = client
-                .post(&url)
+                .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, signature(&secret, at, &body))
+                .header(SIGNATURE_HEADER, signature(secret, at, &body))
                 .body(body.clone())
                 .send()
                 .await;
@@ -230,10 +273,7 @@ async fn deliver(
             let wait = Duration::from_millis(
                 app::backoff::delay_ms(attempt, crate::admission::random_unit()).into(),
             );
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stopping.cancelled() => return,
-            }
+            tokio::time::sleep(wait).await;
         }
     }
 }

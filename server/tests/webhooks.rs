@@ -245,3 +245,54 @@ async fn two_nodes_send_each_event_once() {
     created.sort();
     assert_eq!(created, [a.min(b), a.max(b)]);
 }
+
+/// The seqs of the `message.created` events among `events`, each once.
+fn created_seqs(events: &[Value]) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .filter(|e| e["type"] == "message.created" && seen.insert(e["id"].as_str().unwrap().to_owned()))
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_node_stopped_gracefully_delivers_what_it_had_pending_before_it_exits() {
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let mut app = hooked(&url, |_| {}).await;
+    let mut ana = app.join("ana", "r").await;
+    receiver.wait_for(1).await;
+    receiver.down.store(true, Ordering::SeqCst);
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        seqs.push(ana.send_and_ack(&format!("m{i}"), "just before the stop").await);
+    }
+    // The receiver is back while the node is stopping.
+    let back = receiver.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        back.down.store(false, Ordering::SeqCst);
+    });
+    app.stop().await;
+    // The node has exited: what it was to tell has come.
+    assert_eq!(created_seqs(&receiver.events()), seqs);
+}
+
+#[tokio::test]
+async fn a_node_stopped_while_its_receiver_is_down_gives_up_at_the_end_of_the_grace_period() {
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let mut app = hooked(&url, |c| c.shutdown_grace_secs = 1).await;
+    let mut ana = app.join("ana", "r").await;
+    receiver.wait_for(1).await;
+    receiver.down.store(true, Ordering::SeqCst);
+    ana.send_and_ack("m1", "never told").await;
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped in {:?}", started.elapsed());
+    // Nothing is sent once the node has given up.
+    receiver.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(created_seqs(&receiver.events()), Vec::<i64>::new());
+}
