@@ -563,6 +563,12 @@ impl Subscription {
     pub fn online(&self) -> Vec<String> {
         self.hub.online(&self.channel_id)
     }
+
+    /// Whether this is the room's only listener on this node: the node
+    /// was not listening to the room before it.
+    pub fn alone(&self) -> bool {
+        self.hub.room(&self.channel_id).is_some_and(|room| room.lock().listeners.len() == 1)
+    }
 }
 
 impl Drop for Subscription {

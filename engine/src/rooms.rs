@@ -176,6 +176,11 @@ pub struct SendLimits {
     pub words: Arc<WordFilter>,
 }
 
+/// How long a node that was not listening to a room waits for the other
+/// nodes to say who has it open (they answer at once: a round trip
+/// through Redis).
+const PRESENCE_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 #[derive(Clone)]
 pub struct Rooms {
     db: DatabaseConnection,
@@ -499,6 +504,17 @@ impl Rooms {
             system: false,
         };
         Ok(Accepted(self.writer.submit(room.channel_id.as_str().into(), message).await))
+    }
+
+    /// Who has the room open right now, on any node, sorted. A node that
+    /// was not listening to the room listens for a moment first: the
+    /// other nodes tell it at once who they have (see `bus::redis`).
+    pub async fn online(&self, channel_id: &str) -> Result<Vec<String>, RoomError> {
+        let listening = self.bus.subscribe(channel_id).await?;
+        if listening.alone() && self.bus.has_other_nodes() {
+            tokio::time::sleep(PRESENCE_ANSWER_WAIT).await;
+        }
+        Ok(listening.online())
     }
 
     /// Tells the room's pages (on every node) that the user is typing.

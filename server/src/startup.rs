@@ -165,7 +165,6 @@ impl Application {
         let api = api_v1::routes(
             ApiState {
                 rooms: engine.rooms.clone(),
-                hub: hub.clone(),
                 signing: config.signing_key(),
                 words: config.word_filter_file.clone().map(|path| (path, words.clone())),
             },

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::protocol::moderation::{Action, Request};
 use app::protocol::{ClientFrame, ErrorCode, Role, ServerFrame};
-use common::{spawn_app_with, Client, Event, TestApp};
+use common::{spawn_app_with, spawn_nodes, Client, Event, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 use server::config::Secret;
@@ -408,4 +408,21 @@ async fn the_game_mints_tokens_that_pages_accept_and_open_mode_has_none() {
     let (status, answer) =
         call(&open, Method::POST, "/api/v1/tokens", Some(json!({ "user_id": "a", "channel_id": "r" }))).await;
     assert_eq!((status, code(&answer)), (409, "not_configured"));
+}
+
+#[tokio::test]
+async fn on_several_nodes_any_node_says_who_is_online() {
+    let nodes = spawn_nodes(3, |c| c.api_keys = vec![Secret(KEY.into())]).await;
+    let _ana = nodes[0].join("ana", "r").await;
+    drop(nodes[1].join("bob", "r").await);
+    // The third node has never had a page of the room.
+    let (status, room) = call(&nodes[2], Method::GET, "/api/v1/rooms/r", None).await;
+    assert_eq!(status, 200, "{room}");
+    assert_eq!(
+        room["members"],
+        json!([
+            { "user_id": "ana", "role": "player", "online": true },
+            { "user_id": "bob", "role": "player", "online": false },
+        ])
+    );
 }

@@ -51,6 +51,12 @@ pub trait Bus: Send + Sync + 'static {
         None
     }
 
+    /// Whether other nodes' pages are heard only while this node listens
+    /// to their room (they tell who they have when it starts to).
+    fn has_other_nodes(&self) -> bool {
+        false
+    }
+
     /// What is wrong with the bus right now, if anything (for `/readyz`).
     fn problem(&self) -> Option<String> {
         None

@@ -221,6 +221,10 @@ impl Bus for RedisBus {
         }
     }
 
+    fn has_other_nodes(&self) -> bool {
+        true
+    }
+
     fn problem(&self) -> Option<String> {
         let mut problems = Vec::new();
         if !self.shared.subscriber_up.load(Ordering::Relaxed) {

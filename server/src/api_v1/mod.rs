@@ -24,7 +24,6 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::routing::{any, get};
 use axum::{middleware, Json, Router};
-use engine::hub::Hub;
 use engine::identity::SigningKey;
 use engine::rooms::Rooms;
 use moderation::WordFilter;
@@ -51,7 +50,6 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct ApiState {
     pub rooms: Rooms,
-    pub hub: Hub,
     /// Signs identity tokens (none in open mode: no tokens to mint).
     pub signing: Option<SigningKey>,
     /// The word filter's list file and the filter in force, when the

@@ -87,7 +87,7 @@ pub async fn get_room(
     InPath(channel_id): InPath<String>,
 ) -> Answer<Json<RoomView>> {
     let room = api.rooms.room_info(&channel_id).await?;
-    let online = api.hub.online(&room.channel_id);
+    let online = api.rooms.online(&room.channel_id).await?;
     let members = room
         .members
         .into_iter()
