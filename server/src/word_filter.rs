@@ -69,13 +69,13 @@ pub enum AppendError {
 pub fn keep_fresh(path: PathBuf, filter: Arc<WordFilter>, stopping: CancellationToken) {
     tokio::spawn(async move {
         let mut hangups = hangups();
-        let mut seen = modified(&path);
+        let mut seen = modified(&path).await;
         let mut ticks = tokio::time::interval(CHECK_EVERY);
         loop {
             let why = tokio::select! {
                 _ = stopping.cancelled() => return,
                 _ = ticks.tick() => {
-                    let now = modified(&path);
+                    let now = modified(&path).await;
                     if now == seen {
                         continue;
                     }
@@ -84,7 +84,10 @@ pub fn keep_fresh(path: PathBuf, filter: Arc<WordFilter>, stopping: Cancellation
                 }
                 _ = next_hangup(&mut hangups) => "SIGHUP",
             };
-            match load(&path) {
+            // Off the runtime's threads: the file may be long, the disk slow.
+            let reading = path.clone();
+            let loaded = tokio::task::spawn_blocking(move || load(&reading)).await;
+            match loaded.unwrap_or_else(|err| Err(format!("reading the word filter list failed: {err}"))) {
                 Ok(list) => {
                     let entries = list.len();
                     filter.replace(list);
@@ -96,8 +99,8 @@ pub fn keep_fresh(path: PathBuf, filter: Arc<WordFilter>, stopping: Cancellation
     });
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+async fn modified(path: &Path) -> Option<SystemTime> {
+    tokio::fs::metadata(path).await.and_then(|m| m.modified()).ok()
 }
 
 #[cfg(unix)]
