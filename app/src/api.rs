@@ -31,7 +31,11 @@ impl FromServerFnError for ApiError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Args(_) | ServerFnErrorErr::Deserialization(_) => {
+            // On the server: the request could not be read. (In the page, an
+            // answer it cannot read came from something between it and the
+            // server, such as a proxy's error page: a transport failure.)
+            ServerFnErrorErr::Args(_) => ApiError::Rejected("The request was malformed.".to_owned()),
+            ServerFnErrorErr::Deserialization(_) if cfg!(feature = "ssr") => {
                 ApiError::Rejected("The request was malformed.".to_owned())
             }
             other => ApiError::Transport(other.to_string()),

@@ -57,4 +57,22 @@ test.describe('A full node', () => {
     await expect(room.status(page)).toHaveText('Connected', { timeout: (retryAfter + 10) * 1000 });
     expect(page.url()).toBe(url);
   });
+
+  test('a form sent while the node is full says it is busy, and goes through once it is not', async ({ page }) => {
+    await page.goto(`${server.origin}${roomPath(unique('ana'), uniqueRoom('busy'))}`);
+    await expect(room.status(page)).toHaveText('Connected');
+    const held = await holdTheSlot();
+    const bob = unique('bob');
+    await room.addUserBox(page).fill(bob);
+    await room.addUserButton(page).click();
+    await expect(page.getByRole('alert')).toHaveText(/^The chat is very busy right now\. Please try again in \d s\.$/);
+
+    held.destroy();
+    await expect
+      .poll(async () => (await fetch(`${server.origin}/`, { headers: { accept: 'text/html' } })).status)
+      .toBe(200);
+    await room.addUserButton(page).click();
+    await expect(room.members(page).filter({ hasText: bob })).toHaveCount(1);
+    await expect(page.getByRole('alert')).toHaveCount(0);
+  });
 });

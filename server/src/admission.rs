@@ -125,20 +125,21 @@ pub(crate) fn random_unit() -> f64 {
 
 /// What a turned-away request gets: a browser asking for a page gets a
 /// page that tries again by itself; anything else a 503 with
-/// `Retry-After`. Both say when, and are never cached.
+/// `Retry-After` and a sentence, as the server function's own error when
+/// the page's script called it (so the page shows the sentence, not "the
+/// request was malformed"), as text to a form posted without it. All say
+/// when, and are never cached.
 fn turned_away(request: &Request, retry_secs: u64) -> Response {
-    let wants_page = request.method() == Method::GET
-        && request
-            .headers()
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"));
-    let mut response = if wants_page {
+    let accepts_html =
+        request.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    let text = format!("The chat is very busy right now. Please try again in {retry_secs} s.");
+    let mut response = if accepts_html && request.method() == Method::GET {
         let page = waiting_page(retry_secs);
         (StatusCode::SERVICE_UNAVAILABLE, [(CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
-    } else {
-        let text = format!("The chat is very busy right now. Please try again in {retry_secs} s.");
+    } else if accepts_html {
         (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(app::api::ApiError::Failed(text))).into_response()
     };
     let headers = response.headers_mut();
     headers.insert(RETRY_AFTER, HeaderValue::from(retry_secs));
@@ -237,8 +238,8 @@ mod tests {
         assert!(!is_admitted_work("/api/stream"));
     }
 
-    #[test]
-    fn a_turned_away_page_retries_by_itself_and_anything_else_gets_a_503() {
+    #[tokio::test]
+    async fn a_turned_away_page_retries_by_itself_and_anything_else_gets_a_503() {
         let page =
             Request::builder().uri("/chat_room").header(ACCEPT, "text/html,*/*").body(Default::default());
         let response = turned_away(&page.unwrap(), 3);
@@ -247,9 +248,19 @@ mod tests {
         assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
         assert!(response.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
         assert!(waiting_page(3).contains("<meta http-equiv=\"refresh\" content=\"3\">"));
-        let call = Request::builder().method(Method::POST).uri("/api/join_room").body(Default::default());
-        let response = turned_away(&call.unwrap(), 2);
+        // The page's script calling a server function gets that function's
+        // error, with the sentence the page shows.
+        let call =
+            Request::builder().method(Method::POST).uri("/api/join_room").header(ACCEPT, "application/json");
+        let response = turned_away(&call.body(Default::default()).unwrap(), 2);
         assert_eq!(response.headers()[RETRY_AFTER], "2");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let error: app::api::ApiError = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error.to_string(), "The chat is very busy right now. Please try again in 2 s.");
+        // A form posted without it gets the sentence as text.
+        let form =
+            Request::builder().method(Method::POST).uri("/api/join_room").header(ACCEPT, "text/html,*/*");
+        let response = turned_away(&form.body(Default::default()).unwrap(), 2);
         assert!(response.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
     }
 }
