@@ -169,18 +169,28 @@ async fn every_kind_of_event_arrives_signed_with_its_room_seq_and_time() {
     assert!(!verify(SECRET, &signature, &body, now() + 3600));
 }
 
-#[tokio::test]
-async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back() {
+/// A node whose receiver went down after ana joined, then `count`
+/// messages ana sent (acknowledged); their seqs.
+async fn sent_while_down(
+    count: usize,
+    tune: impl FnOnce(&mut server::config::Config),
+) -> (Receiver, TestApp, Client, Vec<i64>) {
     let receiver = Receiver::default();
     let url = receiver.start().await;
-    let app = hooked(&url, |_| {}).await;
+    let app = hooked(&url, tune).await;
     let mut ana = app.join("ana", "r").await;
     receiver.wait_for(1).await;
     receiver.down.store(true, Ordering::SeqCst);
     let mut seqs = Vec::new();
-    for i in 0..5 {
-        seqs.push(ana.send_and_ack(&format!("m{i}"), "while it is down").await);
+    for i in 0..count {
+        seqs.push(ana.send_and_ack(&format!("m{i}"), "while the receiver is down").await);
     }
+    (receiver, app, ana, seqs)
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back() {
+    let (receiver, app, _ana, seqs) = sent_while_down(5, |_| {}).await;
     // The chat does not wait for it: the sends were acknowledged at once.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     receiver.down.store(false, Ordering::SeqCst);
@@ -258,16 +268,7 @@ fn created_seqs(events: &[Value]) -> Vec<i64> {
 
 #[tokio::test]
 async fn a_node_stopped_gracefully_delivers_what_it_had_pending_before_it_exits() {
-    let receiver = Receiver::default();
-    let url = receiver.start().await;
-    let mut app = hooked(&url, |_| {}).await;
-    let mut ana = app.join("ana", "r").await;
-    receiver.wait_for(1).await;
-    receiver.down.store(true, Ordering::SeqCst);
-    let mut seqs = Vec::new();
-    for i in 0..3 {
-        seqs.push(ana.send_and_ack(&format!("m{i}"), "just before the stop").await);
-    }
+    let (receiver, mut app, _ana, seqs) = sent_while_down(3, |_| {}).await;
     // The receiver is back while the node is stopping.
     let back = receiver.clone();
     tokio::spawn(async move {
@@ -281,13 +282,7 @@ async fn a_node_stopped_gracefully_delivers_what_it_had_pending_before_it_exits(
 
 #[tokio::test]
 async fn a_node_stopped_while_its_receiver_is_down_gives_up_at_the_end_of_the_grace_period() {
-    let receiver = Receiver::default();
-    let url = receiver.start().await;
-    let mut app = hooked(&url, |c| c.shutdown_grace_secs = 1).await;
-    let mut ana = app.join("ana", "r").await;
-    receiver.wait_for(1).await;
-    receiver.down.store(true, Ordering::SeqCst);
-    ana.send_and_ack("m1", "never told").await;
+    let (receiver, mut app, _ana, _) = sent_while_down(1, |c| c.shutdown_grace_secs = 1).await;
     let started = std::time::Instant::now();
     app.stop().await;
     assert!(started.elapsed() < Duration::from_secs(3), "stopped in {:?}", started.elapsed());
