@@ -488,6 +488,9 @@ impl Rooms {
         if !self.limits.rate.allows(&room.channel_id, &room.user_id) {
             return Err(RoomError::TooFast);
         }
+        // Filtered before slow mode counts it: a player whose message the
+        // filter refuses may send the corrected one at once.
+        let body = self.limits.words.apply(body).ok_or(RoomError::Blocked)?;
         if room.slow_mode_secs > 0 && room.role.is_player() {
             let period = std::time::Duration::from_secs(room.slow_mode_secs.into());
             let counted = self.bus.slow_mode_send(room.room_id, &room.user_id, period).await;
@@ -495,7 +498,6 @@ impl Rooms {
                 .unwrap_or_else(|| self.slow_mode.check(room.room_id, &room.user_id, period))
                 .map_err(RoomError::SlowMode)?;
         }
-        let body = self.limits.words.apply(body).ok_or(RoomError::Blocked)?;
         let message = NewMessage {
             room_id: room.room_id,
             user_id: room.user_id.clone(),

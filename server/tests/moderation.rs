@@ -574,6 +574,30 @@ async fn slow_mode_lets_a_player_send_once_per_period_and_spares_moderators() {
 }
 
 #[tokio::test]
+async fn under_slow_mode_a_message_the_filter_refuses_does_not_start_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("words.txt");
+    std::fs::write(&path, "darn\n").unwrap();
+    let app = spawn_app_with(|c| {
+        c.word_filter_file = Some(path);
+        c.word_filter_mode = Mode::Block;
+        c.moderators = vec!["mod".into()];
+    })
+    .await;
+    let mut ana = app.join("ana", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    done(&mut moderator, Request::SlowMode { seconds: 30 }).await;
+    next_action_like(&mut ana, |a| *a == Action::SlowMode { seconds: 30 }).await;
+
+    ana.say("a1", "well darn").await;
+    assert_eq!(refusal(&mut ana).await.0, ErrorCode::InvalidInput);
+    // The corrected message goes at once; the one after it waits.
+    ana.send_and_ack("a2", "well then").await;
+    ana.say("a3", "and again").await;
+    assert_eq!(refusal(&mut ana).await.0, ErrorCode::SlowMode);
+}
+
+#[tokio::test]
 async fn a_report_reaches_the_moderators_alone_and_leaves_their_queue_once_closed() {
     let app = moderated().await;
     let mut ana = app.join("ana", "r").await;
