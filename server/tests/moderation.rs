@@ -24,13 +24,15 @@ async fn stored(app: &TestApp, user: &str, room: &str) -> Vec<String> {
     list_items(&html, "messages")
 }
 
-/// A server whose word filter reads `list` from a file in `dir`.
+/// A server whose word filter reads `list` from a file in `dir` (and
+/// where `mod` is a moderator).
 async fn filtered(dir: &tempfile::TempDir, list: &str, mode: Mode) -> TestApp {
     let path = dir.path().join("words.txt");
     std::fs::write(&path, list).unwrap();
     spawn_app_with(|config| {
         config.word_filter_file = Some(path);
         config.word_filter_mode = mode;
+        config.moderators = vec!["mod".into()];
     })
     .await
 }
@@ -576,14 +578,7 @@ async fn slow_mode_lets_a_player_send_once_per_period_and_spares_moderators() {
 #[tokio::test]
 async fn under_slow_mode_a_message_the_filter_refuses_does_not_start_the_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("words.txt");
-    std::fs::write(&path, "darn\n").unwrap();
-    let app = spawn_app_with(|c| {
-        c.word_filter_file = Some(path);
-        c.word_filter_mode = Mode::Block;
-        c.moderators = vec!["mod".into()];
-    })
-    .await;
+    let app = filtered(&dir, "darn\n", Mode::Block).await;
     let mut ana = app.join("ana", "r").await;
     let mut moderator = app.join("mod", "r").await;
     done(&mut moderator, Request::SlowMode { seconds: 30 }).await;
