@@ -109,9 +109,9 @@ struct Shared {
     /// Rooms whose events the full publish queue dropped.
     overflowed: Mutex<BTreeSet<String>>,
     subscriber_up: AtomicBool,
-    publisher_up: AtomicBool,
-    /// The publisher's connection while it is up, for slow-mode sends.
-    commands: Mutex<Option<MultiplexedConnection>>,
+    /// The publisher's connection while it is up (`None`: down); slow-mode
+    /// sends use it too.
+    publishing: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Shared {
@@ -200,7 +200,7 @@ impl Bus for RedisBus {
         user_id: &str,
         period: Duration,
     ) -> Option<Result<(), Duration>> {
-        let mut connection = self.shared.commands.lock().clone()?;
+        let mut connection = self.shared.publishing.lock().clone()?;
         let longest = Duration::from_secs(crate::protocol::moderation::MAX_SLOW_MODE_SECS.into());
         let mut script = redis::cmd("EVAL");
         script.arg(SLOW_MODE_SCRIPT).arg(1).arg(format!("{}:slow:{room_id}:{user_id}", self.shared.prefix));
@@ -230,7 +230,7 @@ impl Bus for RedisBus {
         if !self.shared.subscriber_up.load(Ordering::Relaxed) {
             problems.push("Redis subscription connection down");
         }
-        if !self.shared.publisher_up.load(Ordering::Relaxed) {
+        if self.shared.publishing.lock().is_none() {
             problems.push("Redis publish connection down");
         }
         (!problems.is_empty()).then(|| problems.join(", "))
@@ -302,14 +302,13 @@ async fn publisher(connect: Connector, mut queue: mpsc::Receiver<Outgoing>, shar
         if connection.is_none() {
             match connect.open("publish", None).await {
                 Ok(c) => {
-                    *shared.commands.lock() = Some(c.clone());
+                    *shared.publishing.lock() = Some(c.clone());
                     connection = Some(c);
                 }
                 Err(err) => tracing::warn!(%err, "cannot connect to Redis to publish; retrying"),
             }
         }
         let Some(conn) = connection.as_mut() else {
-            shared.publisher_up.store(false, Ordering::Relaxed);
             tokio::time::sleep(reconnect_delay(failures)).await;
             failures += 1;
             continue;
@@ -319,7 +318,6 @@ async fn publisher(connect: Connector, mut queue: mpsc::Receiver<Outgoing>, shar
         let dropped = std::mem::take(&mut *shared.overflowed.lock());
         batch.extend(dropped.iter().map(|room| shared.outgoing(room, RESYNC)));
         if batch.is_empty() {
-            shared.publisher_up.store(true, Ordering::Relaxed);
             match queue.recv().await {
                 Some(first) => batch.push(first),
                 None => return,
@@ -335,12 +333,10 @@ async fn publisher(connect: Connector, mut queue: mpsc::Receiver<Outgoing>, shar
             Ok(()) => {
                 batch.clear();
                 failures = 0;
-                shared.publisher_up.store(true, Ordering::Relaxed);
             }
             Err(err) => {
                 tracing::warn!(%err, pending = batch.len(), "publishing to Redis failed; retrying on a new connection");
-                shared.publisher_up.store(false, Ordering::Relaxed);
-                *shared.commands.lock() = None;
+                *shared.publishing.lock() = None;
                 connection = None;
                 tokio::time::sleep(reconnect_delay(failures)).await;
                 failures += 1;
