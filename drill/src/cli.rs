@@ -1,6 +1,6 @@
 //! Command line of the drill. The defaults are a small run that fits a CI
-//! job (3 rooms × 4 clients × 25 messages, one restart, about half a
-//! minute); raise them for a soak.
+//! job (3 rooms × 4 clients × 25 messages, one graceful restart and one
+//! kill, a few seconds); raise them for a soak.
 use std::path::PathBuf;
 
 use clap::Parser;
