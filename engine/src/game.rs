@@ -1,6 +1,6 @@
 //! What the game's own server does through the server API (`/api/v1` in
-//! the `server` crate), with no member of the room acting: create, look at
-//! and delete rooms, put members in and take them out, set their role,
+//! the `server` crate), with no member of the room acting: create, list,
+//! look at and delete rooms, put members in and take them out, set their role,
 //! post as the game or as a member, read history, and moderate.
 //!
 //! The game acts as [`GAME`]: the user id its moderation is recorded under
@@ -42,6 +42,12 @@ impl Rooms {
         }
         store::ensure_room(self.db(), &channel_id).await?;
         Ok(true)
+    }
+
+    /// Up to `limit` rooms after `after` in the order of their ids (a page
+    /// of the listing: the next one starts after its last id).
+    pub async fn list_rooms(&self, after: &str, limit: u64) -> Result<Vec<store::RoomSummary>, RoomError> {
+        Ok(store::list_rooms(self.db(), after, limit).await?)
     }
 
     /// The room, its members with their roles, and its newest seq.

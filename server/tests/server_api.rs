@@ -231,6 +231,55 @@ async fn rooms_and_members_are_made_read_and_removed_and_open_pages_follow() {
     assert!(answer["error"]["message"].as_str().unwrap().contains("does not exist"), "{answer}");
 }
 
+#[tokio::test]
+async fn the_game_lists_the_rooms_a_page_at_a_time_with_members_and_last_message() {
+    let app = api_app().await;
+    let (status, none) = call(&app, Method::GET, "/api/v1/rooms", None).await;
+    assert_eq!((status, none), (200, json!({ "rooms": [], "has_more": false })));
+    let start = chrono::Utc::now().timestamp_millis();
+    for room in ["rc", "ra", "rb"] {
+        call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": room }))).await;
+    }
+    for user in ["ana", "bob"] {
+        call(&app, Method::POST, "/api/v1/rooms/rb/members", Some(json!({ "user_id": user }))).await;
+    }
+    let said = Some(json!({ "client_msg_id": "go", "body": "Round 1" }));
+    assert_eq!(call(&app, Method::POST, "/api/v1/rooms/rb/messages", said).await.0, 201);
+    let end = chrono::Utc::now().timestamp_millis();
+    let ids = |list: &Value| -> Vec<String> {
+        list["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["channel_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, first) = call(&app, Method::GET, "/api/v1/rooms?limit=2", None).await;
+    assert_eq!(status, 200);
+    assert_eq!((ids(&first), &first["has_more"]), (vec!["ra".to_owned(), "rb".to_owned()], &json!(true)));
+    let [ra, rb] = [&first["rooms"][0], &first["rooms"][1]];
+    assert_eq!(
+        (&ra["members"], &ra["last_seq"], &ra["last_message_at_ms"]),
+        (&json!(0), &json!(0), &Value::Null)
+    );
+    assert_eq!((&rb["members"], &rb["last_seq"]), (&json!(2), &json!(1)));
+    for at in [&ra["created_at_ms"], &rb["created_at_ms"], &rb["last_message_at_ms"]] {
+        let at = at.as_i64().unwrap_or_else(|| panic!("a time: {first}"));
+        assert!((start - 1000..=end + 1000).contains(&at), "{at} not within {start}..={end}");
+    }
+    let (_, rest) = call(&app, Method::GET, "/api/v1/rooms?after=rb&limit=2", None).await;
+    assert_eq!((ids(&rest), &rest["has_more"]), (vec!["rc".to_owned()], &json!(false)));
+    // The limit is kept within 1..=500; a deleted room is gone from the list.
+    let (_, one) = call(&app, Method::GET, "/api/v1/rooms?limit=0", None).await;
+    assert_eq!(ids(&one), vec!["ra".to_owned()]);
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/ra", None).await.0, 204);
+    let (_, all) = call(&app, Method::GET, "/api/v1/rooms", None).await;
+    assert_eq!((ids(&all), &all["has_more"]), (vec!["rb".to_owned(), "rc".to_owned()], &json!(false)));
+    let (status, answer) = call(&app, Method::GET, "/api/v1/rooms?limit=many", None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+}
+
 /// A room `r` with ana in it (a page open), made through the API.
 async fn room_with_ana(app: &TestApp) -> Client {
     call(app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "r" }))).await;

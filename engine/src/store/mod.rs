@@ -202,6 +202,52 @@ pub async fn delete_room(db: &impl ConnectionTrait, room_id: i64) -> Result<(), 
     Ok(())
 }
 
+/// A room as the rooms' listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub channel_id: String,
+    pub members: i64,
+    pub last_seq: i64,
+    pub created_at: chrono::DateTime<Utc>,
+    /// The newest message's (or moderation event's) time; `None`: none yet.
+    pub last_message_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// Up to `limit` rooms whose channel id sorts after `after`, in that order
+/// (the database's: keyset paging on the unique index). One statement:
+/// each room's members counted and its newest message found by index.
+pub async fn list_rooms(
+    db: &impl ConnectionTrait,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<RoomSummary>, DbErr> {
+    let backend = db.get_database_backend();
+    let (after_param, limit_param) =
+        if backend == sea_orm::DatabaseBackend::Postgres { ("$1", "$2") } else { ("?1", "?2") };
+    let sql = format!(
+        "SELECT r.channel_id, r.last_seq, r.created_at, \
+                (SELECT COUNT(*) FROM member m WHERE m.room_id = r.id) AS members, \
+                (SELECT g.created_at FROM message g WHERE g.room_id = r.id ORDER BY g.seq DESC LIMIT 1) AS last_message_at \
+         FROM room r WHERE r.channel_id > {after_param} ORDER BY r.channel_id LIMIT {limit_param}"
+    );
+    // SQL's LIMIT is a signed 64-bit number.
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = db
+        .query_all(sea_orm::Statement::from_sql_and_values(backend, sql, [after.into(), limit.into()]))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RoomSummary {
+                channel_id: row.try_get("", "channel_id")?,
+                members: row.try_get("", "members")?,
+                last_seq: row.try_get("", "last_seq")?,
+                created_at: row.try_get("", "created_at")?,
+                last_message_at: row.try_get("", "last_message_at")?,
+            })
+        })
+        .collect()
+}
+
 pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
     let found = member::Entity::find()
         .select_only()

@@ -97,7 +97,7 @@ impl Modify for BearerKey {
 /// is, no key needed: it holds nothing secret).
 pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
     let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(rooms::create_room))
+        .routes(routes!(rooms::create_room, rooms::list_rooms))
         .routes(routes!(rooms::get_room, rooms::delete_room))
         .routes(routes!(rooms::add_member))
         .routes(routes!(rooms::remove_member))

@@ -57,6 +57,68 @@ pub async fn create_room(State(api): State<ApiState>, Body(room): Body<NewRoom>)
     Ok((status, Json(RoomCreated { channel_id, created })).into_response())
 }
 
+/// Most rooms one listing call returns, and how many by default.
+const MAX_LISTED: u64 = 500;
+const LISTED: u64 = 100;
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Rooms whose id comes after this one (the last id of the page
+    /// before; none, the default: from the first).
+    #[serde(default)]
+    after: String,
+    /// At most this many (1 to 500; 100 by default).
+    limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomList {
+    /// In the order of their ids (the database's order for text).
+    rooms: Vec<RoomSummary>,
+    /// Whether more follow: ask again with `after` = the last id here.
+    has_more: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomSummary {
+    channel_id: String,
+    /// How many members it has.
+    members: i64,
+    /// The room's newest seq (0: no messages yet).
+    last_seq: i64,
+    /// When it was created (Unix milliseconds).
+    created_at_ms: i64,
+    /// When its newest message or moderation event was (Unix
+    /// milliseconds); `null`: none yet.
+    last_message_at_ms: Option<i64>,
+}
+
+/// The rooms, a page at a time in the order of their ids: for finding the
+/// rooms of matches long over (`last_message_at_ms`) and deleting them.
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", params(ListQuery),
+    responses((status = 200, body = RoomList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_rooms(
+    State(api): State<ApiState>,
+    InQuery(query): InQuery<ListQuery>,
+) -> Answer<Json<RoomList>> {
+    let limit = query.limit.unwrap_or(LISTED).clamp(1, MAX_LISTED);
+    let mut rooms = api.rooms.list_rooms(&query.after, limit + 1).await?;
+    let has_more = rooms.len() as u64 > limit;
+    rooms.truncate(limit as usize);
+    let rooms = rooms
+        .into_iter()
+        .map(|room| RoomSummary {
+            channel_id: room.channel_id,
+            members: room.members,
+            last_seq: room.last_seq,
+            created_at_ms: room.created_at.timestamp_millis(),
+            last_message_at_ms: room.last_message_at.map(|at| at.timestamp_millis()),
+        })
+        .collect();
+    Ok(Json(RoomList { rooms, has_more }))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RoomView {
     channel_id: String,
