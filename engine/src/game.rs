@@ -50,6 +50,37 @@ impl Rooms {
         Ok(store::list_rooms(self.db(), after, limit).await?)
     }
 
+    /// Up to `limit` of the rooms `user_id` is in, after `after` in the
+    /// order of their ids, each with the role the API gave them.
+    pub async fn user_rooms(
+        &self,
+        user_id: &str,
+        after: &str,
+        limit: u64,
+    ) -> Result<Vec<(String, Role)>, RoomError> {
+        let user_id = normalize_id(user_id, "user name")?;
+        Ok(store::user_rooms(self.db(), &user_id, after, limit).await?)
+    }
+
+    /// Takes `user_id` out of every room they are in, each as
+    /// [`Rooms::remove_member`] does (their pages there close); returns the
+    /// rooms they left.
+    pub async fn remove_from_all(&self, user_id: &str) -> Result<Vec<String>, RoomError> {
+        let user_id = normalize_id(user_id, "user name")?;
+        let (mut left, mut after) = (Vec::new(), String::new());
+        loop {
+            let rooms = store::user_rooms(self.db(), &user_id, &after, 100).await?;
+            let Some((last, _)) = rooms.last() else { return Ok(left) };
+            after = last.clone();
+            for (channel_id, _) in rooms {
+                // Not if they left (or the room went) meanwhile.
+                if self.take_out(&channel_id, &user_id).await? == Some(true) {
+                    left.push(channel_id);
+                }
+            }
+        }
+    }
+
     /// The room, its members with their roles, and its newest seq.
     pub async fn room_info(&self, channel_id: &str) -> Result<RoomInfo, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;

@@ -14,6 +14,7 @@ mod m20261125_000004_create_message_table;
 mod m20261126_000005_index_members_by_arrival;
 mod m20261203_000006_message_ids_without_autoincrement;
 mod m20261206_000007_moderation;
+mod m20261207_000008_index_members_by_user;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_index_members_by_arrival::Migration),
             Box::new(m20261203_000006_message_ids_without_autoincrement::Migration),
             Box::new(m20261206_000007_moderation::Migration),
+            Box::new(m20261207_000008_index_members_by_user::Migration),
         ]
     }
 }

@@ -65,7 +65,13 @@ async fn moderation_columns_and_tables_come_with_defaults_and_go_with_down() {
     )
     .await;
 
-    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    // Down to before the moderation migration (and any that came after it).
+    let after_moderation = migration::Migrator::migrations()
+        .iter()
+        .rev()
+        .position(|m| m.name() == "m20261206_000007_moderation")
+        .expect("the moderation migration");
+    migration::Migrator::down(&db, Some(after_moderation as u32 + 1)).await.unwrap();
     assert_eq!(
         columns(&db, "message").await,
         ["id", "room_id", "seq", "user_id", "body", "client_msg_id", "created_at"]

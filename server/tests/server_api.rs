@@ -280,6 +280,51 @@ async fn the_game_lists_the_rooms_a_page_at_a_time_with_members_and_last_message
     assert_eq!((status, code(&answer)), (400, "bad_request"));
 }
 
+#[tokio::test]
+async fn the_game_lists_a_users_rooms_and_takes_them_out_of_all_of_them() {
+    let app = api_app().await;
+    for room in ["r2", "r1", "r3"] {
+        call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": room }))).await;
+    }
+    let add = |user: &str, role: &str| Some(json!({ "user_id": user, "role": role }));
+    call(&app, Method::POST, "/api/v1/rooms/r1/members", add("ana", "player")).await;
+    call(&app, Method::POST, "/api/v1/rooms/r2/members", add("ana", "moderator")).await;
+    call(&app, Method::POST, "/api/v1/rooms/r1/members", add("bob", "player")).await;
+    call(&app, Method::POST, "/api/v1/rooms/r3/members", add("bob", "player")).await;
+
+    let (status, rooms) = call(&app, Method::GET, "/api/v1/users/ana/rooms", None).await;
+    assert_eq!(status, 200);
+    let both = json!([{ "channel_id": "r1", "role": "player" }, { "channel_id": "r2", "role": "moderator" }]);
+    assert_eq!(rooms, json!({ "rooms": both, "has_more": false }));
+    let (_, first) = call(&app, Method::GET, "/api/v1/users/ana/rooms?limit=1", None).await;
+    assert_eq!((&first["rooms"][0]["channel_id"], &first["has_more"]), (&json!("r1"), &json!(true)));
+    let (_, rest) = call(&app, Method::GET, "/api/v1/users/ana/rooms?after=r1", None).await;
+    assert_eq!(rest["rooms"], json!([{ "channel_id": "r2", "role": "moderator" }]));
+    let (_, nobody) = call(&app, Method::GET, "/api/v1/users/zed/rooms", None).await;
+    assert_eq!(nobody, json!({ "rooms": [], "has_more": false }));
+
+    // Out of both: her pages close, the rooms see her leave, bob stays.
+    let (mut ana_1, _) = app.connect("ana", "r1", 0).await;
+    let (mut ana_2, _) = app.connect("ana", "r2", 0).await;
+    let (mut bob, _) = app.connect("bob", "r1", 0).await;
+    let (status, left) = call(&app, Method::DELETE, "/api/v1/users/ana/rooms", None).await;
+    assert_eq!((status, left), (200, json!({ "left": ["r1", "r2"] })));
+    for page in [&mut ana_1, &mut ana_2] {
+        assert_eq!(page.next().await, ServerFrame::MemberLeft { user_id: "ana".into() });
+        assert_eq!(page.next_event().await, Event::Closed(Some(4403)));
+    }
+    assert_eq!(bob.next().await, ServerFrame::MemberLeft { user_id: "ana".into() });
+    let (_, after) = call(&app, Method::GET, "/api/v1/users/ana/rooms", None).await;
+    assert_eq!(after["rooms"], json!([]));
+    let (_, bobs) = call(&app, Method::GET, "/api/v1/users/bob/rooms", None).await;
+    assert_eq!(bobs["rooms"].as_array().unwrap().len(), 2);
+    let (status, again) = call(&app, Method::DELETE, "/api/v1/users/ana/rooms", None).await;
+    assert_eq!((status, again), (200, json!({ "left": [] })));
+    let too_long = format!("/api/v1/users/{}/rooms", "x".repeat(200));
+    let (status, answer) = call(&app, Method::DELETE, &too_long, None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+}
+
 /// A room `r` with ana in it (a page open), made through the API.
 async fn room_with_ana(app: &TestApp) -> Client {
     call(app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "r" }))).await;

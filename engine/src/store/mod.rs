@@ -248,6 +248,30 @@ pub async fn list_rooms(
         .collect()
 }
 
+/// Up to `limit` of the rooms `user_id` is a member of whose channel id
+/// sorts after `after`, in that order, each with the member's role.
+pub async fn user_rooms(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<(String, Role)>, DbErr> {
+    let backend = db.get_database_backend();
+    let params =
+        if backend == sea_orm::DatabaseBackend::Postgres { ["$1", "$2", "$3"] } else { ["?1", "?2", "?3"] };
+    let sql = format!(
+        "SELECT r.channel_id, m.role FROM member m JOIN room r ON r.id = m.room_id \
+         WHERE m.user_id = {} AND r.channel_id > {} ORDER BY r.channel_id LIMIT {}",
+        params[0], params[1], params[2]
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let values = [user_id.into(), after.into(), limit.into()];
+    let rows = db.query_all(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("", "channel_id")?, role_of(&row.try_get::<String>("", "role")?))))
+        .collect()
+}
+
 pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
     let found = member::Entity::find()
         .select_only()

@@ -68,6 +68,7 @@ pub struct ApiState {
     modifiers(&BearerKey),
     tags(
         (name = "rooms", description = "Rooms and their members"),
+        (name = "users", description = "A user across the rooms: the rooms they are in"),
         (name = "messages", description = "Posting, reading and removing messages"),
         (name = "moderation", description = "Mutes, kicks, bans, slow mode, reports and the word filter"),
         (name = "tokens", description = "Identity tokens for players' pages"),
@@ -111,6 +112,7 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::list_reports))
         .routes(routes!(rooms::close_report))
         .routes(routes!(rooms::add_words))
+        .routes(routes!(rooms::user_rooms, rooms::leave_all_rooms))
         .routes(routes!(tokens::mint_token))
         .with_state(state)
         .split_for_parts();

@@ -29,6 +29,14 @@ pub struct InQuery<T>(pub T);
 
 type Answer<T> = Result<T, ApiError>;
 
+/// A page of at most `limit` out of `items`, read with one more than that:
+/// the page, and whether more follow.
+fn page<T>(mut items: Vec<T>, limit: u64) -> (Vec<T>, bool) {
+    let has_more = items.len() as u64 > limit;
+    items.truncate(limit as usize);
+    (items, has_more)
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct NewRoom {
     /// The room's id, as pages name it (`channel_id` in the room's URL).
@@ -103,9 +111,7 @@ pub async fn list_rooms(
     InQuery(query): InQuery<ListQuery>,
 ) -> Answer<Json<RoomList>> {
     let limit = query.limit.unwrap_or(LISTED).clamp(1, MAX_LISTED);
-    let mut rooms = api.rooms.list_rooms(&query.after, limit + 1).await?;
-    let has_more = rooms.len() as u64 > limit;
-    rooms.truncate(limit as usize);
+    let (rooms, has_more) = page(api.rooms.list_rooms(&query.after, limit + 1).await?, limit);
     let rooms = rooms
         .into_iter()
         .map(|room| RoomSummary {
@@ -117,6 +123,58 @@ pub async fn list_rooms(
         })
         .collect();
     Ok(Json(RoomList { rooms, has_more }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserRooms {
+    /// In the order of their ids.
+    rooms: Vec<Membership>,
+    /// Whether more follow: ask again with `after` = the last id here.
+    has_more: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Membership {
+    channel_id: String,
+    /// As set through this API (a token's claim may also make a moderator).
+    role: Role,
+}
+
+/// The rooms a user is a member of, a page at a time in the order of
+/// their ids (none: an empty list).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/rooms", tag = "users",
+    params(("user_id" = String, Path, description = "The user"), ListQuery),
+    responses((status = 200, body = UserRooms), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn user_rooms(
+    State(api): State<ApiState>,
+    InPath(user_id): InPath<String>,
+    InQuery(query): InQuery<ListQuery>,
+) -> Answer<Json<UserRooms>> {
+    let limit = query.limit.unwrap_or(LISTED).clamp(1, MAX_LISTED);
+    let (rooms, has_more) = page(api.rooms.user_rooms(&user_id, &query.after, limit + 1).await?, limit);
+    let rooms = rooms.into_iter().map(|(channel_id, role)| Membership { channel_id, role }).collect();
+    Ok(Json(UserRooms { rooms, has_more }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LeftRooms {
+    /// The rooms they were taken out of, in the order of their ids.
+    left: Vec<String>,
+}
+
+/// Takes a user out of every room they are in (a player banned from the
+/// game, an account closed): in each, as when a member is taken out, their
+/// pages close and the room sees them leave. Their messages stay.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/rooms", tag = "users",
+    params(("user_id" = String, Path, description = "The user")),
+    responses((status = 200, body = LeftRooms), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn leave_all_rooms(
+    State(api): State<ApiState>,
+    InPath(user_id): InPath<String>,
+) -> Answer<Json<LeftRooms>> {
+    Ok(Json(LeftRooms { left: api.rooms.remove_from_all(&user_id).await? }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -316,9 +374,7 @@ pub async fn read_history(
     InQuery(query): InQuery<HistoryQuery>,
 ) -> Answer<Json<History>> {
     let limit = query.limit.unwrap_or(MAX_HISTORY).clamp(1, MAX_HISTORY);
-    let mut messages = api.rooms.history(&channel_id, query.after_seq, limit + 1).await?;
-    let has_more = messages.len() as u64 > limit;
-    messages.truncate(limit as usize);
+    let (messages, has_more) = page(api.rooms.history(&channel_id, query.after_seq, limit + 1).await?, limit);
     Ok(Json(History { messages, has_more }))
 }
 
