@@ -222,13 +222,13 @@ pub async fn list_rooms(
     limit: u64,
 ) -> Result<Vec<RoomSummary>, DbErr> {
     let backend = db.get_database_backend();
-    let (after_param, limit_param) =
-        if backend == sea_orm::DatabaseBackend::Postgres { ("$1", "$2") } else { ("?1", "?2") };
     let sql = format!(
         "SELECT r.channel_id, r.last_seq, r.created_at, \
                 (SELECT COUNT(*) FROM member m WHERE m.room_id = r.id) AS members, \
                 (SELECT g.created_at FROM message g WHERE g.room_id = r.id ORDER BY g.seq DESC LIMIT 1) AS last_message_at \
-         FROM room r WHERE r.channel_id > {after_param} ORDER BY r.channel_id LIMIT {limit_param}"
+         FROM room r WHERE r.channel_id > {} ORDER BY r.channel_id LIMIT {}",
+        param(backend, 1),
+        param(backend, 2)
     );
     // SQL's LIMIT is a signed 64-bit number.
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -257,12 +257,12 @@ pub async fn user_rooms(
     limit: u64,
 ) -> Result<Vec<(String, Role)>, DbErr> {
     let backend = db.get_database_backend();
-    let params =
-        if backend == sea_orm::DatabaseBackend::Postgres { ["$1", "$2", "$3"] } else { ["?1", "?2", "?3"] };
     let sql = format!(
         "SELECT r.channel_id, m.role FROM member m JOIN room r ON r.id = m.room_id \
          WHERE m.user_id = {} AND r.channel_id > {} ORDER BY r.channel_id LIMIT {}",
-        params[0], params[1], params[2]
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3)
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let values = [user_id.into(), after.into(), limit.into()];
@@ -270,6 +270,15 @@ pub async fn user_rooms(
     rows.iter()
         .map(|row| Ok((row.try_get("", "channel_id")?, role_of(&row.try_get::<String>("", "role")?))))
         .collect()
+}
+
+/// A statement's `n`th parameter as the backend writes it.
+fn param(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+    if backend == sea_orm::DatabaseBackend::Postgres {
+        format!("${n}")
+    } else {
+        format!("?{n}")
+    }
 }
 
 pub async fn is_member(db: &impl ConnectionTrait, room_id: i64, user_id: &str) -> Result<bool, DbErr> {
