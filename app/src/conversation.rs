@@ -237,9 +237,13 @@ impl Conversation {
     /// one: stored after all, it was sent). A removal marks the message it
     /// names, if shown.
     pub fn apply(&mut self, message: ChatMessage) -> bool {
-        if let Some(Action::Remove { seq }) = message.action {
-            let removed = Removed { by: message.user_id.clone(), at_ms: message.at_ms };
-            self.mark_removed(seq, removed);
+        let removed = || Removed { by: message.user_id.clone(), at_ms: message.at_ms };
+        match &message.action {
+            Some(Action::Remove { seq }) => self.mark_removed(|l| l.seq == Some(*seq), removed()),
+            Some(Action::Purge { user_id }) => {
+                self.mark_removed(|l| &l.user_id == user_id && l.seq < Some(message.seq), removed());
+            }
+            _ => {}
         }
         self.own.retain(|p| !(p.client_msg_id == message.client_msg_id && p.user_id == message.user_id));
         let seq = message.seq;
@@ -258,11 +262,12 @@ impl Conversation {
 }
 
 impl Conversation {
-    /// The stored message `seq` was removed: its text goes.
-    fn mark_removed(&mut self, seq: i64, removed: Removed) {
-        if let Some(line) = self.stored.iter_mut().find(|l| l.seq == Some(seq) && l.removed.is_none()) {
+    /// The stored messages `which` picks were removed: their text goes.
+    fn mark_removed(&mut self, which: impl Fn(&Line) -> bool, removed: Removed) {
+        let shown = self.stored.iter_mut().filter(|l| l.removed.is_none() && l.action.is_none() && which(l));
+        for line in shown {
             line.body.clear();
-            line.removed = Some(removed);
+            line.removed = Some(removed.clone());
         }
     }
 
@@ -725,6 +730,25 @@ mod tests {
         assert_eq!(removed.removed, Some(Removed { by: "mod".into(), at_ms: 3000 }));
         assert_ne!(removed.key(), before, "a removed line renders anew");
         assert_eq!(c.lines().next().unwrap().body, "body 1");
+    }
+
+    #[test]
+    fn a_purge_marks_what_its_user_wrote_before_it_and_nothing_else() {
+        let history = vec![msg(1, "ana", "a1"), msg(2, "bob", "b2"), msg(3, "ana", "a3")];
+        let mut c = Conversation::from_history(history);
+        assert!(c.apply(action(4, "mod", Action::Purge { user_id: "ana".into() })));
+        assert!(c.apply(msg(5, "ana", "a5")));
+        let shown: Vec<_> = c.lines().map(|l| (l.seq, l.body.as_str(), l.removed.is_some())).collect();
+        assert_eq!(
+            shown,
+            [
+                (Some(1), "", true),
+                (Some(2), "body 2", false),
+                (Some(3), "", true),
+                (Some(4), "", false), // the notice, by the moderator
+                (Some(5), "body 5", false),
+            ]
+        );
     }
 
     #[test]

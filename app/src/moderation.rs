@@ -39,6 +39,8 @@ pub fn notice(action: &Action, at_ms: i64, me: &str) -> Option<String> {
         }
         Action::Unban { user_id } if user_id == me => "Your ban was lifted".to_owned(),
         Action::Unban { user_id } => format!("{user_id}'s ban was lifted"),
+        Action::Purge { .. } if target == me => "Your messages were removed".to_owned(),
+        Action::Purge { user_id } => format!("{user_id}'s messages were removed"),
         Action::SlowMode { seconds: 0 } => "Slow mode is off".to_owned(),
         Action::SlowMode { seconds } => format!("Slow mode is on: one message every {}", every(*seconds)),
     };
@@ -112,6 +114,7 @@ pub enum Sanction {
     MuteHour,
     MuteUntilLifted,
     Unmute,
+    RemoveMessages,
     Kick,
     BanDay,
     BanForGood,
@@ -121,11 +124,12 @@ pub enum Sanction {
 impl Sanction {
     /// The member menu's buttons, in order (a banned member is not in the
     /// room: lifting a ban has a field of its own).
-    pub const MENU: [Sanction; 7] = [
+    pub const MENU: [Sanction; 8] = [
         Sanction::MuteTenMinutes,
         Sanction::MuteHour,
         Sanction::MuteUntilLifted,
         Sanction::Unmute,
+        Sanction::RemoveMessages,
         Sanction::Kick,
         Sanction::BanDay,
         Sanction::BanForGood,
@@ -137,6 +141,7 @@ impl Sanction {
             Sanction::MuteHour => "Mute 1 hour",
             Sanction::MuteUntilLifted => "Mute until lifted",
             Sanction::Unmute => "Unmute",
+            Sanction::RemoveMessages => "Remove all their messages",
             Sanction::Kick => "Kick",
             Sanction::BanDay => "Ban 1 day",
             Sanction::BanForGood => "Ban for good",
@@ -150,6 +155,7 @@ impl Sanction {
             Sanction::MuteHour => "mute-1h",
             Sanction::MuteUntilLifted => "mute",
             Sanction::Unmute => "unmute",
+            Sanction::RemoveMessages => "purge",
             Sanction::Kick => "kick",
             Sanction::BanDay => "ban-1d",
             Sanction::BanForGood => "ban",
@@ -175,6 +181,7 @@ impl Sanction {
             Sanction::MuteHour => Request::Mute { user_id, minutes: Some(60), reason },
             Sanction::MuteUntilLifted => Request::Mute { user_id, minutes: None, reason },
             Sanction::Unmute => Request::Unmute { user_id },
+            Sanction::RemoveMessages => Request::Purge { user_id },
             Sanction::Kick => Request::Kick { user_id, reason },
             Sanction::BanDay => Request::Ban { user_id, minutes: Some(24 * 60), reason },
             Sanction::BanForGood => Request::Ban { user_id, minutes: None, reason },
@@ -482,6 +489,9 @@ mod tests {
             "Slow mode is on: one message every 5 minutes"
         );
         assert_eq!(said(&Action::SlowMode { seconds: 0 }).unwrap(), "Slow mode is off");
+        let purge = |user_id: &str| Action::Purge { user_id: user_id.into() };
+        assert_eq!(said(&purge("bob")).unwrap(), "bob's messages were removed");
+        assert_eq!(said(&purge("me")).unwrap(), "Your messages were removed");
     }
 
     #[test]
@@ -531,6 +541,10 @@ mod tests {
         assert_eq!(
             Sanction::MuteTenMinutes.request(" bob ", " spam "),
             Request::Mute { user_id: "bob".into(), minutes: Some(10), reason: "spam".into() }
+        );
+        assert_eq!(
+            Sanction::RemoveMessages.request(" bob ", "spam"),
+            Request::Purge { user_id: "bob".into() }
         );
         assert_eq!(
             Sanction::BanDay.request("bob", ""),

@@ -182,6 +182,37 @@ test.describe('Moderation', () => {
     await expect(bobPage.getByText(text)).toHaveCount(0);
   });
 
+  test('a moderator removes all of a spammer\'s messages from the member menu: every page, and a reload, shows them removed', async ({ users }) => {
+    const roomName = uniqueRoom('purge');
+    const [ana, bob] = [unique('ana'), unique('bob')];
+    const anaPage = await users.open(ana, roomName, { origin });
+    const bobPage = await users.open(bob, roomName, { origin });
+    const modPage = await users.open(MOD, roomName, { origin });
+    await sendWithEnter(bobPage, 'FREE GOLD, DM me');
+    await sendWithEnter(anaPage, 'no thanks');
+    await sendWithEnter(bobPage, 'FREE GOLD again');
+    await expect(room.lines(modPage)).toHaveCount(3);
+
+    await mark(modPage);
+    await sanction(modPage, bob, 'Remove all their messages');
+    const removed = `${bob}: Message removed by a moderator`;
+    const after = [removed, `${ana}: no thanks`, removed];
+    for (const page of [anaPage, bobPage, modPage]) {
+      await expect(room.lines(page)).toHaveText(after);
+      await expect(page.getByText('FREE GOLD')).toHaveCount(0);
+    }
+    await expect(notices(anaPage)).toHaveText([`${bob}'s messages were removed`]);
+    await expect(notices(bobPage)).toHaveText(['Your messages were removed']);
+    await expectNotReloaded(modPage);
+    // What he writes after it stays.
+    await sendWithEnter(bobPage, 'sorry');
+    await expect(room.lines(anaPage)).toHaveText([...after, `${bob}: sorry`]);
+    await anaPage.reload();
+    await waitConnected(anaPage);
+    await expect(room.lines(anaPage)).toHaveText([...after, `${bob}: sorry`]);
+    await expect(anaPage.getByText('FREE GOLD')).toHaveCount(0);
+  });
+
   test('a player deletes their own message, and has no Delete on anyone else\'s', async ({ users }) => {
     const roomName = uniqueRoom('own');
     const [ana, bob] = [unique('ana'), unique('bob')];

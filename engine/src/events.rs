@@ -28,6 +28,9 @@ pub enum EventKind {
     MemberMuted,
     #[serde(rename = "member.banned")]
     MemberBanned,
+    /// Every message of a member removed at once (`seq`: the event's own).
+    #[serde(rename = "messages.purged")]
+    MessagesPurged,
 }
 
 /// One event: what, in which room, at which seq of it (where there is one:

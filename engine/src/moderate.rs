@@ -121,6 +121,8 @@ impl Rooms {
                 reason: normalize_reason(&reason).map_err(RoomError::Refused)?,
             },
             Request::Unban { user_id } => Action::Unban { user_id: normalize_id(&user_id, "user name")? },
+            // Members or not: a spammer who left leaves their messages.
+            Request::Purge { user_id } => Action::Purge { user_id: normalize_id(&user_id, "user name")? },
             Request::SlowMode { seconds } => Action::SlowMode { seconds },
         };
         let recorded = store::record(self.db(), room.room_id, me, &action, self.removed_text(), now).await?;
@@ -186,6 +188,7 @@ impl Rooms {
             Action::Remove { seq } => (EventKind::MessageDeleted, *seq),
             Action::Mute { .. } => (EventKind::MemberMuted, recorded.seq),
             Action::Ban { .. } => (EventKind::MemberBanned, recorded.seq),
+            Action::Purge { .. } => (EventKind::MessagesPurged, recorded.seq),
             Action::Kick { .. } => (EventKind::MemberLeft, recorded.seq),
             Action::Unmute { .. } | Action::Unban { .. } | Action::SlowMode { .. } => return,
         };
@@ -228,6 +231,7 @@ fn what(request: &Request) -> &'static str {
         Request::Kick { .. } => "kick",
         Request::Ban { .. } => "ban",
         Request::Unban { .. } => "unban",
+        Request::Purge { .. } => "purge",
         Request::SlowMode { .. } => "slow_mode",
         Request::CloseReport { .. } => "close_report",
     }
@@ -244,5 +248,6 @@ fn unchanged(action: &Action) -> String {
         Action::SlowMode { seconds } => format!("Slow mode is already {seconds} seconds."),
         Action::Mute { user_id, .. } => format!("{user_id} is already muted."),
         Action::Ban { user_id, .. } => format!("{user_id} is already banned."),
+        Action::Purge { user_id } => format!("{user_id} has no messages here to remove."),
     }
 }

@@ -65,6 +65,11 @@ pub enum Request {
     Unban {
         user_id: String,
     },
+    /// Remove every message a member has written in the room so far (a
+    /// moderator): a spammer's, or an account closed.
+    Purge {
+        user_id: String,
+    },
     /// One message per `seconds` per member (0: off); moderators exempt.
     SlowMode {
         seconds: u32,
@@ -110,6 +115,11 @@ pub enum Action {
     Unban {
         user_id: String,
     },
+    /// Every message `user_id` wrote in the room before this event was
+    /// removed.
+    Purge {
+        user_id: String,
+    },
     SlowMode {
         seconds: u32,
     },
@@ -123,7 +133,8 @@ impl Action {
             | Action::Unmute { user_id }
             | Action::Kick { user_id, .. }
             | Action::Ban { user_id, .. }
-            | Action::Unban { user_id } => Some(user_id),
+            | Action::Unban { user_id }
+            | Action::Purge { user_id } => Some(user_id),
             Action::Remove { .. } | Action::SlowMode { .. } => None,
         }
     }
@@ -231,7 +242,9 @@ pub fn authorize(me: &str, role: Role, request: &Request, author: Option<&str>) 
             on_member(user_id)?;
             check_reason(reason)
         }
-        Request::Unmute { user_id } | Request::Unban { user_id } => on_member(user_id),
+        Request::Unmute { user_id } | Request::Unban { user_id } | Request::Purge { user_id } => {
+            on_member(user_id)
+        }
         Request::SlowMode { .. } | Request::CloseReport { .. } if !moderator => Err(Refusal::NotModerator),
         Request::SlowMode { seconds } if *seconds > MAX_SLOW_MODE_SECS => Err(Refusal::BadSlowMode),
         Request::SlowMode { .. } | Request::CloseReport { .. } => Ok(()),
@@ -313,6 +326,7 @@ mod tests {
             Request::Kick { user_id: "bob".into(), reason: String::new() },
             Request::Ban { user_id: "bob".into(), minutes: None, reason: String::new() },
             Request::Unban { user_id: "bob".into() },
+            Request::Purge { user_id: "bob".into() },
             Request::SlowMode { seconds: 30 },
             Request::CloseReport { id: 1, resolved: true },
         ];
@@ -339,6 +353,9 @@ mod tests {
         );
         assert!(matches!(authorize("mod", Moderator, &mute("  ", None, ""), None), Err(Refusal::Invalid(_))));
         assert_eq!(authorize("mod", Moderator, &mute("Game", None, ""), None), Err(Refusal::TheGame));
+        let purge = |user_id: &str| Request::Purge { user_id: user_id.into() };
+        assert_eq!(authorize("mod", Moderator, &purge("mod"), None), Err(Refusal::Yourself));
+        assert_eq!(authorize("mod", Moderator, &purge("game"), None), Err(Refusal::TheGame));
         let too_slow = Request::SlowMode { seconds: MAX_SLOW_MODE_SECS + 1 };
         assert_eq!(authorize("mod", Moderator, &too_slow, None), Err(Refusal::BadSlowMode));
     }

@@ -307,6 +307,69 @@ async fn a_removed_message_leaves_every_page_history_replay_and_paging_and_the_d
 }
 
 #[tokio::test]
+async fn a_purge_removes_all_a_user_wrote_before_it_on_every_page_in_the_replay_and_in_the_store() {
+    let app = moderated().await;
+    let mut ana = app.join("ana", "r").await;
+    let mut bob = app.join("bob", "r").await;
+    let mut moderator = app.join("mod", "r").await;
+    let spam = ana.send_and_ack("a1", "buy gold here").await;
+    bob.send_and_ack("b1", "hello there").await;
+    ana.send_and_ack("a2", "buy more gold").await;
+    done(&mut bob, Request::Report { seq: spam, reason: String::new() }).await;
+
+    // A player may not purge; a moderator may.
+    let purge = Request::Purge { user_id: "ana".into() };
+    let refused = act(&mut bob, purge.clone()).await;
+    assert!(matches!(refused, ServerFrame::Error { code: ErrorCode::Forbidden, .. }), "{refused:?}");
+    done(&mut moderator, purge.clone()).await;
+    for page in [&mut ana, &mut bob, &mut moderator] {
+        let action = next_action_like(page, |a| matches!(a, Action::Purge { .. })).await;
+        assert_eq!(action, Action::Purge { user_id: "ana".into() });
+    }
+    // What she says after it stays.
+    let later = ana.send_and_ack("a3", "sorry").await;
+
+    // A replay from the start: her two earlier messages without their text.
+    let (mut replayed, _) = app.connect("bob", "r", 0).await;
+    let mut seen = Vec::new();
+    loop {
+        let message = replayed.next_message().await;
+        if message.action.is_none() {
+            seen.push((message.user_id.clone(), message.body.clone(), message.removed.is_some()));
+        }
+        if message.seq == later {
+            break;
+        }
+    }
+    let line = |user: &str, body: &str, removed| (user.to_owned(), body.to_owned(), removed);
+    assert_eq!(
+        seen,
+        [
+            line("ana", "", true),
+            line("bob", "hello there", false),
+            line("ana", "", true),
+            line("ana", "sorry", false)
+        ]
+    );
+    let (_, html) = app.open_room("bob", "r").await;
+    assert!(!html.contains("gold") && html.contains("hello there") && html.contains("sorry"), "{html}");
+    // Erased in the store, the report's copy too.
+    let db = database(&app).await;
+    let texts = "SELECT COALESCE(MAX(body), '') FROM message WHERE user_id = 'ana' AND seq < ";
+    assert_eq!(db_text(&db, &format!("{texts}{later}")).await.as_deref(), Some(""));
+    assert_eq!(db_text(&db, "SELECT body FROM report").await.as_deref(), Some(""));
+
+    // A second purge takes what she said since; a third finds nothing,
+    // says so and records nothing.
+    done(&mut moderator, purge.clone()).await;
+    let again = act(&mut moderator, purge).await;
+    assert!(
+        matches!(&again, ServerFrame::Error { message, .. } if message.contains("no messages here to remove")),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
 async fn with_removed_text_kept_the_database_keeps_it_and_pages_still_never_see_it() {
     let app = spawn_app_with(|c| {
         c.moderators = vec!["mod".into()];

@@ -400,6 +400,15 @@ async fn the_game_moderates_and_open_pages_see_it() {
     assert!(matches!(ana.next_message().await.action, Some(Action::Remove { .. })));
     let (status, answer) = call(&app, Method::DELETE, &format!("/api/v1/rooms/r/messages/{seq}"), None).await;
     assert_eq!((status, code(&answer)), (409, "conflict"));
+    // Everything she wrote, at once.
+    ana.send_and_ack("a1b", "one more line").await;
+    ana.next_message().await;
+    let (status, purged) = call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/messages", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(purged["event"]["action"], json!({ "purge": { "user_id": "ana" } }));
+    assert!(matches!(ana.next_message().await.action, Some(Action::Purge { .. })));
+    let (status, answer) = call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/messages", None).await;
+    assert_eq!((status, code(&answer)), (409, "conflict"));
 
     let mute = Some(json!({ "minutes": 10, "reason": "spam" }));
     assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/ana/mute", mute).await.0, 200);

@@ -132,22 +132,27 @@ impl RoomSignals {
 
     /// A stored message was added to the conversation (live or replayed).
     /// New messages from others are announced and counted as unread; a
-    /// moderation event is announced as its notice, and a removal silences
-    /// the removed message's announcement if it is still the latest.
+    /// moderation event is announced as its notice. A removal silences the
+    /// removed message's announcement if it is still the latest, and a
+    /// purge any announcement, whoever did them (the moderator's own page
+    /// too).
     pub fn message_arrived(&self, message: &ChatMessage) {
         let me = self.user_id.get_value();
+        let silences = match &message.action {
+            Some(Action::Remove { seq }) => *seq == self.announced_seq.get_value(),
+            Some(Action::Purge { .. }) => true,
+            _ => false,
+        };
+        if silences {
+            self.announce(message.seq, String::new());
+        }
         if message.user_id == me || message.removed.is_some() {
             return;
         }
         if let Some(action) = &message.action {
             match notice(action, message.at_ms, &me) {
                 Some(text) => self.announce(message.seq, text),
-                None => {
-                    if matches!(action, Action::Remove { seq } if *seq == self.announced_seq.get_value()) {
-                        self.announce(message.seq, String::new());
-                    }
-                    return;
-                }
+                None => return,
             }
         } else {
             let author = if message.system { "Game" } else { message.user_id.as_str() };

@@ -129,27 +129,14 @@ async fn apply(
     let changed = |changed: bool| changed.then_some(false);
     Ok(match action {
         Action::Remove { seq } => {
-            let mut update = message::Entity::update_many()
-                .col_expr(message::Column::RemovedBy, Expr::value(actor))
-                .col_expr(message::Column::RemovedAt, Expr::value(at));
-            if removed_text == RemovedText::Erase {
-                update = update.col_expr(message::Column::Body, Expr::value(""));
-                // Gone for good: the copies kept with its reports too.
-                report::Entity::update_many()
-                    .col_expr(report::Column::Body, Expr::value(""))
-                    .filter(report::Column::RoomId.eq(room_id))
-                    .filter(report::Column::Seq.eq(*seq))
-                    .exec(txn)
-                    .await?;
-            }
-            let done = update
-                .filter(message::Column::RoomId.eq(room_id))
-                .filter(message::Column::Seq.eq(*seq))
-                .filter(message::Column::RemovedAt.is_null())
-                .filter(message::Column::Action.is_null())
-                .exec(txn)
-                .await?;
-            changed(done.rows_affected > 0)
+            let seq = *seq;
+            let removed =
+                remove_messages(txn, room_id, actor, removed_text, at, message::Column::Seq.eq(seq)).await?;
+            changed(removed)
+        }
+        Action::Purge { user_id } => {
+            let theirs = message::Column::UserId.eq(user_id.as_str());
+            changed(remove_messages(txn, room_id, actor, removed_text, at, theirs).await?)
         }
         Action::Mute { user_id, until_ms, reason } => {
             let fresh =
@@ -175,6 +162,47 @@ async fn apply(
             changed(done.rows_affected > 0)
         }
     })
+}
+
+/// Marks the room's messages that `which` picks (not removed yet, and not
+/// events) removed by `actor` at `at`; unless the text is kept, erases it
+/// and the copies kept with their reports. Whether any was removed.
+async fn remove_messages(
+    txn: &impl ConnectionTrait,
+    room_id: i64,
+    actor: &str,
+    removed_text: RemovedText,
+    at: DateTime<Utc>,
+    which: sea_orm::sea_query::SimpleExpr,
+) -> Result<bool, DbErr> {
+    let mut update = message::Entity::update_many()
+        .col_expr(message::Column::RemovedBy, Expr::value(actor))
+        .col_expr(message::Column::RemovedAt, Expr::value(at));
+    if removed_text == RemovedText::Erase {
+        update = update.col_expr(message::Column::Body, Expr::value(""));
+        // Gone for good: the copies kept with their reports too.
+        let reported = sea_orm::QueryTrait::into_query(
+            message::Entity::find()
+                .select_only()
+                .column(message::Column::Seq)
+                .filter(message::Column::RoomId.eq(room_id))
+                .filter(which.clone()),
+        );
+        report::Entity::update_many()
+            .col_expr(report::Column::Body, Expr::value(""))
+            .filter(report::Column::RoomId.eq(room_id))
+            .filter(report::Column::Seq.in_subquery(reported))
+            .exec(txn)
+            .await?;
+    }
+    let done = update
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(which)
+        .filter(message::Column::RemovedAt.is_null())
+        .filter(message::Column::Action.is_null())
+        .exec(txn)
+        .await?;
+    Ok(done.rows_affected > 0)
 }
 
 fn millis(ms: i64) -> Option<DateTime<Utc>> {

@@ -107,6 +107,7 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::remove_message))
         .routes(routes!(rooms::mute, rooms::unmute))
         .routes(routes!(rooms::kick))
+        .routes(routes!(rooms::purge))
         .routes(routes!(rooms::ban, rooms::unban))
         .routes(routes!(rooms::slow_mode))
         .routes(routes!(rooms::list_reports))

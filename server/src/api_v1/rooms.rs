@@ -446,6 +446,20 @@ pub struct Kick {
     reason: String,
 }
 
+/// Removes every message the user has written in the room so far (members
+/// or not: a spammer who left, an account closed): every page shows
+/// "Message removed" in their place. 409 when there is none left to remove.
+#[utoipa::path(delete, path = "/api/v1/rooms/{channel_id}/members/{user_id}/messages", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The user")),
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Nothing left to remove", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn purge(
+    State(api): State<ApiState>,
+    InPath((channel_id, user_id)): InPath<(String, String)>,
+) -> Answer<Json<Recorded>> {
+    act(&api, &channel_id, Request::Purge { user_id }).await
+}
+
 /// Removes a member from the room; they may come back.
 #[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/members/{user_id}/kick", tag = "moderation",
     params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
