@@ -129,10 +129,8 @@ async fn apply(
     let changed = |changed: bool| changed.then_some(false);
     Ok(match action {
         Action::Remove { seq } => {
-            let seq = *seq;
-            let removed =
-                remove_messages(txn, room_id, actor, removed_text, at, message::Column::Seq.eq(seq)).await?;
-            changed(removed)
+            let which = message::Column::Seq.eq(*seq);
+            changed(remove_messages(txn, room_id, actor, removed_text, at, which).await?)
         }
         Action::Purge { user_id } => {
             let theirs = message::Column::UserId.eq(user_id.as_str());

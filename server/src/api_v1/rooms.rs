@@ -79,6 +79,12 @@ pub struct ListQuery {
     limit: Option<u64>,
 }
 
+impl ListQuery {
+    fn limit(&self) -> u64 {
+        self.limit.unwrap_or(LISTED).clamp(1, MAX_LISTED)
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RoomList {
     /// In the order of their ids (the database's order for text).
@@ -110,7 +116,7 @@ pub async fn list_rooms(
     State(api): State<ApiState>,
     InQuery(query): InQuery<ListQuery>,
 ) -> Answer<Json<RoomList>> {
-    let limit = query.limit.unwrap_or(LISTED).clamp(1, MAX_LISTED);
+    let limit = query.limit();
     let (rooms, has_more) = page(api.rooms.list_rooms(&query.after, limit + 1).await?, limit);
     let rooms = rooms
         .into_iter()
@@ -151,7 +157,7 @@ pub async fn user_rooms(
     InPath(user_id): InPath<String>,
     InQuery(query): InQuery<ListQuery>,
 ) -> Answer<Json<UserRooms>> {
-    let limit = query.limit.unwrap_or(LISTED).clamp(1, MAX_LISTED);
+    let limit = query.limit();
     let (rooms, has_more) = page(api.rooms.user_rooms(&user_id, &query.after, limit + 1).await?, limit);
     let rooms = rooms.into_iter().map(|(channel_id, role)| Membership { channel_id, role }).collect();
     Ok(Json(UserRooms { rooms, has_more }))
