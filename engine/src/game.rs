@@ -1,7 +1,8 @@
 //! What the game's own server does through the server API (`/api/v1` in
 //! the `server` crate), with no member of the room acting: create, list,
 //! look at and delete rooms, put members in and take them out, set their role,
-//! post as the game or as a member, read history, and moderate.
+//! post as the game or as a member, read history, and moderate (a room,
+//! or a user's messages in all of them).
 //!
 //! The game acts as [`GAME`]: the user id its moderation is recorded under
 //! and its own messages are posted by (flagged `system`). Pages show
@@ -76,6 +77,28 @@ impl Rooms {
                 // Not if they left (or the room went) meanwhile.
                 if self.take_out(&channel_id, &user_id).await? == Some(true) {
                     left.push(channel_id);
+                }
+            }
+        }
+    }
+
+    /// Removes every message `user_id` has written, in every room (an
+    /// account closed, a player's content taken down): in each room one
+    /// purge, as [`Rooms::moderate_as_game`] records it (its pages mark the
+    /// lines removed, one `messages.purged` event); returns those rooms.
+    pub async fn purge_everywhere(&self, user_id: &str) -> Result<Vec<String>, RoomError> {
+        let user_id = normalize_id(user_id, "user name")?;
+        let (mut purged, mut after) = (Vec::new(), String::new());
+        loop {
+            let rooms = store::rooms_with_messages_of(self.db(), &user_id, &after, 100).await?;
+            let Some(last) = rooms.last() else { return Ok(purged) };
+            after = last.clone();
+            for channel_id in rooms {
+                match self.moderate_as_game(&channel_id, Request::Purge { user_id: user_id.clone() }).await {
+                    Ok(_) => purged.push(channel_id),
+                    // Removed, or the room deleted, meanwhile.
+                    Err(RoomError::Unchanged(_) | RoomError::NoSuchRoom) => {}
+                    Err(e) => return Err(e),
                 }
             }
         }

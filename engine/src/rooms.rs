@@ -108,7 +108,17 @@ impl RoomError {
         if self.is_client_error() {
             return self.to_string();
         }
+        if self.is_storage_full() {
+            return "The chat cannot store anything right now: its storage is full. Please try again later."
+                .to_owned();
+        }
         "Something went wrong on our side. Please try again.".to_owned()
+    }
+
+    /// Whether the database refused a write for want of disk space: the
+    /// operator's to mend, a caller's to retry later.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, RoomError::Store(err) if store::is_storage_full(err))
     }
 
     /// Whether the client's input was at fault (HTTP 4xx) or the server (5xx).

@@ -325,6 +325,84 @@ async fn the_game_lists_a_users_rooms_and_takes_them_out_of_all_of_them() {
     assert_eq!((status, code(&answer)), (400, "bad_request"));
 }
 
+#[tokio::test]
+async fn the_game_removes_everything_a_user_wrote_in_every_room_at_once() {
+    let app = api_app().await;
+    for room in ["r2", "r1", "r3", "r4"] {
+        call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": room }))).await;
+    }
+    let add = |user: &str| Some(json!({ "user_id": user }));
+    for (room, user) in [("r1", "ana"), ("r2", "ana"), ("r4", "ana"), ("r1", "bob"), ("r3", "bob")] {
+        call(&app, Method::POST, &format!("/api/v1/rooms/{room}/members"), add(user)).await;
+    }
+    let post = |room: &'static str, user: &'static str, id: &'static str| {
+        let body = Some(json!({ "client_msg_id": id, "body": format!("{user} says {id}"), "user_id": user }));
+        let app = &app;
+        async move {
+            let (status, _) = call(app, Method::POST, &format!("/api/v1/rooms/{room}/messages"), body).await;
+            assert_eq!(status, 201, "{user} posts in {room}");
+        }
+    };
+    post("r1", "ana", "a1").await;
+    post("r1", "bob", "b1").await;
+    post("r1", "ana", "a2").await;
+    post("r2", "ana", "a3").await;
+    post("r3", "bob", "b2").await;
+    // Gone from r2 since, her line there is still hers to remove; r4 has
+    // nothing of hers.
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r2/members/ana", None).await.0, 204);
+    let (mut bob, _) = app.connect("bob", "r1", 3).await;
+
+    let (status, purged) = call(&app, Method::DELETE, "/api/v1/users/ana/messages", None).await;
+    assert_eq!((status, purged), (200, json!({ "purged": ["r1", "r2"] })));
+    let event = bob.next_message().await;
+    assert_eq!(event.action, Some(Action::Purge { user_id: "ana".into() }), "the open page is told at once");
+    let lines = |history: &Value| -> Vec<(String, String, bool)> {
+        let lines = history["messages"].as_array().unwrap().iter();
+        lines
+            .filter(|m| m.get("action").is_none())
+            .map(|m| {
+                let text = m["body"].as_str().unwrap().to_owned();
+                (m["user_id"].as_str().unwrap().to_owned(), text, m.get("removed").is_some())
+            })
+            .collect()
+    };
+    let (_, r1) = call(&app, Method::GET, "/api/v1/rooms/r1/messages", None).await;
+    let expected = [("ana", "", true), ("bob", "bob says b1", false), ("ana", "", true)];
+    let expected: Vec<_> = expected.iter().map(|(u, t, r)| (u.to_string(), t.to_string(), *r)).collect();
+    assert_eq!(lines(&r1), expected);
+    let (_, r2) = call(&app, Method::GET, "/api/v1/rooms/r2/messages", None).await;
+    assert_eq!(lines(&r2), vec![("ana".to_owned(), String::new(), true)]);
+    let (_, r3) = call(&app, Method::GET, "/api/v1/rooms/r3/messages", None).await;
+    assert_eq!(lines(&r3), vec![("bob".to_owned(), "bob says b2".to_owned(), false)]);
+    let (_, r4) = call(&app, Method::GET, "/api/v1/rooms/r4/messages", None).await;
+    assert_eq!(r4["messages"], json!([]), "no purge recorded where she wrote nothing");
+
+    // Nothing left: no room listed, nothing recorded. What she writes
+    // after it stays until the next call.
+    let (status, again) = call(&app, Method::DELETE, "/api/v1/users/ana/messages", None).await;
+    assert_eq!((status, again), (200, json!({ "purged": [] })));
+    bob.expect_silence(QUIET).await;
+    post("r1", "ana", "a4").await;
+    assert_eq!(bob.next_message().await.body, "ana says a4");
+    let (_, purged) = call(&app, Method::DELETE, "/api/v1/users/ana/messages", None).await;
+    assert_eq!(purged, json!({ "purged": ["r1"] }));
+
+    let too_long = format!("/api/v1/users/{}/messages", "x".repeat(200));
+    let (status, answer) = call(&app, Method::DELETE, &too_long, None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+    // The game's own messages are not a user's to erase.
+    call(
+        &app,
+        Method::POST,
+        "/api/v1/rooms/r3/messages",
+        Some(json!({ "client_msg_id": "g", "body": "gg" })),
+    )
+    .await;
+    let (status, answer) = call(&app, Method::DELETE, "/api/v1/users/game/messages", None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+}
+
 /// A room `r` with ana in it (a page open), made through the API.
 async fn room_with_ana(app: &TestApp) -> Client {
     call(app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "r" }))).await;

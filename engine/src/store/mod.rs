@@ -272,6 +272,38 @@ pub async fn user_rooms(
         .collect()
 }
 
+/// Up to `limit` rooms whose channel id sorts after `after`, in that
+/// order, in which `user_id` has written a message not removed yet. Walks
+/// the rooms, each a seek in the messages' (room, user) index.
+pub async fn rooms_with_messages_of(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT r.channel_id FROM room r WHERE r.channel_id > {} AND EXISTS (SELECT 1 FROM message m \
+         WHERE m.room_id = r.id AND m.user_id = {} AND m.removed_at IS NULL AND m.action IS NULL) \
+         ORDER BY r.channel_id LIMIT {}",
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3)
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let values = [after.into(), user_id.into(), limit.into()];
+    let rows = db.query_all(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
+    rows.iter().map(|row| row.try_get("", "channel_id")).collect()
+}
+
+/// Whether the database refused a write for want of disk space: SQLite's
+/// "database or disk is full" (`SQLITE_FULL`, through the pool or the
+/// writer's own connection), PostgreSQL's "No space left on device".
+pub fn is_storage_full(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("database or disk is full") || text.contains("No space left on device")
+}
+
 /// A statement's `n`th parameter as the backend writes it.
 fn param(backend: sea_orm::DatabaseBackend, n: usize) -> String {
     if backend == sea_orm::DatabaseBackend::Postgres {
@@ -845,5 +877,24 @@ mod tests {
             }
         }
         assert!(grown && started_over, "the WAL never started over (grown past 4,096 pages: {grown})");
+    }
+
+    #[tokio::test]
+    async fn a_full_database_is_told_apart_from_other_failures() {
+        // Through the pool: the file may not grow by a page more.
+        let db = fresh().await;
+        let room = ensure_room(&db, "r").await.unwrap();
+        ensure_user(&db, "ana").await.unwrap();
+        insert_message(&db, room.id, "ana", "c1", "fits").await.unwrap();
+        let duplicate = db.execute_unprepared("INSERT INTO room (channel_id, last_seq, created_at) SELECT channel_id, 0, created_at FROM room").await.unwrap_err();
+        assert!(!is_storage_full(&duplicate), "{duplicate}");
+        db.execute_unprepared("PRAGMA max_page_count = 1").await.unwrap();
+        let full = insert_message(&db, room.id, "ana", "c2", &"x".repeat(20_000)).await.unwrap_err();
+        assert!(is_storage_full(&full), "{full}");
+        // Through the writer's own connection.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB); PRAGMA max_page_count = 2;").unwrap();
+        let full = conn.execute("INSERT INTO t VALUES (zeroblob(100000))", []).unwrap_err();
+        assert!(is_storage_full(&sqlite_writer::err(full)));
     }
 }

@@ -257,6 +257,6 @@ fn time_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
-fn err(e: rusqlite::Error) -> DbErr {
+pub(super) fn err(e: rusqlite::Error) -> DbErr {
     DbErr::Custom(format!("SQLite: {e}"))
 }

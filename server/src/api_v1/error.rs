@@ -85,6 +85,10 @@ impl From<RoomError> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
             }
             RoomError::Identity(_) => ApiError::unauthorized(message),
+            RoomError::Store(_) if err.is_storage_full() => {
+                tracing::error!(%err, "server API call failed: the database's storage is full");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_full", message)
+            }
             RoomError::Store(_) | RoomError::Bus(_) => {
                 tracing::error!(%err, "server API call failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -111,5 +115,21 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::bad_request(format!("The query is malformed: {}", rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::DbErr;
+
+    #[test]
+    fn a_full_disk_is_a_503_that_says_so_and_other_store_failures_a_500() {
+        let full = ApiError::from(RoomError::Store(DbErr::Custom("SQLite: database or disk is full".into())));
+        assert_eq!((full.status, full.code), (StatusCode::SERVICE_UNAVAILABLE, "storage_full"));
+        assert!(full.message.contains("storage is full"), "{}", full.message);
+        let broken = ApiError::from(RoomError::Store(DbErr::Custom("connection reset".into())));
+        assert_eq!((broken.status, broken.code), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert!(!broken.message.contains("connection reset"), "no database detail to callers");
     }
 }

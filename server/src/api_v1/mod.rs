@@ -114,6 +114,7 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::close_report))
         .routes(routes!(rooms::add_words))
         .routes(routes!(rooms::user_rooms, rooms::leave_all_rooms))
+        .routes(routes!(rooms::purge_everywhere))
         .routes(routes!(tokens::mint_token))
         .with_state(state)
         .split_for_parts();

@@ -184,6 +184,29 @@ pub async fn leave_all_rooms(
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct PurgedRooms {
+    /// The rooms their messages were removed from, in the order of their
+    /// ids.
+    purged: Vec<String>,
+}
+
+/// Removes every message a user has written, in every room (an account
+/// closed, a player's content taken down): in each room as
+/// `DELETE /rooms/{channel_id}/members/{user_id}/messages` does, one
+/// moderation event its pages show at once. Rooms where nothing is left
+/// to remove are not listed; a second call lists none.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/messages", tag = "users",
+    params(("user_id" = String, Path, description = "The user")),
+    responses((status = 200, body = PurgedRooms), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn purge_everywhere(
+    State(api): State<ApiState>,
+    InPath(user_id): InPath<String>,
+) -> Answer<Json<PurgedRooms>> {
+    Ok(Json(PurgedRooms { purged: api.rooms.purge_everywhere(&user_id).await? }))
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct RoomView {
     channel_id: String,
     /// Members in the order they joined.
