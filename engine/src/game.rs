@@ -14,6 +14,7 @@ use crate::moderate::Done;
 use crate::protocol::moderation::{Report, Request};
 use crate::protocol::{ChatMessage, Role, ServerFrame};
 use crate::rooms::{OpenRoom, RoomError, Rooms};
+use crate::store::moderation::SanctionRecord;
 use crate::store::{self, NewMessage};
 use crate::validate::{
     normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, GAME_USER_ID,
@@ -163,6 +164,13 @@ impl Rooms {
         let channel_id = normalize_id(channel_id, "room")?;
         let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         Ok(store::moderation::open_reports(self.db(), room.id, crate::moderate::REPORT_QUEUE).await?)
+    }
+
+    /// The room's mutes and bans in force, by user.
+    pub async fn room_sanctions(&self, channel_id: &str) -> Result<Vec<SanctionRecord>, RoomError> {
+        let channel_id = normalize_id(channel_id, "room")?;
+        let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        Ok(store::moderation::room_sanctions(self.db(), room.id, chrono::Utc::now()).await?)
     }
 
     /// Sets a member's role (pages learn it when they next connect).

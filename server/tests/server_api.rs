@@ -403,6 +403,50 @@ async fn the_game_removes_everything_a_user_wrote_in_every_room_at_once() {
     assert_eq!((status, code(&answer)), (400, "bad_request"));
 }
 
+#[tokio::test]
+async fn the_game_lists_who_is_muted_or_banned_in_a_room() {
+    let app = api_app().await;
+    let _ana = room_with_ana(&app).await;
+    for user in ["bob", "cy"] {
+        call(&app, Method::POST, "/api/v1/rooms/r/members", Some(json!({ "user_id": user }))).await;
+    }
+    let (_, none) = call(&app, Method::GET, "/api/v1/rooms/r/sanctions", None).await;
+    assert_eq!(none, json!([]));
+    let before = chrono::Utc::now().timestamp_millis();
+    let mute = |minutes: u32, reason: &str| Some(json!({ "minutes": minutes, "reason": reason }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/cy/mute", mute(10, "spam")).await.0, 200);
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/ana/mute", mute(60, "")).await.0, 200);
+    let ban = Some(json!({ "reason": "cheating" }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/bans/bob", ban.clone()).await.0, 200);
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/bans/ana", ban).await.0, 200);
+    // Lifted: not listed any more.
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/members/cy/mute", None).await.0, 200);
+    let after = chrono::Utc::now().timestamp_millis();
+
+    let (status, listed) = call(&app, Method::GET, "/api/v1/rooms/r/sanctions", None).await;
+    assert_eq!(status, 200);
+    let rows = listed.as_array().unwrap();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|s| (s["user_id"].as_str().unwrap(), s["kind"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("ana", "ban", "cheating"), ("ana", "mute", ""), ("bob", "ban", "cheating")]);
+    for row in rows {
+        assert_eq!(row["by"], "game");
+        let at = row["at_ms"].as_i64().unwrap();
+        assert!((before..=after).contains(&at), "{row}");
+    }
+    assert_eq!(rows[0]["until_ms"], Value::Null, "a ban for good");
+    let until = rows[1]["until_ms"].as_i64().unwrap();
+    let hour = 60 * 60 * 1000;
+    assert!((before + hour..=after + hour).contains(&until), "an hour's mute: {until}");
+
+    assert_eq!(call(&app, Method::GET, "/api/v1/rooms/nowhere/sanctions", None).await.0, 404);
+    let bad = format!("/api/v1/rooms/{}/sanctions", "x".repeat(200));
+    let (status, answer) = call(&app, Method::GET, &bad, None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+}
+
 /// A room `r` with ana in it (a page open), made through the API.
 async fn room_with_ana(app: &TestApp) -> Client {
     call(app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "r" }))).await;

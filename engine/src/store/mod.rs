@@ -897,4 +897,28 @@ mod tests {
         let full = conn.execute("INSERT INTO t VALUES (zeroblob(100000))", []).unwrap_err();
         assert!(is_storage_full(&sqlite_writer::err(full)));
     }
+
+    #[tokio::test]
+    async fn a_rooms_sanctions_are_listed_while_they_hold() {
+        use super::moderation::{self, room_sanctions, RemovedText, Sanction};
+        use crate::protocol::moderation::Action;
+        let db = fresh().await;
+        let room = ensure_room(&db, "r").await.unwrap();
+        ensure_user(&db, "mod").await.unwrap();
+        let now = Utc::now();
+        let minutes = |n: i64| chrono::Duration::minutes(n);
+        let until_ms = Some((now + minutes(10)).timestamp_millis());
+        let mute = Action::Mute { user_id: "bob".into(), until_ms, reason: "spam".into() };
+        let ban = Action::Ban { user_id: "ana".into(), until_ms: None, reason: String::new() };
+        for action in [&mute, &ban] {
+            moderation::record(&db, room.id, "mod", action, RemovedText::Erase, now).await.unwrap().unwrap();
+        }
+        let listed = room_sanctions(&db, room.id, now).await.unwrap();
+        let kinds: Vec<_> = listed.iter().map(|s| (s.user_id.as_str(), s.kind, s.until_ms)).collect();
+        assert_eq!(kinds, [("ana", Sanction::Ban, None), ("bob", Sanction::Mute, until_ms)]);
+        assert_eq!((listed[1].reason.as_str(), listed[1].by.as_str()), ("spam", "mod"));
+        assert_eq!(listed[1].at_ms, now.timestamp_millis());
+        let later = room_sanctions(&db, room.id, now + minutes(11)).await.unwrap();
+        assert_eq!(later.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>(), ["ana"], "the mute ended");
+    }
 }

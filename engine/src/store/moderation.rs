@@ -42,7 +42,7 @@ pub enum Sanction {
 }
 
 impl Sanction {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Sanction::Mute => "mute",
             Sanction::Ban => "ban",
@@ -313,6 +313,47 @@ pub async fn sanctions_in_force(
         }
     }
     Ok(in_force)
+}
+
+/// A mute or ban in force, with who gave it and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SanctionRecord {
+    pub user_id: String,
+    pub kind: Sanction,
+    /// When it ends, Unix ms (none: until lifted).
+    pub until_ms: Option<i64>,
+    pub reason: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// The room's mutes and bans that hold at `now`, by user (a ban before a
+/// mute).
+pub async fn room_sanctions(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<SanctionRecord>, DbErr> {
+    let rows = sanction::Entity::find()
+        .filter(sanction::Column::RoomId.eq(room_id))
+        .order_by_asc(sanction::Column::UserId)
+        .order_by_asc(sanction::Column::Kind)
+        .all(db)
+        .await?;
+    let records = rows.into_iter().filter_map(|row| {
+        let kind = if row.kind == Sanction::Ban.as_str() { Sanction::Ban } else { Sanction::Mute };
+        let until_ms = row.until.map(|t| t.timestamp_millis());
+        let holds = Mute { until_ms, reason: String::new() }.holds_at(now.timestamp_millis());
+        holds.then(|| SanctionRecord {
+            user_id: row.user_id,
+            kind,
+            until_ms,
+            reason: row.reason,
+            by: row.by_user,
+            at_ms: row.created_at.timestamp_millis(),
+        })
+    });
+    Ok(records.collect())
 }
 
 /// The kick of `user_id` among the room's moderation events after

@@ -111,6 +111,7 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::ban, rooms::unban))
         .routes(routes!(rooms::slow_mode))
         .routes(routes!(rooms::list_reports))
+        .routes(routes!(rooms::list_sanctions))
         .routes(routes!(rooms::close_report))
         .routes(routes!(rooms::add_words))
         .routes(routes!(rooms::user_rooms, rooms::leave_all_rooms))

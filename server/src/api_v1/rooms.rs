@@ -549,6 +549,50 @@ pub async fn slow_mode(
     act(&api, &channel_id, Request::SlowMode { seconds: slow.seconds }).await
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SanctionKind {
+    Mute,
+    Ban,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SanctionView {
+    user_id: String,
+    kind: SanctionKind,
+    /// When it ends, Unix milliseconds (`null`: until lifted).
+    until_ms: Option<i64>,
+    reason: String,
+    /// Who gave it (`game`: through this API).
+    by: String,
+    at_ms: i64,
+}
+
+/// Who is muted or banned in the room now (a player asking support why
+/// they cannot talk or get in), by user; lifted and ended ones are not
+/// listed.
+#[utoipa::path(get, path = "/api/v1/rooms/{channel_id}/sanctions", tag = "moderation",
+    params(("channel_id" = String, Path, description = "The room")),
+    responses((status = 200, body = Vec<SanctionView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_sanctions(
+    State(api): State<ApiState>,
+    InPath(channel_id): InPath<String>,
+) -> Answer<Json<Vec<SanctionView>>> {
+    let sanctions = api.rooms.room_sanctions(&channel_id).await?.into_iter().map(|s| SanctionView {
+        user_id: s.user_id,
+        kind: match s.kind {
+            engine::store::moderation::Sanction::Mute => SanctionKind::Mute,
+            engine::store::moderation::Sanction::Ban => SanctionKind::Ban,
+        },
+        until_ms: s.until_ms,
+        reason: s.reason,
+        by: s.by,
+        at_ms: s.at_ms,
+    });
+    Ok(Json(sanctions.collect()))
+}
+
 /// The room's open reports, oldest first.
 #[utoipa::path(get, path = "/api/v1/rooms/{channel_id}/reports", tag = "moderation",
     params(("channel_id" = String, Path, description = "The room")),
