@@ -182,6 +182,20 @@ impl WordList {
         self.add(entries.iter().enumerate().map(|(index, entry)| (index + 1, entry.as_ref().trim())))
     }
 
+    /// The entries as the list first wrote them, in its order.
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|entry| entry.written.as_str())
+    }
+
+    /// Whether two lines of a list are one entry (they read the same:
+    /// `bad`, `BAD`, ` bád `); never for a line that is no entry.
+    pub fn same_entry(a: &str, b: &str) -> bool {
+        match (Entry::read(1, a.trim()), Entry::read(1, b.trim())) {
+            (Ok(a), Ok(b)) => a.words == b.words,
+            _ => false,
+        }
+    }
+
     /// How many distinct entries the list holds.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -787,5 +801,15 @@ mod tests {
 
         assert_eq!(masked.chars().count(), text.chars().count());
         assert!(matches!(list.check(&text, Mode::Block), Verdict::Blocked { .. }));
+    }
+
+    #[test]
+    fn entries_are_listed_as_first_written_and_lines_that_read_the_same_are_one() {
+        let list = WordList::parse("# mine\nbad\n  Get Lost \nBAD\nbád\n").unwrap();
+        assert_eq!(list.entries().collect::<Vec<_>>(), ["bad", "Get Lost"]);
+        assert!(WordList::same_entry("BAD", " bád "));
+        assert!(WordList::same_entry("get  lost", "Get Lost"));
+        assert!(!WordList::same_entry("bad", "bade"));
+        assert!(!WordList::same_entry("!!!", "!!!"), "no entry, nothing to be the same as");
     }
 }

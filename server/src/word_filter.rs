@@ -24,16 +24,15 @@ pub fn load(path: &Path) -> Result<WordList, String> {
 /// stays the one place the list lives) and returns the list as it now
 /// reads. Entries that would not parse are refused before anything is
 /// written; additions are written one call at a time.
-pub async fn append(path: &Path, words: &[String]) -> Result<WordList, AppendError> {
-    static WRITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub async fn append(path: &Path, words: &[String]) -> Result<WordList, ChangeError> {
     let lines: Vec<&str> = words.iter().map(|w| w.trim()).collect();
     if lines.is_empty() || lines.iter().any(|w| w.is_empty() || w.starts_with('#') || w.contains('\n')) {
-        return Err(AppendError::Invalid(
+        return Err(ChangeError::Invalid(
             "give one or more words or phrases, none empty, none starting with #".to_owned(),
         ));
     }
     WordList::parse(&lines.join("\n"))
-        .map_err(|err| AppendError::Invalid(format!("the new words: {err}")))?;
+        .map_err(|err| ChangeError::Invalid(format!("the new words: {err}")))?;
     let _one_at_a_time = WRITING.lock().await;
     let path = path.to_owned();
     let addition = lines.join("\n");
@@ -52,14 +51,57 @@ pub async fn append(path: &Path, words: &[String]) -> Result<WordList, AppendErr
     .await
     .map_err(|err| format!("writing the word filter list failed: {err}"))
     .and_then(|written| written)
-    .map_err(AppendError::Failed)
+    .map_err(ChangeError::Failed)
 }
 
-/// Why words could not be added.
+/// Takes `entry` out of the list file: every line that reads as it does
+/// (`bad`, `BAD`, `bád` are one entry), comments and the other lines kept
+/// as they are; returns the list as it now reads. The file is replaced in
+/// one step (written beside it, then renamed over it), so a node reading
+/// it meanwhile sees the old list or the new one, never half of either.
+pub async fn remove(path: &Path, entry: &str) -> Result<WordList, ChangeError> {
+    let entry = entry.trim().to_owned();
+    let _one_at_a_time = WRITING.lock().await;
+    let path = path.to_owned();
+    let task = tokio::task::spawn_blocking(move || {
+        let failed = |err: std::io::Error| ChangeError::Failed(format!("{}: {err}", path.display()));
+        let before = std::fs::read_to_string(&path).map_err(failed)?;
+        let is_entry = |line: &str| !line.trim().starts_with('#') && WordList::same_entry(line, &entry);
+        let kept: Vec<&str> = before.lines().filter(|line| !is_entry(line)).collect();
+        if kept.len() == before.lines().count() {
+            return Err(ChangeError::NotListed(format!("\"{entry}\" is not in the word filter list.")));
+        }
+        let mut beside = path.clone().into_os_string();
+        beside.push(".writing");
+        let text: String = kept.iter().map(|line| format!("{line}\n")).collect();
+        write_synced(Path::new(&beside), &text)
+            .and_then(|()| std::fs::rename(&beside, &path))
+            .map_err(failed)?;
+        load(&path).map_err(ChangeError::Failed)
+    });
+    task.await.unwrap_or_else(|err| {
+        Err(ChangeError::Failed(format!("removing from the word filter list failed: {err}")))
+    })
+}
+
+fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// One change to the list file at a time (the server API's additions and
+/// removals).
+static WRITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Why the list could not be changed.
 #[derive(Debug)]
-pub enum AppendError {
+pub enum ChangeError {
     /// The words themselves (the caller's fault).
     Invalid(String),
+    /// No line of the list is the entry to remove.
+    NotListed(String),
     /// The file (the server's).
     Failed(String),
 }

@@ -609,6 +609,52 @@ async fn the_game_moderates_and_open_pages_see_it() {
 }
 
 #[tokio::test]
+async fn the_game_lists_the_word_filter_and_takes_an_entry_out_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("words.txt");
+    std::fs::write(&words, "# ours\ndarn\nkill\nDARN\n").unwrap();
+    let app = spawn_app_with(|c| {
+        c.api_keys = vec![Secret(KEY.into())];
+        c.word_filter_file = Some(words.clone());
+    })
+    .await;
+    call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "r" }))).await;
+    let say = |id: &'static str, text: &'static str| {
+        let app = &app;
+        async move {
+            let body = Some(json!({ "client_msg_id": id, "body": text }));
+            call(app, Method::POST, "/api/v1/rooms/r/messages", body).await.1["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (status, listed) = call(&app, Method::GET, "/api/v1/word_filter", None).await;
+    assert_eq!((status, listed), (200, json!({ "entries": ["darn", "kill"] })));
+    assert_eq!(say("m1", "kill the boss").await, "**** the boss");
+
+    // A shooter's "kill" caught what it should not: out, at once.
+    let (status, left) = call(&app, Method::DELETE, "/api/v1/word_filter/KILL", None).await;
+    assert_eq!((status, left), (200, json!({ "entries": 1 })));
+    assert_eq!(say("m2", "kill the boss").await, "kill the boss");
+    assert_eq!(std::fs::read_to_string(&words).unwrap(), "# ours\ndarn\nDARN\n", "the rest as it was");
+    // Every line that reads as the entry goes; a phrase by its path.
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/word_filter/darn", None).await.1, json!({ "entries": 0 }));
+    assert_eq!(std::fs::read_to_string(&words).unwrap(), "# ours\n");
+    call(&app, Method::POST, "/api/v1/word_filter", Some(json!({ "words": ["get lost"] }))).await;
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/word_filter/Get%20Lost", None).await.0, 200);
+    let (status, answer) = call(&app, Method::DELETE, "/api/v1/word_filter/darn", None).await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    assert_eq!(std::fs::read_to_string(&words).unwrap(), "# ours\n", "nothing changed");
+
+    // Without a list there is nothing to list or change.
+    let bare = api_app().await;
+    let (status, answer) = call(&bare, Method::GET, "/api/v1/word_filter", None).await;
+    assert_eq!((status, code(&answer)), (409, "not_configured"));
+    assert_eq!(call(&bare, Method::DELETE, "/api/v1/word_filter/darn", None).await.0, 409);
+}
+
+#[tokio::test]
 async fn the_game_mints_tokens_that_pages_accept_and_open_mode_has_none() {
     let app = spawn_app_with(|c| {
         c.api_keys = vec![Secret(KEY.into())];

@@ -655,24 +655,69 @@ pub struct WordsAdded {
     responses((status = 200, body = WordsAdded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, description = "No list file", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn add_words(State(api): State<ApiState>, Body(new): Body<NewWords>) -> Answer<Json<WordsAdded>> {
-    let Some((path, filter)) = &api.words else {
-        return Err(ApiError::conflict(
-            "not_configured",
-            "The server has no word filter list (WORD_FILTER_FILE).",
-        ));
-    };
-    use crate::word_filter::AppendError;
-    let entries = crate::word_filter::append(path, &new.words).await.map_err(|err| match err {
-        AppendError::Invalid(why) => ApiError::bad_request(why),
-        AppendError::Failed(why) => {
-            tracing::error!(%why, "adding words to the word filter failed");
+    let (path, filter) = word_filter(&api)?;
+    filter.replace(crate::word_filter::append(path, &new.words).await.map_err(list_change_failed)?);
+    Ok(Json(WordsAdded { entries: filter.len() }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WordEntries {
+    /// Each entry as the list file first writes it, in its order.
+    entries: Vec<String>,
+}
+
+/// The word filter's entries, as its list file reads now.
+#[utoipa::path(get, path = "/api/v1/word_filter", tag = "moderation",
+    responses((status = 200, body = WordEntries), (status = 401, body = ErrorBody), (status = 409, description = "No list file", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list_words(State(api): State<ApiState>) -> Answer<Json<WordEntries>> {
+    let (path, _) = word_filter(&api)?;
+    let path = path.clone();
+    let read = tokio::task::spawn_blocking(move || crate::word_filter::load(&path)).await;
+    let list = read
+        .unwrap_or_else(|err| Err(err.to_string()))
+        .map_err(|why| list_change_failed(crate::word_filter::ChangeError::Failed(why)))?;
+    Ok(Json(WordEntries { entries: list.entries().map(str::to_owned).collect() }))
+}
+
+/// Takes an entry out of the word filter (a word that caught what it
+/// should not): every line of the list file that reads as it does
+/// (`darn`, `DARN`), in force at once on this node, within a second on the
+/// others that share the file. 404 when the list has no such entry.
+#[utoipa::path(delete, path = "/api/v1/word_filter/{entry}", tag = "moderation",
+    params(("entry" = String, Path, description = "The word or phrase, as listed or reading the same")),
+    responses((status = 200, body = WordsAdded), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "No list file", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn remove_word(
+    State(api): State<ApiState>,
+    InPath(entry): InPath<String>,
+) -> Answer<Json<WordsAdded>> {
+    let (path, filter) = word_filter(&api)?;
+    filter.replace(crate::word_filter::remove(path, &entry).await.map_err(list_change_failed)?);
+    Ok(Json(WordsAdded { entries: filter.len() }))
+}
+
+/// The word filter's list file and the filter in force, or 409 without one.
+fn word_filter(
+    api: &ApiState,
+) -> Result<&(std::path::PathBuf, std::sync::Arc<moderation::WordFilter>), ApiError> {
+    api.words.as_ref().ok_or_else(|| {
+        ApiError::conflict("not_configured", "The server has no word filter list (WORD_FILTER_FILE).")
+    })
+}
+
+fn list_change_failed(err: crate::word_filter::ChangeError) -> ApiError {
+    use crate::word_filter::ChangeError;
+    match err {
+        ChangeError::Invalid(why) => ApiError::bad_request(why),
+        ChangeError::NotListed(why) => ApiError::not_found(why),
+        ChangeError::Failed(why) => {
+            tracing::error!(%why, "changing the word filter list failed");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
-                "The word list could not be written.",
+                "The word list could not be changed.",
             )
         }
-    })?;
-    filter.replace(entries);
-    Ok(Json(WordsAdded { entries: filter.len() }))
+    }
 }
