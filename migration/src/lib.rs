@@ -15,6 +15,7 @@ mod m20261126_000005_index_members_by_arrival;
 mod m20261203_000006_message_ids_without_autoincrement;
 mod m20261206_000007_moderation;
 mod m20261207_000008_index_members_by_user;
+mod m20261207_000009_webhook_outbox;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_message_ids_without_autoincrement::Migration),
             Box::new(m20261206_000007_moderation::Migration),
             Box::new(m20261207_000008_index_members_by_user::Migration),
+            Box::new(m20261207_000009_webhook_outbox::Migration),
         ]
     }
 }

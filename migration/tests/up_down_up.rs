@@ -21,7 +21,17 @@ async fn migrations_run_up_down_and_up_again_on_an_empty_database() {
     migration::Migrator::up(&db, None).await.unwrap();
     assert_eq!(
         table_names(&db).await,
-        ["app_user", "member", "message", "report", "room", "sanction", "seaql_migrations"]
+        [
+            "app_user",
+            "member",
+            "message",
+            "report",
+            "room",
+            "sanction",
+            "seaql_migrations",
+            "webhook_lease",
+            "webhook_outbox"
+        ]
     );
 
     migration::Migrator::down(&db, None).await.unwrap();
@@ -30,7 +40,17 @@ async fn migrations_run_up_down_and_up_again_on_an_empty_database() {
     migration::Migrator::up(&db, None).await.unwrap();
     assert_eq!(
         table_names(&db).await,
-        ["app_user", "member", "message", "report", "room", "sanction", "seaql_migrations"]
+        [
+            "app_user",
+            "member",
+            "message",
+            "report",
+            "room",
+            "sanction",
+            "seaql_migrations",
+            "webhook_lease",
+            "webhook_outbox"
+        ]
     );
     assert!(migration::Migrator::get_pending_migrations(&db).await.unwrap().is_empty());
 }

@@ -136,8 +136,9 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<Secret>,
 
-    /// Events each webhook URL's queue holds while its receiver is down or
-    /// slow; beyond that the oldest pending are dropped.
+    /// Events each webhook URL may have waiting (in the database's outbox)
+    /// while its receiver is down or slow; beyond that the oldest are
+    /// dropped.
     #[arg(long, env = "WEBHOOK_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub webhook_queue: u32,
 

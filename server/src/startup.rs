@@ -119,6 +119,7 @@ impl Application {
             rate: Arc::new(SendRate::new(config.messages_per_sec, config.message_burst)),
             words: words.clone(),
         };
+        let webhook_db = db.clone();
         let rooms =
             Rooms::with_limits(db, bus, limits, Duration::from_millis(config.group_commit_wait_ms.into()))
                 .with_removed_text(config.removed_text);
@@ -139,7 +140,7 @@ impl Application {
         let lifecycle = Lifecycle::default();
         let webhooks = config.webhooks().map_err(StartupError::Config)?.map(|settings| {
             tracing::info!(urls = settings.urls.len(), "webhooks");
-            let webhooks = crate::webhooks::Webhooks::start(settings);
+            let webhooks = crate::webhooks::Webhooks::start(settings, webhook_db);
             rooms.events().listen(webhooks.clone());
             webhooks
         });

@@ -2,7 +2,8 @@
 //! event arrives, signed so that the README's recipe accepts it and
 //! refuses a forgery; a receiver that is down for a while gets every event
 //! once it is back, in order; a full queue drops its oldest; two nodes send
-//! each event once.
+//! each event once; events still waiting when a node stops are delivered
+//! once it (or another node) runs again.
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -290,4 +291,22 @@ async fn a_node_stopped_while_its_receiver_is_down_gives_up_at_the_end_of_the_gr
     receiver.down.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(created_seqs(&receiver.events()), Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn events_still_waiting_when_a_node_stops_are_delivered_when_it_starts_again() {
+    let (receiver, mut app, _ana, seqs) = sent_while_down(3, |c| c.shutdown_grace_secs = 1).await;
+    app.stop().await;
+    receiver.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(created_seqs(&receiver.events()), Vec::<i64>::new(), "no node is running");
+    // The same database: what waited there goes out, in order, once each.
+    app.restart().await;
+    let events = receiver.wait_for(1 + seqs.len()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = if receiver.events().len() > events.len() { receiver.events() } else { events };
+    assert_eq!(kinds(&events), ["member.joined", "message.created", "message.created", "message.created"]);
+    assert_eq!(created_seqs(&events), seqs);
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len());
 }

@@ -1,0 +1,190 @@
+//! The webhooks' outbox in the database (tables made by the migration
+//! `m20261207_000009_webhook_outbox`): each event saved once per URL, read
+//! back oldest first, deleted once its receiver took it; and the lease
+//! that makes one node at a time the one delivering a URL's events.
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+mod event {
+    use sea_orm::entity::prelude::*;
+
+    /// An event (its JSON as sent) waiting for the receiver at `url`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        #[sea_orm(column_type = "Text")]
+        pub url: String,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod lease {
+    use sea_orm::entity::prelude::*;
+
+    /// Which node delivers `url`'s events, until when (Unix ms).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_lease")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+        pub url: String,
+        pub holder: String,
+        pub until_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Rows per insert statement (SQLite takes 32,766 parameters at most).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Saves events, each `(url, body)`, in that order.
+pub async fn save(db: &impl ConnectionTrait, events: &[(&str, &str)]) -> Result<(), DbErr> {
+    let now = chrono::Utc::now();
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let rows = chunk.iter().map(|(url, body)| event::ActiveModel {
+            url: Set((*url).to_owned()),
+            body: Set((*body).to_owned()),
+            created_at: Set(now),
+            ..Default::default()
+        });
+        event::Entity::insert_many(rows).exec_without_returning(db).await?;
+    }
+    Ok(())
+}
+
+/// The oldest event waiting for `url`: its row id and body.
+pub async fn oldest(db: &impl ConnectionTrait, url: &str) -> Result<Option<(i64, String)>, DbErr> {
+    event::Entity::find()
+        .select_only()
+        .column(event::Column::Id)
+        .column(event::Column::Body)
+        .filter(event::Column::Url.eq(url))
+        .order_by_asc(event::Column::Id)
+        .into_tuple()
+        .one(db)
+        .await
+}
+
+/// The event `id` was taken by its receiver (or refused for good).
+pub async fn done(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    event::Entity::delete_by_id(id).exec(db).await.map(drop)
+}
+
+/// How many events wait for `url`.
+pub async fn waiting(db: &impl ConnectionTrait, url: &str) -> Result<u64, DbErr> {
+    event::Entity::find().filter(event::Column::Url.eq(url)).count(db).await
+}
+
+/// Keeps the newest `keep` events waiting for `url`, besides `busy` (the
+/// one being sent), and deletes the older ones; how many it deleted.
+pub async fn trim(db: &impl ConnectionTrait, url: &str, keep: u64, busy: i64) -> Result<u64, DbErr> {
+    let cut: Option<i64> = event::Entity::find()
+        .select_only()
+        .column(event::Column::Id)
+        .filter(event::Column::Url.eq(url))
+        .filter(event::Column::Id.ne(busy))
+        .order_by_desc(event::Column::Id)
+        .offset(keep)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some(cut) = cut else { return Ok(0) };
+    let deleted = event::Entity::delete_many()
+        .filter(event::Column::Url.eq(url))
+        .filter(event::Column::Id.lte(cut))
+        .filter(event::Column::Id.ne(busy))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}
+
+/// Takes or renews `holder`'s lease on `url` until `until_ms`: granted when
+/// nobody holds it, `holder` does, or it ran out before `now_ms`.
+pub async fn lease(
+    db: &impl ConnectionTrait,
+    url: &str,
+    holder: &str,
+    now_ms: i64,
+    until_ms: i64,
+) -> Result<bool, DbErr> {
+    let row = lease::ActiveModel {
+        url: Set(url.to_owned()),
+        holder: Set(holder.to_owned()),
+        until_ms: Set(until_ms),
+    };
+    let held = |column: lease::Column| Expr::col((lease::Entity, column));
+    let takeover = OnConflict::column(lease::Column::Url)
+        .update_columns([lease::Column::Holder, lease::Column::UntilMs])
+        .action_and_where(held(lease::Column::Holder).eq(holder).or(held(lease::Column::UntilMs).lt(now_ms)))
+        .to_owned();
+    let changed = lease::Entity::insert(row).on_conflict(takeover).exec_without_returning(db).await?;
+    Ok(changed == 1)
+}
+
+/// Gives `holder`'s lease on `url` up, for another node to take at once.
+pub async fn release(db: &impl ConnectionTrait, url: &str, holder: &str) -> Result<(), DbErr> {
+    lease::Entity::delete_many()
+        .filter(lease::Column::Url.eq(url))
+        .filter(lease::Column::Holder.eq(holder))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migration::MigratorTrait;
+
+    async fn fresh() -> sea_orm::DatabaseConnection {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        migration::Migrator::up(&db, None).await.unwrap();
+        db
+    }
+
+    #[tokio::test]
+    async fn events_come_back_oldest_first_per_url_and_trimming_spares_the_one_being_sent() {
+        let db = fresh().await;
+        save(&db, &[("a", "1"), ("b", "x"), ("a", "2"), ("a", "3"), ("a", "4")]).await.unwrap();
+        let (first, body) = oldest(&db, "a").await.unwrap().unwrap();
+        assert_eq!(body, "1");
+        assert_eq!(oldest(&db, "b").await.unwrap().unwrap().1, "x");
+        assert_eq!(trim(&db, "a", 2, first).await.unwrap(), 1, "\"2\" goes; \"1\" is being sent");
+        assert_eq!(waiting(&db, "a").await.unwrap(), 3);
+        done(&db, first).await.unwrap();
+        assert_eq!(oldest(&db, "a").await.unwrap().unwrap().1, "3");
+        assert_eq!(trim(&db, "a", 5, 0).await.unwrap(), 0);
+        assert_eq!(waiting(&db, "b").await.unwrap(), 1, "another URL's events untouched");
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_one_nodes_until_it_runs_out_or_is_given_up() {
+        let db = fresh().await;
+        assert!(lease(&db, "u", "n1", 1_000, 2_000).await.unwrap());
+        assert!(!lease(&db, "u", "n2", 1_500, 2_500).await.unwrap(), "n1 holds it");
+        assert!(lease(&db, "u", "n1", 1_500, 2_500).await.unwrap(), "n1 renews");
+        assert!(lease(&db, "v", "n2", 1_500, 2_500).await.unwrap(), "another URL's is apart");
+        assert!(lease(&db, "u", "n2", 2_600, 3_600).await.unwrap(), "run out: n2 takes it");
+        assert!(!lease(&db, "u", "n1", 2_700, 3_700).await.unwrap());
+        release(&db, "u", "n1").await.unwrap();
+        assert!(!lease(&db, "u", "n1", 2_700, 3_700).await.unwrap(), "only its holder gives it up");
+        release(&db, "u", "n2").await.unwrap();
+        assert!(lease(&db, "u", "n1", 2_700, 3_700).await.unwrap());
+    }
+}
