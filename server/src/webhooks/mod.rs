@@ -148,6 +148,10 @@ const LEASE: Duration = Duration::from_secs(15);
 /// How often a node looks for events saved by other nodes, or for a lease
 /// come free.
 const POLL: Duration = Duration::from_millis(500);
+/// Events read from the outbox at once.
+const BATCH: u64 = 64;
+/// Longest a delivered event stays in the outbox.
+const DONE_EVERY: Duration = Duration::from_millis(200);
 /// The wait after the database failed, before trying again.
 const DB_RETRY: Duration = Duration::from_secs(1);
 
@@ -319,36 +323,38 @@ async fn deliver(shared: Arc<Shared>, index: usize, sender: Sender) {
     loop {
         let held = lease.hold(&shared, &route.url).await;
         let next = if held {
-            outbox::oldest(db, &route.url).await.inspect_err(|err| {
+            outbox::oldest(db, &route.url, BATCH).await.inspect_err(|err| {
                 tracing::warn!(%err, "reading the webhook outbox failed");
             })
         } else {
-            Ok(None)
+            Ok(Vec::new())
         };
         match next {
-            Ok(Some((id, body))) => {
-                route.busy.store(id, Ordering::Relaxed);
-                if sender.send(&shared, &mut lease, &route.url, id, &body).await {
-                    if let Err(err) = outbox::done(db, id).await {
-                        tracing::warn!(%err, "a delivered webhook event stays in the outbox: it will be sent again");
-                        tokio::time::sleep(DB_RETRY).await;
+            Ok(batch) if !batch.is_empty() => {
+                let mut delivered = Delivered::default();
+                for (id, body) in batch {
+                    route.busy.store(id, Ordering::Relaxed);
+                    if !sender.send(&shared, &mut lease, &route.url, id, &body).await {
+                        break;
                     }
+                    delivered.push(db, id).await;
                 }
+                delivered.flush(db).await;
                 route.busy.store(0, Ordering::Relaxed);
             }
-            Ok(None) if shared.saved_all.is_cancelled() => {
+            Ok(_) if shared.saved_all.is_cancelled() => {
                 let _ = outbox::release(db, &route.url, &shared.holder).await;
                 return;
             }
             // Another node delivers: look again now and then.
-            Ok(None) if !held => {
+            Ok(_) if !held => {
                 tokio::select! {
                     () = tokio::time::sleep(POLL) => {}
                     () = shared.saved_all.cancelled() => {}
                 }
             }
             // Waits for this node's next events, or for other nodes'.
-            Ok(None) => {
+            Ok(_) => {
                 tokio::select! {
                     () = route.saved.notified() => {}
                     () = tokio::time::sleep(POLL) => {}
@@ -357,6 +363,32 @@ async fn deliver(shared: Arc<Shared>, index: usize, sender: Sender) {
             }
             Err(_) => tokio::time::sleep(DB_RETRY).await,
         }
+    }
+}
+
+/// Events delivered and not yet deleted from the outbox: deleted together,
+/// every `DONE_EVERY` at the latest (a crash before then sends them again,
+/// with their ids).
+#[derive(Default)]
+struct Delivered {
+    ids: Vec<i64>,
+    since: Option<Instant>,
+}
+
+impl Delivered {
+    async fn push(&mut self, db: &DatabaseConnection, id: i64) {
+        self.ids.push(id);
+        if self.since.get_or_insert_with(Instant::now).elapsed() >= DONE_EVERY {
+            self.flush(db).await;
+        }
+    }
+
+    async fn flush(&mut self, db: &DatabaseConnection) {
+        if let Err(err) = outbox::done(db, &self.ids).await {
+            tracing::warn!(%err, "delivered webhook events stay in the outbox: they will be sent again");
+        }
+        self.ids.clear();
+        self.since = None;
     }
 }
 

@@ -67,22 +67,26 @@ pub async fn save(db: &impl ConnectionTrait, events: &[(&str, &str)]) -> Result<
     Ok(())
 }
 
-/// The oldest event waiting for `url`: its row id and body.
-pub async fn oldest(db: &impl ConnectionTrait, url: &str) -> Result<Option<(i64, String)>, DbErr> {
+/// The oldest `limit` events waiting for `url`: their row ids and bodies.
+pub async fn oldest(db: &impl ConnectionTrait, url: &str, limit: u64) -> Result<Vec<(i64, String)>, DbErr> {
     event::Entity::find()
         .select_only()
         .column(event::Column::Id)
         .column(event::Column::Body)
         .filter(event::Column::Url.eq(url))
         .order_by_asc(event::Column::Id)
+        .limit(limit)
         .into_tuple()
-        .one(db)
+        .all(db)
         .await
 }
 
-/// The event `id` was taken by its receiver (or refused for good).
-pub async fn done(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
-    event::Entity::delete_by_id(id).exec(db).await.map(drop)
+/// The events `ids` were taken by their receiver (or refused for good).
+pub async fn done(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    event::Entity::delete_many().filter(event::Column::Id.is_in(ids.iter().copied())).exec(db).await.map(drop)
 }
 
 /// How many events wait for `url`.
@@ -162,13 +166,14 @@ mod tests {
     async fn events_come_back_oldest_first_per_url_and_trimming_spares_the_one_being_sent() {
         let db = fresh().await;
         save(&db, &[("a", "1"), ("b", "x"), ("a", "2"), ("a", "3"), ("a", "4")]).await.unwrap();
-        let (first, body) = oldest(&db, "a").await.unwrap().unwrap();
+        let (first, body) = oldest(&db, "a", 1).await.unwrap().remove(0);
         assert_eq!(body, "1");
-        assert_eq!(oldest(&db, "b").await.unwrap().unwrap().1, "x");
+        assert_eq!(oldest(&db, "b", 10).await.unwrap().len(), 1);
         assert_eq!(trim(&db, "a", 2, first).await.unwrap(), 1, "\"2\" goes; \"1\" is being sent");
         assert_eq!(waiting(&db, "a").await.unwrap(), 3);
-        done(&db, first).await.unwrap();
-        assert_eq!(oldest(&db, "a").await.unwrap().unwrap().1, "3");
+        done(&db, &[first]).await.unwrap();
+        let bodies: Vec<String> = oldest(&db, "a", 10).await.unwrap().into_iter().map(|(_, b)| b).collect();
+        assert_eq!(bodies, ["3", "4"]);
         assert_eq!(trim(&db, "a", 5, 0).await.unwrap(), 0);
         assert_eq!(waiting(&db, "b").await.unwrap(), 1, "another URL's events untouched");
     }
