@@ -310,3 +310,31 @@ async fn events_still_waiting_when_a_node_stops_are_delivered_when_it_starts_aga
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), events.len());
 }
+
+#[tokio::test]
+async fn when_the_node_delivering_stops_another_one_delivers_what_waits() {
+    let receiver = Receiver::default();
+    receiver.down.store(true, Ordering::SeqCst);
+    let url = receiver.start().await;
+    let mut nodes = spawn_nodes(2, |c| {
+        c.webhook_urls = vec![url.clone()];
+        c.webhook_secret = Some(Secret(SECRET.into()));
+        c.shutdown_grace_secs = 1;
+    })
+    .await;
+    // The first node started takes the URL's lease; both save events.
+    let mut ana = nodes[0].join("ana", "r").await;
+    let mut bob = nodes[1].join("bob", "r").await;
+    let a = ana.send_and_ack("a1", "from node one").await;
+    let b = bob.send_and_ack("b1", "from node two").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes[0].stop().await;
+    receiver.down.store(false, Ordering::SeqCst);
+    let events = receiver.wait_for(4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = if receiver.events().len() > events.len() { receiver.events() } else { events };
+    let mut created = created_seqs(&events);
+    created.sort();
+    assert_eq!(created, [a.min(b), a.max(b)], "{events:#?}");
+    assert_eq!(kinds(&events).iter().filter(|k| **k == "member.joined").count(), 2);
+}
