@@ -173,6 +173,12 @@ impl Rooms {
         Ok(store::moderation::room_sanctions(self.db(), room.id, chrono::Utc::now()).await?)
     }
 
+    /// `user_id`'s mutes and bans in force, in every room (by room).
+    pub async fn user_sanctions(&self, user_id: &str) -> Result<Vec<(String, SanctionRecord)>, RoomError> {
+        let user_id = normalize_id(user_id, "user name")?;
+        Ok(store::moderation::user_sanctions(self.db(), &user_id, chrono::Utc::now()).await?)
+    }
+
     /// Sets a member's role (pages learn it when they next connect).
     pub async fn set_role(&self, channel_id: &str, user_id: &str, role: Role) -> Result<(), RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;

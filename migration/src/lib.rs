@@ -16,6 +16,7 @@ mod m20261203_000006_message_ids_without_autoincrement;
 mod m20261206_000007_moderation;
 mod m20261207_000008_index_members_by_user;
 mod m20261207_000009_webhook_outbox;
+mod m20261207_000010_index_sanctions_by_user;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_moderation::Migration),
             Box::new(m20261207_000008_index_members_by_user::Migration),
             Box::new(m20261207_000009_webhook_outbox::Migration),
+            Box::new(m20261207_000010_index_sanctions_by_user::Migration),
         ]
     }
 }

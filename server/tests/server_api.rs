@@ -441,6 +441,25 @@ async fn the_game_lists_who_is_muted_or_banned_in_a_room() {
     let hour = 60 * 60 * 1000;
     assert!((before + hour..=after + hour).contains(&until), "an hour's mute: {until}");
 
+    // Where ana is sanctioned, room by room.
+    call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": "q" }))).await;
+    call(&app, Method::POST, "/api/v1/rooms/q/members", Some(json!({ "user_id": "ana" }))).await;
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/q/members/ana/mute", mute(10, "flood")).await.0, 200);
+    let (status, hers) = call(&app, Method::GET, "/api/v1/users/ana/sanctions", None).await;
+    assert_eq!(status, 200);
+    let seen: Vec<_> = hers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (s["channel_id"].as_str().unwrap(), s["kind"].as_str().unwrap(), s["reason"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(seen, [("q", "mute", "flood"), ("r", "ban", "cheating"), ("r", "mute", "")]);
+    assert_eq!(hers[0]["user_id"], "ana");
+    let (_, cys) = call(&app, Method::GET, "/api/v1/users/cy/sanctions", None).await;
+    assert_eq!(cys, json!([]), "lifted");
+
     assert_eq!(call(&app, Method::GET, "/api/v1/rooms/nowhere/sanctions", None).await.0, 404);
     let bad = format!("/api/v1/rooms/{}/sanctions", "x".repeat(200));
     let (status, answer) = call(&app, Method::GET, &bad, None).await;

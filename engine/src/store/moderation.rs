@@ -340,20 +340,59 @@ pub async fn room_sanctions(
         .order_by_asc(sanction::Column::Kind)
         .all(db)
         .await?;
-    let records = rows.into_iter().filter_map(|row| {
+    Ok(holding(rows.into_iter(), now).map(|(_, record)| record).collect())
+}
+
+/// `user_id`'s mutes and bans that hold at `now`, in every room: each with
+/// its room's channel id, by room (a ban before a mute).
+pub async fn user_sanctions(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, SanctionRecord)>, DbErr> {
+    let rows = sanction::Entity::find()
+        .filter(sanction::Column::UserId.eq(user_id))
+        .order_by_asc(sanction::Column::Kind)
+        .all(db)
+        .await?;
+    let room_ids: Vec<i64> = rows.iter().map(|row| row.room_id).collect();
+    let rooms: std::collections::HashMap<i64, String> = room::Entity::find()
+        .select_only()
+        .column(room::Column::Id)
+        .column(room::Column::ChannelId)
+        .filter(room::Column::Id.is_in(room_ids))
+        .into_tuple()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let mut records: Vec<(String, SanctionRecord)> = holding(rows.into_iter(), now)
+        .filter_map(|(room_id, record)| Some((rooms.get(&room_id)?.clone(), record)))
+        .collect();
+    // By room; within one, as read (a ban before a mute).
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(records)
+}
+
+/// The sanctions among `rows` that hold at `now`, each with its room id.
+fn holding(
+    rows: impl Iterator<Item = sanction::Model>,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = (i64, SanctionRecord)> {
+    rows.filter_map(move |row| {
         let kind = if row.kind == Sanction::Ban.as_str() { Sanction::Ban } else { Sanction::Mute };
         let until_ms = row.until.map(|t| t.timestamp_millis());
         let holds = Mute { until_ms, reason: String::new() }.holds_at(now.timestamp_millis());
-        holds.then(|| SanctionRecord {
+        let record = SanctionRecord {
             user_id: row.user_id,
             kind,
             until_ms,
             reason: row.reason,
             by: row.by_user,
             at_ms: row.created_at.timestamp_millis(),
-        })
-    });
-    Ok(records.collect())
+        };
+        holds.then_some((row.room_id, record))
+    })
 }
 
 /// The kick of `user_id` among the room's moderation events after

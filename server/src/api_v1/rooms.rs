@@ -579,18 +579,47 @@ pub async fn list_sanctions(
     State(api): State<ApiState>,
     InPath(channel_id): InPath<String>,
 ) -> Answer<Json<Vec<SanctionView>>> {
-    let sanctions = api.rooms.room_sanctions(&channel_id).await?.into_iter().map(|s| SanctionView {
-        user_id: s.user_id,
-        kind: match s.kind {
-            engine::store::moderation::Sanction::Mute => SanctionKind::Mute,
-            engine::store::moderation::Sanction::Ban => SanctionKind::Ban,
-        },
-        until_ms: s.until_ms,
-        reason: s.reason,
-        by: s.by,
-        at_ms: s.at_ms,
-    });
-    Ok(Json(sanctions.collect()))
+    let sanctions = api.rooms.room_sanctions(&channel_id).await?;
+    Ok(Json(sanctions.into_iter().map(SanctionView::from).collect()))
+}
+
+impl From<engine::store::moderation::SanctionRecord> for SanctionView {
+    fn from(s: engine::store::moderation::SanctionRecord) -> Self {
+        SanctionView {
+            user_id: s.user_id,
+            kind: match s.kind {
+                engine::store::moderation::Sanction::Mute => SanctionKind::Mute,
+                engine::store::moderation::Sanction::Ban => SanctionKind::Ban,
+            },
+            until_ms: s.until_ms,
+            reason: s.reason,
+            by: s.by,
+            at_ms: s.at_ms,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomSanction {
+    channel_id: String,
+    #[serde(flatten)]
+    sanction: SanctionView,
+}
+
+/// Where a user is muted or banned now, in every room (a player asking
+/// support why they cannot talk), by room; lifted and ended ones are not
+/// listed.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/sanctions", tag = "users",
+    params(("user_id" = String, Path, description = "The user")),
+    responses((status = 200, body = Vec<RoomSanction>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn user_sanctions(
+    State(api): State<ApiState>,
+    InPath(user_id): InPath<String>,
+) -> Answer<Json<Vec<RoomSanction>>> {
+    let sanctions = api.rooms.user_sanctions(&user_id).await?.into_iter();
+    let listed = sanctions.map(|(channel_id, s)| RoomSanction { channel_id, sanction: s.into() });
+    Ok(Json(listed.collect()))
 }
 
 /// The room's open reports, oldest first.
