@@ -21,7 +21,8 @@
 //! committed it, in groups, so a cluster saves it once), and deleted once
 //! its receiver took it. For each URL one node at a time delivers (it holds
 //! the URL's lease, renewed as it goes; a node that stops gives it up, one
-//! that dies loses it after `LEASE`), oldest first, one request in flight:
+//! that dies loses it after `LEASE`, see `holder`), oldest first, one
+//! request in flight:
 //! no answer within `TIMEOUT`, a 5xx, a 408 or a 429 is retried with
 //! exponential backoff and jitter, the same event again before any later
 //! one. Any other 4xx says the receiver will never take that event: it is
@@ -172,8 +173,8 @@ impl Webhooks {
             .map(|url| Route { url: url.clone(), saved: Notify::new(), busy: AtomicI64::new(0) })
             .collect();
         let shared = Arc::new(Shared {
+            holder: holder(&db),
             db,
-            holder: uuid::Uuid::new_v4().simple().to_string(),
             routes,
             unsaved: Mutex::new(VecDeque::new()),
             unsaved_ready: Notify::new(),
@@ -223,6 +224,19 @@ impl Webhooks {
                  kept for the next node (those not saved yet are lost)"
             );
         }
+    }
+}
+
+/// This node's name in leases: on SQLite, where one node serves a
+/// database file, always the same, so that a node restarted after a crash
+/// takes its leases back at once; on PostgreSQL, one of its own per
+/// process (a dead node's leases run out after `LEASE`).
+fn holder(db: &DatabaseConnection) -> String {
+    use sea_orm::ConnectionTrait;
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+        "sqlite-node".to_owned()
+    } else {
+        uuid::Uuid::new_v4().simple().to_string()
     }
 }
 
