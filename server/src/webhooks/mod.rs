@@ -16,13 +16,12 @@
 //! comes with the same id). The README has the recipe.
 //!
 //! Delivery is at least once, in order, and survives restarts: each event
-//! is saved in the database's outbox (`outbox`), one row per URL, within
-//! milliseconds of the commit it tells of (by a task of the node that
-//! committed it, in groups, so a cluster saves it once), and deleted once
-//! its receiver took it. For each URL one node at a time delivers (it holds
+//! is saved in the database's outbox (`webhook_outbox`, see `outbox`), one
+//! row per URL, within milliseconds of the commit it tells of (by a task of
+//! the node that committed it, in groups, so a cluster saves it once), and
+//! deleted once its receiver took it. For each URL one node at a time delivers (it holds
 //! the URL's lease, renewed as it goes; a node that stops gives it up, one
-//! that dies loses it after `LEASE`, see `holder`), oldest first, one
-//! request in flight:
+//! that dies loses it after `LEASE`), oldest first, one request in flight:
 //! no answer within `TIMEOUT`, a 5xx, a 408 or a 429 is retried with
 //! exponential backoff and jitter, the same event again before any later
 //! one. Any other 4xx says the receiver will never take that event: it is
@@ -35,10 +34,12 @@
 //! receiver that needs a room's exact order sorts message events by `seq`.
 //!
 //! A node that is stopped (SIGTERM) saves what it holds, then delivers
-//! what waits for the URLs it leases until their outboxes are empty or its
-//! shutdown grace period is over; what is left waits in the database for
-//! the next node to take the lease. A node that crashes loses only the
-//! events not saved yet (the last milliseconds).
+//! what waits for the URLs it leases, up to the newest event saved by then
+//! (other nodes go on saving), within its shutdown grace period; what is
+//! left waits in the database for the next node to take the lease. A node
+//! that crashes loses only the events not saved yet: the last
+//! milliseconds' while the database keeps up (while it is down, up to
+//! `WEBHOOK_QUEUE` wait in memory).
 mod outbox;
 
 use std::collections::VecDeque;
@@ -132,6 +133,33 @@ struct Route {
     saved: Notify,
     /// The outbox row being sent (0: none), spared by trimming.
     busy: AtomicI64,
+    /// Rows delivered and not deleted yet (deleted together, every
+    /// `DONE_EVERY` at the latest), and since when the oldest waits.
+    delivered: Mutex<(Vec<i64>, Option<Instant>)>,
+}
+
+impl Route {
+    /// Notes a delivered row; deletes the ones noted once the oldest has
+    /// waited `DONE_EVERY`.
+    async fn delivered(&self, db: &DatabaseConnection, id: i64) {
+        let due = {
+            let mut delivered = self.delivered.lock();
+            delivered.0.push(id);
+            delivered.1.get_or_insert_with(Instant::now).elapsed() >= DONE_EVERY
+        };
+        if due {
+            self.forget_delivered(db).await;
+        }
+    }
+
+    /// Deletes the delivered rows from the outbox (a failure is logged:
+    /// they will be sent again, with their ids).
+    async fn forget_delivered(&self, db: &DatabaseConnection) {
+        let ids = std::mem::take(&mut *self.delivered.lock()).0;
+        if let Err(err) = outbox::done(db, &ids).await {
+            tracing::warn!(%err, "delivered webhook events stay in the outbox: they will be sent again");
+        }
+    }
 }
 
 /// What the webhooks need.
@@ -145,13 +173,17 @@ pub struct WebhookSettings {
 
 /// How long a lease holds without being renewed (a dead node's URLs wait
 /// this long for another node).
-const LEASE: Duration = Duration::from_secs(15);
+const LEASE: Duration = Duration::from_secs(20);
+/// How often the holder renews it: with a request in flight (`TIMEOUT`)
+/// it is still renewed 5 s before it runs out.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// How often a node looks for events saved by other nodes, or for a lease
 /// come free.
 const POLL: Duration = Duration::from_millis(500);
 /// Events read from the outbox at once.
 const BATCH: u64 = 64;
-/// Longest a delivered event stays in the outbox.
+/// How long delivered events may wait to be deleted together (they are
+/// also deleted before a retry waits, and when a node stops).
 const DONE_EVERY: Duration = Duration::from_millis(200);
 /// The wait after the database failed, before trying again.
 const DB_RETRY: Duration = Duration::from_secs(1);
@@ -170,10 +202,17 @@ impl Webhooks {
         let routes = settings
             .urls
             .iter()
-            .map(|url| Route { url: url.clone(), saved: Notify::new(), busy: AtomicI64::new(0) })
+            .map(|url| Route {
+                url: url.clone(),
+                saved: Notify::new(),
+                busy: AtomicI64::new(0),
+                delivered: Mutex::new((Vec::new(), None)),
+            })
             .collect();
         let shared = Arc::new(Shared {
-            holder: holder(&db),
+            // One of its own per process: two processes on one file (a
+            // restart that overlaps) never both believe they hold a lease.
+            holder: uuid::Uuid::new_v4().simple().to_string(),
             db,
             routes,
             unsaved: Mutex::new(VecDeque::new()),
@@ -214,6 +253,7 @@ impl Webhooks {
             let lost = unsaved.lock().len();
             let mut waiting = 0;
             for route in routes {
+                route.forget_delivered(db).await;
                 waiting += outbox::waiting(db, &route.url).await.unwrap_or(0);
                 let _ = outbox::release(db, &route.url, holder).await;
             }
@@ -224,19 +264,6 @@ impl Webhooks {
                  kept for the next node (those not saved yet are lost)"
             );
         }
-    }
-}
-
-/// This node's name in leases: on SQLite, where one node serves a
-/// database file, always the same, so that a node restarted after a crash
-/// takes its leases back at once; on PostgreSQL, one of its own per
-/// process (a dead node's leases run out after `LEASE`).
-fn holder(db: &DatabaseConnection) -> String {
-    use sea_orm::ConnectionTrait;
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
-        "sqlite-node".to_owned()
-    } else {
-        uuid::Uuid::new_v4().simple().to_string()
     }
 }
 
@@ -328,16 +355,28 @@ async fn save(shared: Arc<Shared>, closing: CancellationToken) {
 }
 
 /// Delivers the events saved for one URL while this node holds its lease,
-/// oldest first, each until the receiver takes it; on shutdown, once
-/// everything is saved and none waits, gives the lease up and ends.
+/// oldest first, each until the receiver takes it. On shutdown, once this
+/// node's events are saved, delivers what waits up to the newest event
+/// saved then (other nodes go on saving), gives the lease up and ends.
 async fn deliver(shared: Arc<Shared>, index: usize, sender: Sender) {
     let route = &shared.routes[index];
     let db = &shared.db;
     let mut lease = Lease::default();
+    // On shutdown: the newest row to deliver before ending.
+    let mut last: Option<i64> = None;
     loop {
+        if shared.saved_all.is_cancelled() && last.is_none() {
+            match outbox::newest(db, &route.url).await {
+                Ok(newest) => last = Some(newest.unwrap_or(0)),
+                Err(_) => {
+                    tokio::time::sleep(DB_RETRY).await;
+                    continue;
+                }
+            }
+        }
         let held = lease.hold(&shared, &route.url).await;
         let next = if held {
-            outbox::oldest(db, &route.url, BATCH).await.inspect_err(|err| {
+            outbox::oldest(db, &route.url, last, BATCH).await.inspect_err(|err| {
                 tracing::warn!(%err, "reading the webhook outbox failed");
             })
         } else {
@@ -345,18 +384,17 @@ async fn deliver(shared: Arc<Shared>, index: usize, sender: Sender) {
         };
         match next {
             Ok(batch) if !batch.is_empty() => {
-                let mut delivered = Delivered::default();
                 for (id, body) in batch {
                     route.busy.store(id, Ordering::Relaxed);
-                    if !sender.send(&shared, &mut lease, &route.url, id, &body).await {
+                    if !sender.send(&shared, &mut lease, route, id, &body).await {
                         break;
                     }
-                    delivered.push(db, id).await;
+                    route.delivered(db, id).await;
                 }
-                delivered.flush(db).await;
+                route.forget_delivered(db).await;
                 route.busy.store(0, Ordering::Relaxed);
             }
-            Ok(_) if shared.saved_all.is_cancelled() => {
+            Ok(_) if last.is_some() => {
                 let _ = outbox::release(db, &route.url, &shared.holder).await;
                 return;
             }
@@ -380,50 +418,26 @@ async fn deliver(shared: Arc<Shared>, index: usize, sender: Sender) {
     }
 }
 
-/// Events delivered and not yet deleted from the outbox: deleted together,
-/// every `DONE_EVERY` at the latest (a crash before then sends them again,
-/// with their ids).
-#[derive(Default)]
-struct Delivered {
-    ids: Vec<i64>,
-    since: Option<Instant>,
-}
-
-impl Delivered {
-    async fn push(&mut self, db: &DatabaseConnection, id: i64) {
-        self.ids.push(id);
-        if self.since.get_or_insert_with(Instant::now).elapsed() >= DONE_EVERY {
-            self.flush(db).await;
-        }
-    }
-
-    async fn flush(&mut self, db: &DatabaseConnection) {
-        if let Err(err) = outbox::done(db, &self.ids).await {
-            tracing::warn!(%err, "delivered webhook events stay in the outbox: they will be sent again");
-        }
-        self.ids.clear();
-        self.since = None;
-    }
-}
-
 /// When this node last took or renewed a URL's lease.
 #[derive(Default)]
 struct Lease(Option<Instant>);
 
 impl Lease {
-    /// Whether this node holds the lease; renews it once a third of it has
-    /// gone by (so it never runs out while this node thinks it holds it).
+    /// Whether this node holds the lease; renews it every `RENEW_EVERY`
+    /// (so it does not run out while this node thinks it holds it: the
+    /// time counted from is taken before asking the database).
     async fn hold(&mut self, shared: &Shared, url: &str) -> bool {
-        if self.0.is_some_and(|at| at.elapsed() < LEASE / 3) {
+        if self.0.is_some_and(|at| at.elapsed() < RENEW_EVERY) {
             return true;
         }
+        let asked = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
         let until = now + LEASE.as_millis() as i64;
         let held = outbox::lease(&shared.db, url, &shared.holder, now, until)
             .await
             .inspect_err(|err| tracing::warn!(%err, "taking the webhook lease failed"))
             .unwrap_or(false);
-        self.0 = held.then(Instant::now);
+        self.0 = held.then_some(asked);
         held
     }
 }
@@ -438,8 +452,9 @@ impl Sender {
     /// Sends one event until the receiver takes it or refuses it for good
     /// (true: done with it), with backoff between attempts; false when the
     /// lease went to another node meanwhile (it sends the event).
-    async fn send(&self, shared: &Shared, lease: &mut Lease, url: &str, id: i64, body: &str) -> bool {
+    async fn send(&self, shared: &Shared, lease: &mut Lease, route: &Route, id: i64, body: &str) -> bool {
         let Sender { client, secret } = self;
+        let url = route.url.as_str();
         for attempt in 0u32.. {
             if !lease.hold(shared, url).await {
                 return false;
@@ -471,6 +486,8 @@ impl Sender {
                 Err(err) => tracing::debug!(%url, %err, row = id, "webhook not delivered"),
             }
             metrics::counter!(RETRIED).increment(1);
+            // What was delivered before it is not left to be sent again.
+            route.forget_delivered(&shared.db).await;
             let wait = Duration::from_millis(
                 app::backoff::delay_ms(attempt, crate::admission::random_unit()).into(),
             );

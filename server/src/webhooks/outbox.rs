@@ -4,8 +4,8 @@
 //! that makes one node at a time the one delivering a URL's events.
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 mod event {
@@ -52,9 +52,10 @@ mod lease {
 /// Rows per insert statement (SQLite takes 32,766 parameters at most).
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Saves events, each `(url, body)`, in that order.
-pub async fn save(db: &impl ConnectionTrait, events: &[(&str, &str)]) -> Result<(), DbErr> {
+/// Saves events, each `(url, body)`, in that order, all or none.
+pub async fn save(db: &DatabaseConnection, events: &[(&str, &str)]) -> Result<(), DbErr> {
     let now = chrono::Utc::now();
+    let txn = db.begin().await?;
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let rows = chunk.iter().map(|(url, body)| event::ActiveModel {
             url: Set((*url).to_owned()),
@@ -62,22 +63,41 @@ pub async fn save(db: &impl ConnectionTrait, events: &[(&str, &str)]) -> Result<
             created_at: Set(now),
             ..Default::default()
         });
-        event::Entity::insert_many(rows).exec_without_returning(db).await?;
+        event::Entity::insert_many(rows).exec_without_returning(&txn).await?;
     }
-    Ok(())
+    txn.commit().await
 }
 
-/// The oldest `limit` events waiting for `url`: their row ids and bodies.
-pub async fn oldest(db: &impl ConnectionTrait, url: &str, limit: u64) -> Result<Vec<(i64, String)>, DbErr> {
+/// The oldest `limit` events waiting for `url` (up to the row `last`, when
+/// given): their row ids and bodies.
+pub async fn oldest(
+    db: &impl ConnectionTrait,
+    url: &str,
+    last: Option<i64>,
+    limit: u64,
+) -> Result<Vec<(i64, String)>, DbErr> {
     event::Entity::find()
         .select_only()
         .column(event::Column::Id)
         .column(event::Column::Body)
         .filter(event::Column::Url.eq(url))
+        .filter(event::Column::Id.lte(last.unwrap_or(i64::MAX)))
         .order_by_asc(event::Column::Id)
         .limit(limit)
         .into_tuple()
         .all(db)
+        .await
+}
+
+/// The newest event waiting for `url`, its row id.
+pub async fn newest(db: &impl ConnectionTrait, url: &str) -> Result<Option<i64>, DbErr> {
+    event::Entity::find()
+        .select_only()
+        .column(event::Column::Id)
+        .filter(event::Column::Url.eq(url))
+        .order_by_desc(event::Column::Id)
+        .into_tuple()
+        .one(db)
         .await
 }
 
@@ -97,6 +117,20 @@ pub async fn waiting(db: &impl ConnectionTrait, url: &str) -> Result<u64, DbErr>
 /// Keeps the newest `keep` events waiting for `url`, besides `busy` (the
 /// one being sent), and deletes the older ones; how many it deleted.
 pub async fn trim(db: &impl ConnectionTrait, url: &str, keep: u64, busy: i64) -> Result<u64, DbErr> {
+    // Ids are unique: rows within a span of `keep` ids are `keep` at most,
+    // found by two seeks instead of counting `keep` of them.
+    let span: Option<(Option<i64>, Option<i64>)> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Id.min(), "low")
+        .column_as(event::Column::Id.max(), "high")
+        .filter(event::Column::Url.eq(url))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some((Some(low), Some(high))) = span else { return Ok(0) };
+    if u64::try_from(high - low).unwrap_or(0) < keep {
+        return Ok(0);
+    }
     let cut: Option<i64> = event::Entity::find()
         .select_only()
         .column(event::Column::Id)
@@ -166,14 +200,21 @@ mod tests {
     async fn events_come_back_oldest_first_per_url_and_trimming_spares_the_one_being_sent() {
         let db = fresh().await;
         save(&db, &[("a", "1"), ("b", "x"), ("a", "2"), ("a", "3"), ("a", "4")]).await.unwrap();
-        let (first, body) = oldest(&db, "a", 1).await.unwrap().remove(0);
+        let (first, body) = oldest(&db, "a", None, 1).await.unwrap().remove(0);
         assert_eq!(body, "1");
-        assert_eq!(oldest(&db, "b", 10).await.unwrap().len(), 1);
+        assert_eq!(oldest(&db, "b", None, 10).await.unwrap().len(), 1);
         assert_eq!(trim(&db, "a", 2, first).await.unwrap(), 1, "\"2\" goes; \"1\" is being sent");
         assert_eq!(waiting(&db, "a").await.unwrap(), 3);
         done(&db, &[first]).await.unwrap();
-        let bodies: Vec<String> = oldest(&db, "a", 10).await.unwrap().into_iter().map(|(_, b)| b).collect();
+        let bodies: Vec<String> =
+            oldest(&db, "a", None, 10).await.unwrap().into_iter().map(|(_, b)| b).collect();
         assert_eq!(bodies, ["3", "4"]);
+        let top = newest(&db, "a").await.unwrap().unwrap();
+        save(&db, &[("a", "5")]).await.unwrap();
+        let upto: Vec<String> =
+            oldest(&db, "a", Some(top), 10).await.unwrap().into_iter().map(|(_, b)| b).collect();
+        assert_eq!(upto, ["3", "4"], "not what came after");
+        assert_eq!(newest(&db, "c").await.unwrap(), None);
         assert_eq!(trim(&db, "a", 5, 0).await.unwrap(), 0);
         assert_eq!(waiting(&db, "b").await.unwrap(), 1, "another URL's events untouched");
     }
