@@ -202,6 +202,12 @@ pub struct Config {
     #[arg(long, env = "REMOVED_TEXT", default_value = "erase", value_parser = parse_removed_text)]
     pub removed_text: RemovedText,
 
+    /// Days to keep what people write: messages (and reports already
+    /// handled) older than that are deleted, looked for at start and every
+    /// hour. Unset: kept for ever.
+    #[arg(long, env = "MESSAGE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub message_retention_days: Option<u32>,
+
     /// Room pages and server-function calls worked on at once; more wait
     /// in line (see `--page-queue`).
     #[arg(long, env = "PAGES_IN_FLIGHT", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -347,6 +353,7 @@ impl Config {
             word_filter_file: None,
             word_filter_mode: moderation::Mode::Mask,
             removed_text: RemovedText::Erase,
+            message_retention_days: None,
             api_keys: Vec::new(),
             webhook_urls: Vec::new(),
             webhook_secret: None,
@@ -512,6 +519,7 @@ mod tests {
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
         assert!(config.database_url.starts_with("sqlite://"));
         assert!(!config.no_migrate);
+        assert_eq!(config.message_retention_days, None, "messages are kept unless told otherwise");
     }
 
     #[test]
@@ -520,6 +528,10 @@ mod tests {
         assert!(err.to_string().contains("--addr"), "{err}");
         let err = parse_config(["server", "--db-max-connections", "0"]).unwrap_err();
         assert!(err.to_string().contains("--db-max-connections"), "{err}");
+        for days in ["0", "-3", "a week"] {
+            let err = parse_config(["server", &format!("--message-retention-days={days}")]).unwrap_err();
+            assert!(err.to_string().contains("--message-retention-days"), "{err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod api_v1;
 pub mod config;
 pub mod ops;
+pub mod retention;
 pub mod security;
 pub mod startup;
 pub mod telemetry;

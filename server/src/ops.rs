@@ -45,6 +45,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 "Time admitted page and server-function requests waited for their turn"
             );
             crate::webhooks::describe();
+            crate::retention::describe();
             metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             at_zero();
             handle
@@ -84,6 +85,7 @@ fn at_zero() {
     }
     let _ = metrics::histogram!(crate::webhooks::RECEIVER_SECONDS);
     let _ = metrics::histogram!(crate::admission::QUEUED_SECONDS);
+    crate::retention::at_zero();
 }
 
 struct Ops {

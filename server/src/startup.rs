@@ -50,7 +50,7 @@ use crate::admission::{self, Admission};
 use crate::api_v1::{self, ApiState};
 use crate::config::Config;
 use crate::security::{self, OriginPolicy};
-use crate::word_filter;
+use crate::{retention, word_filter};
 
 /// Longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -120,6 +120,7 @@ impl Application {
             words: words.clone(),
         };
         let webhook_db = db.clone();
+        let retention_db = db.clone();
         let rooms =
             Rooms::with_limits(db, bus, limits, Duration::from_millis(config.group_commit_wait_ms.into()))
                 .with_removed_text(config.removed_text);
@@ -144,6 +145,14 @@ impl Application {
             rooms.events().listen(webhooks.clone());
             webhooks
         });
+        if let Some(days) = config.message_retention_days {
+            tracing::info!(days, "messages are kept for a limited time");
+            retention::keep_sweeping(
+                retention_db,
+                retention::Retention::days(days),
+                lifecycle.stopping_token(),
+            );
+        }
         if let Some(path) = &config.word_filter_file {
             tracing::info!(path = %path.display(), entries = words.len(), mode = ?words.mode(), "word filter");
             word_filter::keep_fresh(path.clone(), words.clone(), lifecycle.stopping_token());
