@@ -105,6 +105,44 @@ impl Rooms {
         }
     }
 
+    /// What `user_id` wrote that still stands (not removed), room by room
+    /// in the order of the rooms' names, each room's oldest first, starting
+    /// after `after_seq` of `after_room` (`""`: from the start): a player
+    /// asking for their data. At most `limit`.
+    pub async fn messages_of(
+        &self,
+        user_id: &str,
+        after_room: &str,
+        after_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<(String, ChatMessage)>, RoomError> {
+        let user_id = normalize_id(user_id, "user name")?;
+        let after_room = match after_room {
+            "" => String::new(),
+            room => normalize_id(room, "room")?,
+        };
+        let (mut channel_id, mut after_seq) = (after_room, after_seq);
+        let mut found = Vec::new();
+        loop {
+            let room = match channel_id.as_str() {
+                "" => None,
+                _ => store::find_room(self.db(), &channel_id).await?,
+            };
+            if let Some(room) = room {
+                let wanted = limit - found.len() as u64;
+                let messages = store::messages_by(self.db(), room.id, &user_id, after_seq, wanted).await?;
+                found.extend(messages.into_iter().map(|m| (channel_id.clone(), m)));
+                if found.len() as u64 >= limit {
+                    return Ok(found);
+                }
+            }
+            match store::rooms_with_messages_of(self.db(), &user_id, &channel_id, 1).await?.pop() {
+                Some(next) => (channel_id, after_seq) = (next, 0),
+                None => return Ok(found),
+            }
+        }
+    }
+
     /// The room, its members with their roles, and its newest seq.
     pub async fn room_info(&self, channel_id: &str) -> Result<RoomInfo, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;

@@ -404,6 +404,72 @@ async fn the_game_removes_everything_a_user_wrote_in_every_room_at_once() {
 }
 
 #[tokio::test]
+async fn the_game_exports_what_a_user_wrote_everywhere_a_page_at_a_time() {
+    let app = api_app().await;
+    for room in ["c", "a", "b"] {
+        call(&app, Method::POST, "/api/v1/rooms", Some(json!({ "channel_id": room }))).await;
+        for user in ["ana", "bob"] {
+            let member = Some(json!({ "user_id": user }));
+            call(&app, Method::POST, &format!("/api/v1/rooms/{room}/members"), member).await;
+        }
+    }
+    let lines = [
+        ("c", "ana", "c1"),
+        ("a", "ana", "a1"),
+        ("a", "bob", "a2"),
+        ("a", "ana", "a3"),
+        ("b", "bob", "b1"),
+        ("c", "ana", "c2"),
+        ("a", "ana", "a4"),
+    ];
+    for (room, user, id) in lines {
+        let message = json!({ "client_msg_id": id, "body": format!("{user} in {room}"), "user_id": user });
+        call(&app, Method::POST, &format!("/api/v1/rooms/{room}/messages"), Some(message)).await;
+    }
+    // Removed lines and moderation events are not hers to export.
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/c/messages/1", None).await.0, 200);
+    let mute = Some(json!({ "minutes": 10 }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/a/members/ana/mute", mute).await.0, 200);
+
+    let mut pages = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let (status, page) =
+            call(&app, Method::GET, &format!("/api/v1/users/ana/messages?{query}"), None).await;
+        assert_eq!(status, 200, "{page}");
+        let lines: Vec<String> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                format!("{}:{}:{}", m["channel_id"].as_str().unwrap(), m["seq"], m["body"].as_str().unwrap())
+            })
+            .collect();
+        pages.push(lines);
+        let Some(next) = page["next"].as_object() else { break };
+        query = format!(
+            "limit=2&after_room={}&after_seq={}",
+            next["after_room"].as_str().unwrap(),
+            next["after_seq"]
+        );
+    }
+    assert_eq!(
+        pages,
+        [vec!["a:1:ana in a", "a:3:ana in a"], vec!["a:4:ana in a", "c:2:ana in c"]],
+        "rooms by name, each oldest first, nothing of bob's"
+    );
+    let (_, all) = call(&app, Method::GET, "/api/v1/users/ana/messages", None).await;
+    assert_eq!((all["messages"].as_array().unwrap().len(), &all["next"]), (4, &Value::Null));
+    let (_, none) = call(&app, Method::GET, "/api/v1/users/zoe/messages", None).await;
+    assert_eq!(none, json!({ "messages": [], "next": null }));
+    let too_long = format!("/api/v1/users/ana/messages?after_room={}", "x".repeat(200));
+    for bad in ["/api/v1/users/ana/messages?after_seq=x", &too_long] {
+        let (status, answer) = call(&app, Method::GET, bad, None).await;
+        assert_eq!((status, code(&answer)), (400, "bad_request"), "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn the_game_lists_who_is_muted_or_banned_in_a_room() {
     let app = api_app().await;
     let _ana = room_with_ana(&app).await;

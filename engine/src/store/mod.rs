@@ -296,6 +296,29 @@ pub async fn rooms_with_messages_of(
     rows.iter().map(|row| row.try_get("", "channel_id")).collect()
 }
 
+/// Up to `limit` of the messages `user_id` wrote in the room after
+/// `after_seq` that still stand (not removed; no moderation events),
+/// oldest first.
+pub async fn messages_by(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    user_id: &str,
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<ChatMessage>, DbErr> {
+    let rows = message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::UserId.eq(user_id))
+        .filter(message::Column::Seq.gt(after_seq))
+        .filter(message::Column::RemovedAt.is_null())
+        .filter(message::Column::Action.is_null())
+        .order_by_asc(message::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(ChatMessage::from).collect())
+}
+
 /// Whether the database refused a write for want of disk space: SQLite's
 /// "database or disk is full" (`SQLITE_FULL`, through the pool or the
 /// writer's own connection), PostgreSQL's "No space left on device".

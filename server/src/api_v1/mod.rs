@@ -116,7 +116,7 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::add_words, rooms::list_words))
         .routes(routes!(rooms::remove_word))
         .routes(routes!(rooms::user_rooms, rooms::leave_all_rooms))
-        .routes(routes!(rooms::purge_everywhere))
+        .routes(routes!(rooms::user_messages, rooms::purge_everywhere))
         .routes(routes!(rooms::user_sanctions))
         .routes(routes!(tokens::mint_token))
         .with_state(state)

@@ -206,6 +206,64 @@ pub async fn purge_everywhere(
     Ok(Json(PurgedRooms { purged: api.rooms.purge_everywhere(&user_id).await? }))
 }
 
+#[derive(Deserialize, IntoParams)]
+pub struct UserMessagesQuery {
+    /// Go on after this room's `after_seq` (the `next` of the page before;
+    /// none: from the start).
+    #[serde(default)]
+    after_room: String,
+    #[serde(default)]
+    after_seq: i64,
+    /// At most this many (default and most: 500).
+    limit: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserMessages {
+    /// Room by room in the order of their names, each room's oldest first.
+    messages: Vec<RoomMessage>,
+    /// Where the next page starts (send both back as they are); `null`
+    /// when this was the last.
+    next: Option<UserMessagesCursor>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomMessage {
+    channel_id: String,
+    #[serde(flatten)]
+    message: ChatMessage,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserMessagesCursor {
+    after_room: String,
+    after_seq: i64,
+}
+
+/// Everything a user has written that still stands, in every room, a page
+/// at a time (a player asking for their data). Removed messages are not
+/// listed (their text is never given out again).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/messages", tag = "users",
+    params(("user_id" = String, Path, description = "The user"), UserMessagesQuery),
+    responses((status = 200, body = UserMessages), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn user_messages(
+    State(api): State<ApiState>,
+    InPath(user_id): InPath<String>,
+    InQuery(query): InQuery<UserMessagesQuery>,
+) -> Answer<Json<UserMessages>> {
+    let limit = query.limit.unwrap_or(MAX_HISTORY).clamp(1, MAX_HISTORY);
+    let found = api.rooms.messages_of(&user_id, &query.after_room, query.after_seq, limit + 1).await?;
+    let (found, more) = page(found, limit);
+    let next = found
+        .last()
+        .filter(|_| more)
+        .map(|(room, message)| UserMessagesCursor { after_room: room.clone(), after_seq: message.seq });
+    let messages =
+        found.into_iter().map(|(channel_id, message)| RoomMessage { channel_id, message }).collect();
+    Ok(Json(UserMessages { messages, next }))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RoomView {
     channel_id: String,
