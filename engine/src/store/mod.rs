@@ -902,6 +902,57 @@ mod tests {
         assert!(grown && started_over, "the WAL never started over (grown past 4,096 pages: {grown})");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_on_an_old_snapshot_never_holds_the_writer_up() {
+        let (file, db) = FileDb::open().await;
+        ensure_user(&db, "ana").await.unwrap();
+        let mut rooms = Vec::new();
+        for i in 0..50 {
+            rooms.push(ensure_room(&db, &format!("r{i}")).await.unwrap().id);
+        }
+        let store = MessageStore::open(db).await;
+        let group = |n: usize| -> Vec<NewMessage> {
+            (0..4).map(|i| ana_in(rooms[(n * 7 + i * 13) % rooms.len()])(&format!("g{n}-{i}"))).collect()
+        };
+        assert!(store.store(group(0)).await.iter().all(Result::is_ok));
+        // A backup's read: one snapshot, held while the writer goes on.
+        let path = file._dir.path().join("chat.db");
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader.query_row("SELECT COUNT(*) FROM message", [], |row| row.get(0)).unwrap();
+        let shm = file._dir.path().join("chat.db-shm");
+        let wal_pages = || {
+            let header = std::fs::read(&shm).unwrap();
+            u32::from_ne_bytes(header[16..20].try_into().unwrap())
+        };
+        // Past the point where the writer starts the WAL over, and on for
+        // a while: no group waits for the reader.
+        let (mut slowest, mut past_since) = (Duration::ZERO, None);
+        for n in 1.. {
+            let started = std::time::Instant::now();
+            assert!(store.store(group(n)).await.iter().all(Result::is_ok));
+            slowest = slowest.max(started.elapsed());
+            if wal_pages() > 4096 {
+                past_since.get_or_insert_with(std::time::Instant::now);
+            }
+            if past_since.is_some_and(|at| at.elapsed() > Duration::from_secs(2)) || n > 200_000 {
+                break;
+            }
+        }
+        assert!(past_since.is_some(), "the WAL never grew past the restart point");
+        assert!(slowest < Duration::from_secs(1), "a group waited {slowest:?} for the reader");
+        // Once the reader is done, the WAL starts over again.
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        let mut n = 1_000_000;
+        while wal_pages() > 4096 {
+            assert!(std::time::Instant::now() < until, "the WAL never started over");
+            n += 1;
+            assert!(store.store(group(n)).await.iter().all(Result::is_ok));
+        }
+    }
+
     #[tokio::test]
     async fn a_full_database_is_told_apart_from_other_failures() {
         // Through the pool: the file may not grow by a page more.

@@ -81,13 +81,7 @@ impl SqliteWriter {
         let conn = open_connection(path).map_err(err)?;
         // Its commits leave the WAL to the checkpoint thread.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(err)?;
-        // Held back by a join's write through the pool, it retries every
-        // 100 µs (SQLite's own waits grow to 25 ms and more).
-        conn.busy_handler(Some(|attempt| {
-            std::thread::sleep(Duration::from_micros(100));
-            Duration::from_micros(100) * attempt.unsigned_abs() < BUSY_TIMEOUT
-        }))
-        .map_err(err)?;
+        conn.busy_handler(Some(wait_for_lock)).map_err(err)?;
         let checkpointer = open_connection(path).map_err(err)?;
         let (checkpoints, stop) = mpsc::channel::<()>();
         let restart = Arc::new(AtomicBool::new(false));
@@ -104,7 +98,7 @@ impl SqliteWriter {
             for Job { group, reply } in inbox {
                 let _ = reply.send(store_group(&conn, &group));
                 if restart.swap(false, Ordering::Relaxed) {
-                    checkpoint(&conn, "RESTART");
+                    restart_wal(&conn);
                 }
             }
         })?;
@@ -128,6 +122,26 @@ impl SqliteWriter {
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), DbErr> {
     let thread = std::thread::Builder::new().name(name.to_owned()).spawn(work);
     thread.map(drop).map_err(|e| DbErr::Custom(format!("cannot start the thread {name}: {e}")))
+}
+
+/// The writer's busy handler: held back by a join's write through the
+/// pool, it retries every 100 µs (SQLite's own waits grow to 25 ms and
+/// more), up to `BUSY_TIMEOUT`.
+fn wait_for_lock(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(100));
+    Duration::from_micros(100) * attempt.unsigned_abs() < BUSY_TIMEOUT
+}
+
+/// Starts the WAL over (a RESTART checkpoint) without waiting for anyone.
+/// A reader still on an older snapshot (a backup's `VACUUM INTO`, a long
+/// read) would have SQLite wait for it in the busy handler, and every
+/// group queued behind the writer with it; without a handler the
+/// checkpoint copies back what it can and reports busy, and the next one
+/// tries again.
+fn restart_wal(conn: &Connection) {
+    let _ = conn.busy_handler(None);
+    checkpoint(conn, "RESTART");
+    let _ = conn.busy_handler(Some(wait_for_lock));
 }
 
 /// A checkpoint (`mode`: PASSIVE, RESTART); the WAL's pages, or `None`
