@@ -281,6 +281,13 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Write a copy of the SQLite database to a new file, safe while the
+    /// server runs (see README, Backups).
+    Backup {
+        /// The copy's path (must not exist yet).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Print a signed identity token (needs the token secret), as a game
     /// server would mint one.
     Token {

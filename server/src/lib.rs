@@ -3,6 +3,7 @@
 #![recursion_limit = "256"]
 pub mod admission;
 pub mod api_v1;
+pub mod backup;
 pub mod config;
 pub mod ops;
 pub mod retention;

@@ -29,6 +29,13 @@ async fn main() {
             }
             Err(err) => fail(&err.to_string()),
         },
+        Some(Command::Backup { to }) => match server::backup::backup(&config.database_url, &to).await {
+            Ok(bytes) => {
+                println!("backup written to {} ({bytes} bytes)", to.display());
+                return;
+            }
+            Err(err) => fail(&err.to_string()),
+        },
         Some(Command::Token { user, channel, ttl_secs, role }) => {
             let Some(key) = config.signing_key() else {
                 fail("`server token` needs the token secret (--token-secret or CHAT_TOKEN_SECRET)");
