@@ -139,7 +139,10 @@ impl Application {
             .reload_port(reload_port())
             .build();
         let lifecycle = Lifecycle::default();
-        let webhooks = config.webhooks().map_err(StartupError::Config)?.map(|settings| {
+        let webhook_settings = config.webhooks().map_err(StartupError::Config)?;
+        let delivered = webhook_settings.as_ref().map(|s| s.urls.clone()).unwrap_or_default();
+        crate::webhooks::warn_of_events_left_behind(webhook_db.clone(), delivered);
+        let webhooks = webhook_settings.map(|settings| {
             tracing::info!(urls = settings.urls.len(), "webhooks");
             let webhooks = crate::webhooks::Webhooks::start(settings, webhook_db);
             rooms.events().listen(webhooks.clone());

@@ -79,6 +79,31 @@ pub fn describe() {
     describe_histogram!(RECEIVER_SECONDS, Unit::Seconds, "Time webhook receivers took to answer");
 }
 
+/// Warns of events waiting in the outbox for URLs this node does not
+/// deliver to (taken out of `WEBHOOK_URLS`, or all of them when it is
+/// unset): a node with the URL in its list delivers them, otherwise they
+/// wait for good. The log names the receiver's host only (a URL may carry
+/// a token).
+pub fn warn_of_events_left_behind(db: DatabaseConnection, delivered: Vec<String>) {
+    tokio::spawn(async move {
+        match outbox::waiting_elsewhere(&db, &delivered).await {
+            Ok(left) => {
+                for (url, events) in left {
+                    let receiver =
+                        reqwest::Url::parse(&url).ok().and_then(|u| u.host_str().map(str::to_owned));
+                    tracing::warn!(
+                        receiver = receiver.as_deref().unwrap_or("?"),
+                        events,
+                        "webhook events wait for a URL that is not in WEBHOOK_URLS: a node with it in its \
+                         list delivers them, otherwise they stay (see README, Webhooks)"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(%err, "could not look for webhook events left behind"),
+        }
+    });
+}
+
 /// An event as sent: the engine's event and its id.
 #[derive(Clone, Debug, Serialize)]
 pub struct Delivery {

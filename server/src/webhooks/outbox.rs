@@ -114,6 +114,24 @@ pub async fn waiting(db: &impl ConnectionTrait, url: &str) -> Result<u64, DbErr>
     event::Entity::find().filter(event::Column::Url.eq(url)).count(db).await
 }
 
+/// The URLs events wait for, with how many wait for each, other than
+/// those of `delivered` (the URLs this node delivers to).
+pub async fn waiting_elsewhere(
+    db: &impl ConnectionTrait,
+    delivered: &[String],
+) -> Result<Vec<(String, i64)>, DbErr> {
+    event::Entity::find()
+        .select_only()
+        .column(event::Column::Url)
+        .column_as(event::Column::Id.count(), "waiting")
+        .filter(event::Column::Url.is_not_in(delivered.iter().cloned()))
+        .group_by(event::Column::Url)
+        .order_by_asc(event::Column::Url)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// Keeps the newest `keep` events waiting for `url`, besides `busy` (the
 /// one being sent), and deletes the older ones; how many it deleted.
 pub async fn trim(db: &impl ConnectionTrait, url: &str, keep: u64, busy: i64) -> Result<u64, DbErr> {
@@ -217,6 +235,17 @@ mod tests {
         assert_eq!(newest(&db, "c").await.unwrap(), None);
         assert_eq!(trim(&db, "a", 5, 0).await.unwrap(), 0);
         assert_eq!(waiting(&db, "b").await.unwrap(), 1, "another URL's events untouched");
+    }
+
+    #[tokio::test]
+    async fn events_waiting_for_urls_no_longer_delivered_to_are_counted_by_url() {
+        let db = fresh().await;
+        assert_eq!(waiting_elsewhere(&db, &[]).await.unwrap(), []);
+        save(&db, &[("https://old.example/hook", "1"), ("https://now.example/hook", "2")]).await.unwrap();
+        save(&db, &[("https://old.example/hook", "3")]).await.unwrap();
+        let now = ["https://now.example/hook".to_owned()];
+        assert_eq!(waiting_elsewhere(&db, &now).await.unwrap(), [("https://old.example/hook".to_owned(), 2)]);
+        assert_eq!(waiting_elsewhere(&db, &[]).await.unwrap().len(), 2, "no URLs: every one is elsewhere");
     }
 
     #[tokio::test]
