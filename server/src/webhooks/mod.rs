@@ -28,8 +28,9 @@
 //! dropped (counted, logged) rather than hold back the rest. The chat never
 //! waits for a receiver: events are handed to the saving task without
 //! blocking, and a URL with more than `WEBHOOK_QUEUE` events waiting (a
-//! receiver down for long) loses its oldest, counted in
-//! `chat_webhook_dropped_total` and logged. Events of one room committed
+//! receiver down for long) loses its oldest (not those of the batch being
+//! sent, at most `BATCH`), counted in `chat_webhook_dropped_total` and
+//! logged. Events of one room committed
 //! on different nodes may be saved in another order than their commits: a
 //! receiver that needs a room's exact order sorts message events by `seq`.
 //!
@@ -43,7 +44,6 @@
 mod outbox;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,8 +156,10 @@ struct Route {
     url: String,
     /// Told when events for it were saved.
     saved: Notify,
-    /// The outbox row being sent (0: none), spared by trimming.
-    busy: AtomicI64,
+    /// The first and last ids of the batch being sent, spared by
+    /// trimming: its rows are being sent, or were delivered and wait to be
+    /// deleted.
+    in_hand: Mutex<Option<(i64, i64)>>,
     /// Rows delivered and not deleted yet (deleted together, every
     /// `DONE_EVERY` at the latest), and since when the oldest waits.
     delivered: Mutex<(Vec<i64>, Option<Instant>)>,
@@ -230,7 +232,7 @@ impl Webhooks {
             .map(|url| Route {
                 url: url.clone(),
                 saved: Notify::new(),
-                busy: AtomicI64::new(0),
+                in_hand: Mutex::new(None),
                 delivered: Mutex::new((Vec::new(), None)),
             })
             .collect();
@@ -347,8 +349,8 @@ impl Shared {
             return false;
         }
         for route in &self.routes {
-            let busy = route.busy.load(Ordering::Relaxed);
-            match outbox::trim(&self.db, &route.url, self.most as u64, busy).await {
+            let in_hand = *route.in_hand.lock();
+            match outbox::trim(&self.db, &route.url, self.most as u64, in_hand).await {
                 Ok(0) => {}
                 Ok(trimmed) => {
                     self.dropped(trimmed, "a webhook receiver is behind: its oldest events are dropped")
@@ -409,15 +411,16 @@ async fn deliver(shared: Arc<Shared>, index: usize, sender: Sender) {
         };
         match next {
             Ok(batch) if !batch.is_empty() => {
+                *route.in_hand.lock() =
+                    batch.first().zip(batch.last()).map(|(first, last)| (first.0, last.0));
                 for (id, body) in batch {
-                    route.busy.store(id, Ordering::Relaxed);
                     if !sender.send(&shared, &mut lease, route, id, &body).await {
                         break;
                     }
                     route.delivered(db, id).await;
                 }
                 route.forget_delivered(db).await;
-                route.busy.store(0, Ordering::Relaxed);
+                *route.in_hand.lock() = None;
             }
             Ok(_) if last.is_some() => {
                 let _ = outbox::release(db, &route.url, &shared.holder).await;

@@ -4,8 +4,8 @@
 //! that makes one node at a time the one delivering a URL's events.
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 mod event {
@@ -132,9 +132,17 @@ pub async fn waiting_elsewhere(
         .await
 }
 
-/// Keeps the newest `keep` events waiting for `url`, besides `busy` (the
-/// one being sent), and deletes the older ones; how many it deleted.
-pub async fn trim(db: &impl ConnectionTrait, url: &str, keep: u64, busy: i64) -> Result<u64, DbErr> {
+/// Keeps the newest `keep` events waiting for `url`, besides those with ids
+/// within `spare` (the batch being sent), and deletes the older ones; how
+/// many it deleted.
+pub async fn trim(
+    db: &impl ConnectionTrait,
+    url: &str,
+    keep: u64,
+    spare: Option<(i64, i64)>,
+) -> Result<u64, DbErr> {
+    let outside = |(first, last): (i64, i64)| event::Column::Id.lt(first).or(event::Column::Id.gt(last));
+    let outside_spare = spare.map_or(Condition::all(), |range| Condition::all().add(outside(range)));
     // Ids are unique: rows within a span of `keep` ids are `keep` at most,
     // found by two seeks instead of counting `keep` of them.
     let span: Option<(Option<i64>, Option<i64>)> = event::Entity::find()
@@ -153,7 +161,7 @@ pub async fn trim(db: &impl ConnectionTrait, url: &str, keep: u64, busy: i64) ->
         .select_only()
         .column(event::Column::Id)
         .filter(event::Column::Url.eq(url))
-        .filter(event::Column::Id.ne(busy))
+        .filter(outside_spare.clone())
         .order_by_desc(event::Column::Id)
         .offset(keep)
         .limit(1)
@@ -164,7 +172,7 @@ pub async fn trim(db: &impl ConnectionTrait, url: &str, keep: u64, busy: i64) ->
     let deleted = event::Entity::delete_many()
         .filter(event::Column::Url.eq(url))
         .filter(event::Column::Id.lte(cut))
-        .filter(event::Column::Id.ne(busy))
+        .filter(outside_spare)
         .exec(db)
         .await?;
     Ok(deleted.rows_affected)
@@ -221,7 +229,11 @@ mod tests {
         let (first, body) = oldest(&db, "a", None, 1).await.unwrap().remove(0);
         assert_eq!(body, "1");
         assert_eq!(oldest(&db, "b", None, 10).await.unwrap().len(), 1);
-        assert_eq!(trim(&db, "a", 2, first).await.unwrap(), 1, "\"2\" goes; \"1\" is being sent");
+        assert_eq!(
+            trim(&db, "a", 2, Some((first, first))).await.unwrap(),
+            1,
+            "\"2\" goes; \"1\" is being sent"
+        );
         assert_eq!(waiting(&db, "a").await.unwrap(), 3);
         done(&db, &[first]).await.unwrap();
         let bodies: Vec<String> =
@@ -233,8 +245,22 @@ mod tests {
             oldest(&db, "a", Some(top), 10).await.unwrap().into_iter().map(|(_, b)| b).collect();
         assert_eq!(upto, ["3", "4"], "not what came after");
         assert_eq!(newest(&db, "c").await.unwrap(), None);
-        assert_eq!(trim(&db, "a", 5, 0).await.unwrap(), 0);
+        assert_eq!(trim(&db, "a", 5, None).await.unwrap(), 0);
         assert_eq!(waiting(&db, "b").await.unwrap(), 1, "another URL's events untouched");
+    }
+
+    #[tokio::test]
+    async fn trimming_spares_the_whole_batch_being_sent() {
+        let db = fresh().await;
+        save(&db, &[("a", "1"), ("a", "2"), ("a", "3"), ("a", "4"), ("a", "5"), ("a", "6")]).await.unwrap();
+        let batch: Vec<i64> =
+            oldest(&db, "a", None, 3).await.unwrap().into_iter().map(|(id, _)| id).collect();
+        // "1" was delivered (its row waits to be deleted), "2" is being
+        // sent, "3" comes next: none is counted as dropped.
+        assert_eq!(trim(&db, "a", 2, Some((batch[0], batch[2]))).await.unwrap(), 1, "only \"4\" goes");
+        let left: Vec<String> =
+            oldest(&db, "a", None, 10).await.unwrap().into_iter().map(|(_, b)| b).collect();
+        assert_eq!(left, ["1", "2", "3", "5", "6"]);
     }
 
     #[tokio::test]
