@@ -57,6 +57,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Longest a stopping node spends on its last statements (delivered rows
+/// deleted, leases given up) once the grace period is over.
+const LAST_STATEMENTS: Duration = Duration::from_secs(2);
 /// Longest wait for a receiver's answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The signature header.
@@ -278,14 +281,21 @@ impl Webhooks {
             self.tasks.wait().await;
             let Shared { db, holder, routes, unsaved, .. } = self.shared.as_ref();
             let lost = unsaved.lock().len();
-            let mut waiting = 0;
-            for route in routes {
-                route.forget_delivered(db).await;
-                waiting += outbox::waiting(db, &route.url).await.unwrap_or(0);
-                let _ = outbox::release(db, &route.url, holder).await;
-            }
+            // Bounded: with the database gone, each statement would wait
+            // for the pool's timeout, well past the grace period.
+            let tidy_up = async {
+                let mut waiting = 0;
+                for route in routes {
+                    route.forget_delivered(db).await;
+                    waiting += outbox::waiting(db, &route.url).await.unwrap_or(0);
+                    let _ = outbox::release(db, &route.url, holder).await;
+                }
+                waiting
+            };
+            let waiting = tokio::time::timeout(LAST_STATEMENTS, tidy_up).await.ok();
             tracing::warn!(
-                waiting,
+                waiting = waiting
+                    .map_or_else(|| "unknown (the database did not answer)".to_owned(), |n| n.to_string()),
                 lost,
                 "webhook events still waiting at the end of the shutdown grace period: \
                  kept for the next node (those not saved yet are lost)"
