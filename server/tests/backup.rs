@@ -41,9 +41,10 @@ async fn a_backup_taken_while_pages_write_holds_one_whole_moment_of_the_database
     let mut writers = Vec::new();
     for room in ["backup-a", "backup-b"] {
         let mut page = app.join("ana", room).await;
+        page.send_and_ack("m1", "a line").await;
         let writing = writing.clone();
         writers.push(tokio::spawn(async move {
-            let mut sent = 0;
+            let mut sent = 1;
             while writing.load(Ordering::Relaxed) {
                 sent += 1;
                 page.send_and_ack(&format!("m{sent}"), "a line").await;
@@ -51,7 +52,7 @@ async fn a_backup_taken_while_pages_write_holds_one_whole_moment_of_the_database
             sent
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let (url, copy_to) = (app.config.database_url.clone(), to.clone());
     let output = tokio::task::spawn_blocking(move || backup(&url, &copy_to)).await.unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -62,7 +63,10 @@ async fn a_backup_taken_while_pages_write_holds_one_whole_moment_of_the_database
     for writer in writers {
         sent += writer.await.unwrap();
     }
-    assert!(!dir.path().join("chat-backup.db.partial").exists());
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|f| f.unwrap().file_name()).collect();
+    assert_eq!(files, ["chat-backup.db"], "nothing left beside it");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o600, "the owner's alone");
 
     // The copy is the database at one moment: in each room, every message
     // up to the room's last seq and none after, and fewer than were sent.
@@ -104,4 +108,9 @@ async fn a_backup_taken_while_pages_write_holds_one_whole_moment_of_the_database
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot open the database"), "{output:?}");
     assert!(!missing.exists() && !dir.path().join("other.db").exists());
+    let output = backup(&app.config.database_url, &dir.path().join("nowhere").join("x.db"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a folder that exists"), "{output:?}");
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(files, 1, "the refused runs left nothing");
 }
