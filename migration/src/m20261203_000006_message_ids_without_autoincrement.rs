@@ -6,8 +6,9 @@
 //! per message next to the table and its two indexes. Messages are stored
 //! one statement each, so that bookkeeping was about a sixth of SQLite's
 //! insert work. A plain rowid is still assigned in increasing order (the
-//! largest plus one); only the id of a deleted newest row could come back,
-//! and nothing reads `id` for order or identity (a room's order is `seq`).
+//! largest plus one); only the id of a deleted newest row could come back.
+//! A room's order is `seq`; the retention sweep walks ids as an order of
+//! age and deletes a row by its id and seq together.
 //!
 //! SQLite cannot alter a column's key, so the table is rebuilt, in one
 //! transaction: created anew, filled from the old one, which is dropped,

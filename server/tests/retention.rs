@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use common::{spawn_app_with, TestApp};
 use engine::store::entities::{message, report};
 use reqwest::Method;
@@ -50,18 +50,22 @@ async fn metric(app: &TestApp, key: &str) -> f64 {
     line.rsplit_once(' ').unwrap().1.parse().unwrap()
 }
 
-/// Makes the messages of `room` up to `seq` (and every report) 40 days
-/// old, as the database would hold them had they been written then.
-async fn age(db: &DatabaseConnection, room: &str, up_to_seq: i64) {
-    let old = Utc::now() - chrono::Duration::days(40);
+/// Dates the messages of `room` with seqs in `seqs` at `at`, as the
+/// database would hold them had they been written then.
+async fn date(db: &DatabaseConnection, room: &str, seqs: std::ops::RangeInclusive<i64>, at: DateTime<Utc>) {
     let room_id = call_room_id(db, room).await;
     message::Entity::update_many()
-        .col_expr(message::Column::CreatedAt, Expr::value(old))
+        .col_expr(message::Column::CreatedAt, Expr::value(at))
         .filter(message::Column::RoomId.eq(room_id))
-        .filter(message::Column::Seq.lte(up_to_seq))
+        .filter(message::Column::Seq.between(*seqs.start(), *seqs.end()))
         .exec(db)
         .await
         .unwrap();
+}
+
+/// Makes every report, and its handling, 40 days old.
+async fn age_reports(db: &DatabaseConnection) {
+    let old = days_ago(40);
     report::Entity::update_many()
         .col_expr(report::Column::CreatedAt, Expr::value(old))
         .exec(db)
@@ -73,6 +77,19 @@ async fn age(db: &DatabaseConnection, room: &str, up_to_seq: i64) {
         .exec(db)
         .await
         .unwrap();
+}
+
+fn days_ago(days: i64) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::days(days)
+}
+
+/// Waits until the sweep has deleted `count` messages in all.
+async fn swept(app: &TestApp, count: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(app, "chat_retention_deleted_total{what=\"messages\"}").await < count {
+        assert!(tokio::time::Instant::now() < deadline, "the sweep has not deleted {count} messages");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn call_room_id(db: &DatabaseConnection, channel_id: &str) -> i64 {
@@ -96,7 +113,9 @@ async fn what_is_older_than_the_limit_goes_and_rooms_go_on_from_their_last_seq()
             .await;
         }
     }
-    for i in 1..=3 {
+    // More than one sweep's batch, all old but one dated in the future
+    // (a clock set wrong), which must not stop the sweep.
+    for i in 1..=450 {
         post(&app, "gone", "ana", &format!("g{i}"), "an old line").await;
     }
     for i in 1..=4 {
@@ -114,27 +133,29 @@ async fn what_is_older_than_the_limit_goes_and_rooms_go_on_from_their_last_seq()
     let close = Some(json!({ "outcome": "dismissed" }));
     call(&app, Method::POST, &format!("/api/v1/rooms/mixed/reports/{handled}/close"), close).await;
 
-    age(&db, "gone", 3).await;
-    age(&db, "mixed", 2).await;
+    date(&db, "gone", 1..=450, days_ago(40)).await;
+    date(&db, "gone", 100..=100, days_ago(-3650)).await;
+    date(&db, "mixed", 1..=2, days_ago(40)).await;
+    age_reports(&db).await;
 
     // Without a limit, nothing goes, however old.
     app.restart().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(seqs(&app, "gone").await, [1, 2, 3]);
+    assert_eq!(seqs(&app, "gone").await.len(), 450);
     assert_eq!(seqs(&app, "mixed").await, [1, 2, 3, 4]);
 
     // Thirty days: a node sweeps as it starts.
     app.config.message_retention_days = Some(30);
     app.restart().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while metric(&app, "chat_retention_deleted_total{what=\"reports\"}").await < 1.0 {
         assert!(tokio::time::Instant::now() < deadline, "the sweep has not finished");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(seqs(&app, "mixed").await, [3, 4]);
-    assert_eq!(seqs(&app, "gone").await, Vec::<i64>::new());
-    assert_eq!(message::Entity::find().count(&db).await.unwrap(), 2, "nothing else left in the table");
-    assert_eq!(metric(&app, "chat_retention_deleted_total{what=\"messages\"}").await, 5.0);
+    assert_eq!(seqs(&app, "gone").await, [100], "all but the one dated in the future");
+    assert_eq!(message::Entity::find().count(&db).await.unwrap(), 3, "nothing else left in the table");
+    assert_eq!(metric(&app, "chat_retention_deleted_total{what=\"messages\"}").await, 451.0);
 
     // The handled report went with its time; the open one stays in the
     // moderators' queue, old or not.
@@ -145,19 +166,20 @@ async fn what_is_older_than_the_limit_goes_and_rooms_go_on_from_their_last_seq()
     assert_eq!(metric(&app, "chat_retention_deleted_total{what=\"reports\"}").await, 1.0);
 
     // Seqs are never given twice: each room goes on after its last one.
-    assert_eq!(post(&app, "gone", "bob", "g4", "still here").await, 4);
+    assert_eq!(post(&app, "gone", "bob", "g451", "still here").await, 451);
     assert_eq!(post(&app, "mixed", "bob", "m5", "still here").await, 5);
     // A page opened now starts at the oldest message kept.
     let (status, html) = app.open_room("ana", "mixed").await;
     assert_eq!(status, 200);
     let lines = common::list_items(&html, "messages");
     assert_eq!(lines.len(), 3, "{lines:?}");
-    let (mut page, _) = app.connect("bob", "gone", 0).await;
-    assert_eq!(page.next_message().await.seq, 4);
+    let (mut page, _) = app.connect("bob", "mixed", 0).await;
+    assert_eq!(page.next_message().await.seq, 3);
 
-    // The next sweep finds nothing more to delete.
+    // The next sweep deletes what has grown old since, and only that.
+    date(&db, "mixed", 3..=3, days_ago(31)).await;
     app.restart().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(metric(&app, "chat_retention_deleted_total{what=\"messages\"}").await, 5.0);
-    assert_eq!(seqs(&app, "mixed").await, [3, 4, 5]);
+    swept(&app, 452.0).await;
+    assert_eq!(seqs(&app, "mixed").await, [4, 5]);
+    assert_eq!(seqs(&app, "gone").await, [100, 451]);
 }
