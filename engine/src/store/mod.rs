@@ -922,11 +922,15 @@ mod tests {
         let _: i64 = reader.query_row("SELECT COUNT(*) FROM message", [], |row| row.get(0)).unwrap();
         let shm = file._dir.path().join("chat.db-shm");
         let wal_pages = || {
-            let header = std::fs::read(&shm).unwrap();
+            use std::io::Read;
+            let mut header = [0; 20];
+            std::fs::File::open(&shm).unwrap().read_exact(&mut header).unwrap();
             u32::from_ne_bytes(header[16..20].try_into().unwrap())
         };
         // Past the point where the writer starts the WAL over, and on for
-        // a while: no group waits for the reader.
+        // several of its checks (every 200 ms), gently: no group waits for
+        // the reader (it would, for the busy handler's 10 s, if the writer
+        // waited for it).
         let (mut slowest, mut past_since) = (Duration::ZERO, None);
         for n in 1.. {
             let started = std::time::Instant::now();
@@ -934,13 +938,14 @@ mod tests {
             slowest = slowest.max(started.elapsed());
             if wal_pages() > 4096 {
                 past_since.get_or_insert_with(std::time::Instant::now);
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            if past_since.is_some_and(|at| at.elapsed() > Duration::from_secs(2)) || n > 200_000 {
+            if past_since.is_some_and(|at| at.elapsed() > Duration::from_secs(1)) || n > 200_000 {
                 break;
             }
         }
         assert!(past_since.is_some(), "the WAL never grew past the restart point");
-        assert!(slowest < Duration::from_secs(1), "a group waited {slowest:?} for the reader");
+        assert!(slowest < Duration::from_secs(5), "a group waited {slowest:?} for the reader");
         // Once the reader is done, the WAL starts over again.
         reader.execute_batch("COMMIT").unwrap();
         drop(reader);

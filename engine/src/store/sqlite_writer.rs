@@ -49,6 +49,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// WAL pages after which the writer starts the WAL over (16 MiB of 4 KiB
 /// pages).
 const RESTART_FROM: i64 = 4096;
+/// Most bytes the WAL file keeps once it starts over (twice what it holds
+/// at `RESTART_FROM` pages of 4 KiB).
+const WAL_KEPT_BYTES: i64 = 32 << 20;
 
 /// The room `?1`'s next `?2` seqs; returns its new `last_seq` (no row: no
 /// room).
@@ -81,6 +84,9 @@ impl SqliteWriter {
         let conn = open_connection(path).map_err(err)?;
         // Its commits leave the WAL to the checkpoint thread.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(err)?;
+        // A WAL that grew while a reader held an old snapshot is cut back
+        // to this when it starts over (the file otherwise keeps its size).
+        conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES).map_err(err)?;
         conn.busy_handler(Some(wait_for_lock)).map_err(err)?;
         let checkpointer = open_connection(path).map_err(err)?;
         let (checkpoints, stop) = mpsc::channel::<()>();
@@ -132,16 +138,26 @@ fn wait_for_lock(attempt: i32) -> bool {
     Duration::from_micros(100) * attempt.unsigned_abs() < BUSY_TIMEOUT
 }
 
-/// Starts the WAL over (a RESTART checkpoint) without waiting for anyone.
-/// A reader still on an older snapshot (a backup's `VACUUM INTO`, a long
-/// read) would have SQLite wait for it in the busy handler, and every
-/// group queued behind the writer with it; without a handler the
-/// checkpoint copies back what it can and reports busy, and the next one
-/// tries again.
+/// Starts the WAL over (a RESTART checkpoint), waiting at most a few
+/// milliseconds for readers: a short read ends within them, but a reader
+/// on an older snapshot (a backup's `VACUUM INTO`, a long read) would have
+/// SQLite wait in the busy handler, and every group queued behind the
+/// writer with it. Busy, the checkpoint copies back what it can and the
+/// next one tries again.
 fn restart_wal(conn: &Connection) {
-    let _ = conn.busy_handler(None);
-    checkpoint(conn, "RESTART");
-    let _ = conn.busy_handler(Some(wait_for_lock));
+    let handlers = conn.busy_handler(Some(wait_briefly));
+    if handlers.is_ok() {
+        checkpoint(conn, "RESTART");
+    }
+    if let Err(e) = handlers.and_then(|()| conn.busy_handler(Some(wait_for_lock))) {
+        tracing::error!(%e, "the SQLite writer's busy handler could not be set");
+    }
+}
+
+/// While starting the WAL over: up to 5 ms, in steps of 100 µs.
+fn wait_briefly(attempt: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(100));
+    attempt < 50
 }
 
 /// A checkpoint (`mode`: PASSIVE, RESTART); the WAL's pages, or `None`
