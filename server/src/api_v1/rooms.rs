@@ -242,7 +242,8 @@ pub struct UserMessagesCursor {
 
 /// Everything a user has written that still stands, in every room, a page
 /// at a time (a player asking for their data). Removed messages are not
-/// listed (their text is never given out again).
+/// listed (their text is never given out again, even when kept with
+/// `REMOVED_TEXT=keep`), nor reasons they gave in reports.
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/messages", tag = "users",
     params(("user_id" = String, Path, description = "The user"), UserMessagesQuery),
     responses((status = 200, body = UserMessages), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
