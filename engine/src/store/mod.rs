@@ -864,35 +864,58 @@ mod tests {
         assert_eq!(seqs(messages(&db, other.id, Side::Before, i64::MAX, 3).await.unwrap()), [1]);
     }
 
+    /// A file's database with 50 rooms, its message store (the writer's
+    /// own thread), and groups of four messages spread over the rooms.
+    struct Busy {
+        file: FileDb,
+        store: MessageStore,
+        rooms: Vec<i64>,
+    }
+
+    impl Busy {
+        async fn open() -> Self {
+            let (file, db) = FileDb::open().await;
+            ensure_user(&db, "ana").await.unwrap();
+            let mut rooms = Vec::new();
+            for i in 0..50 {
+                rooms.push(ensure_room(&db, &format!("r{i}")).await.unwrap().id);
+            }
+            let store = MessageStore::open(db).await;
+            assert!(matches!(store, MessageStore::Sqlite(_)));
+            Busy { file, store, rooms }
+        }
+
+        /// Stores the `n`th group.
+        async fn store_group(&self, n: usize) {
+            let rooms = &self.rooms;
+            let messages =
+                (0..4).map(|i| ana_in(rooms[(n * 7 + i * 13) % rooms.len()])(&format!("g{n}-{i}"))).collect();
+            let outcomes = self.store.store(messages).await;
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        }
+
+        /// The WAL's pages now, read without touching the database: the
+        /// `mxFrame` of the wal-index header at the start of the -shm file
+        /// (SQLite's documented WAL format), in native byte order.
+        fn wal_pages(&self) -> u32 {
+            use std::io::Read;
+            let mut header = [0; 20];
+            let shm = self.file._dir.path().join("chat.db-shm");
+            std::fs::File::open(shm).unwrap().read_exact(&mut header).unwrap();
+            u32::from_ne_bytes(header[16..20].try_into().unwrap())
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_steady_load_the_wal_starts_over_instead_of_growing() {
-        let (file, db) = FileDb::open().await;
-        ensure_user(&db, "ana").await.unwrap();
-        let mut rooms = Vec::new();
-        for i in 0..50 {
-            rooms.push(ensure_room(&db, &format!("r{i}")).await.unwrap().id);
-        }
-        let store = MessageStore::open(db).await;
-        assert!(matches!(store, MessageStore::Sqlite(_)));
-        // The WAL's pages now, read without touching the database: the
-        // `mxFrame` of the wal-index header at the start of the -shm file
-        // (SQLite's documented WAL format), in native byte order.
-        let shm = file._dir.path().join("chat.db-shm");
-        let wal_pages = || {
-            let header = std::fs::read(&shm).unwrap();
-            u32::from_ne_bytes(header[16..20].try_into().unwrap())
-        };
+        let busy = Busy::open().await;
         // Groups of a few messages over many rooms, back to back, until
         // the WAL has grown past the restart point and then started over.
         let (mut grown, mut started_over) = (false, false);
         let until = std::time::Instant::now() + Duration::from_secs(30);
-        for group in 0.. {
-            let messages = (0..4)
-                .map(|i| ana_in(rooms[(group * 7 + i * 13) % rooms.len()])(&format!("g{group}-{i}")))
-                .collect();
-            let outcomes = store.store(messages).await;
-            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-            let pages = wal_pages();
+        for n in 0.. {
+            busy.store_group(n).await;
+            let pages = busy.wal_pages();
             grown |= pages > 4096;
             started_over = grown && pages < 4096;
             if started_over || std::time::Instant::now() > until {
@@ -904,29 +927,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reader_on_an_old_snapshot_never_holds_the_writer_up() {
-        let (file, db) = FileDb::open().await;
-        ensure_user(&db, "ana").await.unwrap();
-        let mut rooms = Vec::new();
-        for i in 0..50 {
-            rooms.push(ensure_room(&db, &format!("r{i}")).await.unwrap().id);
-        }
-        let store = MessageStore::open(db).await;
-        let group = |n: usize| -> Vec<NewMessage> {
-            (0..4).map(|i| ana_in(rooms[(n * 7 + i * 13) % rooms.len()])(&format!("g{n}-{i}"))).collect()
-        };
-        assert!(store.store(group(0)).await.iter().all(Result::is_ok));
+        let busy = Busy::open().await;
+        busy.store_group(0).await;
         // A backup's read: one snapshot, held while the writer goes on.
-        let path = file._dir.path().join("chat.db");
-        let reader = rusqlite::Connection::open(&path).unwrap();
+        let reader = rusqlite::Connection::open(busy.file._dir.path().join("chat.db")).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let _: i64 = reader.query_row("SELECT COUNT(*) FROM message", [], |row| row.get(0)).unwrap();
-        let shm = file._dir.path().join("chat.db-shm");
-        let wal_pages = || {
-            use std::io::Read;
-            let mut header = [0; 20];
-            std::fs::File::open(&shm).unwrap().read_exact(&mut header).unwrap();
-            u32::from_ne_bytes(header[16..20].try_into().unwrap())
-        };
         // Past the point where the writer starts the WAL over, and on for
         // several of its checks (every 200 ms), gently: no group waits for
         // the reader (it would, for the busy handler's 10 s, if the writer
@@ -934,9 +940,9 @@ mod tests {
         let (mut slowest, mut past_since) = (Duration::ZERO, None);
         for n in 1.. {
             let started = std::time::Instant::now();
-            assert!(store.store(group(n)).await.iter().all(Result::is_ok));
+            busy.store_group(n).await;
             slowest = slowest.max(started.elapsed());
-            if wal_pages() > 4096 {
+            if busy.wal_pages() > 4096 {
                 past_since.get_or_insert_with(std::time::Instant::now);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -951,10 +957,10 @@ mod tests {
         drop(reader);
         let until = std::time::Instant::now() + Duration::from_secs(30);
         let mut n = 1_000_000;
-        while wal_pages() > 4096 {
+        while busy.wal_pages() > 4096 {
             assert!(std::time::Instant::now() < until, "the WAL never started over");
             n += 1;
-            assert!(store.store(group(n)).await.iter().all(Result::is_ok));
+            busy.store_group(n).await;
         }
     }
 
