@@ -92,9 +92,9 @@ impl Rooms {
         let (mut purged, mut after) = (Vec::new(), String::new());
         loop {
             let rooms = store::rooms_with_messages_of(self.db(), &user_id, &after, 100).await?;
-            let Some(last) = rooms.last() else { return Ok(purged) };
+            let Some((last, _)) = rooms.last() else { return Ok(purged) };
             after = last.clone();
-            for channel_id in rooms {
+            for (channel_id, _) in rooms {
                 match self.moderate_as_game(&channel_id, Request::Purge { user_id: user_id.clone() }).await {
                     Ok(_) => purged.push(channel_id),
                     // Removed, or the room deleted, meanwhile.
@@ -121,23 +121,25 @@ impl Rooms {
             "" => String::new(),
             room => normalize_id(room, "room")?,
         };
+        // The cursor's room is looked up once; the rooms after it come
+        // with their ids.
+        let mut room_id = match after_room.as_str() {
+            "" => None,
+            name => store::find_room(self.db(), name).await?.map(|room| room.id),
+        };
         let (mut channel_id, mut after_seq) = (after_room, after_seq);
         let mut found = Vec::new();
         loop {
-            let room = match channel_id.as_str() {
-                "" => None,
-                _ => store::find_room(self.db(), &channel_id).await?,
-            };
-            if let Some(room) = room {
+            if let Some(room_id) = room_id {
                 let wanted = limit - found.len() as u64;
-                let messages = store::messages_by(self.db(), room.id, &user_id, after_seq, wanted).await?;
+                let messages = store::messages_by(self.db(), room_id, &user_id, after_seq, wanted).await?;
                 found.extend(messages.into_iter().map(|m| (channel_id.clone(), m)));
                 if found.len() as u64 >= limit {
                     return Ok(found);
                 }
             }
             match store::rooms_with_messages_of(self.db(), &user_id, &channel_id, 1).await?.pop() {
-                Some(next) => (channel_id, after_seq) = (next, 0),
+                Some((next, id)) => (channel_id, room_id, after_seq) = (next, Some(id), 0),
                 None => return Ok(found),
             }
         }

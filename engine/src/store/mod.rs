@@ -213,7 +213,7 @@ pub struct RoomSummary {
     pub last_message_at: Option<chrono::DateTime<Utc>>,
 }
 
-/// Up to `limit` rooms whose channel id sorts after `after`, in that order
+/// Up to `limit` rooms (channel id, room id) whose channel id sorts after `after`, in that order
 /// (the database's: keyset paging on the unique index). One statement:
 /// each room's members counted and its newest message found by index.
 pub async fn list_rooms(
@@ -272,7 +272,7 @@ pub async fn user_rooms(
         .collect()
 }
 
-/// Up to `limit` rooms whose channel id sorts after `after`, in that
+/// Up to `limit` rooms (channel id, room id) whose channel id sorts after `after`, in that
 /// order, in which `user_id` has written a message not removed yet. Walks
 /// the rooms, each a seek in the messages' (room, user) index.
 pub async fn rooms_with_messages_of(
@@ -280,10 +280,10 @@ pub async fn rooms_with_messages_of(
     user_id: &str,
     after: &str,
     limit: u64,
-) -> Result<Vec<String>, DbErr> {
+) -> Result<Vec<(String, i64)>, DbErr> {
     let backend = db.get_database_backend();
     let sql = format!(
-        "SELECT r.channel_id FROM room r WHERE r.channel_id > {} AND EXISTS (SELECT 1 FROM message m \
+        "SELECT r.channel_id, r.id FROM room r WHERE r.channel_id > {} AND EXISTS (SELECT 1 FROM message m \
          WHERE m.room_id = r.id AND m.user_id = {} AND m.removed_at IS NULL AND m.action IS NULL) \
          ORDER BY r.channel_id LIMIT {}",
         param(backend, 1),
@@ -293,7 +293,7 @@ pub async fn rooms_with_messages_of(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let values = [after.into(), user_id.into(), limit.into()];
     let rows = db.query_all(sea_orm::Statement::from_sql_and_values(backend, sql, values)).await?;
-    rows.iter().map(|row| row.try_get("", "channel_id")).collect()
+    rows.iter().map(|row| Ok((row.try_get("", "channel_id")?, row.try_get("", "id")?))).collect()
 }
 
 /// Up to `limit` of the messages `user_id` wrote in the room after
