@@ -295,6 +295,22 @@ pub async fn moderate_member(
     ssr::act_from_form(&channel_id, &user_id, token.as_deref(), sanction.request(&member, &reason)).await
 }
 
+/// Blocks `member` (`blocked`), or lifts the block, for the page's user in
+/// every room: the message menu's "Block" and the member list's "Unblock",
+/// which work without JavaScript. Goes back to the room page.
+#[server(prefix = "/api", endpoint = "block_user")]
+pub async fn block_user(
+    channel_id: String,
+    user_id: String,
+    member: String,
+    blocked: bool,
+    token: Option<String>,
+) -> Result<(), ApiError> {
+    let request =
+        if blocked { Request::Block { user_id: member } } else { Request::Unblock { user_id: member } };
+    ssr::act_from_form(&channel_id, &user_id, token.as_deref(), request).await
+}
+
 /// Sets the room's slow mode (a moderator): the moderation panel's form,
 /// which works without JavaScript. Goes back to the room page.
 #[server(prefix = "/api", endpoint = "set_slow_mode")]

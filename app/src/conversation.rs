@@ -15,6 +15,9 @@
 //! kick, slow mode) is a line of its own, shown as a notice; a removal
 //! shows no line but marks the removed message, whose text is gone (a
 //! history page or a replay brings a removed message marked already).
+//!
+//! What a player the page's user blocked writes is kept but not shown
+//! (moderation notices about them still are); unblocking shows it again.
 use crate::protocol::moderation::{Action, Removed};
 use crate::protocol::ChatMessage;
 
@@ -147,6 +150,9 @@ pub struct Conversation {
     /// Where the shown history starts when it was replaced after a long
     /// disconnection (the seq the replay started after), else 0.
     start_after: i64,
+    /// The players the page's user has blocked: their messages are kept
+    /// (unblocking shows them again) but not shown.
+    blocked: Vec<String>,
 }
 
 impl Conversation {
@@ -158,7 +164,12 @@ impl Conversation {
     /// Starts from the latest page of history; `has_older` says whether
     /// the room has older messages to load on demand.
     pub fn from_page(history: Vec<ChatMessage>, has_older: bool) -> Self {
-        let mut conversation = Conversation { has_older, ..Conversation::default() };
+        Self::from_page_blocking(history, has_older, Vec::new())
+    }
+
+    /// [`from_page`](Self::from_page), for a user who has blocked `blocked`.
+    pub fn from_page_blocking(history: Vec<ChatMessage>, has_older: bool, blocked: Vec<String>) -> Self {
+        let mut conversation = Conversation { has_older, blocked, ..Conversation::default() };
         for message in history {
             conversation.apply(message);
         }
@@ -199,10 +210,41 @@ impl Conversation {
         self.stored.last().and_then(|l| l.seq).unwrap_or(0)
     }
 
-    /// Lines to render: stored ones in seq order (removals aside), then
-    /// this page's own (pending or refused) in the order they were typed.
+    /// Lines to render: stored ones in seq order (removals, and what
+    /// blocked players wrote, aside), then this page's own (pending or
+    /// refused) in the order they were typed.
     pub fn lines(&self) -> impl Iterator<Item = &Line> {
-        self.stored.iter().filter(|l| l.is_shown()).chain(self.own.iter())
+        self.stored.iter().filter(|l| l.is_shown() && !self.hides(l)).chain(self.own.iter())
+    }
+
+    /// Whether `line` is hidden by a block: a message (not a moderation
+    /// notice, nor the game's) of a blocked player.
+    fn hides(&self, line: &Line) -> bool {
+        !line.is_notice() && !line.system && self.is_blocked(&line.user_id)
+    }
+
+    /// Whether the page's user has blocked `user_id`.
+    pub fn is_blocked(&self, user_id: &str) -> bool {
+        self.blocked.iter().any(|b| b == user_id)
+    }
+
+    /// The page's user blocked `user_id` (or, `blocked` false, lifted the
+    /// block): their lines go (or come back). Whether anything changed.
+    pub fn set_blocked(&mut self, user_id: &str, blocked: bool) -> bool {
+        if self.is_blocked(user_id) == blocked {
+            return false;
+        }
+        if blocked {
+            self.blocked.push(user_id.to_owned());
+        } else {
+            self.blocked.retain(|b| b != user_id);
+        }
+        true
+    }
+
+    /// Replaces the whole list (a welcome's).
+    pub fn set_blocked_list(&mut self, blocked: Vec<String>) {
+        self.blocked = blocked;
     }
 
     /// When `user_id`'s latest stored message shown was sent, if any.
@@ -232,7 +274,8 @@ impl Conversation {
     }
 
     /// Applies a stored message from the server. Returns `false` when it was
-    /// already shown (a replay overlapping live delivery). A stored message
+    /// already shown (a replay overlapping live delivery) or is not shown
+    /// (a blocked player's: kept, for an unblock). A stored message
     /// that matches one of this page's lines replaces it (even a refused
     /// one: stored after all, it was sent). A removal marks the message it
     /// names, if shown.
@@ -247,17 +290,19 @@ impl Conversation {
         }
         self.own.retain(|p| !(p.client_msg_id == message.client_msg_id && p.user_id == message.user_id));
         let seq = message.seq;
+        let line = Line::from(message);
+        let shown = !self.hides(&line);
         if seq <= self.last_seq() {
             if self.stored.iter().any(|l| l.seq == Some(seq)) {
                 return false;
             }
             // Older than the newest shown but missing: keep seq order.
             let at = self.stored.partition_point(|l| l.seq < Some(seq));
-            self.stored.insert(at, message.into());
-            return true;
+            self.stored.insert(at, line);
+            return shown;
         }
-        self.stored.push(message.into());
-        true
+        self.stored.push(line);
+        shown
     }
 }
 
@@ -814,6 +859,34 @@ mod tests {
         c.apply(action(3, "ana", slow));
         assert_eq!(c.last_sent_at("ana"), Some(1000));
         assert_eq!(c.last_sent_at("cy"), None);
+    }
+
+    #[test]
+    fn a_blocked_players_messages_are_kept_but_not_shown_until_unblocked() {
+        let mut c = Conversation::from_page_blocking(
+            vec![
+                msg(1, "ana", "a1"),
+                msg(2, "bob", "b2"),
+                action(3, "bob", Action::SlowMode { seconds: 10 }),
+            ],
+            false,
+            vec!["bob".into()],
+        );
+        // bob's notice (a moderator's) stays; his message does not.
+        assert_eq!(seqs(&c), [Some(1), Some(3)]);
+        assert!(!c.apply(msg(4, "bob", "b4")), "a blocked player's new message is not shown");
+        let game = ChatMessage { system: true, ..msg(5, "bob", "g5") };
+        assert!(c.apply(game), "the game's messages are never hidden");
+        assert!(c.apply(msg(6, "cy", "c6")));
+        assert_eq!(c.last_seq(), 6);
+        assert!(c.set_blocked("bob", false));
+        assert!(!c.set_blocked("bob", false));
+        assert_eq!(seqs(&c), [Some(1), Some(2), Some(3), Some(4), Some(5), Some(6)]);
+        assert!(c.set_blocked("cy", true));
+        assert!(c.is_blocked("cy"));
+        assert_eq!(seqs(&c), [Some(1), Some(2), Some(3), Some(4), Some(5)]);
+        c.set_blocked_list(vec![]);
+        assert_eq!(c.lines().count(), 6);
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct MessageActions {
     pub report: bool,
     /// Act on its author (mute, kick, ban): a moderator, on someone else.
     pub sanction: bool,
+    /// Block its author: anyone, on another player (not the game).
+    pub block: bool,
 }
 
 impl MessageActions {
@@ -98,11 +100,12 @@ impl MessageActions {
             delete: allowed(&Request::Remove { seq }, Some(author)),
             report: role.is_player() && allowed(&report, Some(author)),
             sanction: allowed(&kick, None),
+            block: allowed(&Request::Block { user_id: author.to_owned() }, None),
         }
     }
 
     pub fn any(&self) -> bool {
-        self.delete || self.report || self.sanction
+        self.delete || self.report || self.sanction || self.block
     }
 }
 
@@ -209,6 +212,14 @@ pub fn form_request(action: &str, field: impl Fn(&str) -> Option<String>) -> Opt
         "/api/set_slow_mode" => Some(Request::SlowMode { seconds: u32::try_from(number("seconds")?).ok()? }),
         "/api/close_report" => {
             Some(Request::CloseReport { id: number("id")?, resolved: field("resolved")? == "true" })
+        }
+        "/api/block_user" => {
+            let user_id = field("member")?;
+            Some(match field("blocked")?.as_str() {
+                "true" => Request::Block { user_id },
+                "false" => Request::Unblock { user_id },
+                _ => return None,
+            })
         }
         _ => None,
     }
@@ -518,18 +529,20 @@ mod tests {
     #[test]
     fn a_player_deletes_their_own_messages_and_reports_others() {
         let own = MessageActions::of("ana", Role::Player, "ana", 1);
-        assert_eq!(own, MessageActions { delete: true, report: false, sanction: false });
+        assert_eq!(own, MessageActions { delete: true, report: false, sanction: false, block: false });
         let others = MessageActions::of("ana", Role::Player, "bob", 1);
-        assert_eq!(others, MessageActions { delete: false, report: true, sanction: false });
+        assert_eq!(others, MessageActions { delete: false, report: true, sanction: false, block: true });
         assert!(own.any() && others.any());
+        let game = MessageActions::of("ana", Role::Player, "game", 1);
+        assert!(!game.block, "nobody blocks the game");
     }
 
     #[test]
     fn a_moderator_deletes_any_message_and_acts_on_others_not_on_themselves() {
         let others = MessageActions::of("mod", Role::Moderator, "bob", 1);
-        assert_eq!(others, MessageActions { delete: true, report: false, sanction: true });
+        assert_eq!(others, MessageActions { delete: true, report: false, sanction: true, block: true });
         let own = MessageActions::of("mod", Role::Moderator, "mod", 1);
-        assert_eq!(own, MessageActions { delete: true, report: false, sanction: false });
+        assert_eq!(own, MessageActions { delete: true, report: false, sanction: false, block: false });
     }
 
     #[test]
@@ -589,6 +602,15 @@ mod tests {
             request("/api/close_report", &[("id", "3"), ("resolved", "false")]),
             Some(Request::CloseReport { id: 3, resolved: false })
         );
+        assert_eq!(
+            request("/api/block_user", &[("member", "bob"), ("blocked", "true")]),
+            Some(Request::Block { user_id: "bob".into() })
+        );
+        assert_eq!(
+            request("/api/block_user", &[("member", "bob"), ("blocked", "false")]),
+            Some(Request::Unblock { user_id: "bob".into() })
+        );
+        assert_eq!(request("/api/block_user", &[("member", "bob"), ("blocked", "maybe")]), None);
     }
 
     #[test]

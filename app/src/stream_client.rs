@@ -368,6 +368,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             role,
             muted,
             slow_mode_secs,
+            blocked,
         } => {
             if room.role.get_untracked() != role {
                 room.role.set(role);
@@ -377,7 +378,10 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             if role == Role::Moderator {
                 room.reload_reports();
             }
-            room.conversation.update(|c| c.resume_after(resume_after));
+            room.conversation.update(|c| {
+                c.resume_after(resume_after);
+                c.set_blocked_list(blocked);
+            });
             room.members.set(Members::new(members));
             room.online.update(|o| o.replace(online));
             start_heartbeat(shared, Duration::from_millis(heartbeat_ms.max(1000).into()));
@@ -430,7 +434,8 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             }
         }
         ServerFrame::Typing { user_id } => {
-            if room.user_id.with_value(|me| *me != user_id) {
+            let blocked = room.conversation.with_untracked(|c| c.is_blocked(&user_id));
+            if !blocked && room.user_id.with_value(|me| *me != user_id) {
                 room.typists.update(|t| t.typing(&user_id, js_sys::Date::now()));
                 // Shown until a little after the notice runs out, unless a
                 // newer one (or a message) came meanwhile.
@@ -466,6 +471,8 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 }
             }
         }
+        ServerFrame::Blocked { user_id, target } => block_changed(room, &user_id, &target, true),
+        ServerFrame::Unblocked { user_id, target } => block_changed(room, &user_id, &target, false),
         ServerFrame::Done { request_id } => answered(shared, &request_id, Ok(())),
         ServerFrame::Reported { report } => room.reports.update(|q| q.reported(report)),
         ServerFrame::ReportClosed { id } => room.reports.update(|q| q.closed(id)),
@@ -499,6 +506,17 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 _ => room.notice.set(Some(message)),
             }
         }
+    }
+}
+
+/// The page's user blocked `target` (or lifted the block), here or on
+/// another page: their lines go (or come back).
+fn block_changed(room: RoomSignals, user_id: &str, target: &str, blocked: bool) {
+    if room.user_id.with_value(|me| me == user_id) {
+        room.conversation.update(|c| {
+            c.set_blocked(target, blocked);
+        });
+        stopped_typing(room, target);
     }
 }
 

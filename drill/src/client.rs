@@ -450,7 +450,9 @@ fn handle_frame(
         | ServerFrame::Done { .. }
         | ServerFrame::Reported { .. }
         | ServerFrame::ReportClosed { .. }
-        | ServerFrame::RoleChanged { .. } => {}
+        | ServerFrame::RoleChanged { .. }
+        | ServerFrame::Blocked { .. }
+        | ServerFrame::Unblocked { .. } => {}
     }
 }
 

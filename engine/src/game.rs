@@ -303,6 +303,7 @@ impl Rooms {
             identity_role: Role::Moderator,
             muted: None,
             slow_mode_secs: 0,
+            blocked: Vec::new(),
         };
         self.moderate(&game, request).await
     }

@@ -16,7 +16,8 @@
 //!
 //! Moderation takes the same road: `moderate` checks a request against the
 //! member's role and records it in the room's order (`store::moderation`),
-//! and it travels to every page like a message.
+//! and it travels to every page like a message. `blocks` keeps whom each
+//! player has blocked (their pages leave those players' lines out).
 //!
 //! The game's own server drives rooms through `game` (the server API), and
 //! hears what happens in them through `events` (the webhooks), told once
@@ -25,6 +26,7 @@
 //! Beside them: `identity` (who a page is: open mode, or signed tokens),
 //! `limits` (per-IP connections, send rates, slow mode), `lifecycle`
 //! (graceful shutdown), `metrics` (the names of the Prometheus metrics).
+pub mod blocks;
 pub mod bus;
 pub mod events;
 pub mod game;

@@ -15,6 +15,7 @@ pub const BUS_DROPPED: &str = "chat_bus_dropped_total";
 pub const BUS_RESYNCS: &str = "chat_bus_resyncs_total";
 pub const MEMBER_LIST_READS: &str = "chat_member_list_reads_total";
 pub const MODERATION: &str = "chat_moderation_total";
+pub const BLOCKS: &str = "chat_blocks_total";
 /// The kinds of [`MODERATION`] (its `what` label).
 pub const MODERATION_KINDS: [&str; 9] =
     ["remove", "mute", "unmute", "kick", "ban", "unban", "slow_mode", "report", "close_report"];
@@ -42,6 +43,7 @@ pub fn describe() {
         MEMBER_LIST_READS,
         "Member lists read for pages: kept (unchanged), newcomers (kept plus who joined since), whole"
     );
+    describe_counter!(BLOCKS, "Players blocked and unblocked by players (or the game for them), by what");
     describe_counter!(
         MODERATION,
         "Moderation requests done, by what: messages removed, members muted, reports filed, …"

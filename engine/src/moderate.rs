@@ -38,6 +38,8 @@ pub enum Done {
     Reported(Report),
     /// A report closed.
     Closed,
+    /// A player blocked or unblocked (see `blocks`).
+    BlockChanged,
 }
 
 impl Rooms {
@@ -60,7 +62,10 @@ impl Rooms {
     pub async fn moderate(&self, room: &OpenRoom, request: Request) -> Result<Done, RoomError> {
         let what = what(&request);
         let done = self.moderate_unmetered(room, request).await?;
-        metrics::counter!(crate::metrics::MODERATION, "what" => what).increment(1);
+        // A block is no moderation: `blocks` counts it.
+        if let Some(what) = what {
+            metrics::counter!(crate::metrics::MODERATION, "what" => what).increment(1);
+        }
         Ok(done)
     }
 
@@ -100,6 +105,8 @@ impl Rooms {
                 self.publish(&room.channel_id, ServerFrame::ReportClosed { id }).await;
                 return Ok(Done::Closed);
             }
+            Request::Block { user_id } => return self.block(me, &user_id, true).await,
+            Request::Unblock { user_id } => return self.block(me, &user_id, false).await,
             Request::Remove { seq } => Action::Remove { seq },
             Request::Mute { user_id, minutes, reason } => {
                 let user_id = self.in_room(room, &user_id).await?;
@@ -134,6 +141,16 @@ impl Rooms {
         }
         self.tell(&room.channel_id, &event, &action, left);
         Ok(Done::Recorded(event))
+    }
+
+    /// A page's block or unblock: as [`Rooms::set_blocked`], and a
+    /// sentence when it changes nothing.
+    async fn block(&self, me: &str, user_id: &str, blocked: bool) -> Result<Done, RoomError> {
+        if !self.set_blocked(me, user_id, blocked).await? {
+            let already = if blocked { "blocked already" } else { "not blocked" };
+            return Err(RoomError::Unchanged(format!("{} is {already}.", user_id.trim())));
+        }
+        Ok(Done::BlockChanged)
     }
 
     /// The kick that took `user_id` out of the room while their page was
@@ -221,9 +238,9 @@ impl Rooms {
     }
 }
 
-/// A request's kind, as the metric names it.
-fn what(request: &Request) -> &'static str {
-    match request {
+/// A request's kind, as the metric names it (none for a block).
+fn what(request: &Request) -> Option<&'static str> {
+    Some(match request {
         Request::Remove { .. } => "remove",
         Request::Report { .. } => "report",
         Request::Mute { .. } => "mute",
@@ -234,7 +251,8 @@ fn what(request: &Request) -> &'static str {
         Request::Purge { .. } => "purge",
         Request::SlowMode { .. } => "slow_mode",
         Request::CloseReport { .. } => "close_report",
-    }
+        Request::Block { .. } | Request::Unblock { .. } => return None,
+    })
 }
 
 /// Why an action changed nothing, for people.

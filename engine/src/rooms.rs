@@ -147,6 +147,9 @@ pub struct OpenRoom {
     pub muted: Option<Mute>,
     /// The room's slow mode, in seconds (0: off).
     pub slow_mode_secs: u32,
+    /// Whom the user has blocked, read at admission for the welcome (and
+    /// not kept after it, like `members`).
+    pub blocked: Vec<String>,
 }
 
 impl OpenRoom {
@@ -326,6 +329,7 @@ impl Rooms {
         };
         let muted = self.sanctions(room.id, &channel_id, &user_id).await?;
         let members = self.members.read(&self.db, room.id).await?;
+        let blocked = store::blocks::blocked_by(&self.db, &user_id).await?;
         let HistoryPage { messages, has_older } = self.page_before(room.id, i64::MAX).await?;
         let last_seq = messages.last().map_or(0, |m| m.seq);
         Ok(RoomSnapshot {
@@ -339,6 +343,7 @@ impl Rooms {
             role,
             muted,
             slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+            blocked,
         })
     }
 
@@ -410,6 +415,7 @@ impl Rooms {
             identity_role: Role::Player,
             muted: None,
             slow_mode_secs: room.slow_mode_secs.max(0) as u32,
+            blocked: Vec::new(),
         })
     }
 
@@ -471,6 +477,7 @@ impl Rooms {
         let mut room = self.member_room(&channel_id, &user_id).await?;
         room.members = self.members.read(&self.db, room.room_id).await?;
         room.muted = self.sanctions(room.room_id, &room.channel_id, &room.user_id).await?;
+        room.blocked = store::blocks::blocked_by(&self.db, &room.user_id).await?;
         Ok((room, subscription))
     }
 

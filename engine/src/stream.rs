@@ -366,6 +366,7 @@ async fn admit<'a>(
         role,
         muted: room.muted.clone(),
         slow_mode_secs: room.slow_mode_secs,
+        blocked: std::mem::take(&mut room.blocked),
     };
     out.frame(&welcome).await?;
     let last_sent = out.replay(rooms, &mut room, resume_after, i64::MAX).await?;
@@ -665,8 +666,14 @@ fn route(room: &OpenRoom, last_sent: i64, event: &RoomEvent) -> Route {
         ServerFrame::Reported { .. } | ServerFrame::ReportClosed { .. } if room.role.is_player() => {
             return Route::Skip
         }
-        // A role change is news to its user's pages only.
-        ServerFrame::RoleChanged { user_id: who, .. } if who != user_id => return Route::Skip,
+        // A role change, a block, are news to their user's pages only.
+        ServerFrame::RoleChanged { user_id: who, .. }
+        | ServerFrame::Blocked { user_id: who, .. }
+        | ServerFrame::Unblocked { user_id: who, .. }
+            if who != user_id =>
+        {
+            return Route::Skip
+        }
         // The typer's own pages know.
         ServerFrame::Typing { user_id: typer } if typer == user_id => return Route::Skip,
         // The page's own user is online while the page is (the welcome
@@ -725,6 +732,7 @@ mod tests {
             identity_role: role,
             muted: None,
             slow_mode_secs: 0,
+            blocked: Vec::new(),
         }
     }
 
@@ -798,6 +806,17 @@ mod tests {
         for frame in [&reported, &closed] {
             assert_eq!(route(&page_of("eve", Role::Player), 0, frame), Route::Skip);
             assert_eq!(route(&page_of("mod", Role::Moderator), 0, frame), Route::Send);
+        }
+    }
+
+    #[test]
+    fn a_block_reaches_only_the_pages_of_who_blocked() {
+        let blocked = event(ServerFrame::Blocked { user_id: "ana".into(), target: "bob".into() });
+        let lifted = event(ServerFrame::Unblocked { user_id: "ana".into(), target: "bob".into() });
+        for frame in [&blocked, &lifted] {
+            assert_eq!(route(&page_of("ana", Role::Player), 0, frame), Route::Send);
+            assert_eq!(route(&page_of("bob", Role::Player), 0, frame), Route::Skip);
+            assert_eq!(route(&page_of("mod", Role::Moderator), 0, frame), Route::Skip);
         }
     }
 

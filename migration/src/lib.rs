@@ -17,6 +17,7 @@ mod m20261206_000007_moderation;
 mod m20261207_000008_index_members_by_user;
 mod m20261207_000009_webhook_outbox;
 mod m20261207_000010_index_sanctions_by_user;
+mod m20261207_000011_blocks;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_index_members_by_user::Migration),
             Box::new(m20261207_000009_webhook_outbox::Migration),
             Box::new(m20261207_000010_index_sanctions_by_user::Migration),
+            Box::new(m20261207_000011_blocks::Migration),
         ]
     }
 }

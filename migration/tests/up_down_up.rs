@@ -15,8 +15,9 @@ async fn table_names(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Vec
 }
 
 /// Every table the migrations make.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "app_user",
+    "block",
     "member",
     "message",
     "report",

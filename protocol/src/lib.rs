@@ -102,6 +102,10 @@ pub struct RoomSnapshot {
     /// The room's slow mode: seconds between a player's messages (0: off).
     #[serde(default)]
     pub slow_mode_secs: u32,
+    /// The players the page's user has blocked, in every room: their
+    /// messages are not shown.
+    #[serde(default)]
+    pub blocked: Vec<String>,
 }
 
 /// A page of older history: the messages just before a seq, oldest first.
@@ -171,6 +175,11 @@ pub enum ServerFrame {
         /// The room's slow mode, in seconds (0: off).
         #[serde(default, skip_serializing_if = "is_zero")]
         slow_mode_secs: u32,
+        /// The players this page's user has blocked (their messages and
+        /// typing are not shown). Changes follow as `Blocked` and
+        /// `Unblocked`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blocked: Vec<String>,
     },
     /// A stored message (replayed or live).
     Message(ChatMessage),
@@ -209,6 +218,11 @@ pub enum ServerFrame {
     /// The game's server changed this page's user's role in the room
     /// (sent to that user's pages only).
     RoleChanged { user_id: String, role: Role },
+    /// `user_id` blocked `target`, in every room (sent to `user_id`'s
+    /// pages only, on every node).
+    Blocked { user_id: String, target: String },
+    /// `user_id` lifted their block of `target`.
+    Unblocked { user_id: String, target: String },
     /// Something the page asked for was refused; `message` is for people.
     /// `client_msg_id` names the refused message, if it was one;
     /// `request_id` the refused moderation request, if it was one.

@@ -6,8 +6,9 @@
 //!
 //! A player may remove their own messages and report others'; a moderator
 //! may also remove any message, mute, kick and ban members, lift mutes and
-//! bans, set the room's slow mode and close reports. Nobody acts on
-//! themselves.
+//! bans, set the room's slow mode and close reports. Anyone may block
+//! another player (no more of their messages on the blocker's pages, in
+//! every room). Nobody acts on themselves, nor on the game.
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -20,6 +21,8 @@ pub const MAX_REASON_CHARS: usize = 200;
 pub const MAX_MINUTES: u32 = 365 * 24 * 60;
 /// Slowest slow mode: one message an hour.
 pub const MAX_SLOW_MODE_SECS: u32 = 3600;
+/// Most players one player may have blocked at once.
+pub const MAX_BLOCKED: u64 = 1000;
 
 /// What a member asks of a room (a server function's argument, or a stream
 /// frame's). Externally tagged: `{"mute": {"user_id": "ana", …}}`.
@@ -78,6 +81,14 @@ pub enum Request {
     CloseReport {
         id: i64,
         resolved: bool,
+    },
+    /// Stop seeing what `user_id` writes, in every room (any member; the
+    /// blocked player is not told).
+    Block {
+        user_id: String,
+    },
+    Unblock {
+        user_id: String,
     },
 }
 
@@ -208,10 +219,7 @@ pub enum Refusal {
 /// the request's own fields too (reasons, durations, user ids).
 pub fn authorize(me: &str, role: Role, request: &Request, author: Option<&str>) -> Result<(), Refusal> {
     let moderator = role == Role::Moderator;
-    let on_member = |user_id: &str| -> Result<(), Refusal> {
-        if !moderator {
-            return Err(Refusal::NotModerator);
-        }
+    let on_someone = |user_id: &str| -> Result<(), Refusal> {
         let user_id = normalize_id(user_id, "user name")?;
         if user_id == me {
             return Err(Refusal::Yourself);
@@ -220,6 +228,12 @@ pub fn authorize(me: &str, role: Role, request: &Request, author: Option<&str>) 
             return Err(Refusal::TheGame);
         }
         Ok(())
+    };
+    let on_member = |user_id: &str| -> Result<(), Refusal> {
+        if !moderator {
+            return Err(Refusal::NotModerator);
+        }
+        on_someone(user_id)
     };
     match request {
         Request::Remove { .. } => match author {
@@ -245,6 +259,7 @@ pub fn authorize(me: &str, role: Role, request: &Request, author: Option<&str>) 
         Request::Unmute { user_id } | Request::Unban { user_id } | Request::Purge { user_id } => {
             on_member(user_id)
         }
+        Request::Block { user_id } | Request::Unblock { user_id } => on_someone(user_id),
         Request::SlowMode { .. } | Request::CloseReport { .. } if !moderator => Err(Refusal::NotModerator),
         Request::SlowMode { seconds } if *seconds > MAX_SLOW_MODE_SECS => Err(Refusal::BadSlowMode),
         Request::SlowMode { .. } | Request::CloseReport { .. } => Ok(()),
@@ -358,6 +373,21 @@ mod tests {
         assert_eq!(authorize("mod", Moderator, &purge("game"), None), Err(Refusal::TheGame));
         let too_slow = Request::SlowMode { seconds: MAX_SLOW_MODE_SECS + 1 };
         assert_eq!(authorize("mod", Moderator, &too_slow, None), Err(Refusal::BadSlowMode));
+    }
+
+    #[test]
+    fn anyone_blocks_anyone_but_themselves_and_the_game() {
+        let block = |user_id: &str| Request::Block { user_id: user_id.into() };
+        let unblock = |user_id: &str| Request::Unblock { user_id: user_id.into() };
+        for role in [Player, Moderator] {
+            assert_eq!(authorize("ana", role, &block("bob"), None), Ok(()));
+            assert_eq!(authorize("ana", role, &unblock("bob"), None), Ok(()));
+            assert_eq!(authorize("ana", role, &block(" ana "), None), Err(Refusal::Yourself));
+            assert_eq!(authorize("ana", role, &block("GAME"), None), Err(Refusal::TheGame));
+            assert!(matches!(authorize("ana", role, &block(""), None), Err(Refusal::Invalid(_))));
+        }
+        let json = r#"{"block":{"user_id":"bob"}}"#;
+        assert_eq!(serde_json::from_str::<Request>(json).unwrap(), block("bob"));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! tree again as the variant, and that machinery is a sizeable part of the
 //! browser's code for no gain here. Fields may come in any order, unknown
 //! ones are skipped, and a missing one is an error, as with the derive
-//! (`online` and the roster lists default to empty, `role` to a player).
+//! (`online`, `blocked` and the roster lists default to empty, `role` to a
+//! player).
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -32,6 +33,8 @@ enum Kind {
     Reported,
     ReportClosed,
     RoleChanged,
+    Blocked,
+    Unblocked,
     Error,
 }
 
@@ -63,6 +66,8 @@ enum Key {
     Report,
     Id,
     System,
+    Blocked,
+    Target,
     #[serde(other)]
     Unknown,
 }
@@ -127,6 +132,8 @@ struct Fields {
     report: Option<Report>,
     id: Option<i64>,
     system: Option<bool>,
+    blocked: Option<Vec<String>>,
+    target: Option<String>,
 }
 
 fn required<T, E: de::Error>(value: Option<T>, name: &'static str) -> Result<T, E> {
@@ -170,6 +177,8 @@ impl Fields {
                 Key::Report => f.report = Some(map.next_value()?),
                 Key::Id => f.id = Some(map.next_value()?),
                 Key::System => f.system = Some(map.next_value()?),
+                Key::Blocked => f.blocked = Some(map.next_value()?),
+                Key::Target => f.target = Some(map.next_value()?),
                 Key::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -189,6 +198,7 @@ impl Fields {
                 role: self.role.unwrap_or_default(),
                 muted: self.muted,
                 slow_mode_secs: self.slow_mode_secs.unwrap_or_default(),
+                blocked: self.blocked.unwrap_or_default(),
             },
             Kind::Message => ServerFrame::Message(ChatMessage {
                 seq: required(self.seq, "seq")?,
@@ -226,6 +236,14 @@ impl Fields {
             Kind::RoleChanged => ServerFrame::RoleChanged {
                 user_id: required(self.user_id, "user_id")?,
                 role: required(self.role, "role")?,
+            },
+            Kind::Blocked => ServerFrame::Blocked {
+                user_id: required(self.user_id, "user_id")?,
+                target: required(self.target, "target")?,
+            },
+            Kind::Unblocked => ServerFrame::Unblocked {
+                user_id: required(self.user_id, "user_id")?,
+                target: required(self.target, "target")?,
             },
             Kind::Error => ServerFrame::Error {
                 code: required(self.code, "code")?,
@@ -271,6 +289,7 @@ mod tests {
                 role: crate::Role::Moderator,
                 muted: None,
                 slow_mode_secs: 0,
+                blocked: vec!["bob".into()],
             },
             ServerFrame::Welcome {
                 members: vec![],
@@ -281,6 +300,7 @@ mod tests {
                 role: crate::Role::Player,
                 muted: Some(Mute { until_ms: Some(5), reason: "spam".into() }),
                 slow_mode_secs: 30,
+                blocked: vec![],
             },
             ServerFrame::Message(ChatMessage {
                 seq: 7,
@@ -338,6 +358,8 @@ mod tests {
                 },
             },
             ServerFrame::ReportClosed { id: 3 },
+            ServerFrame::Blocked { user_id: "ana".into(), target: "bob".into() },
+            ServerFrame::Unblocked { user_id: "ana".into(), target: "bob".into() },
             ServerFrame::RoleChanged { user_id: "ana".into(), role: crate::Role::Moderator },
             ServerFrame::Error {
                 code: ErrorCode::Resync,

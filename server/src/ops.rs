@@ -74,6 +74,9 @@ fn at_zero() {
     for what in m::MODERATION_KINDS {
         metrics::counter!(m::MODERATION, "what" => what).increment(0);
     }
+    for what in ["block", "unblock"] {
+        metrics::counter!(m::BLOCKS, "what" => what).increment(0);
+    }
     metrics::gauge!(m::CONNECTIONS).increment(0.0);
     metrics::gauge!(m::ROOMS).increment(0.0);
     // Registered without a sample: present, with a count of 0.

@@ -63,6 +63,7 @@ async fn health_readiness_and_metrics_answer() {
         "chat_request_queued_seconds_count",
         "chat_moderation_total{what=\"remove\"}",
         "chat_moderation_total{what=\"report\"}",
+        "chat_blocks_total{what=\"block\"}",
         "chat_retention_deleted_total{what=\"messages\"}",
     ];
     for family in families {

@@ -141,6 +141,7 @@ async fn the_openapi_document_is_served_and_names_exactly_the_routes_that_answer
             let concrete = path
                 .replace("{channel_id}", "no_such_room")
                 .replace("{user_id}", "nobody")
+                .replace("{blocked_user_id}", "somebody")
                 .replace("{seq}", "1")
                 .replace("{id}", "1");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -781,4 +782,66 @@ async fn on_several_nodes_any_node_says_who_is_online() {
             { "user_id": "bob", "role": "player", "online": false },
         ])
     );
+}
+
+#[tokio::test]
+async fn the_game_keeps_a_players_block_list_and_their_open_pages_follow_it() {
+    let app = api_app().await;
+    let mut ana = app.join("ana", "lobby").await;
+    let mut bob = app.join("bob", "lobby").await;
+    ana.next().await; // bob joined
+
+    let (status, _) = call(&app, Method::PUT, "/api/v1/users/ana/blocks/bob", None).await;
+    assert_eq!(status, 201);
+    assert_eq!(ana.next().await, ServerFrame::Blocked { user_id: "ana".into(), target: "bob".into() });
+    bob.expect_silence(QUIET).await;
+    // Idempotent: the same block again changes nothing and tells nobody.
+    let (status, _) = call(&app, Method::PUT, "/api/v1/users/ana/blocks/bob", None).await;
+    assert_eq!(status, 200);
+    ana.expect_silence(QUIET).await;
+    // A block may come before the player does.
+    assert_eq!(call(&app, Method::PUT, "/api/v1/users/ana/blocks/zed", None).await.0, 201);
+    assert_eq!(ana.next().await, ServerFrame::Blocked { user_id: "ana".into(), target: "zed".into() });
+    let (status, list) = call(&app, Method::GET, "/api/v1/users/ana/blocks", None).await;
+    assert_eq!((status, list), (200, json!({ "blocked": ["bob", "zed"] })));
+    assert_eq!(
+        call(&app, Method::GET, "/api/v1/users/nobody/blocks", None).await.1,
+        json!({ "blocked": [] })
+    );
+
+    let too_long = format!("/api/v1/users/ana/blocks/{}", "x".repeat(65));
+    for path in ["/api/v1/users/ana/blocks/ana", "/api/v1/users/ana/blocks/game", too_long.as_str()] {
+        let (status, answer) = call(&app, Method::PUT, path, None).await;
+        assert_eq!((status, code(&answer)), (400, "bad_request"), "{path}");
+    }
+
+    let (status, _) = call(&app, Method::DELETE, "/api/v1/users/ana/blocks/bob", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(ana.next().await, ServerFrame::Unblocked { user_id: "ana".into(), target: "bob".into() });
+    let (status, answer) = call(&app, Method::DELETE, "/api/v1/users/ana/blocks/bob", None).await;
+    assert_eq!((status, code(&answer)), (404, "not_found"));
+    assert_eq!(
+        call(&app, Method::GET, "/api/v1/users/ana/blocks", None).await.1,
+        json!({ "blocked": ["zed"] })
+    );
+}
+
+#[tokio::test]
+async fn a_full_block_list_refuses_one_more_and_keeps_what_it_has() {
+    let app = api_app().await;
+    let max = app::protocol::moderation::MAX_BLOCKED;
+    for i in 1..max {
+        let (status, _) = call(&app, Method::PUT, &format!("/api/v1/users/ana/blocks/p{i}"), None).await;
+        assert_eq!(status, 201, "block {i}");
+    }
+    assert_eq!(call(&app, Method::PUT, "/api/v1/users/ana/blocks/last", None).await.0, 201);
+    let (status, answer) = call(&app, Method::PUT, "/api/v1/users/ana/blocks/one_more", None).await;
+    assert_eq!((status, code(&answer)), (409, "conflict"));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("full"), "{answer}");
+    // Blocking someone already on the list is still fine.
+    assert_eq!(call(&app, Method::PUT, "/api/v1/users/ana/blocks/last", None).await.0, 200);
+    let (_, list) = call(&app, Method::GET, "/api/v1/users/ana/blocks", None).await;
+    let list = list["blocked"].as_array().unwrap();
+    assert_eq!(list.len() as u64, max);
+    assert_eq!(list.last().unwrap(), "last");
 }

@@ -111,7 +111,11 @@ impl RoomSignals {
             user_id: StoredValue::new(snapshot.user_id),
             token: StoredValue::new(token),
             role: RwSignal::new(snapshot.role),
-            conversation: RwSignal::new(Conversation::from_page(snapshot.messages, snapshot.has_older)),
+            conversation: RwSignal::new(Conversation::from_page_blocking(
+                snapshot.messages,
+                snapshot.has_older,
+                snapshot.blocked,
+            )),
             members: RwSignal::new(Members::new(snapshot.members)),
             online: RwSignal::new(Online::default()),
             typists: RwSignal::new(Typists::default()),

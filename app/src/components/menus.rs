@@ -1,6 +1,7 @@
 //! The room's menus and moderation forms: on each stored message, what the
-//! reader may do with it (delete it, report it, and a moderator's actions
-//! on its author); on each member in the sidebar, a moderator's actions;
+//! reader may do with it (delete it, report it, block its author, and a
+//! moderator's actions on its author); on each member in the sidebar, a
+//! moderator's actions (and "Unblock" on a member the reader blocked);
 //! and the moderator's panel (slow mode, lifting a ban, the report queue).
 //! Only what the user may do is offered (`moderation::MessageActions`, by
 //! the rules the server applies again).
@@ -124,8 +125,21 @@ pub fn message_menu_html(
     if actions.sanction {
         member_actions(&mut html, identity, author);
     }
+    if actions.block {
+        block_form(&mut html, identity, author, true);
+    }
     html.push_str("</div>");
     html
+}
+
+/// A form that blocks `member` (or, `blocked` false, lifts the block).
+pub fn block_form(html: &mut String, identity: &str, member: &str, blocked: bool) {
+    let (verb, class) = if blocked { ("Block", "menu-item danger") } else { ("Unblock", "secondary") };
+    let _ = write!(
+        html,
+        r#"<form method="post" action="/api/block_user" class="menu-form">{identity}<input type="hidden" name="member" value="{0}"><input type="hidden" name="blocked" value="{blocked}"><button type="submit" class="{class}">{verb} {0}</button></form>"#,
+        escape(member)
+    );
 }
 
 /// The inside of a member's menu in the sidebar.
@@ -242,8 +256,11 @@ pub fn submitted(
     };
     let Some(request) = crate::moderation::form_request(&action, field) else { return };
     ev.prevent_default();
-    let thanks = matches!(request, Request::Report { .. })
-        .then_some("Thank you. The moderators will look at this message.");
+    let thanks = match request {
+        Request::Report { .. } => Some("Thank you. The moderators will look at this message."),
+        Request::Block { .. } => Some("Blocked. You will not see their messages any more."),
+        _ => None,
+    };
     // Where the keyboard goes once done, if the form goes away: a removed
     // message loses its menu, a closed report leaves the queue.
     let refocus = match request {
@@ -355,7 +372,7 @@ mod tests {
     const IDENTITY: &str = r#"<input type="hidden" name="channel_id" value="g">"#;
 
     fn actions(delete: bool, report: bool, sanction: bool) -> MessageActions {
-        MessageActions { delete, report, sanction }
+        MessageActions { delete, report, sanction, block: false }
     }
 
     #[test]
@@ -391,6 +408,30 @@ mod tests {
             assert!(moderators.contains(&format!(r#"value="{}""#, sanction.value())), "{sanction:?}");
         }
         assert!(!moderators.contains(Sanction::Unban.value()));
+    }
+
+    #[test]
+    fn a_block_form_posts_who_and_which_way() {
+        let menu = message_menu_html(
+            IDENTITY,
+            "ana",
+            "<b>",
+            4,
+            "yo",
+            MessageActions { block: true, ..actions(false, true, false) },
+        );
+        assert!(menu.contains(r#"action="/api/block_user""#), "{menu}");
+        assert!(
+            menu.contains(r#"name="member" value="&lt;b&gt;""#)
+                && menu.contains(r#"name="blocked" value="true""#)
+        );
+        assert!(menu.contains(">Block &lt;b&gt;</button>"), "{menu}");
+        let mut unblock = String::new();
+        block_form(&mut unblock, IDENTITY, "bob", false);
+        assert!(
+            unblock.contains(r#"name="blocked" value="false""#) && unblock.contains(">Unblock bob</button>")
+        );
+        assert!(unblock.contains(IDENTITY));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! each member with a presence dot (online, or offline / not yet known).
 //! The dot is an image with a label and no text, so a member's entry reads
 //! as their name. A moderator also gets a menu on every other member (mute,
-//! kick, ban: see `menus`).
+//! kick, ban: see `menus`). A member the reader has blocked is marked so,
+//! with an "Unblock" button (their messages are hidden meanwhile).
 use leptos::prelude::*;
 
 use super::chat_room::use_room;
-use super::menus::MemberMenu;
+use super::menus::{block_form, identity_html, MemberMenu};
 use crate::protocol::Role;
 
 #[component]
@@ -33,6 +34,16 @@ pub fn UserOnline() -> impl IntoView {
                                 .then(|| view! { <MemberMenu member=user.clone()/> })
                         }
                     };
+                    let unblock = {
+                        let user = user.clone();
+                        move || {
+                            room.conversation.with(|c| c.is_blocked(&user)).then(|| {
+                                let mut html = String::new();
+                                block_form(&mut html, &identity_html(room), &user, false);
+                                view! { <span class="blocked">"blocked"</span><span class="unblock" inner_html=html></span> }
+                            })
+                        }
+                    };
                     view! {
                         <li class:me=is_me>
                             <span class="member-name">{user}</span>
@@ -42,6 +53,7 @@ pub fn UserOnline() -> impl IntoView {
                                 role="img"
                                 aria-label=move || if online() { "online" } else { "offline" }
                             ></span>
+                            {unblock}
                             {menu}
                         </li>
                     }

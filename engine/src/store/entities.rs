@@ -184,3 +184,23 @@ pub mod report {
         }
     }
 }
+
+pub mod block {
+    use sea_orm::entity::prelude::*;
+
+    /// `user_id` has blocked `blocked_user_id` (in every room).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "block")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub user_id: String,
+        pub blocked_user_id: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -14,6 +14,7 @@ use sea_orm::{
     TryInsertResult,
 };
 
+pub mod blocks;
 pub mod entities;
 mod member_lists;
 mod message_runs;

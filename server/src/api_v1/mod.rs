@@ -39,6 +39,7 @@ use utoipa_axum::routes;
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 mod access;
+mod blocks;
 mod error;
 mod rooms;
 mod tokens;
@@ -68,7 +69,7 @@ pub struct ApiState {
     modifiers(&BearerKey),
     tags(
         (name = "rooms", description = "Rooms and their members"),
-        (name = "users", description = "A user across the rooms: the rooms they are in"),
+        (name = "users", description = "A user across the rooms: the rooms they are in, whom they have blocked"),
         (name = "messages", description = "Posting, reading and removing messages"),
         (name = "moderation", description = "Mutes, kicks, bans, slow mode, reports and the word filter"),
         (name = "tokens", description = "Identity tokens for players' pages"),
@@ -118,6 +119,8 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::user_rooms, rooms::leave_all_rooms))
         .routes(routes!(rooms::user_messages, rooms::purge_everywhere))
         .routes(routes!(rooms::user_sanctions))
+        .routes(routes!(blocks::list_blocks))
+        .routes(routes!(blocks::block, blocks::unblock))
         .routes(routes!(tokens::mint_token))
         .with_state(state)
         .split_for_parts();

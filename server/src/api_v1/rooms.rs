@@ -27,7 +27,7 @@ pub struct InPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct InQuery<T>(pub T);
 
-type Answer<T> = Result<T, ApiError>;
+pub(super) type Answer<T> = Result<T, ApiError>;
 
 /// A page of at most `limit` out of `items`, read with one more than that:
 /// the page, and whether more follow.
@@ -476,7 +476,7 @@ pub struct Recorded {
 async fn act(api: &ApiState, channel_id: &str, request: Request) -> Answer<Json<Recorded>> {
     match api.rooms.moderate_as_game(channel_id, request).await? {
         Done::Recorded(event) => Ok(Json(Recorded { event })),
-        Done::Reported(_) | Done::Closed => Err(ApiError::bad_request("Not an action.")),
+        Done::Reported(_) | Done::Closed | Done::BlockChanged => Err(ApiError::bad_request("Not an action.")),
     }
 }
 
