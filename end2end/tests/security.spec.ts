@@ -37,6 +37,33 @@ test.describe('Hostile text', () => {
   });
 });
 
+test.describe('Text that hides or spills', () => {
+  test('stacked accents are refused with a reason, a direction override stays inside its message, an invisible character in a name is refused', async ({ users }) => {
+    const roomName = uniqueRoom('zalgo');
+    const [ana, bob] = [unique('ana'), unique('bob')];
+    const anaPage = await users.open(ana, roomName);
+    const bobPage = await users.open(bob, roomName);
+
+    const zalgo = 'h\u0315\u031b\u0340\u035d\u035e\u035c\u0360\u0361ello';
+    await sendWithEnter(anaPage, zalgo);
+    await expect(anaPage.getByText('The message has too many accents stacked on one letter.')).toBeVisible();
+    await expect(room.messageBox(anaPage)).toHaveValue(zalgo);
+    // Real accents, and an override that must not turn the page around.
+    await room.messageBox(anaPage).fill('');
+    await sendWithEnter(anaPage, 'Chào bạn, hẹn gặp lại');
+    await sendWithEnter(anaPage, '\u202Eevil');
+    await expect(room.lines(bobPage)).toHaveText([`${ana}: Chào bạn, hẹn gặp lại`, `${ana}: \u202Eevil`]);
+    for (const part of ['.message .body', '.message .author']) {
+      const bidi = await bobPage.locator(part).first().evaluate((el) => getComputedStyle(el).unicodeBidi);
+      expect(bidi, part).toBe('plaintext');
+    }
+
+    const hidden = await users.open(`${ana}\u200B`, roomName, { connected: false, allowConsole: REFUSAL_NOISE });
+    await expect(hidden.getByRole('alert')).toHaveText('The user name contains characters that are not allowed.');
+    await expect(room.members(bobPage)).toHaveText([ana, bob]);
+  });
+});
+
 test.describe('Signed identities', () => {
   const server = new ServerProcess(Number(process.env.E2E_PORT ?? 8091) + 21, {
     CHAT_TOKEN_SECRET: SECRET,

@@ -1,6 +1,16 @@
 //! Rules for what people type: user ids, room ids and message bodies.
 //! Shared by the page (to answer at once) and the server (which decides).
 //! Each function returns the normalised value or a sentence for the person.
+//!
+//! Beyond length and control characters, two tricks of chat vandals are
+//! refused: ids with characters that show as nothing (zero-width spaces,
+//! direction overrides, fillers), which make `ana` and `ana\u{200B}` two
+//! people who look alike and hide from a moderator's search; and text with
+//! accents stacked by the dozen on one letter ("Zalgo"), which spills over
+//! the lines above and below. No script needs more than a few marks on a
+//! letter, so [`MAX_STACKED_MARKS`] leaves every language alone. Direction
+//! controls inside a message are the page's to contain (each message's
+//! text is isolated), not refused: Arabic and Hebrew text uses them.
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -18,6 +28,8 @@ pub enum InputError {
     TooLong { what: &'static str, max: usize },
     #[error("The {0} contains characters that are not allowed.")]
     ControlCharacters(&'static str),
+    #[error("The {0} has too many accents stacked on one letter.")]
+    StackedMarks(&'static str),
     #[error("That user name belongs to the game. Please choose another.")]
     Reserved,
 }
@@ -46,10 +58,64 @@ pub fn normalize_id(raw: &str, what: &'static str) -> Result<String, InputError>
     if id.chars().count() > MAX_ID_CHARS {
         return Err(InputError::TooLong { what, max: MAX_ID_CHARS });
     }
-    if id.chars().any(char::is_control) {
+    if id.chars().any(|c| c.is_control() || is_invisible(c)) {
         return Err(InputError::ControlCharacters(what));
     }
+    if stacks_marks(id) {
+        return Err(InputError::StackedMarks(what));
+    }
     Ok(id.to_owned())
+}
+
+/// Most combining marks one letter may carry (Vietnamese uses two, some
+/// scripts three or four; "Zalgo" text dozens).
+pub const MAX_STACKED_MARKS: usize = 4;
+
+/// Characters that show as nothing or change how what follows is shown:
+/// zero-width spaces and joiners, direction marks, embeddings, overrides
+/// and isolates, invisible operators, the byte order mark, the soft
+/// hyphen, and the fillers that pass for blank letters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Whether `text` stacks more than [`MAX_STACKED_MARKS`] combining marks in
+/// a row (the blocks of combining diacritics such text is made of).
+fn stacks_marks(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.chars() {
+        let mark = matches!(
+            c,
+            '\u{300}'..='\u{36F}'
+                | '\u{483}'..='\u{489}'
+                | '\u{1AB0}'..='\u{1AFF}'
+                | '\u{1DC0}'..='\u{1DFF}'
+                | '\u{20D0}'..='\u{20FF}'
+                | '\u{FE20}'..='\u{FE2F}'
+        );
+        run = if mark { run + 1 } else { 0 };
+        if run > MAX_STACKED_MARKS {
+            return true;
+        }
+    }
+    false
 }
 
 /// Validates a message body: not blank, at most 2000 characters, no control
@@ -69,6 +135,9 @@ pub fn normalize_body_within(raw: &str, max: usize) -> Result<String, InputError
     }
     if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(InputError::ControlCharacters("message"));
+    }
+    if stacks_marks(body) {
+        return Err(InputError::StackedMarks("message"));
     }
     Ok(body.to_owned())
 }
@@ -117,6 +186,72 @@ mod tests {
             normalize_id("a\u{7}b", "user name").unwrap_err(),
             InputError::ControlCharacters("user name")
         );
+    }
+
+    #[test]
+    fn ids_that_hide_characters_are_refused() {
+        for raw in [
+            "ana\u{200B}",
+            "a\u{200D}na",
+            "\u{202E}ana",
+            "ana\u{2066}x\u{2069}",
+            "\u{FEFF}ana",
+            "an\u{AD}a",
+            "\u{3164}",
+            "\u{115F}\u{1160}",
+            "ana\u{E0041}",
+            "ana\u{FE0F}",
+        ] {
+            assert_eq!(
+                normalize_id(raw, "user name"),
+                Err(InputError::ControlCharacters("user name")),
+                "{raw:?}"
+            );
+        }
+        // Letters of every script, accents and spaces are fine.
+        for raw in [
+            "Zoë",
+            "Nguyễn Văn",
+            "Đức",
+            "محمد",
+            "שָׁלוֹם",
+            "हिन्दी",
+            "ไทย",
+            "李小龙",
+            "ana_42",
+            "d\u{301}\u{323}",
+        ] {
+            assert_eq!(normalize_id(raw, "user name").as_deref(), Ok(raw), "{raw:?}");
+        }
+        assert_eq!(normalize_user_id("game\u{200B}"), Err(InputError::ControlCharacters("user name")));
+    }
+
+    #[test]
+    fn letters_buried_under_stacked_accents_are_refused() {
+        let zalgo = "h\u{315}\u{31b}\u{340}\u{35d}\u{35e}\u{35c}ello";
+        assert_eq!(normalize_body(zalgo), Err(InputError::StackedMarks("message")));
+        assert_eq!(
+            normalize_body(zalgo).unwrap_err().to_string(),
+            "The message has too many accents stacked on one letter."
+        );
+        assert_eq!(normalize_id(zalgo, "user name"), Err(InputError::StackedMarks("user name")));
+        // Up to the limit, and marks spread over letters, pass.
+        let four = "e\u{301}\u{302}\u{303}\u{304}";
+        assert!(normalize_body(four).is_ok());
+        assert!(normalize_body(&"e\u{301}\u{302} ".repeat(100)).is_ok());
+        // What real text in many languages has is left alone, emoji
+        // sequences (joiners, variation selectors, skin tones) included.
+        for text in [
+            "Chào bạn, hẹn gặp lại!",
+            "مرحبا بالجميع",
+            "שָׁלוֹם עֲלֵיכֶם",
+            "नमस्ते दुनिया",
+            "สวัสดีครับ",
+            "👨\u{200D}👩\u{200D}👧 ❤\u{FE0F} 👍🏽",
+            "\u{202E}reversed?\u{202C} kept: the page isolates it",
+        ] {
+            assert_eq!(normalize_body(text).as_deref(), Ok(text), "{text:?}");
+        }
     }
 
     #[test]
