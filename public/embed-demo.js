@@ -39,7 +39,8 @@
     if (!data || typeof data.type !== 'string' || typeof data.unread !== 'number') return;
     unread.textContent = String(data.unread);
     const item = document.createElement('li');
-    item.textContent = `${data.type} · room ${data.room} · unread ${data.unread}`;
+    const mentions = typeof data.mentions === 'number' && data.mentions > 0 ? ` · mentions ${data.mentions}` : '';
+    item.textContent = `${data.type} · room ${data.room} · unread ${data.unread}${mentions}`;
     log.append(item);
   });
 })();

@@ -79,6 +79,28 @@ impl Line {
     }
 }
 
+/// Whether `body` names `user_id` as `@user_id` (ASCII letters in any
+/// case), not inside a longer name or an address: `@ana,`, `(@ANA)` and
+/// `@ana.` do; `@anna`, `@ana_b`, `@ana.b` and `x@ana` do not. Any letter
+/// beyond ASCII counts as part of a name (Unicode's letter tables would
+/// cost the page's download several kilobytes for the odd `@zoë！`).
+pub fn mentions(body: &str, user_id: &str) -> bool {
+    let word =
+        |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || !(c.is_ascii() || c.is_whitespace());
+    !user_id.is_empty()
+        && body.match_indices('@').any(|(at, _)| {
+            let rest = &body[at + 1..];
+            let named = rest.get(..user_id.len()).is_some_and(|n| n.eq_ignore_ascii_case(user_id));
+            let mut after = rest.get(user_id.len()..).unwrap_or("").chars();
+            let ends = match after.next() {
+                Some('.') => !after.next().is_some_and(word),
+                Some(c) => !word(c),
+                None => true,
+            };
+            named && ends && !body[..at].chars().next_back().is_some_and(word)
+        })
+}
+
 /// The first words of a text (about 30 characters, cut between words), to
 /// name what a button acts on.
 pub fn preview(text: &str) -> String {
@@ -887,6 +909,29 @@ mod tests {
         assert_eq!(seqs(&c), [Some(1), Some(2), Some(3), Some(4), Some(5)]);
         c.set_blocked_list(vec![]);
         assert_eq!(c.lines().count(), 6);
+    }
+
+    #[test]
+    fn a_mention_is_the_name_after_an_at_sign_and_nothing_more() {
+        for body in [
+            "@ana look",
+            "hi @ana",
+            "hi @ANA!",
+            "(@ana)",
+            "@ana, @bob",
+            "ok @ana.",
+            "@ana: yes",
+            "@Ana\nnext",
+        ] {
+            assert!(mentions(body, "ana"), "{body:?}");
+        }
+        for body in ["ana", "@anna", "@ana_b", "@ana-b", "@ana.b", "mail ana@ana.org", "x@ana", "@ an", "@"] {
+            assert!(!mentions(body, "ana"), "{body:?}");
+        }
+        assert!(mentions("bonjour @Zoë !", "Zoë"));
+        assert!(mentions("@Nguyễn Văn ơi", "Nguyễn Văn"));
+        assert!(!mentions("@Nguyễn", "Nguyễn Văn"));
+        assert!(!mentions("@ana", ""));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! An embedded room page (`embed=1`) that is given `parent_origin` sends
 //! small events to its parent window with `postMessage`: `ready` once,
 //! `message` when a message arrives that the reader has not seen, `read`
-//! when the unread count is back to 0 (see `docs/embedding.md`). Events go
+//! when the unread count is back to 0, each with how many of the unread
+//! messages name the reader (`@name`) (see `docs/embedding.md`). Events go
 //! to exactly that origin, and only when it is the page's own origin or on
 //! the server's allowlist ([`EmbedSettings`]), so a page that frames the
 //! room without permission learns nothing from it.
@@ -168,13 +169,32 @@ pub enum EmbedEventKind {
     Read,
 }
 
-/// One event posted to the parent window: `{"type":"message","room":"game_1","unread":3}`.
+/// One event posted to the parent window:
+/// `{"type":"message","room":"game_1","unread":3,"mentions":1}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbedEvent {
     #[serde(rename = "type")]
     pub kind: EmbedEventKind,
     pub room: String,
     pub unread: u32,
+    /// How many of the unread messages mention the reader.
+    pub mentions: u32,
+}
+
+/// What the reader has not seen yet: messages from others, and how many of
+/// them mention the reader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unread {
+    pub messages: u32,
+    pub mentions: u32,
+}
+
+impl Unread {
+    /// One more unread message (`mention`: naming the reader).
+    pub fn add(&mut self, mention: bool) {
+        self.messages = self.messages.saturating_add(1);
+        self.mentions = self.mentions.saturating_add(u32::from(mention));
+    }
 }
 
 /// The event a change of the unread count from `before` to `now` sends,
@@ -209,9 +229,10 @@ pub mod bridge {
 
     /// Posts one event to `target_origin` (the browser delivers it only if
     /// the parent page really has that origin).
-    pub fn post(target_origin: &str, kind: EmbedEventKind, room: &str, unread: u32) {
+    pub fn post(target_origin: &str, kind: EmbedEventKind, room: &str, unread: super::Unread) {
         let Some(parent) = parent() else { return };
-        let event = EmbedEvent { kind, room: room.to_owned(), unread };
+        let event =
+            EmbedEvent { kind, room: room.to_owned(), unread: unread.messages, mentions: unread.mentions };
         let Ok(json) = serde_json::to_string(&event) else { return };
         // A plain object (not a JSON string), so hosts read `event.data.type`.
         if let Ok(value) = js_sys::JSON::parse(&json) {
@@ -289,10 +310,11 @@ mod tests {
 
     #[test]
     fn events_are_flat_json_objects_with_a_type() {
-        let event = EmbedEvent { kind: EmbedEventKind::Message, room: "game_1".into(), unread: 3 };
+        let event =
+            EmbedEvent { kind: EmbedEventKind::Message, room: "game_1".into(), unread: 3, mentions: 1 };
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
-            r#"{"type":"message","room":"game_1","unread":3}"#
+            r#"{"type":"message","room":"game_1","unread":3,"mentions":1}"#
         );
     }
 

@@ -40,6 +40,12 @@ test.describe('Embedding', () => {
     await expect(chat.getByRole('log', { name: 'Conversation' }).getByRole('listitem').locator('.line'))
       .toHaveText([`${friend}: are you there?`, `${friend}: hello?`]);
 
+    // A message that names the player: counted apart, marked in the room.
+    await sendWithEnter(friendPage, `@${guest} over here`);
+    await expect(unreadLine(demo)).toHaveText('Unread messages: 3');
+    await expect(chat.locator('.message.mention')).toHaveText(new RegExp(`over here`));
+    await expect(chat.locator('.message.mention')).toHaveCount(1);
+
     // The player clicks into the chat: everything is read.
     await chat.getByRole('textbox', { name: 'Message' }).click();
     await expect(unreadLine(demo)).toHaveText('Unread messages: 0');
@@ -47,15 +53,16 @@ test.describe('Embedding', () => {
       `ready · room ${roomName} · unread 0`,
       `message · room ${roomName} · unread 1`,
       `message · room ${roomName} · unread 2`,
+      `message · room ${roomName} · unread 3 · mentions 1`,
       `read · room ${roomName} · unread 0`,
     ]);
 
     // While the player is in the chat, new messages are seen at once.
     await sendWithEnter(friendPage, 'there you are');
-    await expect(chat.getByRole('log', { name: 'Conversation' }).getByRole('listitem')).toHaveCount(3);
+    await expect(chat.getByRole('log', { name: 'Conversation' }).getByRole('listitem')).toHaveCount(4);
     await demo.waitForTimeout(QUIET_MS);
     await expect(unreadLine(demo)).toHaveText('Unread messages: 0');
-    await expect(events(demo)).toHaveCount(4);
+    await expect(events(demo)).toHaveCount(5);
   });
 
   test('a host page whose origin is not allowed receives nothing', async ({ users, baseURL }) => {

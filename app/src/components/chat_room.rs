@@ -14,8 +14,8 @@ use super::room_header::RoomHeader;
 use super::typing_line::TypingLine;
 use super::user_online::UserOnline;
 use crate::activity::{Online, Typists};
-use crate::conversation::{Conversation, Members};
-use crate::embed::EmbedParent;
+use crate::conversation::{mentions, Conversation, Members};
+use crate::embed::{EmbedParent, Unread};
 use crate::moderation::{notice, Removal, ReportQueue, Standing};
 use crate::protocol::moderation::{Action, Mute, Report};
 use crate::protocol::{ChatMessage, Role, RoomSnapshot};
@@ -80,7 +80,7 @@ pub struct RoomSignals {
     pub new_below: RwSignal<bool>,
     /// Messages from others that arrived while the reader was not looking
     /// (page hidden or not focused, or scrolled up).
-    pub unread: RwSignal<u32>,
+    pub unread: RwSignal<Unread>,
     /// The latest message from someone else, for screen readers.
     pub announcement: RwSignal<String>,
     /// Bumped to bring the newest line into view (after sending).
@@ -124,7 +124,7 @@ impl RoomSignals {
             draft: RwSignal::new(String::new()),
             at_bottom: RwSignal::new(true),
             new_below: RwSignal::new(false),
-            unread: RwSignal::new(0),
+            unread: RwSignal::new(Unread::default()),
             announcement: RwSignal::new(String::new()),
             jump_to_latest: RwSignal::new(0),
             announced_seq: StoredValue::new(0),
@@ -160,9 +160,11 @@ impl RoomSignals {
             }
         } else {
             let author = if message.system { "Game" } else { message.user_id.as_str() };
-            self.announce(message.seq, format!("{author}: {}", message.body));
+            let mention = mentions(&message.body, &me);
+            let says = if mention { " mentioned you" } else { "" };
+            self.announce(message.seq, format!("{author}{says}: {}", message.body));
             if !self.reader_is_looking() {
-                self.unread.update(|n| *n = n.saturating_add(1));
+                self.unread.update(|u| u.add(mention));
             }
         }
         if !self.at_bottom.get_untracked() {
@@ -282,8 +284,8 @@ impl RoomSignals {
         if self.at_bottom.get_untracked() && self.new_below.get_untracked() {
             self.new_below.set(false);
         }
-        if self.unread.get_untracked() > 0 && self.reader_is_looking() {
-            self.unread.set(0);
+        if self.unread.get_untracked().messages > 0 && self.reader_is_looking() {
+            self.unread.set(Unread::default());
         }
     }
 }
@@ -350,12 +352,12 @@ pub fn ChatRoom(
                 let now = room.unread.get();
                 let kind = match before {
                     None => Some(EmbedEventKind::Ready),
-                    Some(before) => unread_event(before, now),
+                    Some(before) => unread_event(before, now.messages),
                 };
                 if let Some(kind) = kind {
                     bridge::post(&target, kind, &channel_id, now);
                 }
-                now
+                now.messages
             });
         }
     }

@@ -24,7 +24,7 @@ use leptos::prelude::*;
 use super::chat_room::{use_room, RoomSignals};
 use super::local_time::LocalTime;
 use super::menus::MessageMenu;
-use crate::conversation::{starts_group, Line};
+use crate::conversation::{mentions, starts_group, Line};
 use crate::moderation::{notice, removed_text};
 
 /// How close to the newest line (px) still counts as "at the bottom".
@@ -167,6 +167,7 @@ pub fn MessagesList() -> impl IntoView {
                                         });
                                     }
                                     let mine = line.user_id == me;
+                                    let mention = !mine && mentions(&line.body, &me);
                                     let pending = line.is_pending();
                                     let refused = line.refused.is_some();
                                     let removed = line.removed.as_ref().map(|r| removed_text(&line.user_id, r));
@@ -197,6 +198,7 @@ pub fn MessagesList() -> impl IntoView {
                                             class:removed=removed.is_some()
                                             class:continued=continued
                                             class:system=line.system
+                                            class:mention=mention
                                         >
                                             <span class="line">
                                                 <span class="author">{if line.system { "Game".to_owned() } else { line.user_id }}</span>
