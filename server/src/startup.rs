@@ -92,8 +92,21 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         config.validate().map_err(StartupError::Config)?;
+        // Migrations run through a connection of their own, closed before
+        // the pool opens: a pooled SQLite connection that ran one step of a
+        // migration keeps the schema as it saw it then and compiles later
+        // statements against it (an upsert on a unique index that a later
+        // step made was refused). An in-memory database is its one
+        // connection.
+        let in_memory = config.database_url.contains(":memory:");
+        if !config.no_migrate && !in_memory {
+            let alone = store::PoolSettings { max_connections: 1, ..config.pool() };
+            let migrating = connect_with_retry(&config, alone).await?;
+            migration::Migrator::up(&migrating, None).await.map_err(StartupError::Migration)?;
+            let _ = migrating.close().await;
+        }
         let db = connect_with_retry(&config, config.pool()).await?;
-        if !config.no_migrate {
+        if !config.no_migrate && in_memory {
             migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
         }
         let hub = Hub::new(config.room_buffer as usize);
