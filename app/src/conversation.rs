@@ -80,13 +80,33 @@ impl Line {
 }
 
 /// Whether `body` names `user_id` as `@user_id` (ASCII letters in any
-/// case), not inside a longer name or an address: `@ana,`, `(@ANA)` and
-/// `@ana.` do; `@anna`, `@ana_b`, `@ana.b` and `x@ana` do not. Any letter
-/// beyond ASCII counts as part of a name (Unicode's letter tables would
-/// cost the page's download several kilobytes for the odd `@zoë！`).
+/// case), not inside a longer name or an address: `@ana,`, `(@ANA)`,
+/// `@ana.`, `“@ana”`, `@ana’s` and `@ana！` do; `@anna`, `@ana_b`, `@ana.b`
+/// and `x@ana` do not. Beyond ASCII, what is not punctuation, a symbol or
+/// an emoji (by their blocks: Unicode's letter tables would cost the page's
+/// download several kilobytes) counts as part of a name.
 pub fn mentions(body: &str, user_id: &str) -> bool {
-    let word =
-        |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || !(c.is_ascii() || c.is_whitespace());
+    let word = |c: char| {
+        if c.is_ascii() {
+            return c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        }
+        !(c.is_whitespace()
+            || matches!(
+                c,
+                '\u{A0}'..='\u{BF}'
+                    | '\u{D7}'
+                    | '\u{F7}'
+                    | '\u{2000}'..='\u{206F}'
+                    | '\u{2190}'..='\u{2BFF}'
+                    | '\u{3000}'..='\u{303F}'
+                    | '\u{FE30}'..='\u{FE4F}'
+                    | '\u{FF00}'..='\u{FF0F}'
+                    | '\u{FF1A}'..='\u{FF20}'
+                    | '\u{FF3B}'..='\u{FF40}'
+                    | '\u{FF5B}'..='\u{FF65}'
+                    | '\u{1F000}'..='\u{1FAFF}'
+            ))
+    };
     !user_id.is_empty()
         && body.match_indices('@').any(|(at, _)| {
             let rest = &body[at + 1..];
@@ -172,8 +192,9 @@ pub struct Conversation {
     /// Where the shown history starts when it was replaced after a long
     /// disconnection (the seq the replay started after), else 0.
     start_after: i64,
-    /// The players the page's user has blocked: their messages are kept
-    /// (unblocking shows them again) but not shown.
+    /// The players the page's user has blocked, sorted (a lookup per line
+    /// drawn): their messages are kept (unblocking shows them again) but
+    /// not shown.
     blocked: Vec<String>,
 }
 
@@ -191,7 +212,8 @@ impl Conversation {
 
     /// [`from_page`](Self::from_page), for a user who has blocked `blocked`.
     pub fn from_page_blocking(history: Vec<ChatMessage>, has_older: bool, blocked: Vec<String>) -> Self {
-        let mut conversation = Conversation { has_older, blocked, ..Conversation::default() };
+        let mut conversation = Conversation { has_older, ..Conversation::default() };
+        conversation.set_blocked_list(blocked);
         for message in history {
             conversation.apply(message);
         }
@@ -247,25 +269,31 @@ impl Conversation {
 
     /// Whether the page's user has blocked `user_id`.
     pub fn is_blocked(&self, user_id: &str) -> bool {
-        self.blocked.iter().any(|b| b == user_id)
+        self.blocked.binary_search_by(|b| b.as_str().cmp(user_id)).is_ok()
+    }
+
+    /// Whom the page's user has blocked, sorted.
+    pub fn blocked(&self) -> &[String] {
+        &self.blocked
     }
 
     /// The page's user blocked `user_id` (or, `blocked` false, lifted the
     /// block): their lines go (or come back). Whether anything changed.
     pub fn set_blocked(&mut self, user_id: &str, blocked: bool) -> bool {
-        if self.is_blocked(user_id) == blocked {
-            return false;
-        }
-        if blocked {
-            self.blocked.push(user_id.to_owned());
-        } else {
-            self.blocked.retain(|b| b != user_id);
+        match (self.blocked.binary_search_by(|b| b.as_str().cmp(user_id)), blocked) {
+            (Err(at), true) => self.blocked.insert(at, user_id.to_owned()),
+            (Ok(at), false) => {
+                self.blocked.remove(at);
+            }
+            _ => return false,
         }
         true
     }
 
     /// Replaces the whole list (a welcome's).
-    pub fn set_blocked_list(&mut self, blocked: Vec<String>) {
+    pub fn set_blocked_list(&mut self, mut blocked: Vec<String>) {
+        blocked.sort_unstable();
+        blocked.dedup();
         self.blocked = blocked;
     }
 
@@ -922,6 +950,14 @@ mod tests {
             "ok @ana.",
             "@ana: yes",
             "@Ana\nnext",
+            "“@ana”",
+            "@ana’s turn",
+            "@ana…",
+            "@ana！",
+            "@ana、はい",
+            "—@ana",
+            "@ana👍",
+            "«@ana»",
         ] {
             assert!(mentions(body, "ana"), "{body:?}");
         }

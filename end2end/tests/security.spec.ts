@@ -38,7 +38,7 @@ test.describe('Hostile text', () => {
 });
 
 test.describe('Text that hides or spills', () => {
-  test('stacked accents are refused with a reason, a direction override stays inside its message, an invisible character in a name is refused', async ({ users }) => {
+  test('stacked accents and direction overrides are refused with a reason, names and text keep their own direction, an invisible character in a new name is refused', async ({ users }) => {
     const roomName = uniqueRoom('zalgo');
     const [ana, bob] = [unique('ana'), unique('bob')];
     const anaPage = await users.open(ana, roomName);
@@ -48,11 +48,14 @@ test.describe('Text that hides or spills', () => {
     await sendWithEnter(anaPage, zalgo);
     await expect(anaPage.getByText('The message has too many accents stacked on one letter.')).toBeVisible();
     await expect(room.messageBox(anaPage)).toHaveValue(zalgo);
-    // Real accents, and an override that must not turn the page around.
+    // An override that would make "evil" read "live".
+    await sendWithEnter(anaPage, '\u202Eevil');
+    await expect(anaPage.getByText('The message contains characters that are not allowed.')).toBeVisible();
+    // Real accents, and right-to-left text, isolated from the line around it.
     await room.messageBox(anaPage).fill('');
     await sendWithEnter(anaPage, 'Chào bạn, hẹn gặp lại');
-    await sendWithEnter(anaPage, '\u202Eevil');
-    await expect(room.lines(bobPage)).toHaveText([`${ana}: Chào bạn, hẹn gặp lại`, `${ana}: \u202Eevil`]);
+    await sendWithEnter(anaPage, 'مرحبا بالجميع');
+    await expect(room.lines(bobPage)).toHaveText([`${ana}: Chào bạn, hẹn gặp lại`, `${ana}: مرحبا بالجميع`]);
     for (const part of ['.message .body', '.message .author']) {
       const bidi = await bobPage.locator(part).first().evaluate((el) => getComputedStyle(el).unicodeBidi);
       expect(bidi, part).toBe('plaintext');

@@ -21,6 +21,16 @@ use crate::store::{self, blocks::Blocked};
 use crate::validate::{normalize_id, GAME_USER_ID};
 
 impl Rooms {
+    /// Lifts every block `user_id` made (an account closed), each as
+    /// [`Rooms::set_blocked`] does; returns whom they had blocked.
+    pub async fn clear_blocks(&self, user_id: &str) -> Result<Vec<String>, RoomError> {
+        let blocked = self.blocked_by(user_id).await?;
+        for target in &blocked {
+            self.set_blocked(user_id, target, false).await?;
+        }
+        Ok(blocked)
+    }
+
     /// The players `user_id` has blocked, in the order they were blocked.
     pub async fn blocked_by(&self, user_id: &str) -> Result<Vec<String>, RoomError> {
         let user_id = normalize_id(user_id, "user name")?;

@@ -17,7 +17,7 @@ use crate::rooms::{OpenRoom, RoomError, Rooms};
 use crate::store::moderation::SanctionRecord;
 use crate::store::{self, NewMessage};
 use crate::validate::{
-    normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, GAME_USER_ID,
+    check_new_id, normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, GAME_USER_ID,
 };
 
 /// The user id the game acts and posts as.
@@ -42,6 +42,7 @@ impl Rooms {
         if store::find_room(self.db(), &channel_id).await?.is_some() {
             return Ok(false);
         }
+        check_new_id(&channel_id, "room")?;
         store::ensure_room(self.db(), &channel_id).await?;
         Ok(true)
     }
@@ -87,8 +88,13 @@ impl Rooms {
     /// account closed, a player's content taken down): in each room one
     /// purge, as [`Rooms::moderate_as_game`] records it (its pages mark the
     /// lines removed, one `messages.purged` event); returns those rooms.
+    /// Unless removed text is kept, the reasons they gave with reports go
+    /// too (their words as well).
     pub async fn purge_everywhere(&self, user_id: &str) -> Result<Vec<String>, RoomError> {
         let user_id = normalize_id(user_id, "user name")?;
+        if self.removed_text() == store::moderation::RemovedText::Erase {
+            store::moderation::erase_reasons_by(self.db(), &user_id).await?;
+        }
         let (mut purged, mut after) = (Vec::new(), String::new());
         loop {
             let rooms = store::rooms_with_messages_of(self.db(), &user_id, &after, 100).await?;
@@ -179,6 +185,9 @@ impl Rooms {
         let user_id = normalize_user_id(user_id)?;
         let _order = self.lock(&channel_id).await;
         let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
+        if store::member_role(self.db(), room.id, &user_id).await?.is_none() {
+            check_new_id(&user_id, "user name")?;
+        }
         let banned = |_| RoomError::UserBanned(user_id.clone());
         self.refuse_banned(room.id, &user_id, banned).await?;
         let added = store::add_member(self.db(), room.id, &user_id).await?;

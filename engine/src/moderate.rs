@@ -146,6 +146,9 @@ impl Rooms {
     /// A page's block or unblock: as [`Rooms::set_blocked`], and a
     /// sentence when it changes nothing.
     async fn block(&self, me: &str, user_id: &str, blocked: bool) -> Result<Done, RoomError> {
+        if !self.block_rate_allows(me) {
+            return Err(RoomError::TooFast);
+        }
         if !self.set_blocked(me, user_id, blocked).await? {
             let already = if blocked { "blocked already" } else { "not blocked" };
             return Err(RoomError::Unchanged(format!("{} is {already}.", user_id.trim())));

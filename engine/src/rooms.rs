@@ -27,7 +27,7 @@ use super::writer::{Stored, Writer};
 use crate::protocol::moderation::{plain_duration, Action, Mute, Refusal};
 use crate::protocol::{ChatMessage, HistoryPage, Role, RoomSnapshot, ServerFrame};
 use crate::validate::{
-    normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, InputError,
+    check_new_id, normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, InputError,
 };
 
 const LOCK_STRIPES: usize = 64;
@@ -266,6 +266,13 @@ impl Rooms {
         self.limits.rate.allows(&room.channel_id, &room.user_id)
     }
 
+    /// Whether `user_id` may change their blocks once more now: one budget
+    /// for all their rooms (a change goes to every room they are in), kept
+    /// apart from any room's by a name no room can have.
+    pub(crate) fn block_rate_allows(&self, user_id: &str) -> bool {
+        self.limits.rate.allows("", user_id)
+    }
+
     pub(crate) fn max_body_chars(&self) -> usize {
         self.limits.max_body_chars
     }
@@ -315,10 +322,17 @@ impl Rooms {
         let user_id = normalize_user_id(user_id)?;
         let (room, role) = {
             let _order = self.lock(&channel_id).await;
-            let room = store::ensure_room(&self.db, &channel_id).await?;
+            let room = match store::find_room(&self.db, &channel_id).await? {
+                Some(room) => room,
+                None => {
+                    check_new_id(&channel_id, "room")?;
+                    store::ensure_room(&self.db, &channel_id).await?
+                }
+            };
             // A member coming back (a reload, another tab) costs a read, not a write.
             let role = store::member_role(&self.db, room.id, &user_id).await?;
             if role.is_none() {
+                check_new_id(&user_id, "user name")?;
                 // Banned members are not members: only a newcomer may be one.
                 self.refuse_banned(room.id, &user_id, RoomError::Banned).await?;
                 if store::add_member(&self.db, room.id, &user_id).await? {
@@ -433,6 +447,7 @@ impl Rooms {
     /// someone already there changes nothing.
     pub async fn add_user(&self, channel_id: &str, actor: &str, new_user: &str) -> Result<(), RoomError> {
         let new_user = normalize_user_id(new_user)?;
+        check_new_id(&new_user, "user name")?;
         let channel_id = normalize_id(channel_id, "room")?;
         let _order = self.lock(&channel_id).await;
         let room = self.member_room(&channel_id, actor).await?;

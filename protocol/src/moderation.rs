@@ -280,6 +280,9 @@ fn check_reason(reason: &str) -> Result<(), Refusal> {
     if reason.chars().any(char::is_control) {
         return Err(Refusal::ReasonControlCharacters);
     }
+    if crate::validate::stacks_marks(reason) {
+        return Err(Refusal::Invalid(InputError::StackedMarks("reason")));
+    }
     Ok(())
 }
 
@@ -365,6 +368,11 @@ mod tests {
         assert_eq!(
             authorize("mod", Moderator, &mute("bob", None, "a\u{7}"), None),
             Err(Refusal::ReasonControlCharacters)
+        );
+        let piled = format!("spam{}", "\u{301}".repeat(9));
+        assert_eq!(
+            authorize("mod", Moderator, &mute("bob", None, &piled), None),
+            Err(Refusal::Invalid(InputError::StackedMarks("reason")))
         );
         assert!(matches!(authorize("mod", Moderator, &mute("  ", None, ""), None), Err(Refusal::Invalid(_))));
         assert_eq!(authorize("mod", Moderator, &mute("Game", None, ""), None), Err(Refusal::TheGame));

@@ -2,15 +2,17 @@
 //! Shared by the page (to answer at once) and the server (which decides).
 //! Each function returns the normalised value or a sentence for the person.
 //!
-//! Beyond length and control characters, two tricks of chat vandals are
-//! refused: ids with characters that show as nothing (zero-width spaces,
-//! direction overrides, fillers), which make `ana` and `ana\u{200B}` two
-//! people who look alike and hide from a moderator's search; and text with
-//! accents stacked by the dozen on one letter ("Zalgo"), which spills over
-//! the lines above and below. No script needs more than a few marks on a
-//! letter, so [`MAX_STACKED_MARKS`] leaves every language alone. Direction
-//! controls inside a message are the page's to contain (each message's
-//! text is isolated), not refused: Arabic and Hebrew text uses them.
+//! Beyond length and control characters, tricks of chat vandals are
+//! refused: new ids with characters that show as nothing (zero-width
+//! spaces, direction controls, fillers), which make `ana` and
+//! `ana\u{200B}` two people who look alike and hide from a moderator's
+//! search ([`check_new_id`]); text with accents stacked by the dozen on one
+//! letter ("Zalgo"), which spills over the lines above and below (no script
+//! needs more than a few marks on a letter, so [`MAX_STACKED_MARKS`] leaves
+//! every language alone); and direction overrides in messages, which make
+//! "evil" read "live". Other direction controls inside a message are the
+//! page's to contain (each message's text is isolated): Arabic and Hebrew
+//! text uses them.
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -50,6 +52,8 @@ pub fn normalize_user_id(raw: &str) -> Result<String, InputError> {
 
 /// Validates a user or room id: trimmed, 1–64 characters, no control
 /// characters. `what` names the field in the error ("user name", "room").
+/// The rule for finding a room or a user; a new one also passes
+/// [`check_new_id`].
 pub fn normalize_id(raw: &str, what: &'static str) -> Result<String, InputError> {
     let id = raw.trim();
     if id.is_empty() {
@@ -58,23 +62,52 @@ pub fn normalize_id(raw: &str, what: &'static str) -> Result<String, InputError>
     if id.chars().count() > MAX_ID_CHARS {
         return Err(InputError::TooLong { what, max: MAX_ID_CHARS });
     }
-    if id.chars().any(|c| c.is_control() || is_invisible(c)) {
+    if id.chars().any(char::is_control) {
         return Err(InputError::ControlCharacters(what));
-    }
-    if stacks_marks(id) {
-        return Err(InputError::StackedMarks(what));
     }
     Ok(id.to_owned())
 }
 
-/// Most combining marks one letter may carry (Vietnamese uses two, some
-/// scripts three or four; "Zalgo" text dozens).
+/// The rules for a new id (a room made, a user entering a room or added
+/// to one for the first time), beyond [`normalize_id`]'s: nothing that
+/// shows as nothing or turns text around, and no pile of accents. Joiners
+/// and variation selectors stay where scripts and emoji use them: after
+/// (and, for a joiner, before) a character beyond ASCII. Ids made before
+/// these rules are still found by [`normalize_id`], so that moderators and
+/// the game can act on them.
+pub fn check_new_id(id: &str, what: &'static str) -> Result<(), InputError> {
+    let beyond_ascii =
+        |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && !is_invisible(c) && !is_joiner(c));
+    let chars: Vec<char> = id.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).map(|i| chars[i]);
+        let after = chars.get(i + 1).copied();
+        let placed = match c {
+            '\u{200C}' | '\u{200D}' => beyond_ascii(before) && beyond_ascii(after),
+            // A flag's tag sequence follows its black flag.
+            '\u{E0020}'..='\u{E007F}' => before.is_some_and(|b| b == '\u{1F3F4}' || is_tag(b)),
+            c if is_joiner(c) => beyond_ascii(before),
+            c => !is_invisible(c),
+        };
+        if !placed {
+            return Err(InputError::ControlCharacters(what));
+        }
+    }
+    if stacks_marks(id) {
+        return Err(InputError::StackedMarks(what));
+    }
+    Ok(())
+}
+
+/// Most combining marks one letter may carry (Vietnamese uses two, Hebrew
+/// with points and Thai with tones two or three; "Zalgo" text dozens).
 pub const MAX_STACKED_MARKS: usize = 4;
 
-/// Characters that show as nothing or change how what follows is shown:
-/// zero-width spaces and joiners, direction marks, embeddings, overrides
-/// and isolates, invisible operators, the byte order mark, the soft
-/// hyphen, and the fillers that pass for blank letters.
+/// Characters that show as nothing or change how what follows is shown,
+/// never needed in a name: zero-width space, direction marks, embeddings,
+/// overrides and isolates, line separators, invisible operators, the byte
+/// order mark, the soft hyphen, the fillers and the braille blank that
+/// pass for blank letters, and other format controls.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -83,28 +116,68 @@ fn is_invisible(c: char) -> bool {
             | '\u{61C}'
             | '\u{115F}'..='\u{1160}'
             | '\u{17B4}'..='\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
             | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
             | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
             | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFF8}'
-            | '\u{E0000}'..='\u{E0FFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+    ) || is_tag(c)
+}
+
+/// Joiners and variation selectors: invisible, but part of how Persian,
+/// Indic scripts, Mongolian, CJK names and emoji are written.
+fn is_joiner(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200C}'..='\u{200D}'
+            | '\u{180B}'..='\u{180D}'
+            | '\u{180F}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{E0100}'..='\u{E01EF}'
     )
 }
 
+fn is_tag(c: char) -> bool {
+    matches!(c, '\u{E0020}'..='\u{E007F}')
+}
+
 /// Whether `text` stacks more than [`MAX_STACKED_MARKS`] combining marks in
-/// a row (the blocks of combining diacritics such text is made of).
-fn stacks_marks(text: &str) -> bool {
+/// a row: the blocks of combining diacritics such text is made of, and the
+/// marks of the scripts it is made with as well (Hebrew, Arabic, Thai, Lao).
+pub(crate) fn stacks_marks(text: &str) -> bool {
     let mut run = 0;
     for c in text.chars() {
         let mark = matches!(
             c,
             '\u{300}'..='\u{36F}'
                 | '\u{483}'..='\u{489}'
+                | '\u{591}'..='\u{5BD}'
+                | '\u{5BF}'
+                | '\u{5C1}'..='\u{5C2}'
+                | '\u{5C4}'..='\u{5C5}'
+                | '\u{5C7}'
+                | '\u{610}'..='\u{61A}'
+                | '\u{64B}'..='\u{65F}'
+                | '\u{670}'
+                | '\u{6D6}'..='\u{6DC}'
+                | '\u{6DF}'..='\u{6E4}'
+                | '\u{6E7}'..='\u{6E8}'
+                | '\u{6EA}'..='\u{6ED}'
+                | '\u{8D3}'..='\u{8FF}'
+                | '\u{E31}'
+                | '\u{E34}'..='\u{E3A}'
+                | '\u{E47}'..='\u{E4E}'
+                | '\u{EB1}'
+                | '\u{EB4}'..='\u{EBC}'
+                | '\u{EC8}'..='\u{ECE}'
                 | '\u{1AB0}'..='\u{1AFF}'
                 | '\u{1DC0}'..='\u{1DFF}'
                 | '\u{20D0}'..='\u{20FF}'
@@ -133,7 +206,13 @@ pub fn normalize_body_within(raw: &str, max: usize) -> Result<String, InputError
     if body.chars().count() > max {
         return Err(InputError::TooLong { what: "message", max });
     }
-    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    // Direction overrides turn the rest of a message around (the page
+    // keeps them inside it, but "evil" reads "live"); real text needs no
+    // override, only marks and isolates, which stay.
+    if body
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202D}' | '\u{202E}'))
+    {
         return Err(InputError::ControlCharacters("message"));
     }
     if stacks_marks(body) {
@@ -149,6 +228,7 @@ pub fn valid_client_msg_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::InputError::{ControlCharacters, StackedMarks};
     use super::*;
 
     #[test]
@@ -189,68 +269,93 @@ mod tests {
     }
 
     #[test]
-    fn ids_that_hide_characters_are_refused() {
+    fn new_ids_that_hide_characters_are_refused_and_old_ones_still_found() {
+        let hidden = ControlCharacters("user name");
         for raw in [
             "ana\u{200B}",
             "a\u{200D}na",
+            "ana\u{200D}",
             "\u{202E}ana",
             "ana\u{2066}x\u{2069}",
+            "ana\u{200F}",
             "\u{FEFF}ana",
             "an\u{AD}a",
             "\u{3164}",
+            "\u{2800}",
             "\u{115F}\u{1160}",
+            "ana\u{2028}bob",
             "ana\u{E0041}",
             "ana\u{FE0F}",
+            "\u{FE0F}❤",
         ] {
-            assert_eq!(
-                normalize_id(raw, "user name"),
-                Err(InputError::ControlCharacters("user name")),
-                "{raw:?}"
-            );
+            assert_eq!(check_new_id(raw, "user name"), Err(hidden.clone()), "{raw:?}");
+            // Made before these rules: still found, so it can be acted on.
+            assert_eq!(normalize_id(raw, "user name").as_deref(), Ok(raw.trim()), "{raw:?}");
         }
-        // Letters of every script, accents and spaces are fine.
+        // Letters of every script, their joiners where they join, accents,
+        // emoji sequences and spaces are fine.
         for raw in [
             "Zoë",
             "Nguyễn Văn",
-            "Đức",
             "محمد",
+            "کتاب\u{200C}ها",
             "שָׁלוֹם",
-            "हिन्दी",
+            "क्\u{200D}ष",
             "ไทย",
             "李小龙",
+            "葛\u{E0100}西",
             "ana_42",
             "d\u{301}\u{323}",
+            "ana ❤\u{FE0F}",
+            "👨\u{200D}👩\u{200D}👧",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
         ] {
-            assert_eq!(normalize_id(raw, "user name").as_deref(), Ok(raw), "{raw:?}");
+            assert_eq!(check_new_id(raw, "user name"), Ok(()), "{raw:?}");
         }
-        assert_eq!(normalize_user_id("game\u{200B}"), Err(InputError::ControlCharacters("user name")));
     }
 
     #[test]
     fn letters_buried_under_stacked_accents_are_refused() {
         let zalgo = "h\u{315}\u{31b}\u{340}\u{35d}\u{35e}\u{35c}ello";
-        assert_eq!(normalize_body(zalgo), Err(InputError::StackedMarks("message")));
+        assert_eq!(normalize_body(zalgo), Err(StackedMarks("message")));
         assert_eq!(
             normalize_body(zalgo).unwrap_err().to_string(),
             "The message has too many accents stacked on one letter."
         );
-        assert_eq!(normalize_id(zalgo, "user name"), Err(InputError::StackedMarks("user name")));
+        assert_eq!(check_new_id(zalgo, "user name"), Err(StackedMarks("user name")));
+        // The same trick with Thai tone marks, Arabic vowels, Hebrew points.
+        for piled in [
+            "ก\u{E49}\u{E49}\u{E49}\u{E49}\u{E49}\u{E49}",
+            "ب\u{64E}\u{64E}\u{64E}\u{651}\u{651}",
+            "ש\u{5B8}\u{5B8}\u{5B8}\u{5B8}\u{5B8}",
+        ] {
+            assert_eq!(normalize_body(piled), Err(StackedMarks("message")), "{piled:?}");
+        }
         // Up to the limit, and marks spread over letters, pass.
         let four = "e\u{301}\u{302}\u{303}\u{304}";
         assert!(normalize_body(four).is_ok());
         assert!(normalize_body(&"e\u{301}\u{302} ".repeat(100)).is_ok());
         // What real text in many languages has is left alone, emoji
-        // sequences (joiners, variation selectors, skin tones) included.
+        // sequences (joiners, variation selectors, skin tones) and
+        // direction isolates and marks included.
         for text in [
             "Chào bạn, hẹn gặp lại!",
             "مرحبا بالجميع",
+            "شُكْرًا",
             "שָׁלוֹם עֲלֵיכֶם",
             "नमस्ते दुनिया",
-            "สวัสดีครับ",
+            "สวัสดีครับ ก่อน",
             "👨\u{200D}👩\u{200D}👧 ❤\u{FE0F} 👍🏽",
-            "\u{202E}reversed?\u{202C} kept: the page isolates it",
+            "he said \u{2067}שלום\u{2069}\u{200F} to me",
         ] {
             assert_eq!(normalize_body(text).as_deref(), Ok(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_may_not_turn_itself_around() {
+        for text in ["\u{202E}evil", "ok \u{202D}abc"] {
+            assert_eq!(normalize_body(text), Err(ControlCharacters("message")), "{text:?}");
         }
     }
 

@@ -109,11 +109,15 @@ async fn a_player_blocks_another_everywhere_and_only_their_own_pages_hear_of_it(
     }
     ana.expect_silence(QUIET).await;
 
-    // Unblocked through the form a page without JavaScript posts.
+    // Blocked and unblocked through the form a page without JavaScript posts.
+    let form = [("channel_id", "r1"), ("user_id", "ana"), ("member", "cy"), ("blocked", "true")];
+    assert!(app.post_plain_form("block_user", &form).await.status().is_redirection());
+    assert_eq!(ana.next().await, blocked("ana", "cy"));
+    assert_eq!(page(&app, "ana", "r1").await.0, Vec::<String>::new());
     let form = [("channel_id", "r1"), ("user_id", "ana"), ("member", "bob"), ("blocked", "false")];
     assert!(app.post_plain_form("block_user", &form).await.status().is_redirection());
     assert_eq!(ana.next().await, ServerFrame::Unblocked { user_id: "ana".into(), target: "bob".into() });
-    assert_eq!(page(&app, "ana", "r1").await.0, ["bob: hello from bob", "cy: hello from cy"]);
+    assert_eq!(page(&app, "ana", "r1").await.0, ["bob: hello from bob"]);
     bob.expect_silence(QUIET).await;
 }
 

@@ -813,3 +813,46 @@ async fn on_two_nodes_slow_mode_counts_a_players_sends_on_both() {
     on_a.say("b5", "and at once from node a").await;
     assert_eq!(refusal(&mut on_a).await.0, ErrorCode::SlowMode);
 }
+
+#[tokio::test]
+async fn an_id_made_before_the_stricter_rules_still_comes_in_and_is_moderated_but_none_is_made_now() {
+    let app = moderated().await;
+    let mut moderator = app.join("mod", "r").await;
+    // "bob" with a zero-width space, a member from before the rules.
+    let hidden = "bob\u{200B}";
+    let db = database(&app).await;
+    let room_id = db_text(&db, "SELECT CAST(id AS TEXT) FROM room WHERE channel_id = 'r'").await.unwrap();
+    let at = "2026-01-01T00:00:00Z";
+    db.execute_unprepared(&format!("INSERT INTO app_user (user_id, created_at) VALUES ('{hidden}', '{at}')"))
+        .await
+        .unwrap();
+    db.execute_unprepared(&format!(
+        "INSERT INTO member (room_id, user_id, joined_at, role) VALUES ({room_id}, '{hidden}', '{at}', 'player')"
+    ))
+    .await
+    .unwrap();
+    let mut old = app.join(hidden, "r").await;
+    old.send_and_ack("o1", "still here").await;
+    let request = Request::Mute { user_id: hidden.into(), minutes: Some(10), reason: String::new() };
+    done(&mut moderator, request).await;
+    let (code, _) = refusal_of(&mut old, "o2", "and now?").await;
+    assert_eq!(code, ErrorCode::Muted);
+
+    // Nobody new comes in, nor is added, under such a name, nor a room made so.
+    let (status, html) = app.open_room("eve\u{200B}", "r").await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("The user name contains characters that are not allowed."));
+    let form = [("channel_id", "r"), ("user_id", "mod"), ("new_user", "zed\u{2066}x")];
+    assert!(!app.post_fn("add_user", &form).await.status().is_success());
+    let (status, _) = app.open_room("mod", "r\u{202E}oom").await;
+    assert_eq!(status, 400);
+    let (_, html) = app.open_room("mod", "r").await;
+    let members = list_items(&html, "member-list");
+    assert!(members.iter().all(|m| !m.starts_with("eve") && !m.starts_with("zed")), "{members:?}");
+}
+
+/// Sends a message from `client` and returns the refusal it gets.
+async fn refusal_of(client: &mut Client, client_msg_id: &str, body: &str) -> (ErrorCode, String) {
+    client.say(client_msg_id, body).await;
+    refusal(client).await
+}

@@ -349,6 +349,12 @@ async fn the_game_removes_everything_a_user_wrote_in_every_room_at_once() {
     post("r1", "ana", "a2").await;
     post("r2", "ana", "a3").await;
     post("r3", "bob", "b2").await;
+    // Her report of bob's line, with her words: they go with hers.
+    let (mut reporter, _) = app.connect("ana", "r1", 3).await;
+    let report = Request::Report { seq: 2, reason: "rude; call me on 555-0100".into() };
+    reporter.send(&ClientFrame::Act { request_id: "rep".into(), request: report }).await;
+    assert_eq!(reporter.next().await, ServerFrame::Done { request_id: "rep".into() });
+    drop(reporter);
     // Gone from r2 since, her line there is still hers to remove; r4 has
     // nothing of hers.
     assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r2/members/ana", None).await.0, 204);
@@ -378,6 +384,12 @@ async fn the_game_removes_everything_a_user_wrote_in_every_room_at_once() {
     assert_eq!(lines(&r3), vec![("bob".to_owned(), "bob says b2".to_owned(), false)]);
     let (_, r4) = call(&app, Method::GET, "/api/v1/rooms/r4/messages", None).await;
     assert_eq!(r4["messages"], json!([]), "no purge recorded where she wrote nothing");
+    let (_, reports) = call(&app, Method::GET, "/api/v1/rooms/r1/reports", None).await;
+    let report = &reports.as_array().unwrap()[0];
+    assert_eq!(
+        (&report["reporter"], &report["reason"], &report["body"]),
+        (&json!("ana"), &json!(""), &json!("bob says b1"))
+    );
 
     // Nothing left: no room listed, nothing recorded. What she writes
     // after it stays until the next call.
@@ -824,6 +836,17 @@ async fn the_game_keeps_a_players_block_list_and_their_open_pages_follow_it() {
         call(&app, Method::GET, "/api/v1/users/ana/blocks", None).await.1,
         json!({ "blocked": ["zed"] })
     );
+
+    // An account closed: the whole list lifted at once, the pages told.
+    assert_eq!(call(&app, Method::PUT, "/api/v1/users/ana/blocks/bob", None).await.0, 201);
+    assert_eq!(ana.next().await, ServerFrame::Blocked { user_id: "ana".into(), target: "bob".into() });
+    let (status, lifted) = call(&app, Method::DELETE, "/api/v1/users/ana/blocks", None).await;
+    assert_eq!((status, lifted), (200, json!({ "unblocked": ["zed", "bob"] })));
+    assert_eq!(ana.next().await, ServerFrame::Unblocked { user_id: "ana".into(), target: "zed".into() });
+    assert_eq!(ana.next().await, ServerFrame::Unblocked { user_id: "ana".into(), target: "bob".into() });
+    assert_eq!(call(&app, Method::GET, "/api/v1/users/ana/blocks", None).await.1, json!({ "blocked": [] }));
+    let (_, again) = call(&app, Method::DELETE, "/api/v1/users/ana/blocks", None).await;
+    assert_eq!(again, json!({ "unblocked": [] }));
 }
 
 #[tokio::test]

@@ -266,6 +266,8 @@ pub fn submitted(
     let refocus = match request {
         Request::Remove { .. } => Some(".scroller"),
         Request::CloseReport { .. } => Some("#reports-heading"),
+        // The line (or the member's button) goes away.
+        Request::Block { .. } | Request::Unblock { .. } => Some(".scroller"),
         _ => None,
     };
     // One request at a time per form (the button keeps the keyboard: a

@@ -16,6 +16,9 @@ pub fn UserOnline() -> impl IntoView {
     let me = room.user_id.get_value();
     let members = move || room.members.with(|m| m.iter().cloned().collect::<Vec<_>>());
     let count = move || room.members.with(|m| m.len());
+    // Whom the reader blocked, apart from the conversation: each member's
+    // entry follows this, not every message.
+    let blocked = Memo::new(move |_| room.conversation.with(|c| c.blocked().to_vec()));
 
     view! {
         <section class="members" aria-labelledby="members-heading">
@@ -37,7 +40,7 @@ pub fn UserOnline() -> impl IntoView {
                     let unblock = {
                         let user = user.clone();
                         move || {
-                            room.conversation.with(|c| c.is_blocked(&user)).then(|| {
+                            blocked.with(|b| b.binary_search(&user).is_ok()).then(|| {
                                 let mut html = String::new();
                                 block_form(&mut html, &identity_html(room), &user, false);
                                 view! { <span class="blocked">"blocked"</span><span class="unblock" inner_html=html></span> }

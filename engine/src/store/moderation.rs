@@ -472,6 +472,18 @@ pub async fn add_report(
     Ok((stored.into(), inserted > 0))
 }
 
+/// Erases the reasons `reporter` gave with their reports, in every room
+/// (their words; the reports stay, about someone else's message).
+pub async fn erase_reasons_by(db: &impl ConnectionTrait, reporter: &str) -> Result<(), DbErr> {
+    report::Entity::update_many()
+        .col_expr(report::Column::Reason, Expr::value(""))
+        .filter(report::Column::Reporter.eq(reporter))
+        .filter(report::Column::Reason.ne(""))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// How many of the room's reports by `reporter` are open.
 pub async fn open_reports_by(db: &impl ConnectionTrait, room_id: i64, reporter: &str) -> Result<u64, DbErr> {
     report::Entity::find()

@@ -18,6 +18,12 @@ pub struct BlockList {
     blocked: Vec<String>,
 }
 
+/// Whom a user no longer blocks.
+#[derive(Serialize, ToSchema)]
+pub struct Unblocked {
+    unblocked: Vec<String>,
+}
+
 /// Whom the user has blocked (an empty list for a user never seen).
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/blocks", tag = "users",
     params(("user_id" = String, Path, description = "The user")),
@@ -28,6 +34,19 @@ pub async fn list_blocks(
     InPath(user_id): InPath<String>,
 ) -> Answer<Json<BlockList>> {
     Ok(Json(BlockList { blocked: api.rooms.blocked_by(&user_id).await? }))
+}
+
+/// Lifts every block the user made (an account closed); answers whom
+/// they had blocked.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/blocks", tag = "users",
+    params(("user_id" = String, Path, description = "The user")),
+    responses((status = 200, body = Unblocked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn clear_blocks(
+    State(api): State<ApiState>,
+    InPath(user_id): InPath<String>,
+) -> Answer<Json<Unblocked>> {
+    Ok(Json(Unblocked { unblocked: api.rooms.clear_blocks(&user_id).await? }))
 }
 
 /// The user blocks `blocked_user_id`, in every room (idempotent). Their

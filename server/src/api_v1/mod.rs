@@ -119,7 +119,7 @@ pub fn routes(state: ApiState, keys: ApiKeys) -> Router {
         .routes(routes!(rooms::user_rooms, rooms::leave_all_rooms))
         .routes(routes!(rooms::user_messages, rooms::purge_everywhere))
         .routes(routes!(rooms::user_sanctions))
-        .routes(routes!(blocks::list_blocks))
+        .routes(routes!(blocks::list_blocks, blocks::clear_blocks))
         .routes(routes!(blocks::block, blocks::unblock))
         .routes(routes!(tokens::mint_token))
         .with_state(state)
