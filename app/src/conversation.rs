@@ -96,7 +96,16 @@ pub fn mentions(body: &str, user_id: &str) -> bool {
                 '\u{A0}'..='\u{BF}'
                     | '\u{D7}'
                     | '\u{F7}'
-                    | '\u{2000}'..='\u{206F}'
+                    | '\u{5BE}'
+                    | '\u{5F3}'..='\u{5F4}'
+                    | '\u{60C}'
+                    | '\u{61B}'
+                    | '\u{61F}'
+                    | '\u{6D4}'
+                    | '\u{964}'..='\u{965}'
+                    // General punctuation, but the joiners, which are part of names.
+                    | '\u{2000}'..='\u{200B}'
+                    | '\u{200E}'..='\u{206F}'
                     | '\u{2190}'..='\u{2BFF}'
                     | '\u{3000}'..='\u{303F}'
                     | '\u{FE30}'..='\u{FE4F}'
@@ -958,6 +967,8 @@ mod tests {
             "—@ana",
             "@ana👍",
             "«@ana»",
+            "@ana، سلام",
+            "@ana।",
         ] {
             assert!(mentions(body, "ana"), "{body:?}");
         }
@@ -967,6 +978,7 @@ mod tests {
         assert!(mentions("bonjour @Zoë !", "Zoë"));
         assert!(mentions("@Nguyễn Văn ơi", "Nguyễn Văn"));
         assert!(!mentions("@Nguyễn", "Nguyễn Văn"));
+        assert!(!mentions("@کتاب\u{200C}ها", "کتاب"), "a joiner is part of the name");
         assert!(!mentions("@ana", ""));
     }
 

@@ -185,9 +185,7 @@ impl Rooms {
         let user_id = normalize_user_id(user_id)?;
         let _order = self.lock(&channel_id).await;
         let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        if store::member_role(self.db(), room.id, &user_id).await?.is_none() {
-            check_new_id(&user_id, "user name")?;
-        }
+        self.check_new_user(&user_id).await?;
         let banned = |_| RoomError::UserBanned(user_id.clone());
         self.refuse_banned(room.id, &user_id, banned).await?;
         let added = store::add_member(self.db(), room.id, &user_id).await?;

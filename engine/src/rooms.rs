@@ -326,13 +326,14 @@ impl Rooms {
                 Some(room) => room,
                 None => {
                     check_new_id(&channel_id, "room")?;
+                    self.check_new_user(&user_id).await?;
                     store::ensure_room(&self.db, &channel_id).await?
                 }
             };
             // A member coming back (a reload, another tab) costs a read, not a write.
             let role = store::member_role(&self.db, room.id, &user_id).await?;
             if role.is_none() {
-                check_new_id(&user_id, "user name")?;
+                self.check_new_user(&user_id).await?;
                 // Banned members are not members: only a newcomer may be one.
                 self.refuse_banned(room.id, &user_id, RoomError::Banned).await?;
                 if store::add_member(&self.db, room.id, &user_id).await? {
@@ -359,6 +360,15 @@ impl Rooms {
             slow_mode_secs: room.slow_mode_secs.max(0) as u32,
             blocked,
         })
+    }
+
+    /// A user id seen for the first time must pass [`check_new_id`]; one
+    /// recorded before the rule (or since) is let through.
+    pub(crate) async fn check_new_user(&self, user_id: &str) -> Result<(), RoomError> {
+        if !store::user_known(&self.db, user_id).await? {
+            check_new_id(user_id, "user name")?;
+        }
+        Ok(())
     }
 
     /// Refuses (with `refusal`) a user banned from the room.
@@ -447,7 +457,7 @@ impl Rooms {
     /// someone already there changes nothing.
     pub async fn add_user(&self, channel_id: &str, actor: &str, new_user: &str) -> Result<(), RoomError> {
         let new_user = normalize_user_id(new_user)?;
-        check_new_id(&new_user, "user name")?;
+        self.check_new_user(&new_user).await?;
         let channel_id = normalize_id(channel_id, "room")?;
         let _order = self.lock(&channel_id).await;
         let room = self.member_room(&channel_id, actor).await?;

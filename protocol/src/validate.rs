@@ -68,30 +68,50 @@ pub fn normalize_id(raw: &str, what: &'static str) -> Result<String, InputError>
     Ok(id.to_owned())
 }
 
-/// The rules for a new id (a room made, a user entering a room or added
-/// to one for the first time), beyond [`normalize_id`]'s: nothing that
-/// shows as nothing or turns text around, and no pile of accents. Joiners
-/// and variation selectors stay where scripts and emoji use them: after
-/// (and, for a joiner, before) a character beyond ASCII. Ids made before
-/// these rules are still found by [`normalize_id`], so that moderators and
-/// the game can act on them.
+/// The rules for a new id (a room made, a user seen for the first time),
+/// beyond [`normalize_id`]'s: nothing that shows as nothing or turns text
+/// around, and no pile of accents. The few invisible characters real
+/// names need stay where they are needed: a zero-width joiner inside an
+/// emoji sequence or after an Indic virama, a non-joiner after a virama or
+/// between Arabic letters (Persian), an emoji's variation selector after a
+/// symbol or a keycap's digit, a flag's tag letters after its black flag.
+/// Ids made before these rules are still found by [`normalize_id`], so that
+/// moderators and the game can act on them.
 pub fn check_new_id(id: &str, what: &'static str) -> Result<(), InputError> {
-    let beyond_ascii =
-        |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && !is_invisible(c) && !is_joiner(c));
     let chars: Vec<char> = id.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let before = i.checked_sub(1).map(|i| chars[i]);
-        let after = chars.get(i + 1).copied();
+    let at = |i: usize| chars.get(i).copied();
+    let mut i = 0;
+    while let Some(c) = at(i) {
+        let before = i.checked_sub(1).and_then(at);
+        let after = at(i + 1);
         let placed = match c {
-            '\u{200C}' | '\u{200D}' => beyond_ascii(before) && beyond_ascii(after),
-            // A flag's tag sequence follows its black flag.
-            '\u{E0020}'..='\u{E007F}' => before.is_some_and(|b| b == '\u{1F3F4}' || is_tag(b)),
-            c if is_joiner(c) => beyond_ascii(before),
+            '\u{200D}' => {
+                before.is_some_and(is_virama)
+                    || (before.is_some_and(ends_emoji) && after.is_some_and(is_emoji))
+            }
+            '\u{200C}' => {
+                before.is_some_and(is_virama)
+                    || (before.is_some_and(is_arabic) && after.is_some_and(is_arabic))
+            }
+            '\u{FE0F}' => before.is_some_and(|b| is_emoji(b) || b.is_ascii_digit() || b == '#' || b == '*'),
+            '\u{1F3F4}' if after.is_some_and(is_tag) => {
+                // A subdivision flag: two to six tag letters, then its end.
+                let letters = chars[i + 1..]
+                    .iter()
+                    .take_while(|&&t| matches!(t, '\u{E0030}'..='\u{E0039}' | '\u{E0061}'..='\u{E007A}'))
+                    .count();
+                if !(2..=6).contains(&letters) || at(i + 1 + letters) != Some('\u{E007F}') {
+                    return Err(InputError::ControlCharacters(what));
+                }
+                i += letters + 2;
+                continue;
+            }
             c => !is_invisible(c),
         };
         if !placed {
             return Err(InputError::ControlCharacters(what));
         }
+        i += 1;
     }
     if stacks_marks(id) {
         return Err(InputError::StackedMarks(what));
@@ -103,11 +123,12 @@ pub fn check_new_id(id: &str, what: &'static str) -> Result<(), InputError> {
 /// with points and Thai with tones two or three; "Zalgo" text dozens).
 pub const MAX_STACKED_MARKS: usize = 4;
 
-/// Characters that show as nothing or change how what follows is shown,
-/// never needed in a name: zero-width space, direction marks, embeddings,
-/// overrides and isolates, line separators, invisible operators, the byte
-/// order mark, the soft hyphen, the fillers and the braille blank that
-/// pass for blank letters, and other format controls.
+/// Characters that show as nothing or change how what follows is shown
+/// (Unicode's default-ignorable code points, and the fillers and blanks
+/// that pass for letters): zero-width spaces and joiners, direction marks,
+/// embeddings, overrides and isolates, line separators, invisible
+/// operators, variation selectors, tags, the byte order mark, the soft
+/// hyphen, the grapheme joiner, the braille blank.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -116,37 +137,58 @@ fn is_invisible(c: char) -> bool {
             | '\u{61C}'
             | '\u{115F}'..='\u{1160}'
             | '\u{17B4}'..='\u{17B5}'
-            | '\u{180E}'
-            | '\u{200B}'
-            | '\u{200E}'..='\u{200F}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
             | '\u{2028}'..='\u{202E}'
             | '\u{2060}'..='\u{206F}'
             | '\u{2800}'
             | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
             | '\u{FFA0}'
-            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{FFF0}'..='\u{FFFB}'
             | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}'
-    ) || is_tag(c)
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
-/// Joiners and variation selectors: invisible, but part of how Persian,
-/// Indic scripts, Mongolian, CJK names and emoji are written.
-fn is_joiner(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200C}'..='\u{200D}'
-            | '\u{180B}'..='\u{180D}'
-            | '\u{180F}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{E0100}'..='\u{E01EF}'
-    )
+/// Pictographs and symbols that emoji sequences are made of.
+fn is_emoji(c: char) -> bool {
+    matches!(c, '\u{2190}'..='\u{2BFF}' | '\u{1F000}'..='\u{1FAFF}')
+}
+
+/// What may end an emoji before a joiner: the emoji, its selector, a skin tone.
+fn ends_emoji(c: char) -> bool {
+    is_emoji(c) || c == '\u{FE0F}'
 }
 
 fn is_tag(c: char) -> bool {
     matches!(c, '\u{E0020}'..='\u{E007F}')
+}
+
+/// The viramas of the Indic scripts (Devanagari to Sinhala), after which a
+/// joiner or non-joiner picks a conjunct's form.
+fn is_virama(c: char) -> bool {
+    matches!(
+        c,
+        '\u{94D}'
+            | '\u{9CD}'
+            | '\u{A4D}'
+            | '\u{ACD}'
+            | '\u{B4D}'
+            | '\u{BCD}'
+            | '\u{C4D}'
+            | '\u{CCD}'
+            | '\u{D4D}'
+            | '\u{DCA}'
+    )
+}
+
+/// Letters of the Arabic script (Persian and Urdu write with a non-joiner
+/// between them).
+fn is_arabic(c: char) -> bool {
+    matches!(c, '\u{620}'..='\u{64A}' | '\u{66E}'..='\u{6D3}' | '\u{6D5}' | '\u{6FA}'..='\u{6FF}' | '\u{750}'..='\u{77F}')
 }
 
 /// Whether `text` stacks more than [`MAX_STACKED_MARKS`] combining marks in
@@ -183,7 +225,14 @@ pub(crate) fn stacks_marks(text: &str) -> bool {
                 | '\u{20D0}'..='\u{20FF}'
                 | '\u{FE20}'..='\u{FE2F}'
         );
-        run = if mark { run + 1 } else { 0 };
+        // An invisible character between marks does not part them.
+        run = if mark {
+            run + 1
+        } else if is_invisible(c) {
+            run
+        } else {
+            0
+        };
         if run > MAX_STACKED_MARKS {
             return true;
         }
@@ -275,18 +324,30 @@ mod tests {
             "ana\u{200B}",
             "a\u{200D}na",
             "ana\u{200D}",
+            "\u{200D}",
             "\u{202E}ana",
             "ana\u{2066}x\u{2069}",
             "ana\u{200F}",
             "\u{FEFF}ana",
             "an\u{AD}a",
+            "ana\u{34F}",
             "\u{3164}",
             "\u{2800}",
             "\u{115F}\u{1160}",
             "ana\u{2028}bob",
             "ana\u{E0041}",
+            "ana\u{E0002}",
+            "ana\u{FFF0}",
             "ana\u{FE0F}",
             "\u{FE0F}❤",
+            // Look-alikes of names beyond ASCII.
+            "И\u{200D}ван",
+            "李\u{200C}小龙",
+            "Zoë\u{FE0F}",
+            "葛\u{E0100}西",
+            // A flag's tags that hide text, or never end.
+            "ana🏴\u{E0061}\u{E0062}\u{E0063}\u{E0064}\u{E0065}\u{E0066}\u{E0067}\u{E007F}",
+            "ana🏴\u{E0067}\u{E0062}",
         ] {
             assert_eq!(check_new_id(raw, "user name"), Err(hidden.clone()), "{raw:?}");
             // Made before these rules: still found, so it can be acted on.
@@ -303,12 +364,19 @@ mod tests {
             "क्\u{200D}ष",
             "ไทย",
             "李小龙",
-            "葛\u{E0100}西",
             "ana_42",
             "d\u{301}\u{323}",
             "ana ❤\u{FE0F}",
+            "👍🏽",
             "👨\u{200D}👩\u{200D}👧",
-            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "🏳\u{FE0F}\u{200D}⚧\u{FE0F}",
+            "❤\u{FE0F}\u{200D}🔥",
+            "🕵\u{FE0F}\u{200D}♀\u{FE0F}",
+            "👩\u{200D}❤\u{FE0F}\u{200D}👨",
+            "#\u{FE0F}\u{20E3} team",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} fan",
+            "🏴",
         ] {
             assert_eq!(check_new_id(raw, "user name"), Ok(()), "{raw:?}");
         }
@@ -331,6 +399,9 @@ mod tests {
         ] {
             assert_eq!(normalize_body(piled), Err(StackedMarks("message")), "{piled:?}");
         }
+        // Invisible characters between the marks do not part them.
+        let parted = "e\u{301}\u{302}\u{303}\u{304}\u{200D}\u{301}\u{302}";
+        assert_eq!(normalize_body(parted), Err(StackedMarks("message")));
         // Up to the limit, and marks spread over letters, pass.
         let four = "e\u{301}\u{302}\u{303}\u{304}";
         assert!(normalize_body(four).is_ok());

@@ -134,3 +134,27 @@ async fn a_block_made_on_one_node_reaches_the_blockers_pages_on_the_other() {
     assert_eq!(ana.next().await, blocked("ana", "bob"));
     bob.expect_silence(QUIET).await;
 }
+
+#[tokio::test]
+async fn a_players_block_changes_share_one_budget_across_their_rooms() {
+    let app = common::spawn_app_with(|c| {
+        c.messages_per_sec = 1;
+        c.message_burst = 3;
+    })
+    .await;
+    let mut in_r1 = app.join("ana", "r1").await;
+    let mut in_r2 = app.join("ana", "r2").await;
+    for target in ["b1", "b2", "b3"] {
+        let (answer, _) = act(&mut in_r1, target, Request::Block { user_id: target.into() }).await;
+        assert!(matches!(answer, ServerFrame::Done { .. }), "{target}: {answer:?}");
+    }
+    // From the other room, whose own budget is whole: each change goes to
+    // every room, so the player's budget for them is one.
+    let (answer, _) = act(&mut in_r2, "b4", Request::Block { user_id: "b4".into() }).await;
+    match answer {
+        ServerFrame::Error { message, .. } => assert!(message.contains("too fast"), "{message}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A message there is still fine: its room's budget is its own.
+    in_r2.send_and_ack("m1", "hi").await;
+}

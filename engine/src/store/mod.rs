@@ -100,6 +100,11 @@ pub async fn ensure_room(db: &impl ConnectionTrait, channel_id: &str) -> Result<
     find_room(db, channel_id).await?.ok_or_else(|| DbErr::RecordNotFound(format!("room {channel_id}")))
 }
 
+/// Whether `user_id` has been recorded (entered or been added to a room).
+pub async fn user_known(db: &impl ConnectionTrait, user_id: &str) -> Result<bool, DbErr> {
+    Ok(app_user::Entity::find_by_id(user_id.to_owned()).one(db).await?.is_some())
+}
+
 /// Records a user id (once).
 pub async fn ensure_user(db: &impl ConnectionTrait, user_id: &str) -> Result<(), DbErr> {
     let user = app_user::ActiveModel { user_id: Set(user_id.to_owned()), created_at: Set(Utc::now()) };
@@ -709,11 +714,12 @@ mod tests {
             use migration::MigratorTrait;
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
-            let db = connect(&url, PoolSettings { max_connections: 2, timeout: Duration::from_secs(5) })
-                .await
-                .unwrap();
-            migration::Migrator::up(&db, None).await.unwrap();
-            (FileDb { _dir: dir }, db)
+            let pool = |max_connections| PoolSettings { max_connections, timeout: Duration::from_secs(5) };
+            // Migrated alone first, as the server does (see its startup).
+            let migrating = connect(&url, pool(1)).await.unwrap();
+            migration::Migrator::up(&migrating, None).await.unwrap();
+            migrating.close().await.unwrap();
+            (FileDb { _dir: dir }, connect(&url, pool(2)).await.unwrap())
         }
     }
 
