@@ -26,6 +26,8 @@ test.describe('Blocking', () => {
     const bobPage = await users.open(bob, roomName);
     const cyPage = await users.open(cy, roomName);
     await sendWithEnter(bobPage, 'hello from bob');
+    // Stored before cy answers (else the two may be stored either way round).
+    await expect(room.lines(cyPage)).toHaveText([`${bob}: hello from bob`]);
     await sendWithEnter(cyPage, 'hello from cy');
     const both = [`${bob}: hello from bob`, `${cy}: hello from cy`];
     for (const page of [anaPage, anaOther, bobPage, cyPage]) {
