@@ -14,20 +14,23 @@
 //! only the blocker's own connections pass on).
 use chrono::Utc;
 
-use crate::protocol::moderation::{Refusal, MAX_BLOCKED};
-use crate::protocol::ServerFrame;
+use crate::protocol::moderation::{authorize, Request, MAX_BLOCKED};
+use crate::protocol::{Role, ServerFrame};
 use crate::rooms::{RoomError, Rooms};
 use crate::store::{self, blocks::Blocked};
-use crate::validate::{normalize_id, GAME_USER_ID};
+use crate::validate::normalize_id;
 
 impl Rooms {
-    /// Lifts every block `user_id` made (an account closed), each as
-    /// [`Rooms::set_blocked`] does; returns whom they had blocked.
+    /// Lifts every block `user_id` made (an account closed), their pages
+    /// told of each; returns whom they had blocked.
     pub async fn clear_blocks(&self, user_id: &str) -> Result<Vec<String>, RoomError> {
-        let blocked = self.blocked_by(user_id).await?;
-        for target in &blocked {
-            self.set_blocked(user_id, target, false).await?;
-        }
+        let user_id = normalize_id(user_id, "user name")?;
+        let blocked = store::blocks::unblock_all(self.db(), &user_id).await?;
+        metrics::counter!(crate::metrics::BLOCKS, "what" => "unblock").increment(blocked.len() as u64);
+        let lifted = blocked
+            .iter()
+            .map(|target| ServerFrame::Unblocked { user_id: user_id.clone(), target: target.clone() });
+        self.tell_rooms_of(&user_id, lifted.collect()).await?;
         Ok(blocked)
     }
 
@@ -44,13 +47,12 @@ impl Rooms {
     /// matter: a block may come before the player does.
     pub async fn set_blocked(&self, user_id: &str, target: &str, blocked: bool) -> Result<bool, RoomError> {
         let user_id = normalize_id(user_id, "user name")?;
+        // Whom one may block: the protocol's rule, as for a page's request.
+        let named = target.to_owned();
+        let request =
+            if blocked { Request::Block { user_id: named } } else { Request::Unblock { user_id: named } };
+        authorize(&user_id, Role::Player, &request, None).map_err(RoomError::Refused)?;
         let target = normalize_id(target, "user name")?;
-        if target == user_id {
-            return Err(RoomError::Refused(Refusal::Yourself));
-        }
-        if target.eq_ignore_ascii_case(GAME_USER_ID) {
-            return Err(RoomError::Refused(Refusal::TheGame));
-        }
         let frame = if blocked {
             match store::blocks::block(self.db(), &user_id, &target, MAX_BLOCKED, Utc::now()).await? {
                 Blocked::Added => ServerFrame::Blocked { user_id: user_id.clone(), target },
@@ -69,14 +71,24 @@ impl Rooms {
         };
         metrics::counter!(crate::metrics::BLOCKS, "what" => if blocked { "block" } else { "unblock" })
             .increment(1);
+        self.tell_rooms_of(&user_id, vec![frame]).await?;
+        Ok(true)
+    }
+
+    /// Publishes `frames` to every room `user_id` is a member of (their
+    /// pages there pass them on), walking the rooms once.
+    async fn tell_rooms_of(&self, user_id: &str, frames: Vec<ServerFrame>) -> Result<(), RoomError> {
         let mut after = String::new();
-        loop {
-            let rooms = store::user_rooms(self.db(), &user_id, &after, 100).await?;
-            let Some((last, _)) = rooms.last() else { return Ok(true) };
+        while !frames.is_empty() {
+            let rooms = store::user_rooms(self.db(), user_id, &after, 100).await?;
+            let Some((last, _)) = rooms.last() else { break };
             after = last.clone();
             for (channel_id, _) in rooms {
-                self.publish(&channel_id, frame.clone()).await;
+                for frame in &frames {
+                    self.publish(&channel_id, frame.clone()).await;
+                }
             }
         }
+        Ok(())
     }
 }

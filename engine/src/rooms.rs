@@ -322,18 +322,24 @@ impl Rooms {
         let user_id = normalize_user_id(user_id)?;
         let (room, role) = {
             let _order = self.lock(&channel_id).await;
-            let room = match store::find_room(&self.db, &channel_id).await? {
+            let found = store::find_room(&self.db, &channel_id).await?;
+            // A member coming back (a reload, another tab) costs a read, not a write.
+            let role = match &found {
+                Some(room) => store::member_role(&self.db, room.id, &user_id).await?,
+                None => None,
+            };
+            if role.is_none() {
+                // Checked before a room is made for them.
+                self.check_new_user(&user_id).await?;
+            }
+            let room = match found {
                 Some(room) => room,
                 None => {
                     check_new_id(&channel_id, "room")?;
-                    self.check_new_user(&user_id).await?;
                     store::ensure_room(&self.db, &channel_id).await?
                 }
             };
-            // A member coming back (a reload, another tab) costs a read, not a write.
-            let role = store::member_role(&self.db, room.id, &user_id).await?;
             if role.is_none() {
-                self.check_new_user(&user_id).await?;
                 // Banned members are not members: only a newcomer may be one.
                 self.refuse_banned(room.id, &user_id, RoomError::Banned).await?;
                 if store::add_member(&self.db, room.id, &user_id).await? {

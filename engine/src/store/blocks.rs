@@ -75,3 +75,11 @@ pub async fn unblock(db: &impl ConnectionTrait, user_id: &str, target: &str) -> 
         .await?;
     Ok(deleted.rows_affected > 0)
 }
+
+/// Lifts every block `user_id` made; whom they had blocked, in the order
+/// they were blocked.
+pub async fn unblock_all(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, DbErr> {
+    let blocked = blocked_by(db, user_id).await?;
+    block::Entity::delete_many().filter(block::Column::UserId.eq(user_id)).exec(db).await?;
+    Ok(blocked)
+}
