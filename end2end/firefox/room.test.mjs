@@ -7,7 +7,8 @@
 // another engine: joining (member list, "Connected"), messages in order and
 // unicode intact in both pages, closing and leaving, the stream coming back
 // after a server restart without duplicates, and no console errors or page
-// errors in Firefox.
+// errors in Firefox; and the JavaScript client (public/chat-client.js) in a
+// page of its own.
 //
 // Run with `npm run test:firefox` in end2end/ (scripts/test runs it after
 // Playwright). Like playwright.config.ts it starts the release server
@@ -286,6 +287,44 @@ test('after a server restart the stream reconnects: messages arrive in both page
   await sleep(QUIET_MS);
   assert.deepEqual(await lines(anaPage), expected);
   assert.deepEqual(await lines(bobPage), expected);
+});
+
+test("the JavaScript client, in a game's page, chats with a room page: once each, in order", async (t) => {
+  const room = unique('ff-client');
+  const [ana, bot] = [unique('ana'), unique('bot')];
+  const anaPage = await open(t, ana, room);
+  await send(anaPage, 'hello, game');
+
+  // The game's page: any page of the chat's site will do (the client is served there).
+  const context = await browser.createBrowserContext();
+  t.after(() => context.close().catch(() => {}));
+  const game = await context.newPage();
+  game.on('pageerror', (err) => problems.push(`pageerror in the game's page: ${err.message ?? err}`));
+  await game.goto(`${origin}/`);
+  const joined = await game.evaluate(async (room, bot) => {
+    const { ChatClient } = await import('/chat-client.js');
+    const chat = new ChatClient({ channelId: room, userId: bot });
+    window.lines = [];
+    chat.on('message', (m) => window.lines.push(`${m.seq} ${m.user_id}: ${m.body}`));
+    window.chat = chat;
+    return (await chat.start()).members;
+  }, room, bot);
+  assert.deepEqual(joined, [ana, bot]);
+  await eventually(async () => assert.equal(await game.evaluate(() => window.chat.state), 'connected'));
+  await eventually(async () => assert.deepEqual(await members(anaPage), [ana, bot]));
+
+  const sent = await game.evaluate(() => window.chat.send('héllo from the game 👋'));
+  assert.equal(sent.seq, 2);
+  await send(anaPage, 'Grüße zurück');
+  const expected = [`1 ${ana}: hello, game`, `2 ${bot}: héllo from the game 👋`, `3 ${ana}: Grüße zurück`];
+  await eventually(async () => assert.deepEqual(await game.evaluate(() => window.lines), expected));
+  await eventually(async () =>
+    assert.deepEqual(await lines(anaPage), expected.map((l) => l.slice(l.indexOf(' ') + 1))));
+  const refused = await game.evaluate(() =>
+    window.chat.send('x'.repeat(2001)).then(() => 'stored', (e) => `${e.name} ${e.code}`));
+  assert.equal(refused, 'ChatError invalid_input');
+  await sleep(QUIET_MS);
+  assert.deepEqual(await game.evaluate(() => window.lines), expected);
 });
 
 test('Firefox logged no console errors and no page errors', (t) => {

@@ -3,6 +3,11 @@
 //!   stream's websocket upgrade): a page of another site cannot post forms
 //!   to us with a player's cookies or open a stream in their name
 //!   (cross-site request forgery, cross-site websocket hijacking);
+//! - cross-origin reads (CORS) of the server functions for the origins
+//!   allowed to act, so that a game's own page can use the JavaScript
+//!   client (`public/chat-client.js`) against the chat on another host;
+//!   never for the server API (`/api/v1`, keys, server to server); the
+//!   client file itself may be loaded by any page;
 //! - headers on every response: no MIME sniffing, no referrer to other
 //!   sites (room URLs carry identity tokens; same-origin requests keep
 //!   theirs, or browsers would send `Origin: null` with the page's own
@@ -11,6 +16,10 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -39,6 +48,14 @@ impl OriginPolicy {
         };
         same_origin(&origin, headers) || self.allowed.contains(&origin)
     }
+
+    /// The request's `Origin` header when it names another site allowed to
+    /// act (the chat's own pages need no CORS grant).
+    fn cross_site_grant(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let value = headers.get(header::ORIGIN)?;
+        let origin = value.to_str().ok().and_then(app::embed::normalize_origin)?;
+        (self.allowed.contains(&origin) && !same_origin(&origin, headers)).then(|| value.clone())
+    }
 }
 
 /// Whether `origin` (normalised) names the host the request was sent to.
@@ -59,6 +76,15 @@ fn acts(request: &Request) -> bool {
     path == "/api/stream" || (path.starts_with("/api/") && request.method() == Method::POST)
 }
 
+/// Whether `path` is a server function's (not the stream's, not the
+/// server API's).
+fn is_server_function(path: &str) -> bool {
+    path.starts_with("/api/") && !path.starts_with("/api/v1/") && path != "/api/stream"
+}
+
+/// The JavaScript client and its types, served from `public/`.
+const CLIENT_FILES: [&str; 2] = ["/chat-client.js", "/chat-client.d.ts"];
+
 /// Refuses acting requests from origins that may not act.
 pub async fn guard_origin(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
     if acts(&request) && !policy.permits(request.headers()) {
@@ -68,6 +94,51 @@ pub async fn guard_origin(State(policy): State<OriginPolicy>, request: Request, 
             .into_response();
     }
     next.run(request).await
+}
+
+/// Lets the origins allowed to act read the server functions' answers
+/// (CORS, preflights included), and any page load the JavaScript client.
+/// Outside every layer that may answer on its own (the join-storm line's
+/// 503, the deadline's, a caught panic's): a game's page must read those
+/// too, to know it may retry.
+pub async fn cross_site_reads(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let grant = if is_server_function(&path) { policy.cross_site_grant(request.headers()) } else { None };
+    if request.method() == Method::OPTIONS {
+        if let Some(origin) = grant {
+            return preflight(origin);
+        }
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Some(origin) = grant {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        // When to come back, for a join turned away in a storm.
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+    } else if CLIENT_FILES.contains(&path.as_str()) {
+        // Public code: any page may load it (a module from another host is
+        // fetched with CORS). Revalidated on use: it changes with the server.
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if path.ends_with(".d.ts") {
+            // Not an MPEG stream, whatever the extension says.
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        }
+    }
+    response
+}
+
+/// The answer to an allowed origin's preflight of a server function.
+fn preflight(origin: HeaderValue) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, accept"));
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    response
 }
 
 /// Headers every response carries; and pages, made for each request and

@@ -331,7 +331,7 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings, admissio
         .leptos_routes_with_context(&state, routes, context.clone(), move || shell(shell_options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
         .layer(middleware::map_response(client_errors_answer_400))
-        .layer(middleware::from_fn_with_state(origins, security::guard_origin))
+        .layer(middleware::from_fn_with_state(origins.clone(), security::guard_origin))
         // A bug must cost one request a 500, never the process or a hung reply.
         .layer(CatchPanicLayer::new())
         // A page render that stalls (a database that stops answering, say)
@@ -346,6 +346,9 @@ fn router(state: AppState, origins: OriginPolicy, embed: EmbedSettings, admissio
         // deadline: turning a crowd away costs no log line each (they are
         // counted in the metrics), and waiting in line is bounded on its own.
         .layer(middleware::from_fn_with_state(admission, admission::admit))
+        // A game's page reads every answer of the server functions,
+        // whichever layer gave it (see `security::cross_site_reads`).
+        .layer(middleware::from_fn_with_state(origins, security::cross_site_reads))
         // Outermost: the layers above see bodies as they were made.
         .layer(compression)
         .with_state(state)

@@ -55,6 +55,75 @@ async fn an_allowed_origin_may_connect() {
     assert_eq!(upgrade_status(&app, "https://evil.example").await, Err(403));
 }
 
+/// A server function's call from a page of `origin`, as the JavaScript
+/// client makes it.
+async fn call_from(app: &TestApp, origin: &str, function: &str, form: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{}/api/{function}", app.base))
+        .header("origin", origin)
+        .header("accept", "application/json")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+fn granted(response: &reqwest::Response) -> Option<&str> {
+    response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn an_allowed_site_reads_the_server_functions_answers_and_no_other_does() {
+    let game = "https://game.example";
+    let app = spawn_app_with(|c| c.allowed_origins = vec![game.into()]).await;
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/join_room", app.base))
+        .header("origin", game)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(granted(&preflight), Some(game));
+    assert_eq!(preflight.headers()["access-control-allow-methods"], "POST");
+
+    let joined = call_from(&app, game, "join_room", "channel_id=r&user_id=ana").await;
+    assert_eq!(joined.status(), 200);
+    assert_eq!(granted(&joined), Some(game));
+    assert!(joined.headers().get_all("vary").iter().any(|v| v.to_str().unwrap().contains("origin")));
+    let room: serde_json::Value = joined.json().await.unwrap();
+    assert_eq!(room["members"], serde_json::json!(["ana"]));
+    // A refusal too: the page reads its sentence.
+    let refused = call_from(&app, game, "older_messages", "channel_id=r&user_id=bob&before_seq=5").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(granted(&refused), Some(game));
+    assert!(refused.text().await.unwrap().contains("not a member"), "a sentence for people");
+
+    // Another site: refused, and never told anything it could read.
+    let evil = call_from(&app, "https://evil.example", "join_room", "channel_id=r&user_id=eve").await;
+    assert_eq!(evil.status(), 403);
+    assert_eq!(granted(&evil), None);
+    let evil_preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/join_room", app.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted(&evil_preflight), None);
+    // The server API (keys, server to server) never answers a browser.
+    let api = app.http.get(format!("{}/api/v1/rooms", app.base)).header("origin", game).send().await.unwrap();
+    assert_eq!(granted(&api), None);
+    // The chat's own pages need no grant.
+    let own = call_from(&app, &app.base, "join_room", "channel_id=r&user_id=cy").await;
+    assert_eq!((own.status().as_u16(), granted(&own)), (200, None));
+    let (_, html) = app.open_room("ana", "r").await;
+    assert_eq!(list_items(&html, "member-list"), vec!["ana", "cy"], "eve never joined");
+}
+
 #[tokio::test]
 async fn a_cross_site_form_post_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
