@@ -22,6 +22,8 @@ const CLOSE = {
 const MAX_FRAME_BYTES = 16 * 1024;
 /** Joins tried while the server says it is busy (a join storm), before giving up. */
 const JOIN_TRIES = 6;
+/** A connection not welcomed this long after it was opened is given up and tried again. */
+const WELCOME_WITHIN_MS = 10000;
 /** Reconnect backoff, as the page's (protocol/src/backoff.rs). */
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 15000;
@@ -81,7 +83,13 @@ export class ChatClient {
   /** Requests (`act`) not answered yet: id → { request, resolve, reject }. */
   #requests = new Map();
   #ws = null;
+  /** Counts connection attempts: one still waiting for its token when a
+   * newer one started gives way. */
+  #attempts = 0;
   #timer = null;
+  #welcomeDeadline = null;
+  /** A busy server's join waiting to be tried again: { timer, resolve }. */
+  #joinWait = null;
   #heartbeat = null;
   #attempt = 0;
   #lastHeard = 0;
@@ -95,13 +103,15 @@ export class ChatClient {
   /** The room's newest seq when the client last heard its whole state (a
    * join or a welcome): moderation events up to it are in that state. */
   #knownAtSeq = 0;
-  /** Back online (the browser says so): try at once instead of waiting out the backoff. */
+  /** Back online (the browser says so): try at once instead of waiting out
+   * the backoff (or an attempt begun while offline). */
   #backOnline = () => {
-    if (this.#running && this.#timer !== null) {
-      clearTimeout(this.#timer);
-      this.#attempt = 0;
-      this.#connect();
-    }
+    if (!this.#running || this.#welcomed || (this.#ws === null && this.#timer === null)) return;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#disconnect();
+    this.#attempt = 0;
+    this.#connect();
   };
 
   #state = 'idle';
@@ -138,6 +148,8 @@ export class ChatClient {
       fetch: options.fetch ?? ((...args) => globalThis.fetch(...args)),
     };
     this.#lastSeq = Math.max(0, Math.floor(Number(options.afterSeq ?? 0)) || 0);
+    // The game shows the messages up to it.
+    this.#hasOlder = this.#lastSeq > 0;
   }
 
   get state() { return this.#state; }
@@ -177,6 +189,9 @@ export class ChatClient {
     if (this.#options.join) {
       try {
         joined = await this.#join();
+        if (!Array.isArray(joined?.members) || !Array.isArray(joined.messages)) {
+          throw new ChatError('internal', 'The chat server\'s answer could not be read.');
+        }
       } catch (error) {
         this.#end('refused', error);
         throw error;
@@ -214,7 +229,10 @@ export class ChatClient {
    */
   send(body, { clientMsgId } = {}) {
     if (this.#state === 'closed') return Promise.reject(new ChatError('closed', SENTENCES.closed));
-    if (typeof body !== 'string') return Promise.reject(new ChatError('invalid_input', SENTENCES.notText));
+    // Half an emoji (a lone surrogate) is not text the server can read either.
+    if (typeof body !== 'string' || body.isWellFormed?.() === false) {
+      return Promise.reject(new ChatError('invalid_input', SENTENCES.notText));
+    }
     const id = clientMsgId ?? randomId('m');
     const waiting = this.#pending.get(id);
     if (waiting) return waiting.promise;
@@ -267,12 +285,15 @@ export class ChatClient {
 
   /** Leaves the room (the others see the user go) and closes the client. */
   async leave() {
+    // A join waiting for a busy server is not tried again after this.
+    if (this.#joinWait) this.#end('left');
     await this.#call('leave_room', {});
     this.#end('left');
   }
 
-  #emit(type, detail) {
-    for (const listener of this.#listeners.get(type) ?? []) {
+  #emit(type, detail, current = () => true) {
+    for (const listener of [...(this.#listeners.get(type) ?? [])]) {
+      if (!current()) return;
       try {
         listener(detail);
       } catch (error) {
@@ -285,7 +306,9 @@ export class ChatClient {
   #setState(state, reason) {
     if (this.#state === state && !reason) return;
     this.#state = state;
-    this.#emit('state', reason ? { state, reason } : { state });
+    // A listener that changed the state again (stopping the client, say)
+    // has had the later state told: the rest do not hear this one after it.
+    this.#emit('state', reason ? { state, reason } : { state }, () => this.#state === state);
   }
 
   /** The token to use now (a token function is asked each time). */
@@ -308,7 +331,12 @@ export class ChatClient {
         const busy = error.status === 503 || error.status === 429;
         if (!busy || attempt >= JOIN_TRIES || !this.#running) throw error;
         const wait = Math.max(error.retryAfterMs ?? 0, reconnectDelayMs(attempt, Math.random()));
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        await new Promise((resolve) => {
+          this.#joinWait = { timer: setTimeout(resolve, wait), resolve };
+        });
+        this.#joinWait = null;
+        // Stopped (or left) while waiting: not back into the room.
+        if (!this.#running) throw new ChatError('closed', SENTENCES.closed);
       }
     }
   }
@@ -335,6 +363,7 @@ export class ChatClient {
       answer = JSON.parse(text);
     } catch {
       // Not the function's answer (a proxy's error page, say).
+      if (response.ok) throw new ChatError('internal', 'The chat server\'s answer could not be read.', response.status);
     }
     if (!response.ok) {
       const sentence = answer?.Rejected ?? answer?.Failed ?? `The chat server answered ${response.status}.`;
@@ -350,14 +379,17 @@ export class ChatClient {
   async #connect() {
     this.#timer = null;
     if (!this.#running) return;
+    const attempt = ++this.#attempts;
     let token;
     try {
       token = await this.#token();
     } catch (error) {
+      if (attempt !== this.#attempts) return;
       this.#emit('error', error);
       return this.#retry();
     }
-    if (!this.#running) return;
+    // Stopped, or a newer attempt began meanwhile.
+    if (!this.#running || attempt !== this.#attempts) return;
     const url = new URL('/api/stream', this.#options.server);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws;
@@ -367,6 +399,13 @@ export class ChatClient {
       return this.#retry();
     }
     this.#ws = ws;
+    // A socket that never opens (a node gone without a word) or is never
+    // welcomed is given up.
+    this.#welcomeDeadline = setTimeout(() => {
+      if (this.#ws !== ws || this.#welcomed) return;
+      this.#disconnect();
+      this.#retry();
+    }, WELCOME_WITHIN_MS);
     ws.onopen = () => {
       const { channelId, userId } = this.#options;
       const hello = { type: 'hello', channel_id: channelId, user_id: userId, after_seq: this.#lastSeq };
@@ -400,6 +439,8 @@ export class ChatClient {
     this.#welcomed = false;
     clearInterval(this.#heartbeat);
     this.#heartbeat = null;
+    clearTimeout(this.#welcomeDeadline);
+    this.#welcomeDeadline = null;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = null;
       try {
@@ -441,12 +482,12 @@ export class ChatClient {
 
   #retry() {
     if (!this.#running) return;
-    const offline = globalThis.navigator?.onLine === false;
-    this.#setState(offline ? 'offline' : 'reconnecting');
     const delay = reconnectDelayMs(this.#attempt, Math.random());
     this.#attempt += 1;
     clearTimeout(this.#timer);
+    // Set before the state is told: a listener may stop the client.
     this.#timer = setTimeout(() => this.#connect(), delay);
+    this.#setState(globalThis.navigator?.onLine === false ? 'offline' : 'reconnecting');
   }
 
   /** Closes for good: `reason` says why (`stopped`, `left`, `removed`, …). */
@@ -456,6 +497,11 @@ export class ChatClient {
     globalThis.removeEventListener?.('online', this.#backOnline);
     clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#joinWait) {
+      // The join gives up at once (`start()` rejects).
+      clearTimeout(this.#joinWait.timer);
+      this.#joinWait.resolve();
+    }
     this.#disconnect();
     const refusal = error ?? new ChatError('closed', SENTENCES.closed);
     for (const { reject } of this.#pending.values()) reject(refusal);
@@ -516,6 +562,13 @@ export class ChatClient {
       }
       case 'message': {
         const { type: _, ...message } = frame;
+        if (!this.#welcomed) {
+          // Before any welcome: the notice of a kick made while this client
+          // was away (the close, 4410, follows). Not part of the order.
+          this.#removed = true;
+          this.#emit('message', message);
+          return;
+        }
         if (message.seq <= this.#lastSeq) return;
         if (message.seq > this.#lastSeq + 1) {
           // A gap: catch up from the store.

@@ -20,7 +20,9 @@ const CLOSED = {
 };
 
 const chat = new ChatClient({ channelId, userId });
-const lines = new Map(); // seq → its <li>
+// What the room said, in order, and the lines removed since (seq → by whom).
+let said = [];
+const removed = new Map();
 
 function drawMembers() {
   const online = new Set(chat.online);
@@ -33,44 +35,52 @@ function drawMembers() {
   }));
 }
 
-function blank(seq, by) {
-  const item = lines.get(seq);
-  if (!item) return;
-  item.className = 'removed';
-  item.textContent = `${item.dataset.author}: (removed${by ? ` by ${by}` : ''})`;
-}
-
-function drawLine(message) {
+/** The line of a message, or nothing (a player the reader blocked, a removal). */
+function line(message, blocked) {
   const [kind, fields] = Object.entries(message.action ?? {})[0] ?? [];
-  if (kind === 'remove') return blank(fields.seq, message.user_id);
-  if (kind === 'purge') {
-    for (const [seq, item] of lines) if (item.dataset.author === fields.user_id && seq < message.seq) blank(seq);
-    return;
-  }
+  if (kind === 'remove' || kind === 'purge' || (!kind && blocked.has(message.user_id))) return null;
   const item = document.createElement('li');
-  item.dataset.author = message.user_id;
   if (kind) {
     item.className = 'system';
     item.textContent = `${message.user_id}: ${kind.replace('_', ' ')} ${fields.user_id ?? ''}`.trim();
-  } else if (chat.blocked.includes(message.user_id)) {
-    return;
+  } else if (message.removed || removed.has(message.seq)) {
+    const by = message.removed?.by ?? removed.get(message.seq);
+    item.className = 'removed';
+    item.textContent = `${message.user_id}: (removed${by ? ` by ${by}` : ''})`;
   } else {
     item.className = message.system ? 'system' : '';
-    item.textContent = message.removed ? `${message.user_id}: (removed)` : `${message.user_id}: ${message.body}`;
+    item.textContent = `${message.user_id}: ${message.body}`;
   }
-  lines.set(message.seq, item);
+  return item;
+}
+
+/** Draws the conversation again (text only: never HTML), staying at the end if it was there. */
+function drawLines() {
   const box = $('lines');
   const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.append(item);
+  const blocked = new Set(chat.blocked);
+  box.replaceChildren(...said.map((message) => line(message, blocked)).filter(Boolean));
   if (atEnd) box.scrollTop = box.scrollHeight;
 }
 
 let typingTimer;
+function typingStopped(who) {
+  if (who === undefined || $('typing').dataset.user === who) $('typing').textContent = '';
+}
+
 chat.on('message', (message) => {
-  drawLine(message);
-  if ($('typing').dataset.user === message.user_id) $('typing').textContent = '';
+  const [kind, fields] = Object.entries(message.action ?? {})[0] ?? [];
+  if (kind === 'remove') removed.set(fields.seq, message.user_id);
+  if (kind === 'purge') {
+    for (const earlier of said) if (earlier.user_id === fields.user_id) removed.set(earlier.seq, message.user_id);
+  }
+  said.push(message);
+  drawLines();
+  typingStopped(message.user_id);
 });
-chat.on('reset', () => { lines.clear(); $('lines').replaceChildren(); });
+chat.on('reset', () => { said = []; removed.clear(); drawLines(); });
+chat.on('blocked', ({ user_id: who }) => { typingStopped(who); drawLines(); });
+chat.on('unblocked', drawLines);
 chat.on('state', ({ state, reason }) => {
   $('state').textContent = state === 'closed' ? CLOSED[reason] ?? 'Closed.' : STATES[state] ?? state;
 });
@@ -79,7 +89,7 @@ chat.on('typing', ({ user_id: who }) => {
   $('typing').textContent = `${who} is typing…`;
   $('typing').dataset.user = who;
   clearTimeout(typingTimer);
-  typingTimer = setTimeout(() => { $('typing').textContent = ''; }, 4000);
+  typingTimer = setTimeout(typingStopped, 4000);
 });
 chat.on('error', (error) => { $('notice').textContent = error.message; });
 

@@ -20,7 +20,13 @@ const gameSite = http.createServer((_, response) => {
   response.writeHead(200, { 'content-type': 'text/html' });
   response.end('<!doctype html><title>A game</title><link rel="icon" href="data:,"><h1>A game</h1>');
 });
-const open = new ServerProcess(base + 71, { ALLOWED_ORIGINS: GAME, MESSAGES_PER_SEC: '1000', MESSAGE_BURST: '1000' });
+const MODERATOR = 'js-moderator';
+const open = new ServerProcess(base + 71, {
+  ALLOWED_ORIGINS: GAME,
+  MESSAGES_PER_SEC: '1000',
+  MESSAGE_BURST: '1000',
+  MODERATOR_IDS: MODERATOR,
+});
 const signed = new ServerProcess(base + 72, { ALLOWED_ORIGINS: GAME, CHAT_TOKEN_SECRET: SECRET });
 
 function chatToken(userId: string, channelId: string, ttlSecs: number): string {
@@ -215,6 +221,9 @@ test.describe('The JavaScript client', () => {
       await expect(room.lines(anaPage)).toHaveText(five.map((t) => `${ana}: ${t}`));
 
       proxy.restore();
+      // As a browser says when its network comes back: the client tries at
+      // once instead of waiting out its backoff.
+      await game.evaluate(() => window.dispatchEvent(new Event('online')));
       expect((await confirmed).seq).toBe(6);
       await expect(room.lines(anaPage)).toHaveText([...five.map((t) => `${ana}: ${t}`), `${bot}: sent while cut off`]);
       await expect.poll(() => bodies(game)).toEqual([...five.map((t) => `${ana}: ${t}`), `${bot}: sent while cut off`]);
@@ -237,6 +246,39 @@ test.describe('The JavaScript client', () => {
       expect((await seen(ahead.page)).messages).toEqual([]);
       expect(await ahead.page.evaluate(() => (window as any).chat.lastSeq)).toBe(6);
       expect([...problems, ...later.problems, ...ahead.problems]).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('kicked while away, the client hears why when it is back and closes for good', async ({ browser }) => {
+    const proxy = new CuttableProxy(open.port);
+    await proxy.start();
+    try {
+      const roomName = uniqueRoom('client-kick');
+      const bot = unique('bot');
+      const { page: game, problems } = await openGame(browser, proxy.origin, bot, roomName, {
+        noise: [/WebSocket connection to .* failed/, /Failed to load resource/],
+      });
+      const moderator = await openGame(browser, open.origin, MODERATOR, roomName);
+      await game.evaluate(() => (window as any).chat.start());
+      await moderator.page.evaluate(() => (window as any).chat.start());
+      await expect.poll(() => game.evaluate(() => (window as any).chat.state)).toBe('connected');
+
+      proxy.cut();
+      await expect.poll(() => game.evaluate(() => (window as any).chat.state)).toBe('reconnecting');
+      const waiting = game.evaluate(() =>
+        (window as any).chat.send('never sent').then(() => 'stored', (e: any) => `${e.name} ${e.code}`));
+      // Said while it was away, then the kick: only the kick reaches it.
+      await moderator.page.evaluate(() => (window as any).chat.send('a last word'));
+      await moderator.page.evaluate((bot) => (window as any).chat.act({ kick: { user_id: bot, reason: 'spam' } }), bot);
+      proxy.restore();
+      await game.evaluate(() => window.dispatchEvent(new Event('online')));
+      await expect.poll(() => seen(game).then((s) => s.states.at(-1))).toBe('closed:removed');
+      const heard = (await seen(game)).messages as any[];
+      expect(heard.map((m) => m.action)).toEqual([{ kick: { user_id: bot, reason: 'spam' } }]);
+      expect(await waiting).toBe('ChatError closed');
+      expect([...problems, ...moderator.problems]).toEqual([]);
     } finally {
       await proxy.stop();
     }

@@ -273,6 +273,20 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerFrame {
     ServerFrame::Error { code, message: message.into(), client_msg_id: None, request_id: None }
 }
 
+/// The answer to a frame that could not be read: it names the send or the
+/// request the frame was, when the frame says (a body that is not text, a
+/// seq that is not a number), so that the page's wait for that answer ends.
+fn not_understood(text: &str) -> ServerFrame {
+    let frame = serde_json::from_str::<serde_json::Value>(text).ok();
+    let named = |field: &str| Some(frame.as_ref()?.get(field)?.as_str()?.to_owned());
+    ServerFrame::Error {
+        code: ErrorCode::BadFrame,
+        message: "That frame could not be understood.".to_owned(),
+        client_msg_id: named("client_msg_id"),
+        request_id: named("request_id"),
+    }
+}
+
 async fn connection(socket: Socket, context: Box<Context>) {
     let Context { rooms, access, settings, stopping, .. } = &*context;
     let mut out = Outbox { ws: socket, write_timeout: settings.write_timeout };
@@ -521,7 +535,7 @@ impl Serving<'_> {
             Ok(ClientFrame::Hello { .. }) => {
                 error(ErrorCode::BadFrame, "This connection already said hello.")
             }
-            Err(_) => error(ErrorCode::BadFrame, "That frame could not be understood."),
+            Err(_) => not_understood(text),
         };
         self.out.frame(&reply).await
     }

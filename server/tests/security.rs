@@ -328,6 +328,28 @@ async fn responses_carry_the_security_headers() {
         .ends_with("frame-ancestors https://game.example"));
 }
 
+#[tokio::test]
+async fn a_send_or_request_that_cannot_be_read_is_answered_by_its_id() {
+    let app = spawn_app().await;
+    let mut ana = app.join("ana", "r").await;
+    for (frame, sent, asked) in [
+        (r#"{"type":"send","client_msg_id":"m1","body":42}"#, Some("m1"), None),
+        (r#"{"type":"act","request_id":"r1","request":{"remove":{"seq":"3"}}}"#, None, Some("r1")),
+        (r#"{"type":"send","body":"no id"}"#, None, None),
+    ] {
+        ana.send_raw(Message::Text(frame.into())).await;
+        match ana.next().await {
+            ServerFrame::Error { code: ErrorCode::BadFrame, client_msg_id, request_id, .. } => {
+                assert_eq!((client_msg_id.as_deref(), request_id.as_deref()), (sent, asked), "{frame}");
+            }
+            other => panic!("{frame}: {other:?}"),
+        }
+    }
+    // Nothing stored, the connection still up.
+    let acked = ana.send_and_ack("m2", "still here").await;
+    assert_eq!(acked, 1);
+}
+
 /// A small deterministic generator (xorshift), so a failing case replays.
 struct Noise(u64);
 
