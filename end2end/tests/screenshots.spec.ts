@@ -1,7 +1,8 @@
-// Screenshots of the home page, a room, an embedded room and the embedding
-// demo at 320 px and 1280 px, light and dark. They land in the test output; with
-// SCREENSHOTS_DIR set (e.g. `SCREENSHOTS_DIR=../docs/screenshots`) they are
-// written there instead, to refresh the documentation.
+// Screenshots of the home page, a room, an embedded room, the embedding
+// demo and the JavaScript client's demo at 320 px and 1280 px, light and
+// dark. They land in the test output; with SCREENSHOTS_DIR set (e.g.
+// `SCREENSHOTS_DIR=../docs/screenshots`) they are written there instead, to
+// refresh the documentation.
 import * as path from 'path';
 import { test, expect, room, sendWithEnter } from './fixtures';
 
@@ -28,10 +29,15 @@ test('screenshots at 320 and 1280 px, light and dark', async ({ users }, testInf
   const home = await users.openPath('home', '/');
   const demo = await users.openPath('demo', `/embed-demo?user_id=guest-${stamp}&channel_id=${roomName}`);
   await expect(demo.frameLocator('iframe[title="Chat room"]').getByRole('status')).toHaveText('Connected');
+  const drawn = await users.openPath('client demo', `/client-demo.html?user_id=guest2-${stamp}&channel_id=${roomName}`);
+  await expect(drawn.getByRole('log', { name: 'Conversation' }).getByRole('listitem')).toHaveCount(4);
+  await expect(drawn.getByRole('status')).toHaveText('Connected');
 
   for (const width of widths) {
     for (const colorScheme of schemes) {
-      const pages = [['home', home], ['room', johnPage], ['embedded', anaPage], ['embed-demo', demo]] as const;
+      const pages = [
+        ['home', home], ['room', johnPage], ['embedded', anaPage], ['embed-demo', demo], ['client-demo', drawn],
+      ] as const;
       for (const [name, page] of pages) {
         await page.setViewportSize({ width, height: width === 320 ? 560 : 720 });
         await page.emulateMedia({ colorScheme });
