@@ -83,15 +83,16 @@ export class ChatClient {
   /** Requests (`act`) not answered yet: id → { request, resolve, reject }. */
   #requests = new Map();
   #ws = null;
-  /** Counts connection attempts: one still waiting for its token when a
+  /** Numbers connection attempts: one still waiting for its token when a
    * newer one started gives way. */
-  #attempts = 0;
+  #connectionId = 0;
   #timer = null;
   #welcomeDeadline = null;
   /** A busy server's join waiting to be tried again: { timer, resolve }. */
   #joinWait = null;
   #heartbeat = null;
-  #attempt = 0;
+  /** Reconnect attempts since the last welcome (the backoff's step). */
+  #backoffStep = 0;
   #lastHeard = 0;
   #lastTyping = 0;
   #welcomed = false;
@@ -110,7 +111,7 @@ export class ChatClient {
     clearTimeout(this.#timer);
     this.#timer = null;
     this.#disconnect();
-    this.#attempt = 0;
+    this.#backoffStep = 0;
     this.#connect();
   };
 
@@ -379,17 +380,17 @@ export class ChatClient {
   async #connect() {
     this.#timer = null;
     if (!this.#running) return;
-    const attempt = ++this.#attempts;
+    const id = ++this.#connectionId;
     let token;
     try {
       token = await this.#token();
     } catch (error) {
-      if (attempt !== this.#attempts) return;
+      if (id !== this.#connectionId) return;
       this.#emit('error', error);
       return this.#retry();
     }
     // Stopped, or a newer attempt began meanwhile.
-    if (!this.#running || attempt !== this.#attempts) return;
+    if (!this.#running || id !== this.#connectionId) return;
     const url = new URL('/api/stream', this.#options.server);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws;
@@ -473,7 +474,7 @@ export class ChatClient {
         return this.#retry();
       case CLOSE.GOING_AWAY:
       case CLOSE.RESYNC:
-        this.#attempt = 0;
+        this.#backoffStep = 0;
         return this.#retry();
       default:
         return this.#retry();
@@ -482,8 +483,8 @@ export class ChatClient {
 
   #retry() {
     if (!this.#running) return;
-    const delay = reconnectDelayMs(this.#attempt, Math.random());
-    this.#attempt += 1;
+    const delay = reconnectDelayMs(this.#backoffStep, Math.random());
+    this.#backoffStep += 1;
     clearTimeout(this.#timer);
     // Set before the state is told: a listener may stop the client.
     this.#timer = setTimeout(() => this.#connect(), delay);
@@ -548,7 +549,7 @@ export class ChatClient {
           this.#hasOlder = frame.resume_after > 0;
         }
         this.#startHeartbeat(frame.heartbeat_ms);
-        this.#attempt = 0;
+        this.#backoffStep = 0;
         this.#tokenRetried = false;
         this.#welcomed = true;
         for (const [id, { body }] of this.#pending) this.#frame({ type: 'send', client_msg_id: id, body });
@@ -573,7 +574,7 @@ export class ChatClient {
         if (message.seq > this.#lastSeq + 1) {
           // A gap: catch up from the store.
           this.#disconnect();
-          this.#attempt = 0;
+          this.#backoffStep = 0;
           return this.#retry();
         }
         return this.#message(message);
