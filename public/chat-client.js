@@ -493,7 +493,7 @@ export class ChatClient {
 
   /** Closes for good: `reason` says why (`stopped`, `left`, `removed`, …). */
   #end(reason, error) {
-    const wasRunning = this.#running || this.#state !== 'closed';
+    const wasOpen = this.#state !== 'closed';
     this.#running = false;
     globalThis.removeEventListener?.('online', this.#backOnline);
     clearTimeout(this.#timer);
@@ -507,7 +507,7 @@ export class ChatClient {
     const refusal = error ?? new ChatError('closed', SENTENCES.closed);
     for (const { reject } of this.#pending.values()) reject(refusal);
     this.#pending.clear();
-    if (wasRunning) this.#setState('closed', reason);
+    if (wasOpen) this.#setState('closed', reason);
   }
 
   /** What a join or a welcome says of the room and the user's standing. */

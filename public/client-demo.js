@@ -54,14 +54,21 @@ function line(message, blocked) {
   return item;
 }
 
-/** Draws the conversation again (text only: never HTML), staying at the end if it was there. */
-function drawLines() {
+/** Changes the conversation (text only: never HTML), staying at the end if it was there. */
+function drawn(change) {
   const box = $('lines');
   const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  const blocked = new Set(chat.blocked);
-  box.replaceChildren(...said.map((message) => line(message, blocked)).filter(Boolean));
+  change(box, new Set(chat.blocked));
   if (atEnd) box.scrollTop = box.scrollHeight;
 }
+
+/** Draws the whole conversation again (a removal, a block, a reset). */
+function drawLines() {
+  drawn((box, blocked) => box.replaceChildren(...said.map((message) => line(message, blocked)).filter(Boolean)));
+}
+
+/** The lines kept: a long room drops its oldest, a hundred at a time. */
+const KEPT = 500;
 
 let typingTimer;
 function typingStopped(who) {
@@ -75,7 +82,15 @@ chat.on('message', (message) => {
     for (const earlier of said) if (earlier.user_id === fields.user_id) removed.set(earlier.seq, message.user_id);
   }
   said.push(message);
-  drawLines();
+  if (said.length > KEPT + 100 || kind === 'remove' || kind === 'purge') {
+    said = said.slice(-KEPT);
+    drawLines();
+  } else {
+    drawn((box, blocked) => {
+      const item = line(message, blocked);
+      if (item) box.append(item);
+    });
+  }
   typingStopped(message.user_id);
 });
 chat.on('reset', () => { said = []; removed.clear(); drawLines(); });

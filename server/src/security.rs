@@ -102,8 +102,9 @@ pub async fn guard_origin(State(policy): State<OriginPolicy>, request: Request, 
 /// 503, the deadline's, a caught panic's): a game's page must read those
 /// too, to know it may retry.
 pub async fn cross_site_reads(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let grant = if is_server_function(&path) { policy.cross_site_grant(request.headers()) } else { None };
+    let path = request.uri().path();
+    let grant = if is_server_function(path) { policy.cross_site_grant(request.headers()) } else { None };
+    let client_file = CLIENT_FILES.iter().copied().find(|file| *file == path);
     if request.method() == Method::OPTIONS {
         if let Some(origin) = grant {
             return preflight(origin);
@@ -116,12 +117,12 @@ pub async fn cross_site_reads(State(policy): State<OriginPolicy>, request: Reque
         // When to come back, for a join turned away in a storm.
         headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
         headers.append(header::VARY, HeaderValue::from_static("origin"));
-    } else if CLIENT_FILES.contains(&path.as_str()) {
+    } else if let Some(file) = client_file {
         // Public code: any page may load it (a module from another host is
         // fetched with CORS). Revalidated on use: it changes with the server.
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        if path.ends_with(".d.ts") {
+        if file.ends_with(".d.ts") {
             // Not an MPEG stream, whatever the extension says.
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         }
