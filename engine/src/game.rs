@@ -15,7 +15,7 @@ use crate::protocol::moderation::{Report, Request};
 use crate::protocol::{ChatMessage, Role, ServerFrame};
 use crate::rooms::{OpenRoom, RoomError, Rooms};
 use crate::store::moderation::SanctionRecord;
-use crate::store::{self, NewMessage};
+use crate::store::{self, NewMessage, PutMember};
 use crate::validate::{
     check_new_id, normalize_body_within, normalize_id, normalize_user_id, valid_client_msg_id, GAME_USER_ID,
 };
@@ -171,15 +171,13 @@ impl Rooms {
         let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
         let members = store::member_roles(self.db(), room.id).await?;
         store::delete_room(self.db(), room.id).await?;
-        for (user_id, _) in members {
-            self.announce(&channel_id, &user_id, false).await;
-        }
+        self.announce_all_left(&channel_id, members.into_iter().map(|(user_id, _)| user_id).collect()).await;
         Ok(())
     }
 
     /// Makes `user_id` a member with `role` (an existing member gets the
-    /// role); refused for a user banned from the room. Whether they are
-    /// new to the room.
+    /// role, their open pages at once); refused for a user banned from the
+    /// room. Whether they are new to the room.
     pub async fn add_member(&self, channel_id: &str, user_id: &str, role: Role) -> Result<bool, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_user_id(user_id)?;
@@ -188,12 +186,15 @@ impl Rooms {
         self.check_new_user(&user_id).await?;
         let banned = |_| RoomError::UserBanned(user_id.clone());
         self.refuse_banned(room.id, &user_id, banned).await?;
-        let added = store::add_member(self.db(), room.id, &user_id).await?;
-        store::set_member_role(self.db(), room.id, &user_id, role).await?;
-        if added {
-            self.announce(&channel_id, &user_id, true).await;
+        let put = store::put_member(self.db(), room.id, &user_id, role).await?;
+        match put {
+            PutMember::Added => self.announce(&channel_id, &user_id, true).await,
+            PutMember::RoleChanged => {
+                self.publish(&channel_id, ServerFrame::RoleChanged { user_id, role }).await
+            }
+            PutMember::Unchanged => {}
         }
-        Ok(added)
+        Ok(put == PutMember::Added)
     }
 
     /// Takes a member out of the room (their pages close); refused for
@@ -226,7 +227,7 @@ impl Rooms {
         Ok(store::moderation::user_sanctions(self.db(), &user_id, chrono::Utc::now()).await?)
     }
 
-    /// Sets a member's role (pages learn it when they next connect).
+    /// Sets a member's role; their open pages act with it at once.
     pub async fn set_role(&self, channel_id: &str, user_id: &str, role: Role) -> Result<(), RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let user_id = normalize_id(user_id, "user name")?;

@@ -135,11 +135,13 @@ impl Rooms {
         let recorded = store::record(self.db(), room.room_id, me, &action, self.removed_text(), now).await?;
         let store::Recorded { event, left } =
             recorded.ok_or_else(|| RoomError::Unchanged(unchanged(&action)))?;
+        // The webhooks' events are queued before anything waits: as close
+        // to the commit as they can be, and never lost to a dropped request.
+        self.tell(&room.channel_id, &event, &action, left);
         self.publish(&room.channel_id, ServerFrame::Message(event.clone())).await;
         if let (true, Some(user_id)) = (left, action.target_user()) {
             self.publish(&room.channel_id, ServerFrame::MemberLeft { user_id: user_id.to_owned() }).await;
         }
-        self.tell(&room.channel_id, &event, &action, left);
         Ok(Done::Recorded(event))
     }
 

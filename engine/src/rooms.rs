@@ -294,9 +294,14 @@ impl Rooms {
     }
 
     pub(crate) async fn publish(&self, channel_id: &str, frame: ServerFrame) {
+        self.publish_frames(channel_id, vec![frame]).await;
+    }
+
+    async fn publish_frames(&self, channel_id: &str, frames: Vec<ServerFrame>) {
         // The change is committed: a failed publish is recovered by the
         // readers' catch-up from the store, not by failing the request.
-        if let Err(err) = self.bus.publish_all(channel_id, vec![RoomEvent::new(frame)]).await {
+        let events = frames.into_iter().map(RoomEvent::new).collect();
+        if let Err(err) = self.bus.publish_all(channel_id, events).await {
             tracing::warn!(channel_id, %err, "publish failed after commit");
         }
     }
@@ -304,14 +309,26 @@ impl Rooms {
     /// Tells the room's pages and the webhooks that `user_id` joined (or
     /// left) the room, once the change is committed.
     pub(crate) async fn announce(&self, channel_id: &str, user_id: &str, joined: bool) {
-        let user = user_id.to_owned();
-        let (kind, frame) = if joined {
-            (EventKind::MemberJoined, ServerFrame::MemberJoined { user_id: user })
-        } else {
-            (EventKind::MemberLeft, ServerFrame::MemberLeft { user_id: user })
-        };
-        self.events.membership(kind, channel_id, user_id);
+        let frame = self.membership(channel_id, user_id.to_owned(), joined);
         self.publish(channel_id, frame).await;
+    }
+
+    /// Tells the room's pages and the webhooks that its members left: the
+    /// room is gone. Every webhook event is queued before anything waits.
+    pub(crate) async fn announce_all_left(&self, channel_id: &str, members: Vec<String>) {
+        let frames = members.into_iter().map(|user_id| self.membership(channel_id, user_id, false)).collect();
+        self.publish_frames(channel_id, frames).await;
+    }
+
+    /// Queues the webhook event of a membership change; the page's frame.
+    fn membership(&self, channel_id: &str, user_id: String, joined: bool) -> ServerFrame {
+        let kind = if joined { EventKind::MemberJoined } else { EventKind::MemberLeft };
+        self.events.membership(kind, channel_id, &user_id);
+        if joined {
+            ServerFrame::MemberJoined { user_id }
+        } else {
+            ServerFrame::MemberLeft { user_id }
+        }
     }
 
     /// Opens a room for `user_id`: creates the room on first visit, makes

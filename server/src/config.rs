@@ -429,11 +429,16 @@ impl Config {
         if urls.is_empty() {
             return Ok(None);
         }
-        for url in &urls {
+        for (i, url) in urls.iter().enumerate() {
             if !(url.starts_with("http://") || url.starts_with("https://"))
                 || url.parse::<axum::http::Uri>().is_err()
             {
                 return Err(format!("--webhook-urls: {url:?} is not an http(s) URL"));
+            }
+            // Each URL has one queue and one sender: a second would send
+            // its events again, out of order.
+            if urls[..i].contains(url) {
+                return Err(format!("--webhook-urls: {url:?} is given twice"));
             }
         }
         let secret = self.webhook_secret.as_ref().map(|s| s.0.as_str()).unwrap_or_default();
@@ -539,6 +544,24 @@ mod tests {
             let err = parse_config(["server", &format!("--message-retention-days={days}")]).unwrap_err();
             assert!(err.to_string().contains("--message-retention-days"), "{err}");
         }
+    }
+
+    #[test]
+    fn webhook_urls_are_http_each_given_once_and_need_the_secret() {
+        let secret = "s".repeat(40);
+        let with = |urls: &str| {
+            parse_config(["server", "--webhook-urls", urls, "--webhook-secret", secret.as_str()])
+                .unwrap()
+                .webhooks()
+        };
+        let settings = with("https://a.example/hook, http://b.example/hook").unwrap().unwrap();
+        assert_eq!(settings.urls, ["https://a.example/hook", "http://b.example/hook"]);
+        assert!(with("ftp://a.example/hook").unwrap_err().contains("not an http(s) URL"));
+        let twice = with("https://a.example/hook, https://a.example/hook ").unwrap_err();
+        assert!(twice.contains("given twice"), "{twice}");
+        let no_secret =
+            parse_config(["server", "--webhook-urls", "https://a.example/hook"]).unwrap().webhooks();
+        assert!(no_secret.unwrap_err().contains("--webhook-secret"));
     }
 
     #[test]

@@ -203,6 +203,14 @@ async fn rooms_and_members_are_made_read_and_removed_and_open_pages_follow() {
     assert!(matches!(mia.next().await, ServerFrame::Error { code: ErrorCode::Forbidden, .. }));
     let (_, welcome) = app.hello("mia", "match_1", 0).await;
     assert!(matches!(welcome, ServerFrame::Welcome { role: Role::Player, .. }), "{welcome:?}");
+    // Put in again with another role: her open page follows too; the same
+    // role again changes nothing and says nothing.
+    let (status, again) =
+        call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("mia", "moderator")).await;
+    assert_eq!((status, again["added"].as_bool()), (200, Some(false)));
+    assert_eq!(mia.next().await, ServerFrame::RoleChanged { user_id: "mia".into(), role: Role::Moderator });
+    call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("mia", "moderator")).await;
+    mia.expect_silence(QUIET).await;
     // Nobody may be the game.
     let (status, answer) =
         call(&app, Method::POST, "/api/v1/rooms/match_1/members", member("Game", "player")).await;
@@ -687,6 +695,11 @@ async fn the_game_moderates_and_open_pages_see_it() {
         call(&app, Method::POST, "/api/v1/rooms/r/members", Some(json!({ "user_id": "ana" }))).await;
     assert_eq!((status, code(&answer)), (409, "banned"));
     assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/bans/ana", None).await.0, 200);
+    assert_eq!(app.open_room("ana", "r").await.0, 200);
+    // Every field of a mute, a ban or a kick may be left out, the body too.
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/ana/mute", None).await.0, 200);
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/mute", None).await.0, 200);
+    assert_eq!(call(&app, Method::POST, "/api/v1/rooms/r/members/ana/kick", None).await.0, 200);
     assert_eq!(app.open_room("ana", "r").await.0, 200);
 
     // Words added through the API are in force at once, and in the file.

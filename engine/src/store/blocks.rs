@@ -80,8 +80,10 @@ pub async fn unblock(db: &impl ConnectionTrait, user_id: &str, target: &str) -> 
 /// they were blocked. One statement, so a block made meanwhile is either
 /// lifted and named or kept.
 pub async fn unblock_all(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, DbErr> {
-    let mut lifted =
-        block::Entity::delete_many().filter(block::Column::UserId.eq(user_id)).exec_with_returning(db).await?;
+    let mut lifted = block::Entity::delete_many()
+        .filter(block::Column::UserId.eq(user_id))
+        .exec_with_returning(db)
+        .await?;
     lifted.sort_unstable_by_key(|row| row.id);
     Ok(lifted.into_iter().map(|row| row.blocked_user_id).collect())
 }

@@ -191,14 +191,57 @@ pub async fn set_member_role(
     user_id: &str,
     role: Role,
 ) -> Result<bool, DbErr> {
-    let name = if role == Role::Moderator { "moderator" } else { "player" };
     let done = member::Entity::update_many()
-        .col_expr(member::Column::Role, Expr::value(name))
+        .col_expr(member::Column::Role, Expr::value(role_name(role)))
         .filter(member::Column::RoomId.eq(room_id))
         .filter(member::Column::UserId.eq(user_id))
         .exec(db)
         .await?;
     Ok(done.rows_affected > 0)
+}
+
+fn role_name(role: Role) -> &'static str {
+    if role == Role::Moderator {
+        "moderator"
+    } else {
+        "player"
+    }
+}
+
+/// What [`put_member`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutMember {
+    Added,
+    RoleChanged,
+    Unchanged,
+}
+
+/// Makes `user_id` a member with `role`, or gives a member that role: one
+/// transaction, so a failure leaves neither half. It writes before it
+/// reads anything (a SQLite transaction that read first may not write once
+/// another connection has committed).
+pub async fn put_member(
+    db: &DatabaseConnection,
+    room_id: i64,
+    user_id: &str,
+    role: Role,
+) -> Result<PutMember, DbErr> {
+    let txn = db.begin().await?;
+    let added = add_member(&txn, room_id, user_id).await?;
+    let name = role_name(role);
+    let changed = member::Entity::update_many()
+        .col_expr(member::Column::Role, Expr::value(name))
+        .filter(member::Column::RoomId.eq(room_id))
+        .filter(member::Column::UserId.eq(user_id))
+        .filter(member::Column::Role.ne(name))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(match (added, changed.rows_affected > 0) {
+        (true, _) => PutMember::Added,
+        (false, true) => PutMember::RoleChanged,
+        (false, false) => PutMember::Unchanged,
+    })
 }
 
 /// Deletes a room and everything in it (members, messages, sanctions and

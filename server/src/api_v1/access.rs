@@ -82,8 +82,9 @@ fn admit(keys: &ApiKeys, headers: &axum::http::HeaderMap) -> Result<(), ApiError
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        // The scheme's name is case-insensitive (RFC 9110, 11.1).
+        .and_then(|(scheme, key)| scheme.eq_ignore_ascii_case("bearer").then_some(key.trim()))
         .ok_or_else(|| ApiError::unauthorized("An API key is needed: Authorization: Bearer <key>."))?;
     if !keys.accepts(presented) {
         return Err(ApiError::unauthorized("That API key is not valid."));
@@ -113,6 +114,10 @@ mod tests {
         let keys = ApiKeys::new([KEY, NEXT]).unwrap();
         for key in [KEY, NEXT] {
             assert_eq!(status(admit(&keys, &headers(&[(AUTHORIZATION, &format!("Bearer {key}"))]))), None);
+        }
+        for scheme in ["bearer", "BEARER"] {
+            let header = format!("{scheme} {KEY}");
+            assert_eq!(status(admit(&keys, &headers(&[(AUTHORIZATION, &header)]))), None, "{header}");
         }
         for bad in ["", "Bearer", &format!("Basic {KEY}"), &format!("Bearer {KEY}x"), "Bearer nope"] {
             let got = status(admit(&keys, &headers(&[(AUTHORIZATION, bad)])));

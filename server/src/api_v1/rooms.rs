@@ -1,5 +1,6 @@
 //! Rooms, members, messages and moderation, for the game's servers.
 use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +17,30 @@ use super::{ApiError, ApiState};
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Body<T>(pub T);
+
+/// A JSON body whose fields all have defaults: a request without a body
+/// (no `Content-Type`, no length) takes them all.
+pub struct Optional<T>(pub T);
+
+impl<T, S> FromRequest<S> for Optional<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let headers = request.headers();
+        let bodiless = !headers.contains_key(CONTENT_TYPE)
+            && !headers.contains_key(TRANSFER_ENCODING)
+            && headers.get(CONTENT_LENGTH).is_none_or(|length| length == "0");
+        if bodiless {
+            return Ok(Self(T::default()));
+        }
+        let Body(fields) = Body::from_request(request, state).await?;
+        Ok(Self(fields))
+    }
+}
 
 /// Path parameters, answered in the API's error shape when malformed.
 #[derive(FromRequestParts)]
@@ -381,7 +406,7 @@ pub struct RoleChange {
     role: Role,
 }
 
-/// Sets a member's role (their pages learn it when they next connect).
+/// Sets a member's role; their open pages act with it at once.
 #[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/members/{user_id}/role", tag = "rooms",
     params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
     request_body = RoleChange,
@@ -492,7 +517,7 @@ pub async fn remove_message(
     act(&api, &channel_id, Request::Remove { seq }).await
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 pub struct Sanction {
     /// How long, in minutes (1 to a year); without it, until lifted.
     #[serde(default)]
@@ -502,16 +527,17 @@ pub struct Sanction {
     reason: String,
 }
 
-/// Mutes a member: they read but cannot send.
+/// Mutes a member: they read but cannot send. The body may be left out
+/// (muted until lifted, no reason); 409 when muted already on those terms.
 #[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/members/{user_id}/mute", tag = "moderation",
     params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
-    request_body = Sanction,
-    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    request_body = Option<Sanction>,
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Muted already on those terms", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn mute(
     State(api): State<ApiState>,
     InPath((channel_id, user_id)): InPath<(String, String)>,
-    Body(mute): Body<Sanction>,
+    Optional(mute): Optional<Sanction>,
 ) -> Answer<Json<Recorded>> {
     act(&api, &channel_id, Request::Mute { user_id, minutes: mute.minutes, reason: mute.reason }).await
 }
@@ -528,7 +554,7 @@ pub async fn unmute(
     act(&api, &channel_id, Request::Unmute { user_id }).await
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 pub struct Kick {
     #[serde(default)]
     reason: String,
@@ -548,30 +574,33 @@ pub async fn purge(
     act(&api, &channel_id, Request::Purge { user_id }).await
 }
 
-/// Removes a member from the room; they may come back.
+/// Removes a member from the room; they may come back. The body may be
+/// left out (no reason).
 #[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/members/{user_id}/kick", tag = "moderation",
     params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
-    request_body = Kick,
+    request_body = Option<Kick>,
     responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn kick(
     State(api): State<ApiState>,
     InPath((channel_id, user_id)): InPath<(String, String)>,
-    Body(kick): Body<Kick>,
+    Optional(kick): Optional<Kick>,
 ) -> Answer<Json<Recorded>> {
     act(&api, &channel_id, Request::Kick { user_id, reason: kick.reason }).await
 }
 
-/// Bans a user: out of the room, and kept out until the ban ends or is lifted.
+/// Bans a user: out of the room, and kept out until the ban ends or is
+/// lifted. The body may be left out (banned for good, no reason); 409 when
+/// banned already on those terms.
 #[utoipa::path(put, path = "/api/v1/rooms/{channel_id}/bans/{user_id}", tag = "moderation",
     params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The user")),
-    request_body = Sanction,
-    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    request_body = Option<Sanction>,
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Banned already on those terms", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn ban(
     State(api): State<ApiState>,
     InPath((channel_id, user_id)): InPath<(String, String)>,
-    Body(ban): Body<Sanction>,
+    Optional(ban): Optional<Sanction>,
 ) -> Answer<Json<Recorded>> {
     act(&api, &channel_id, Request::Ban { user_id, minutes: ban.minutes, reason: ban.reason }).await
 }

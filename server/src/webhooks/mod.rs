@@ -469,12 +469,15 @@ impl Lease {
             return true;
         }
         let asked = Instant::now();
-        let now = chrono::Utc::now().timestamp_millis();
-        let until = now + LEASE.as_millis() as i64;
-        let held = outbox::lease(&shared.db, url, &shared.holder, now, until)
-            .await
-            .inspect_err(|err| tracing::warn!(%err, "taking the webhook lease failed"))
-            .unwrap_or(false);
+        let held = async {
+            // The database's clock, not this node's: clocks that disagree
+            // would let two nodes hold the lease at once.
+            let now = outbox::now_ms(&shared.db).await?;
+            outbox::lease(&shared.db, url, &shared.holder, now, now + LEASE.as_millis() as i64).await
+        }
+        .await
+        .inspect_err(|err| tracing::warn!(%err, "taking the webhook lease failed"))
+        .unwrap_or(false);
         self.0 = held.then_some(asked);
         held
     }
@@ -529,7 +532,20 @@ impl Sender {
             let wait = Duration::from_millis(
                 app::backoff::delay_ms(attempt, crate::admission::random_unit()).into(),
             );
-            tokio::time::sleep(wait).await;
+            // The lease is renewed while waiting, so a long wait after a
+            // slow answer does not hand the URL to another node, which
+            // would start its backoff over.
+            let resume = Instant::now() + wait;
+            loop {
+                if !lease.hold(shared, url).await {
+                    return false;
+                }
+                let left = resume.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(left.min(RENEW_EVERY)).await;
+            }
         }
         unreachable!("the attempts go on until one ends the call")
     }

@@ -4,8 +4,8 @@
 //! that makes one node at a time the one delivering a URL's events.
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
 mod event {
@@ -178,6 +178,18 @@ pub async fn trim(
     Ok(deleted.rows_affected)
 }
 
+/// The database's clock, in Unix milliseconds: the time leases are given
+/// and judged by, so that nodes whose clocks disagree never both hold one.
+pub async fn now_ms(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms",
+        _ => "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now_ms",
+    };
+    let row = db.query_one(Statement::from_string(backend, sql)).await?;
+    row.ok_or_else(|| DbErr::Custom("the database told no time".to_owned()))?.try_get("", "now_ms")
+}
+
 /// Takes or renews `holder`'s lease on `url` until `until_ms`: granted when
 /// nobody holds it, `holder` does, or it ran out before `now_ms`.
 pub async fn lease(
@@ -272,6 +284,14 @@ mod tests {
         let now = ["https://now.example/hook".to_owned()];
         assert_eq!(waiting_elsewhere(&db, &now).await.unwrap(), [("https://old.example/hook".to_owned(), 2)]);
         assert_eq!(waiting_elsewhere(&db, &[]).await.unwrap().len(), 2, "no URLs: every one is elsewhere");
+    }
+
+    #[tokio::test]
+    async fn the_databases_clock_is_read_in_unix_milliseconds() {
+        let db = fresh().await;
+        let mine = chrono::Utc::now().timestamp_millis();
+        let its = now_ms(&db).await.unwrap();
+        assert!((its - mine).abs() < 2_000, "{its} against {mine}");
     }
 
     #[tokio::test]
