@@ -79,8 +79,8 @@ impl Line {
     }
 }
 
-/// Whether `body` names `user_id` as `@user_id` (ASCII letters in any
-/// case), not inside a longer name or an address: `@ana,`, `(@ANA)`,
+/// Whether `body` names `user_id` as `@user_id` (letters in any case), not
+/// inside a longer name or an address: `@ana,`, `(@ANA)`,
 /// `@ana.`, `“@ana”`, `@ana’s` and `@ana！` do; `@anna`, `@ana_b`, `@ana.b`
 /// and `x@ana` do not. Beyond ASCII, what is not punctuation, a symbol or
 /// an emoji (by their blocks: Unicode's letter tables would cost the page's
@@ -116,18 +116,31 @@ pub fn mentions(body: &str, user_id: &str) -> bool {
                     | '\u{1F000}'..='\u{1FAFF}'
             ))
     };
-    !user_id.is_empty()
-        && body.match_indices('@').any(|(at, _)| {
-            let rest = &body[at + 1..];
-            let named = rest.get(..user_id.len()).is_some_and(|n| n.eq_ignore_ascii_case(user_id));
-            let mut after = rest.get(user_id.len()..).unwrap_or("").chars();
-            let ends = match after.next() {
-                Some('.') => !after.next().is_some_and(word),
-                Some(c) => !word(c),
-                None => true,
-            };
-            named && ends && !body[..at].chars().next_back().is_some_and(word)
-        })
+    if user_id.is_empty() || !body.contains('@') {
+        return false;
+    }
+    let (body, user_id) = (lower(body), lower(user_id));
+    body.match_indices('@').any(|(at, _)| {
+        let rest = &body[at + 1..];
+        let Some(after) = rest.strip_prefix(user_id.as_str()) else { return false };
+        let mut after = after.chars();
+        let ends = match after.next() {
+            Some('.') => !after.next().is_some_and(word),
+            Some(c) => !word(c),
+            None => true,
+        };
+        ends && !body[..at].chars().next_back().is_some_and(word)
+    })
+}
+
+/// `text` in lower case, as Unicode has it: the browser's own tables on
+/// the page (Rust's would add kilobytes to its download), Rust's on the
+/// server.
+fn lower(text: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    return js_sys::JsString::from(text).to_lower_case().into();
+    #[cfg(not(feature = "hydrate"))]
+    text.to_lowercase()
 }
 
 /// The first words of a text (about 30 characters, cut between words), to
@@ -256,6 +269,16 @@ impl Conversation {
         self.stored.splice(0..0, older);
         self.has_older = has_older;
         true
+    }
+
+    /// Forgets the oldest stored lines when there are more than `most`,
+    /// down to `keep`: a long session holds a bounded conversation. What
+    /// is forgotten can be loaded again as older history.
+    pub fn forget_oldest(&mut self, most: usize, keep: usize) {
+        if self.stored.len() > most {
+            self.stored.drain(..self.stored.len() - keep);
+            self.has_older = true;
+        }
     }
 
     /// The newest seq shown (0 when none): where a reconnect resumes.
@@ -408,6 +431,13 @@ impl Conversation {
         };
         line.refused = Some(reason.to_owned());
         true
+    }
+
+    /// Refuses every pending message with `reason`: none will be sent.
+    pub fn refuse_pending(&mut self, reason: &str) {
+        for line in self.own.iter_mut().filter(|l| l.is_pending()) {
+            line.refused = Some(reason.to_owned());
+        }
     }
 
     /// Sends a refused message again: it becomes a new pending message
@@ -588,6 +618,35 @@ mod tests {
         assert!(!c.refuse("m1", "second"), "already refused");
         assert!(!c.refuse("unknown", "third"));
         assert_eq!(own(&c), [("m1".into(), "text m1".into(), Some("first".into()))]);
+    }
+
+    #[test]
+    fn a_long_session_forgets_its_oldest_lines_which_load_again_as_older() {
+        let history = (1..=600).map(|seq| msg(seq, "a", &format!("x{seq}"))).collect();
+        let mut c = Conversation::from_history(history);
+        c.forget_oldest(600, 500);
+        assert_eq!(c.lines().count(), 600, "not past the most");
+        assert_eq!(c.older_cursor(), None);
+        c.apply(msg(601, "a", "x601"));
+        c.forget_oldest(600, 500);
+        assert_eq!(c.lines().count(), 500);
+        assert_eq!((c.older_cursor(), c.last_seq()), (Some(102), 601));
+        assert!(c.prepend_older(102, (92..102).map(|seq| msg(seq, "a", "again")).collect(), true));
+        assert_eq!(c.lines().next().and_then(|l| l.seq), Some(92));
+    }
+
+    #[test]
+    fn a_stream_closed_for_good_refuses_what_waits_and_only_that() {
+        let mut c = Conversation::from_history(vec![msg(1, "a", "x1")]);
+        typed(&mut c, &["m1", "m2", "m3"]);
+        c.refuse("m1", TOO_FAST);
+        c.apply(msg(2, "me", "m2"));
+        c.refuse_pending("closed");
+        assert_eq!(c.pending().count(), 0);
+        let own = own(&c);
+        assert_eq!(own[0].2.as_deref(), Some(TOO_FAST), "a refusal stands");
+        assert_eq!(own.last().map(|l| (l.0.as_str(), l.2.as_deref())), Some(("m3", Some("closed"))));
+        assert_eq!(seqs(&c), [Some(1), Some(2), None, None]);
     }
 
     #[test]
@@ -980,6 +1039,26 @@ mod tests {
         assert!(!mentions("@Nguyễn", "Nguyễn Văn"));
         assert!(!mentions("@کتاب\u{200C}ها", "کتاب"), "a joiner is part of the name");
         assert!(!mentions("@ana", ""));
+    }
+
+    #[test]
+    fn a_mention_may_change_the_case_of_any_alphabet_a_name_is_written_in() {
+        for (body, name) in [
+            ("@zoë ?", "Zoë"),
+            ("@ZOË", "zoë"),
+            ("@émile", "Émile"),
+            ("@łukasz", "Łukasz"),
+            ("@ŞEYMA", "şeyma"),
+            ("@nguyễn văn", "Nguyễn Văn"),
+            ("@ΣΩΚΡΆΤΗΣ", "σωκράτης"),
+            ("@иван", "Иван"),
+            ("@ЁЖИК", "ёжик"),
+            ("@ԱՐԱՄ", "արամ"),
+        ] {
+            assert!(mentions(body, name), "{body:?} names {name:?}");
+        }
+        assert!(!mentions("@ivan", "Иван"), "a letter of another alphabet is another letter");
+        assert!(!mentions("@zoe", "Zoë"));
     }
 
     #[test]

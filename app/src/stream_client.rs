@@ -160,7 +160,11 @@ impl RoomStream {
     /// Sends a message already shown as pending now if connected;
     /// otherwise it goes out after the next welcome.
     fn send_pending(&self, client_msg_id: String, body: String) {
-        if self.shared.welcomed.get() {
+        if self.shared.stopped.get() {
+            self.shared.room.conversation.update(|c| {
+                c.refuse(&client_msg_id, NEVER_SENT);
+            });
+        } else if self.shared.welcomed.get() {
             send(&self.shared, &ClientFrame::Send { client_msg_id, body });
         }
     }
@@ -264,15 +268,11 @@ fn connect(shared: &Rc<Shared>) {
                 return;
             }
             match ev.code() {
-                CLOSE_NOT_MEMBER | CLOSE_UNAUTHORIZED => {
-                    shared.stopped.set(true);
-                    shared.room.status.set(ConnState::Closed);
-                }
+                CLOSE_NOT_MEMBER | CLOSE_UNAUTHORIZED => close_for_good(&shared),
                 CLOSE_REMOVED => {
                     // The kick or ban came just before; if it did not (it
                     // happened while this page was away), say it plainly.
-                    shared.stopped.set(true);
-                    shared.room.status.set(ConnState::Closed);
+                    close_for_good(&shared);
                     shared.room.removed_unseen();
                 }
                 CLOSE_GOING_AWAY | CLOSE_RESYNC => {
@@ -309,6 +309,7 @@ fn start_heartbeat(shared: &Rc<Shared>, every: Duration) {
                 }
                 shared.welcomed.set(false);
                 stop_heartbeat(&shared);
+                unanswered(&shared);
                 schedule_reconnect(&shared);
                 return;
             }
@@ -317,6 +318,19 @@ fn start_heartbeat(shared: &Rc<Shared>, every: Duration) {
         every,
     );
     *shared.heartbeat.borrow_mut() = handle.ok();
+}
+
+/// Stored lines a page keeps while its reader is at the newest ones.
+const KEPT_LINES: usize = 500;
+
+/// Why a message waiting to be sent never will be.
+const NEVER_SENT: &str = "The chat closed before it was sent.";
+
+/// The stream is over for good: what waits to be sent never will be.
+fn close_for_good(shared: &Shared) {
+    shared.stopped.set(true);
+    shared.room.status.set(ConnState::Closed);
+    shared.room.conversation.update(|c| c.refuse_pending(NEVER_SENT));
 }
 
 /// The connection ended with moderation requests unanswered: whether they
@@ -401,15 +415,25 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             }
         }
         ServerFrame::Message(message) => {
-            let shown = room.conversation.try_update(|c| c.apply(message.clone())).unwrap_or(false);
+            // A reader at the newest lines does not need the oldest.
+            let at_bottom = room.at_bottom.get_untracked();
+            let shown = room
+                .conversation
+                .try_update(|c| {
+                    let shown = c.apply(message.clone());
+                    if at_bottom {
+                        c.forget_oldest(KEPT_LINES + 100, KEPT_LINES);
+                    }
+                    shown
+                })
+                .unwrap_or(false);
             if shown {
                 room.message_arrived(&message);
                 // Events the welcome did not know of yet.
                 let news = message.action.as_ref().filter(|_| message.seq > shared.welcomed_at_seq.get());
                 if news.is_some_and(|action| room.take_action(action)) {
                     // Out of the room: the server closes the socket next.
-                    shared.stopped.set(true);
-                    room.status.set(ConnState::Closed);
+                    close_for_good(shared);
                 }
             }
             stopped_typing(room, &message.user_id);
@@ -453,8 +477,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             room.members.update(|m| m.remove(&user_id));
             // A member removed by a moderator stays on the page to read why.
             if me && !room.is_removed() {
-                shared.stopped.set(true);
-                room.status.set(ConnState::Closed);
+                close_for_good(shared);
                 if let Some(window) = web_sys::window() {
                     let _ = window.location().set_href("/");
                 }
@@ -496,8 +519,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             }
             match code {
                 ErrorCode::NotMember | ErrorCode::Unauthorized => {
-                    shared.stopped.set(true);
-                    room.status.set(ConnState::Closed);
+                    close_for_good(shared);
                     room.notice.set(Some(message));
                 }
                 // The server closes the socket; reconnecting catches up.

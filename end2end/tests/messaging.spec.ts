@@ -1,5 +1,5 @@
 // Diagram 3: sending messages, and what must not be sent or interpreted.
-import { test, expect, unique, uniqueRoom, room, sendWithEnter, reloadRoom, QUIET_MS } from './fixtures';
+import { test, expect, unique, uniqueRoom, room, sendWithEnter, reloadRoom, waitConnected, QUIET_MS } from './fixtures';
 
 test.describe('Sending messages', () => {
   test('a message sent with Enter appears once in every page of the room and never in another room', async ({ users }) => {
@@ -49,6 +49,42 @@ test.describe('Sending messages', () => {
     await room.sendButton(page).click();
     await expect(room.messageBox(page)).toHaveValue('');
     await expect(room.lines(page)).toHaveText([`${alice}: clear me`, `${alice}: by button`]);
+  });
+
+  test('what was typed before the page came alive stays in the box, and is sent', async ({ users }) => {
+    const alice = unique('alice');
+    // The room's code is held back until the player has typed into the
+    // page as the server rendered it.
+    let typed!: () => void;
+    const hold = new Promise<void>((resolve) => { typed = resolve; });
+    const page = await users.open(alice, uniqueRoom('early'), {
+      connected: false,
+      prepare: async (p) => {
+        await p.route(/\.wasm$/, async (route) => { await hold; await route.continue(); });
+        p.once('domcontentloaded', () => { void room.messageBox(p).fill('typed early').then(typed); });
+      },
+    });
+    await waitConnected(page);
+    await expect(room.messageBox(page)).toHaveValue('typed early');
+    await room.messageBox(page).press('Enter');
+    await expect(room.lines(page)).toHaveText([`${alice}: typed early`]);
+    await expect(room.messageBox(page)).toHaveValue('');
+  });
+
+  test('a message naming the reader in another case, beyond ASCII, is marked as a mention, live and after a reload', async ({ users }) => {
+    const roomName = uniqueRoom('mention-case');
+    const [zoe, friend] = [unique('zoë'), unique('friend')];
+    const zoePage = await users.open(zoe, roomName);
+    const friendPage = await users.open(friend, roomName);
+    await sendWithEnter(friendPage, `@${zoe.toUpperCase()} over here`);
+    await sendWithEnter(friendPage, `@${zoe}x is someone else`);
+    const mentions = zoePage.locator('.message.mention');
+    await expect(room.lines(zoePage)).toHaveCount(2);
+    await expect(mentions).toHaveCount(1);
+    await expect(mentions).toContainText('over here');
+    await reloadRoom(zoePage);
+    await expect(mentions).toHaveCount(1);
+    await expect(mentions).toContainText('over here');
   });
 
   test('replies from the other user arrive live in the sender\'s page in order', async ({ users }) => {

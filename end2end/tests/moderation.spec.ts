@@ -354,6 +354,9 @@ test.describe('Moderation', () => {
 
       proxy.cut();
       await expect(room.status(bobPage)).toHaveText(/Reconnecting…|Offline/);
+      // Typed while away: it waits to be sent, and never will be.
+      await sendWithEnter(bobPage, 'one more thing');
+      await expect(room.items(bobPage).last()).toContainText('one more thing (sending…)');
       const menu = await openMessageMenu(modPage, `${bob}'s message`, 'you all stink');
       await menu.getByLabel('Reason').fill('be nice');
       await menu.getByRole('button', { name: 'Kick', exact: true }).click();
@@ -365,9 +368,11 @@ test.describe('Moderation', () => {
         { timeout: 20_000 },
       );
       await expect(room.status(bobPage)).toHaveText('Disconnected');
+      await expect(room.items(bobPage).last()).toContainText('Not sent: The chat closed before it was sent.');
       await bobPage.waitForTimeout(QUIET_MS * 2);
       await expect(room.status(bobPage)).toHaveText('Disconnected');
       await expect(room.messageBox(bobPage)).toBeDisabled();
+      await expect(room.conversation(modPage)).not.toContainText('one more thing');
     } finally {
       await proxy.stop();
     }

@@ -99,6 +99,21 @@ pub struct RoomSignals {
     pub info: RwSignal<Option<String>>,
 }
 
+/// What the player typed into the server's page before this code ran:
+/// the draft starts from it (hydrating the box would empty it otherwise).
+fn typed_before_hydration() -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        let input =
+            web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("message-input"));
+        let value = input.and_then(|input| js_sys::Reflect::get(&input, &"value".into()).ok());
+        if let Some(typed) = value.and_then(|value| value.as_string()) {
+            return typed;
+        }
+    }
+    String::new()
+}
+
 impl RoomSignals {
     fn new(
         snapshot: RoomSnapshot,
@@ -121,7 +136,7 @@ impl RoomSignals {
             typists: RwSignal::new(Typists::default()),
             status: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(form_error),
-            draft: RwSignal::new(String::new()),
+            draft: RwSignal::new(typed_before_hydration()),
             at_bottom: RwSignal::new(true),
             new_below: RwSignal::new(false),
             unread: RwSignal::new(Unread::default()),

@@ -42,7 +42,8 @@ pub fn Composer() -> impl IntoView {
     // While the stream is down, say that messages will wait (they show as
     // pending and go out after reconnecting).
     let waiting = move || matches!(status.get(), ConnState::Reconnecting | ConnState::Offline);
-    let blocked = move || room.standing.with(Standing::silenced);
+    // Silenced, or the stream closed for good (its notice says why).
+    let blocked = move || room.standing.with(Standing::silenced) || status.get() == ConnState::Closed;
     let waiting_slowly = move || room.standing.with(|s| s.send_again_at.is_some());
     // Times in UTC, as the server wrote them, until the page runs.
     let status = move || room.standing.with(|s| s.status(room.role.get(), |at| moment(at, s.now_ms > 0.0)));

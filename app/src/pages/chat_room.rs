@@ -112,6 +112,9 @@ pub fn ChatRoomPage() -> impl IntoView {
         |origin| async move {
             let origin = origin?;
             let on_allowlist = embed_parent_allowed(origin.clone()).await.map_err(|e| e.to_string());
+            // Written the way browsers write origins, for the page to
+            // compare with its own (a value that is not one was refused).
+            let origin = crate::embed::normalize_origin(&origin).unwrap_or(origin);
             Some(EmbedParent { origin, on_allowlist })
         },
     );
