@@ -136,11 +136,14 @@ pub fn mentions(body: &str, user_id: &str) -> bool {
 /// `text` in lower case, as Unicode has it: the browser's own tables on
 /// the page (Rust's would add kilobytes to its download), Rust's on the
 /// server.
+/// Final sigma as sigma: a name lowered alone ends in `ς`, within a
+/// message (`@ΝΙΚΟΣ's`) it may not.
 fn lower(text: &str) -> String {
     #[cfg(feature = "hydrate")]
-    return js_sys::JsString::from(text).to_lower_case().into();
+    let lower: String = js_sys::JsString::from(text).to_lower_case().into();
     #[cfg(not(feature = "hydrate"))]
-    text.to_lowercase()
+    let lower = text.to_lowercase();
+    lower.replace('ς', "σ")
 }
 
 /// The first words of a text (about 30 characters, cut between words), to
@@ -1054,6 +1057,8 @@ mod tests {
             ("@иван", "Иван"),
             ("@ЁЖИК", "ёжик"),
             ("@ԱՐԱՄ", "արամ"),
+            ("@ΝΙΚΟΣ's turn", "ΝΙΚΟΣ"),
+            ("@νίκος", "ΝΊΚΟΣ"),
         ] {
             assert!(mentions(body, name), "{body:?} names {name:?}");
         }

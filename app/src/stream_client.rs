@@ -323,12 +323,15 @@ fn start_heartbeat(shared: &Rc<Shared>, every: Duration) {
 /// Stored lines a page keeps while its reader is at the newest ones.
 const KEPT_LINES: usize = 500;
 
-/// Why a message waiting to be sent never will be.
-const NEVER_SENT: &str = "The chat closed before it was sent.";
+/// What a message waiting when the stream closed for good says (one sent
+/// just before may have been stored: a reload shows it).
+const NEVER_SENT: &str = "The chat closed before this was confirmed as sent.";
 
-/// The stream is over for good: what waits to be sent never will be.
+/// The stream is over for good: nothing more goes out, and what waits to
+/// be sent never will.
 fn close_for_good(shared: &Shared) {
     shared.stopped.set(true);
+    shared.welcomed.set(false);
     shared.room.status.set(ConnState::Closed);
     shared.room.conversation.update(|c| c.refuse_pending(NEVER_SENT));
 }

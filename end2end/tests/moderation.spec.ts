@@ -368,7 +368,7 @@ test.describe('Moderation', () => {
         { timeout: 20_000 },
       );
       await expect(room.status(bobPage)).toHaveText('Disconnected');
-      await expect(room.items(bobPage).last()).toContainText('Not sent: The chat closed before it was sent.');
+      await expect(room.items(bobPage).last()).toContainText('Not sent: The chat closed before this was confirmed as sent.');
       await bobPage.waitForTimeout(QUIET_MS * 2);
       await expect(room.status(bobPage)).toHaveText('Disconnected');
       await expect(room.messageBox(bobPage)).toBeDisabled();

@@ -602,7 +602,14 @@ impl Serving<'_> {
             Route::Send | Route::Left => {}
         }
         self.last_sent = event.frame.seq().unwrap_or(self.last_sent);
-        self.out.ws.queue_text(&event.text);
+        match &event.frame {
+            // The role the page acts with: a token's claim outranks the game's.
+            ServerFrame::RoleChanged { user_id, role } if self.room.identity_role > *role => {
+                let role = self.room.identity_role;
+                self.out.queue(&ServerFrame::RoleChanged { user_id: user_id.clone(), role });
+            }
+            _ => self.out.ws.queue_text(&event.text),
+        }
         if route == Route::Left {
             return Err(self.out.close(close_code::NOT_MEMBER, "left the room").await);
         }

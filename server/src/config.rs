@@ -430,14 +430,16 @@ impl Config {
             return Ok(None);
         }
         for (i, url) in urls.iter().enumerate() {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.parse::<axum::http::Uri>().is_err()
+            let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) || url.parse::<axum::http::Uri>().is_err()
             {
                 return Err(format!("--webhook-urls: {url:?} is not an http(s) URL"));
             }
             // Each URL has one queue and one sender: a second would send
-            // its events again, out of order.
-            if urls[..i].contains(url) {
+            // its events again, out of order (scheme and host in any case
+            // name the same receiver).
+            let same = |other: &String| same_receiver(other, url);
+            if urls[..i].iter().any(same) {
                 return Err(format!("--webhook-urls: {url:?} is given twice"));
             }
         }
@@ -521,6 +523,17 @@ impl Config {
     }
 }
 
+/// Whether two webhook URLs name one receiver: the same URL, but for the
+/// case of its scheme and host.
+fn same_receiver(a: &str, b: &str) -> bool {
+    let split = |url: &str| {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        (scheme.to_ascii_lowercase(), host.to_ascii_lowercase(), path.to_owned())
+    };
+    split(a) == split(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,6 +572,8 @@ mod tests {
         assert!(with("ftp://a.example/hook").unwrap_err().contains("not an http(s) URL"));
         let twice = with("https://a.example/hook, https://a.example/hook ").unwrap_err();
         assert!(twice.contains("given twice"), "{twice}");
+        assert!(with("https://a.example/hook,HTTPS://A.Example/hook").unwrap_err().contains("given twice"));
+        assert!(with("https://a.example/hook,https://a.example/Hook").is_ok(), "paths are case-sensitive");
         let no_secret =
             parse_config(["server", "--webhook-urls", "https://a.example/hook"]).unwrap().webhooks();
         assert!(no_secret.unwrap_err().contains("--webhook-secret"));

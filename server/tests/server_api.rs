@@ -60,6 +60,25 @@ fn code(answer: &Value) -> &str {
 }
 
 #[tokio::test]
+async fn a_page_keeps_the_moderator_its_identity_makes_whatever_role_the_game_gives() {
+    let app = spawn_app_with(|c| {
+        c.api_keys = vec![Secret(KEY.into())];
+        c.moderators = vec!["mia".into()];
+    })
+    .await;
+    assert_eq!(app.open_room("mia", "r").await.0, 200);
+    let (_, welcome) = app.hello("mia", "r", 0).await;
+    assert!(matches!(welcome, ServerFrame::Welcome { role: Role::Moderator, .. }), "{welcome:?}");
+    let (mut mia, _) = app.connect("mia", "r", 0).await;
+    let player = Some(json!({ "role": "player" }));
+    assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/mia/role", player).await.0, 204);
+    // Told the role she acts with, which the server keeps too.
+    assert_eq!(mia.next().await, ServerFrame::RoleChanged { user_id: "mia".into(), role: Role::Moderator });
+    let (_, room) = call(&app, Method::GET, "/api/v1/rooms/r", None).await;
+    assert_eq!(room["members"][0]["role"], "player", "the game's role is stored as given");
+}
+
+#[tokio::test]
 async fn only_a_server_with_a_key_gets_in_and_every_refusal_has_the_one_shape() {
     let app = api_app().await;
     let room = Some(json!({ "channel_id": "match_1" }));
@@ -699,6 +718,12 @@ async fn the_game_moderates_and_open_pages_see_it() {
     // Every field of a mute, a ban or a kick may be left out, the body too.
     assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/ana/mute", None).await.0, 200);
     assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/mute", None).await.0, 200);
+    let mute = format!("{}/api/v1/rooms/r/members/ana/mute", app.base);
+    let empty_json = app.http.put(&mute).bearer_auth(KEY).header("content-type", "application/json");
+    assert_eq!(empty_json.send().await.unwrap().status(), 200, "an empty body, whatever its type");
+    assert_eq!(call(&app, Method::DELETE, "/api/v1/rooms/r/members/ana/mute", None).await.0, 200);
+    let untyped = app.http.put(&mute).bearer_auth(KEY).body(r#"{"minutes":5}"#);
+    assert_eq!(untyped.send().await.unwrap().status(), 400, "a body that does not say it is JSON");
     assert_eq!(call(&app, Method::POST, "/api/v1/rooms/r/members/ana/kick", None).await.0, 200);
     assert_eq!(app.open_room("ana", "r").await.0, 200);
 

@@ -1,6 +1,5 @@
 //! Rooms, members, messages and moderation, for the game's servers.
 use axum::extract::{FromRequest, FromRequestParts, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,9 +17,12 @@ use super::{ApiError, ApiState};
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Body<T>(pub T);
 
-/// A JSON body whose fields all have defaults: a request without a body
-/// (no `Content-Type`, no length) takes them all.
+/// A JSON body whose fields all have defaults: an empty body takes them
+/// all; anything else must be JSON, as [`Body`] requires.
 pub struct Optional<T>(pub T);
+
+/// The most an optional body may hold (its fields are a few words).
+const OPTIONAL_BODY_MAX: usize = 16 * 1024;
 
 impl<T, S> FromRequest<S> for Optional<T>
 where
@@ -30,13 +32,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let headers = request.headers();
-        let bodiless = !headers.contains_key(CONTENT_TYPE)
-            && !headers.contains_key(TRANSFER_ENCODING)
-            && headers.get(CONTENT_LENGTH).is_none_or(|length| length == "0");
-        if bodiless {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, OPTIONAL_BODY_MAX)
+            .await
+            .map_err(|_| ApiError::bad_request("The body could not be read (at most 16 KiB)."))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
         let Body(fields) = Body::from_request(request, state).await?;
         Ok(Self(fields))
     }
@@ -579,7 +582,7 @@ pub async fn purge(
 #[utoipa::path(post, path = "/api/v1/rooms/{channel_id}/members/{user_id}/kick", tag = "moderation",
     params(("channel_id" = String, Path, description = "The room"), ("user_id" = String, Path, description = "The member")),
     request_body = Option<Kick>,
-    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Recorded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not in the room", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn kick(
     State(api): State<ApiState>,
