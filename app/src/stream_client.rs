@@ -386,7 +386,9 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
             muted,
             slow_mode_secs,
             blocked,
+            now_ms,
         } => {
+            room.server_clock(now_ms);
             if room.role.get_untracked() != role {
                 room.role.set(role);
             }
@@ -513,7 +515,7 @@ fn apply(shared: &Rc<Shared>, frame: ServerFrame) {
                 room.announcement.set(format!("Not sent: {message}"));
             }
             if code == ErrorCode::SlowMode && room.role.get_untracked().is_player() {
-                let now = js_sys::Date::now();
+                let now = room.now_ms();
                 let me = room.user_id.get_value();
                 let last_sent = room.conversation.with_untracked(|c| c.last_sent_at(&me));
                 let period = room.standing.with_untracked(|s| s.slow_mode_secs);

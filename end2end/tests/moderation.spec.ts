@@ -247,6 +247,22 @@ test.describe('Moderation', () => {
     await expect(bobPage.getByText('oops, wrong chat')).toHaveCount(0);
   });
 
+  test('a mute ends by the server\'s clock, not by a device clock that runs an hour fast', async ({ users }) => {
+    const roomName = uniqueRoom('mute-clock');
+    const bob = unique('bob');
+    const bobPage = await users.open(bob, roomName, {
+      origin,
+      prepare: (page) => page.clock.setFixedTime(Date.now() + 3_600_000),
+    });
+    const modPage = await users.open(MOD, roomName, { origin });
+    await expect(memberNames(modPage)).toHaveText([bob, MOD]);
+    await sanction(modPage, bob, 'Mute 10 minutes', 'spam');
+    await expect(notices(bobPage)).toHaveText(['You were muted for 10 minutes (reason: spam)']);
+    await bobPage.waitForTimeout(2_500); // the page's countdown ticks every second
+    await expect(room.messageBox(bobPage)).toBeDisabled();
+    await expect(composerStatus(bobPage)).toHaveText(/^You are muted until /);
+  });
+
   test('a muted player reads why and until when, cannot send, and can again once unmuted', async ({ users }) => {
     const roomName = uniqueRoom('mute');
     const bob = unique('bob');

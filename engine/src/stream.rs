@@ -381,6 +381,7 @@ async fn admit<'a>(
         muted: room.muted.clone(),
         slow_mode_secs: room.slow_mode_secs,
         blocked: std::mem::take(&mut room.blocked),
+        now_ms: chrono::Utc::now().timestamp_millis(),
     };
     out.frame(&welcome).await?;
     let last_sent = out.replay(rooms, &mut room, resume_after, i64::MAX).await?;

@@ -180,6 +180,11 @@ pub enum ServerFrame {
         /// `Unblocked`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         blocked: Vec<String>,
+        /// The server's clock when it welcomed the page (Unix ms; 0:
+        /// unknown): mutes and slow mode are counted by it, whatever the
+        /// device's clock says.
+        #[serde(default)]
+        now_ms: i64,
     },
     /// A stored message (replayed or live).
     Message(ChatMessage),

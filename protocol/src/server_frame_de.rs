@@ -68,6 +68,7 @@ enum Key {
     System,
     Blocked,
     Target,
+    NowMs,
     #[serde(other)]
     Unknown,
 }
@@ -134,6 +135,7 @@ struct Fields {
     system: Option<bool>,
     blocked: Option<Vec<String>>,
     target: Option<String>,
+    now_ms: Option<i64>,
 }
 
 fn required<T, E: de::Error>(value: Option<T>, name: &'static str) -> Result<T, E> {
@@ -179,6 +181,7 @@ impl Fields {
                 Key::System => f.system = Some(map.next_value()?),
                 Key::Blocked => f.blocked = Some(map.next_value()?),
                 Key::Target => f.target = Some(map.next_value()?),
+                Key::NowMs => f.now_ms = Some(map.next_value()?),
                 Key::Unknown => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -199,6 +202,7 @@ impl Fields {
                 muted: self.muted,
                 slow_mode_secs: self.slow_mode_secs.unwrap_or_default(),
                 blocked: self.blocked.unwrap_or_default(),
+                now_ms: self.now_ms.unwrap_or_default(),
             },
             Kind::Message => ServerFrame::Message(ChatMessage {
                 seq: required(self.seq, "seq")?,
@@ -290,6 +294,7 @@ mod tests {
                 muted: None,
                 slow_mode_secs: 0,
                 blocked: vec!["bob".into()],
+                now_ms: 1_796_000_000_000,
             },
             ServerFrame::Welcome {
                 members: vec![],
@@ -301,6 +306,7 @@ mod tests {
                 muted: Some(Mute { until_ms: Some(5), reason: "spam".into() }),
                 slow_mode_secs: 30,
                 blocked: vec![],
+                now_ms: 0,
             },
             ServerFrame::Message(ChatMessage {
                 seq: 7,

@@ -68,7 +68,9 @@ async fn a_page_keeps_the_moderator_its_identity_makes_whatever_role_the_game_gi
     .await;
     assert_eq!(app.open_room("mia", "r").await.0, 200);
     let (_, welcome) = app.hello("mia", "r", 0).await;
-    assert!(matches!(welcome, ServerFrame::Welcome { role: Role::Moderator, .. }), "{welcome:?}");
+    let ServerFrame::Welcome { role: Role::Moderator, now_ms, .. } = welcome else { panic!("{welcome:?}") };
+    let here = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!((now_ms - here).abs() < 5_000, "the welcome tells the server's clock: {now_ms} against {here}");
     let (mut mia, _) = app.connect("mia", "r", 0).await;
     let player = Some(json!({ "role": "player" }));
     assert_eq!(call(&app, Method::PUT, "/api/v1/rooms/r/members/mia/role", player).await.0, 204);

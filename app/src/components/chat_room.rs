@@ -88,6 +88,10 @@ pub struct RoomSignals {
     /// The seq of the message last announced, so that its removal can
     /// silence it.
     announced_seq: StoredValue<i64>,
+    /// The server's clock minus this device's (ms), learned at each
+    /// welcome: mutes and slow mode end by the server's clock.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    clock_offset: StoredValue<f64>,
     /// What holds the user's messages back (a mute, slow mode) or took
     /// them out of the room: from the join, then each welcome and the live
     /// events.
@@ -143,6 +147,7 @@ impl RoomSignals {
             announcement: RwSignal::new(String::new()),
             jump_to_latest: RwSignal::new(0),
             announced_seq: StoredValue::new(0),
+            clock_offset: StoredValue::new(0.0),
             standing: RwSignal::new(Standing::new(snapshot.muted, snapshot.slow_mode_secs)),
             reports: RwSignal::new(ReportQueue::new(reports)),
             info: RwSignal::new(None),
@@ -221,6 +226,20 @@ impl RoomSignals {
     /// Whether a moderator took the user out of the room.
     pub fn is_removed(&self) -> bool {
         self.standing.with_untracked(|s| s.removal.is_some())
+    }
+
+    /// Now by the server's clock (as far as the last welcome told).
+    #[cfg(feature = "hydrate")]
+    pub fn now_ms(&self) -> f64 {
+        js_sys::Date::now() + self.clock_offset.get_value()
+    }
+
+    /// Learns the server's clock, `server_now_ms` (0: not told).
+    #[cfg(feature = "hydrate")]
+    pub fn server_clock(&self, server_now_ms: i64) {
+        if server_now_ms > 0 {
+            self.clock_offset.set_value(server_now_ms as f64 - js_sys::Date::now());
+        }
     }
 
     /// Slow mode holds this page's player back for `wait_ms` from `now_ms`.
@@ -345,12 +364,10 @@ pub fn ChatRoom(
             window_event_listener(leptos::ev::click, move |ev| super::menus::close_menus_outside(&ev));
         // Countdowns: slow mode, and a mute's end; times from now on in
         // the reader's zone.
-        Effect::new(move |_| room.tick(js_sys::Date::now()));
-        let ticker = set_interval_with_handle(
-            move || room.tick(js_sys::Date::now()),
-            std::time::Duration::from_secs(1),
-        )
-        .ok();
+        Effect::new(move |_| room.tick(room.now_ms()));
+        let ticker =
+            set_interval_with_handle(move || room.tick(room.now_ms()), std::time::Duration::from_secs(1))
+                .ok();
         on_cleanup(move || {
             focus.remove();
             shown.remove();

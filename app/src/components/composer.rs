@@ -67,7 +67,7 @@ pub fn Composer() -> impl IntoView {
                     draft.set(String::new());
                     let slow_mode = room.standing.with_untracked(|s| s.slow_mode_secs);
                     if slow_mode > 0 && room.role.get_untracked().is_player() {
-                        room.slow_mode_wait(js_sys::Date::now(), f64::from(slow_mode) * 1000.0);
+                        room.slow_mode_wait(room.now_ms(), f64::from(slow_mode) * 1000.0);
                     }
                     // Whoever sends wants to see their message.
                     room.jump_to_latest.update(|n| *n += 1);
