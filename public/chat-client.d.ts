@@ -169,6 +169,8 @@ export class ChatClient {
   readonly muted: Mute | null;
   readonly slowModeSecs: number;
   readonly hasOlder: boolean;
+  /** Now by the server's clock (Unix ms), as of the last welcome: compare `muted.until_ms` with this. */
+  serverNow(): number;
   /** Returns the function that stops listening. */
   on<K extends keyof ChatEvents>(type: K, listener: (event: ChatEvents[K]) => void): () => void;
   /** Joins (unless `join: false`) and connects; the room as joined. */

@@ -123,6 +123,8 @@ export class ChatClient {
   #role = 'player';
   #muted = null;
   #slowModeSecs = 0;
+  /** The server's clock minus this device's (ms), from the last welcome. */
+  #clockOffset = 0;
   #hasOlder = false;
 
   /**
@@ -164,6 +166,12 @@ export class ChatClient {
   get role() { return this.#role; }
   get muted() { return this.#muted; }
   get slowModeSecs() { return this.#slowModeSecs; }
+  /**
+   * Now by the server's clock (Unix ms), as of the last welcome: compare a
+   * mute's `until_ms` with this, not with `Date.now()` (a device's clock
+   * may be minutes or hours off).
+   */
+  serverNow() { return Date.now() + this.#clockOffset; }
   /** Whether the room holds messages older than the first one received. */
   get hasOlder() { return this.#hasOlder; }
 
@@ -538,6 +546,7 @@ export class ChatClient {
     const me = this.#options.userId;
     switch (frame.type) {
       case 'welcome': {
+        if (frame.now_ms > 0) this.#clockOffset = frame.now_ms - Date.now();
         this.#room(frame);
         this.#online = new Set(frame.online ?? []);
         this.#knownAtSeq = frame.last_seq;

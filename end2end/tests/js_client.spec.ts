@@ -174,6 +174,18 @@ test.describe('The JavaScript client', () => {
     expect(problems).toEqual([]);
   });
 
+  test("the client tells the server's time, whatever the device's clock says", async ({ browser }) => {
+    const { page: game, problems } = await openGame(browser, open.origin, unique('bot'), uniqueRoom('clock'));
+    // The game's device runs an hour fast.
+    await game.clock.setFixedTime(Date.now() + 3_600_000);
+    await game.evaluate(() => (window as any).chat.start());
+    await expect.poll(() => game.evaluate(() => (window as any).chat.state)).toBe('connected');
+    const [device, server] = await game.evaluate(() => [Date.now(), (window as any).chat.serverNow()]);
+    expect(device - Date.now()).toBeGreaterThan(3_500_000);
+    expect(Math.abs(server - Date.now())).toBeLessThan(5_000);
+    expect(problems).toEqual([]);
+  });
+
   test("the demo page draws a room with the client and talks with the room's page", async ({ users }) => {
     const roomName = uniqueRoom('client-demo');
     const [ana, bot] = [unique('ana'), unique('bot')];

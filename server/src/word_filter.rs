@@ -38,6 +38,7 @@ pub async fn append(path: &Path, words: &[String]) -> Result<WordList, ChangeErr
     let addition = lines.join("\n");
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
+        let _nodes = lock_list(&path).map_err(|err| format!("cannot lock {}: {err}", path.display()))?;
         let before = std::fs::read_to_string(&path).unwrap_or_default();
         let separator = if before.is_empty() || before.ends_with('\n') { "" } else { "\n" };
         let mut file = std::fs::OpenOptions::new()
@@ -65,6 +66,7 @@ pub async fn remove(path: &Path, entry: &str) -> Result<WordList, ChangeError> {
     let path = path.to_owned();
     let task = tokio::task::spawn_blocking(move || {
         let failed = |err: std::io::Error| ChangeError::Failed(format!("{}: {err}", path.display()));
+        let _nodes = lock_list(&path).map_err(failed)?;
         let before = std::fs::read_to_string(&path).map_err(failed)?;
         let is_entry = |line: &str| !line.trim().starts_with('#') && WordList::same_entry(line, &entry);
         let kept: Vec<&str> = before.lines().filter(|line| !is_entry(line)).collect();
@@ -72,7 +74,7 @@ pub async fn remove(path: &Path, entry: &str) -> Result<WordList, ChangeError> {
             return Err(ChangeError::NotListed(format!("\"{entry}\" is not in the word filter list.")));
         }
         let mut beside = path.clone().into_os_string();
-        beside.push(".writing");
+        beside.push(format!(".writing-{}", std::process::id()));
         let text: String = kept.iter().map(|line| format!("{line}\n")).collect();
         write_synced(Path::new(&beside), &text)
             .and_then(|()| std::fs::rename(&beside, &path))
@@ -84,6 +86,17 @@ pub async fn remove(path: &Path, entry: &str) -> Result<WordList, ChangeError> {
     })
 }
 
+/// Holds the list's lock file (`<list>.lock`, made when missing) until
+/// dropped: nodes sharing the list change it one at a time. (The list
+/// itself is replaced by a rename, so its own lock would not hold.)
+fn lock_list(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(name)?;
+    file.lock()?;
+    Ok(file)
+}
+
 fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut file = std::fs::File::create(path)?;
@@ -91,8 +104,8 @@ fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// One change to the list file at a time (the server API's additions and
-/// removals).
+/// One change to the list file at a time in this process (the server
+/// API's additions and removals); [`lock_list`] keeps other processes out.
 static WRITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Why the list could not be changed.
@@ -173,6 +186,25 @@ async fn next_hangup(hangups: &mut Hangups) {
 mod tests {
     use super::*;
     use moderation::{Mode, Verdict};
+
+    #[test]
+    fn a_change_waits_for_another_process_holding_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("words.txt");
+        std::fs::write(&path, "darn\n").unwrap();
+        // Another node's change in progress (a second open file is what
+        // another process would hold).
+        let held = lock_list(&path).unwrap();
+        let (took, taken) = std::sync::mpsc::channel();
+        let waiting = path.clone();
+        std::thread::spawn(move || {
+            let _lock = lock_list(&waiting).unwrap();
+            took.send(()).unwrap();
+        });
+        assert!(taken.recv_timeout(Duration::from_millis(300)).is_err(), "it waits");
+        drop(held);
+        assert!(taken.recv_timeout(Duration::from_secs(5)).is_ok(), "then takes its turn");
+    }
 
     #[test]
     fn a_bad_list_says_which_file_and_line() {
