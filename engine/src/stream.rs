@@ -604,22 +604,27 @@ impl Serving<'_> {
         }
         self.last_sent = event.frame.seq().unwrap_or(self.last_sent);
         match &event.frame {
-            // The role the page acts with: a token's claim outranks the game's.
-            ServerFrame::RoleChanged { user_id, role } if self.room.identity_role > *role => {
-                let role = self.room.identity_role;
-                self.out.queue(&ServerFrame::RoleChanged { user_id: user_id.clone(), role });
+            ServerFrame::RoleChanged { user_id, role } => {
+                // The role the page acts with (and is told): a token's
+                // claim outranks the game's.
+                self.room.role = self.room.identity_role.max(*role);
+                if self.room.role == *role {
+                    self.out.ws.queue_text(&event.text);
+                } else {
+                    self.out
+                        .queue(&ServerFrame::RoleChanged { user_id: user_id.clone(), role: self.room.role });
+                }
+                return Ok(());
             }
             _ => self.out.ws.queue_text(&event.text),
         }
         if route == Route::Left {
             return Err(self.out.close(close_code::NOT_MEMBER, "left the room").await);
         }
-        match &event.frame {
-            ServerFrame::Message(message) if !self.room.apply(message) => {
+        if let ServerFrame::Message(message) = &event.frame {
+            if !self.room.apply(message) {
                 return Err(self.out.close(close_code::REMOVED, "removed by a moderator").await);
             }
-            ServerFrame::RoleChanged { role, .. } => self.room.role = self.room.identity_role.max(*role),
-            _ => {}
         }
         Ok(())
     }

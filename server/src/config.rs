@@ -429,19 +429,22 @@ impl Config {
         if urls.is_empty() {
             return Ok(None);
         }
-        for (i, url) in urls.iter().enumerate() {
-            let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
-            if !matches!(scheme.as_deref(), Some("http" | "https")) || url.parse::<axum::http::Uri>().is_err()
-            {
+        let mut seen: Vec<axum::http::Uri> = Vec::new();
+        for url in &urls {
+            use axum::http::uri::Scheme;
+            let parsed = url.parse::<axum::http::Uri>().ok().filter(|uri| {
+                uri.scheme().is_some_and(|scheme| *scheme == Scheme::HTTP || *scheme == Scheme::HTTPS)
+            });
+            let Some(uri) = parsed else {
                 return Err(format!("--webhook-urls: {url:?} is not an http(s) URL"));
-            }
+            };
             // Each URL has one queue and one sender: a second would send
-            // its events again, out of order (scheme and host in any case
-            // name the same receiver).
-            let same = |other: &String| same_receiver(other, url);
-            if urls[..i].iter().any(same) {
+            // its events again, out of order. (URIs compare their scheme
+            // and host in any case, as receivers do.)
+            if seen.contains(&uri) {
                 return Err(format!("--webhook-urls: {url:?} is given twice"));
             }
+            seen.push(uri);
         }
         let secret = self.webhook_secret.as_ref().map(|s| s.0.as_str()).unwrap_or_default();
         if secret.len() < 32 {
@@ -521,17 +524,6 @@ impl Config {
             replay_limit: self.replay_limit,
         }
     }
-}
-
-/// Whether two webhook URLs name one receiver: the same URL, but for the
-/// case of its scheme and host.
-fn same_receiver(a: &str, b: &str) -> bool {
-    let split = |url: &str| {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        (scheme.to_ascii_lowercase(), host.to_ascii_lowercase(), path.to_owned())
-    };
-    split(a) == split(b)
 }
 
 #[cfg(test)]
