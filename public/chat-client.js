@@ -27,8 +27,8 @@ const WELCOME_WITHIN_MS = 10000;
 /** Reconnect backoff, as the page's (protocol/src/backoff.rs). */
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 15000;
-/** Heartbeats missed before a connection is taken for dead. */
-const MISSED_HEARTBEATS = 2.5;
+/** Heartbeats a ping may go unanswered before the connection is taken for dead. */
+const MISSED_HEARTBEATS = 1.5;
 /** The room hears "typing" at most this often from one client. */
 const TYPING_EVERY_MS = 2000;
 
@@ -93,7 +93,8 @@ export class ChatClient {
   #heartbeat = null;
   /** Reconnect attempts since the last welcome (the backoff's step). */
   #backoffStep = 0;
-  #lastHeard = 0;
+  /** When the ping still unanswered went out (any frame answers it). */
+  #pingedAt = null;
   #lastTyping = 0;
   #welcomed = false;
   #running = false;
@@ -423,7 +424,7 @@ export class ChatClient {
     };
     ws.onmessage = (event) => {
       if (this.#ws !== ws) return;
-      this.#lastHeard = Date.now();
+      this.#pingedAt = null;
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -527,19 +528,40 @@ export class ChatClient {
     this.#blocked = new Set(room.blocked ?? []);
   }
 
+  // Dead means a ping unanswered (no frame at all since) for a few beats,
+  // not a long silence: a hidden tab's timers may run only once a minute,
+  // and a quiet room says nothing between them (the server pings such a
+  // page itself, and the browser answers for it). A beat far behind time
+  // (the machine slept, or the tab was held back) checks its ping again a
+  // moment later: a link lost meanwhile shows at once.
   #startHeartbeat(everyMs) {
     clearInterval(this.#heartbeat);
-    this.#lastHeard = Date.now();
+    this.#pingedAt = null;
     const every = Math.max(everyMs, 1000);
+    let beatAt = Date.now();
     this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.#lastHeard > every * MISSED_HEARTBEATS) {
-        // Dead even if the socket has not noticed: drop it, reconnect.
-        this.#disconnect();
-        this.#retry();
+      const now = Date.now();
+      const late = now - beatAt > 2 * every;
+      beatAt = now;
+      const sent = this.#pingedAt ?? now;
+      if (now - sent > every * MISSED_HEARTBEATS) {
+        this.#dead();
         return;
       }
+      this.#pingedAt = sent;
       this.#frame({ type: 'ping' });
+      if (late) {
+        setTimeout(() => {
+          if (this.#welcomed && this.#pingedAt === sent) this.#dead();
+        }, Math.min(every, 5000));
+      }
     }, every);
+  }
+
+  /** Dead even if the socket has not noticed: drop it, reconnect. */
+  #dead() {
+    this.#disconnect();
+    this.#retry();
   }
 
   #apply(frame) {

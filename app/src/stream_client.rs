@@ -45,8 +45,9 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_RESYNC: u16 = 4409;
 /// A moderator removed the user from the room (kicked or banned).
 const CLOSE_REMOVED: u16 = 4410;
-/// Heartbeats a page may miss before it gives up on the connection.
-const MISSED_HEARTBEATS: f64 = 2.5;
+/// Heartbeats a ping may go unanswered before the page gives up on the
+/// connection (with the beat before it, about 3 beats since the last frame).
+const MISSED_HEARTBEATS: f64 = 1.5;
 
 /// A random id for a message this page sends.
 pub fn new_client_msg_id() -> String {
@@ -84,8 +85,9 @@ struct Shared {
     attempt: Cell<u32>,
     stopped: Cell<bool>,
     welcomed: Cell<bool>,
-    /// When the last frame arrived (ms since the epoch).
-    last_heard: Cell<f64>,
+    /// When the ping still unanswered went out (ms since the epoch): any
+    /// frame from the server answers it.
+    pinged_at: Cell<Option<f64>>,
     /// When this page last told the room its user is typing.
     last_typing: Cell<Option<f64>>,
     heartbeat: RefCell<Option<IntervalHandle>>,
@@ -126,7 +128,7 @@ impl RoomStream {
             attempt: Cell::new(0),
             stopped: Cell::new(false),
             welcomed: Cell::new(false),
-            last_heard: Cell::new(0.0),
+            pinged_at: Cell::new(None),
             last_typing: Cell::new(None),
             heartbeat: RefCell::new(None),
             welcomed_at_seq: Cell::new(0),
@@ -247,7 +249,7 @@ fn connect(shared: &Rc<Shared>) {
     let on_message = {
         let shared = Rc::clone(shared);
         Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            shared.last_heard.set(js_sys::Date::now());
+            shared.pinged_at.set(None);
             let Some(text) = ev.data().as_string() else { return };
             match serde_json::from_str::<ServerFrame>(&text) {
                 Ok(frame) => apply(&shared, frame),
@@ -291,33 +293,57 @@ fn connect(shared: &Rc<Shared>) {
 }
 
 /// Sends a ping every `every`, and closes the socket (which reconnects)
-/// when nothing has been heard for a few heartbeats.
+/// when one stays unanswered (no frame at all since) for a few beats. Time
+/// since the last frame would not do: a hidden tab's timers may run only
+/// once a minute, and a quiet room says nothing between them. A beat far
+/// behind time (the machine slept, or the tab was held back) checks its
+/// ping again a moment later: a link lost meanwhile shows at once.
 fn start_heartbeat(shared: &Rc<Shared>, every: Duration) {
     stop_heartbeat(shared);
-    shared.last_heard.set(js_sys::Date::now());
-    let limit_ms = every.as_millis() as f64 * MISSED_HEARTBEATS;
+    shared.pinged_at.set(None);
+    let every_ms = every.as_millis() as f64;
+    let beat_at = Cell::new(js_sys::Date::now());
     let weak = Rc::downgrade(shared);
     let handle = set_interval_with_handle(
         move || {
             let Some(shared) = weak.upgrade() else { return };
-            if js_sys::Date::now() - shared.last_heard.get() > limit_ms {
-                // The connection is dead even if the browser has not noticed:
-                // drop it without waiting for a closing handshake.
-                let dead = shared.socket.borrow_mut().take();
-                if let Some(socket) = dead {
-                    socket.shut();
-                }
-                shared.welcomed.set(false);
-                stop_heartbeat(&shared);
-                unanswered(&shared);
-                schedule_reconnect(&shared);
-                return;
+            let now = js_sys::Date::now();
+            let late = now - beat_at.replace(now) > 2.0 * every_ms;
+            let sent = shared.pinged_at.get().unwrap_or(now);
+            if now - sent > every_ms * MISSED_HEARTBEATS {
+                return drop_dead(&shared);
             }
+            shared.pinged_at.set(Some(sent));
             send(&shared, &ClientFrame::Ping);
+            if late {
+                let weak = weak.clone();
+                set_timeout(
+                    move || {
+                        let Some(shared) = weak.upgrade() else { return };
+                        if shared.welcomed.get() && shared.pinged_at.get() == Some(sent) {
+                            drop_dead(&shared);
+                        }
+                    },
+                    every.min(Duration::from_secs(5)),
+                );
+            }
         },
         every,
     );
     *shared.heartbeat.borrow_mut() = handle.ok();
+}
+
+/// The connection is dead even if the browser has not noticed: drops it
+/// without waiting for a closing handshake, and reconnects.
+fn drop_dead(shared: &Rc<Shared>) {
+    let dead = shared.socket.borrow_mut().take();
+    if let Some(socket) = dead {
+        socket.shut();
+    }
+    shared.welcomed.set(false);
+    stop_heartbeat(shared);
+    unanswered(shared);
+    schedule_reconnect(shared);
 }
 
 /// Stored lines a page keeps while its reader is at the newest ones.

@@ -47,7 +47,7 @@ export interface Users {
   /** Opens the room page for `user` in a new browser context. */
   open(user: string, room: string, options?: OpenOptions): Promise<Page>;
   /** Opens any path in a new browser context (watched like room pages). */
-  openPath(label: string, path: string, options?: { allowConsole?: RegExp[] }): Promise<Page>;
+  openPath(label: string, path: string, options?: Pick<OpenOptions, 'allowConsole' | 'prepare'>): Promise<Page>;
 }
 
 interface Watched {
@@ -84,6 +84,21 @@ export const room = {
   leaveButton: (page: Page): Locator => page.getByRole('button', { name: 'Leave room' }),
   brand: (page: Page): Locator => page.getByRole('link', { name: 'Embedded Chat' }),
 };
+
+/** Counts the presence frames about `user` that reach `page` on sockets it opens from now on (a reload, or before `goto`). */
+export function countPresenceFrames(page: Page, user: string): { online: number; offline: number } {
+  const seen = { online: 0, offline: 0 };
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', (frame) => {
+      if (typeof frame.payload !== 'string') return;
+      const data = JSON.parse(frame.payload);
+      if (data.type === 'presence' && data.user_id === user) {
+        seen[data.online ? 'online' : 'offline'] += 1;
+      }
+    });
+  });
+  return seen;
+}
 
 /** Types `text` in the message box and presses Enter. */
 export async function sendWithEnter(page: Page, text: string): Promise<void> {
@@ -188,6 +203,7 @@ export const test = base.extend<{ users: Users }>({
       },
       async openPath(label, path, options = {}) {
         const { page } = await watch(label, options.allowConsole);
+        await options.prepare?.(page);
         await page.goto(path);
         return page;
       },

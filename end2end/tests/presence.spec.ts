@@ -1,7 +1,7 @@
 // Presence and the typing indicator: each member's dot says whether they
 // have the room open (several tabs count once), and "… is typing" shows
 // under the conversation while someone else types.
-import { test, expect, unique, uniqueRoom, room, reloadRoom, sendWithEnter, QUIET_MS } from './fixtures';
+import { test, expect, unique, uniqueRoom, room, reloadRoom, sendWithEnter, countPresenceFrames, QUIET_MS } from './fixtures';
 import type { Locator, Page } from '@playwright/test';
 
 /** The presence dot of `user` in the members list of `page`. */
@@ -12,21 +12,6 @@ function dot(page: Page, user: string): Locator {
 /** The line under the conversation that says who is typing. */
 function typingLine(page: Page): Locator {
   return page.getByRole('region', { name: 'Discussion' }).locator('p.typing[aria-live="polite"]');
-}
-
-/** Counts the presence frames about `user` that reach `page` from now on (after a reload). */
-function countPresenceFrames(page: Page, user: string): { online: number; offline: number } {
-  const seen = { online: 0, offline: 0 };
-  page.on('websocket', (ws) => {
-    ws.on('framereceived', (frame) => {
-      if (typeof frame.payload !== 'string') return;
-      const data = JSON.parse(frame.payload);
-      if (data.type === 'presence' && data.user_id === user) {
-        seen[data.online ? 'online' : 'offline'] += 1;
-      }
-    });
-  });
-  return seen;
 }
 
 test.describe('Presence', () => {

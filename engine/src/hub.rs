@@ -51,7 +51,7 @@ pub struct RoomEvent {
 /// What the node's housekeeping asks of every connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chore {
-    /// Close if the page has been silent for too long.
+    /// Ping the page if it has been silent a while, close if too long.
     CheckIdle,
     /// The server is shutting down: finish what is in flight and close.
     Stop,

@@ -26,7 +26,10 @@
 //! a whole queue behind (or whose bus may have lost events) is closed with
 //! `RESYNC` and its page catches up from the store (nothing is dropped
 //! silently, nobody waits for the slow page); every write has a deadline; a
-//! page silent for `idle_timeout` is dropped; on shutdown each connection
+//! page silent almost `idle_timeout` long is sent a websocket ping, which
+//! its browser answers without the page's code (a hidden tab's timers may
+//! run only once a minute, and its player has not left); a page that
+//! answers nothing for `idle_timeout` is dropped; on shutdown each connection
 //! has its sends in flight committed and acknowledged, then goes away.
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,6 +96,13 @@ impl StreamSettings {
     /// (see `Hub::keep_house`).
     pub fn idle_check_every(&self) -> Duration {
         self.heartbeat.min(self.idle_timeout)
+    }
+
+    /// Whether a connection silent for `silent` gets a websocket ping at
+    /// this check: the next check would find it past `idle_timeout` (with
+    /// half a period to spare). A page on time never needs one.
+    pub fn ping_due(&self, silent: Duration) -> bool {
+        silent + self.idle_check_every() * 3 / 2 > self.idle_timeout
     }
 }
 
@@ -440,6 +450,14 @@ async fn serve(conn: Box<Serving<'_>>, settings: &StreamSettings, stopping: &Can
             Ok(Some(Chore::CheckIdle)) if last_heard.elapsed() > settings.idle_timeout => {
                 return conn.out.close(close_code::IDLE, "no heartbeat").await;
             }
+            Ok(Some(Chore::CheckIdle)) if settings.ping_due(last_heard.elapsed()) => {
+                // Most often a hidden tab, whose timers the browser runs
+                // once a minute: its socket still answers.
+                conn.out.ws.queue_ping();
+                if let Err(end) = conn.out.flush().await {
+                    return end;
+                }
+            }
             Ok(None | Some(Chore::CheckIdle)) => {}
             Ok(Some(Chore::Stop)) => {
                 // What the page sent is stored and acknowledged first.
@@ -743,7 +761,9 @@ fn refusal_code(err: &RoomError) -> ErrorCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{resume_point, route, RoomEvent, Route, ServerFrame};
+    use std::time::Duration;
+
+    use super::{resume_point, route, RoomEvent, Route, ServerFrame, StreamSettings};
     use crate::protocol::moderation::{Action, Report};
     use crate::protocol::{ChatMessage, Role};
     use crate::rooms::OpenRoom;
@@ -890,5 +910,26 @@ mod tests {
     fn a_page_cannot_claim_more_than_the_room_holds() {
         assert_eq!(resume_point(50, 10, 1000), 10);
         assert_eq!(resume_point(-3, 10, 1000), 0);
+    }
+
+    #[test]
+    fn a_silent_page_is_pinged_before_the_check_that_would_drop_it() {
+        let settings = |heartbeat, idle| StreamSettings {
+            heartbeat: Duration::from_secs(heartbeat),
+            idle_timeout: Duration::from_secs(idle),
+            write_timeout: Duration::from_secs(10),
+            replay_limit: 100,
+        };
+        let secs = Duration::from_secs;
+        // The defaults: a page on time (every 15 s) never is; one 30 s
+        // silent is, and the next check (at 45 s at the latest) finds it answered.
+        let defaults = settings(15, 45);
+        assert!(!defaults.ping_due(secs(15)));
+        assert!(!defaults.ping_due(secs(22)));
+        assert!(defaults.ping_due(secs(23)));
+        // A timeout close to the heartbeat: pinged at every check.
+        assert!(settings(30, 45).ping_due(secs(1)));
+        assert!(settings(1, 3).ping_due(Duration::from_millis(1600)));
+        assert!(!settings(1, 3).ping_due(Duration::from_millis(1400)));
     }
 }

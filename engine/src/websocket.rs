@@ -444,6 +444,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
         write_frame(&mut self.outgoing, Opcode::Text, text.as_bytes());
     }
 
+    /// Queues a ping (empty) for the next flush: the browser answers it
+    /// with a pong by itself, without running any of the page's code.
+    pub fn queue_ping(&mut self) {
+        write_frame(&mut self.outgoing, Opcode::Ping, &[]);
+    }
+
     /// Queues a close frame for the next flush (the reason cut to fit).
     pub fn queue_close(&mut self, code: u16, reason: &str) {
         let mut payload = code.to_be_bytes().to_vec();

@@ -7,10 +7,13 @@
 //! answers [`ServerFrame::Welcome`], replays every message after the seq the
 //! page already has, then streams the room's events live. Messages go up
 //! the same socket as [`ClientFrame::Send`] and are confirmed by
-//! [`ServerFrame::Ack`] once stored. Both sides watch for silence: the page
-//! sends [`ClientFrame::Ping`] every `heartbeat_ms` (from the welcome), the
-//! server answers [`ServerFrame::Pong`]; either side drops a connection
-//! that stays silent too long.
+//! [`ServerFrame::Ack`] once stored. Both sides watch the connection: the
+//! page sends [`ClientFrame::Ping`] every `heartbeat_ms` (from the welcome)
+//! and the server answers [`ServerFrame::Pong`]; the page drops a
+//! connection whose ping stays unanswered too long. A page silent well
+//! past its beat gets a websocket ping from the server, which browsers
+//! answer on their own (a hidden tab's timers may be held back for a
+//! minute); the server drops a connection that answers nothing too long.
 //!
 //! Besides stored events, a room carries two ephemeral ones that are never
 //! stored nor replayed: [`ServerFrame::Presence`] (whether a member has the
