@@ -531,6 +531,33 @@ test.describe('Moderation', () => {
     await expect(modPage.getByText('No open reports.')).toBeVisible();
   });
 
+  test('a new report leaves the keyboard where the moderator was in the queue; a report closed elsewhere sends it to the heading', async ({ users }) => {
+    const roomName = uniqueRoom('report-focus');
+    const [ana, bob] = [unique('ana'), unique('bob')];
+    const anaPage = await users.open(ana, roomName, { origin });
+    const bobPage = await users.open(bob, roomName, { origin });
+    const modPage = await users.open(MOD, roomName, { origin });
+    const otherTab = await users.open(MOD, roomName, { origin });
+    const fileReport = async (text: string): Promise<void> => {
+      await sendWithEnter(bobPage, text);
+      const menu = await openMessageMenu(anaPage, `${bob}'s message`, text);
+      await menu.getByRole('button', { name: 'Report to moderators' }).click();
+      await expect(anaPage.locator('details.menu[open]')).toHaveCount(0);
+    };
+    await fileReport('first rude line');
+    await expect(reports(modPage)).toHaveCount(1);
+    const dismiss = modPage.getByRole('button', { name: `Dismiss report on ${bob}'s message: first rude line` });
+    await dismiss.focus();
+
+    await fileReport('second rude line');
+    await expect(reports(modPage)).toHaveCount(2);
+    await expect(dismiss).toBeFocused();
+
+    await otherTab.getByRole('button', { name: `Resolve report on ${bob}'s message: first rude line` }).click();
+    await expect(reports(modPage)).toHaveCount(1);
+    await expect(modPage.getByRole('heading', { name: 'Reports (1)' })).toBeFocused();
+  });
+
   test('without JavaScript, delete, report, closing a report, slow mode and a mute work as plain forms', async ({ browser, users }) => {
     const roomName = uniqueRoom('nojs-mod');
     const [ana, bob] = [unique('ana'), unique('bob')];

@@ -226,7 +226,7 @@ pub fn report_html(identity: &str, report: &Report) -> String {
     );
     let _ = write!(
         html,
-        r#"<form method="post" action="/api/close_report" class="report-actions">{identity}<input type="hidden" name="id" value="{id}"><button type="submit" name="resolved" value="true" class="secondary" aria-label="Resolve report on {about}">Resolve</button><button type="submit" name="resolved" value="false" class="secondary" aria-label="Dismiss report on {about}">Dismiss</button></form>"#
+        r#"<form method="post" action="/api/close_report" class="report-actions">{identity}<input type="hidden" name="id" value="{id}"><button type="submit" name="resolved" value="true" class="secondary" id="report-{id}-resolve" aria-label="Resolve report on {about}">Resolve</button><button type="submit" name="resolved" value="false" class="secondary" id="report-{id}-dismiss" aria-label="Dismiss report on {about}">Dismiss</button></form>"#
     );
     html
 }
@@ -354,14 +354,14 @@ fn close(menu: &web_sys::Element) {
 }
 
 #[cfg(feature = "hydrate")]
-fn focus(selector: &str) {
+pub fn focus(selector: &str) {
     if let Ok(Some(el)) = document().query_selector(selector) {
         focus_element(&el);
     }
 }
 
 #[cfg(feature = "hydrate")]
-fn focus_element(el: &web_sys::Element) {
+pub fn focus_element(el: &web_sys::Element) {
     if let Some(el) = wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(el) {
         let _ = el.focus();
     }

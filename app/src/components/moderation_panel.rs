@@ -5,7 +5,7 @@
 //! again after each welcome of the room stream (and when the user becomes
 //! a moderator) and kept live by its report frames. Its forms work
 //! without JavaScript too (see `menus`, which writes them; the queue is
-//! drawn anew as it changes).
+//! drawn anew as it changes, and the keyboard kept on the button it was on).
 use leptos::prelude::*;
 
 use super::chat_room::use_room;
@@ -22,15 +22,30 @@ pub fn ModerationPanel() -> impl IntoView {
     };
     let count = move || room.reports.with(|q| q.len());
     let none = move || room.reports.with(|q| q.is_empty());
-    let reports =
-        move || room.reports.with(|q| identity.with_value(|identity| reports_html(identity, q.iter())));
-    // The reports' times, in the reader's zone once drawn.
+    // The queue is drawn anew as it changes. A keyboard on one of its
+    // buttons stays on that button, or goes to the heading when its report
+    // left (closed here or elsewhere): the button it was on, if any.
+    #[cfg(feature = "hydrate")]
+    let kept = StoredValue::new(None::<String>);
+    let reports = move || {
+        #[cfg(feature = "hydrate")]
+        kept.set_value(focused_in(".report-list"));
+        room.reports.with(|q| identity.with_value(|identity| reports_html(identity, q.iter())))
+    };
+    // Once drawn (an effect runs after the render effect that wrote the
+    // list): the reports' times in the reader's zone, and the keyboard back.
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         room.reports.track();
         room.role.track();
         if let Ok(Some(list)) = document().query_selector(".report-list") {
             super::menus::localize_times(&list);
+        }
+        if let Some(id) = kept.try_update_value(Option::take).flatten() {
+            match document().get_element_by_id(&id) {
+                Some(button) => super::menus::focus_element(&button),
+                None => super::menus::focus("#reports-heading"),
+            }
         }
     });
     move || {
@@ -48,4 +63,13 @@ pub fn ModerationPanel() -> impl IntoView {
             }
         })
     }
+}
+
+/// The id of the focused element if it is inside `selector` ("" if it has
+/// none).
+#[cfg(feature = "hydrate")]
+fn focused_in(selector: &str) -> Option<String> {
+    let active = document().active_element()?;
+    active.closest(selector).ok()??;
+    Some(active.id())
 }
