@@ -288,7 +288,8 @@ test.describe('Moderation', () => {
     await expect(notices(bobPage)).toHaveText(['You were muted for 10 minutes (reason: spam)']);
     await expect(room.messageBox(bobPage)).toBeDisabled();
     await expect(room.sendButton(bobPage)).toBeDisabled();
-    const until = /^You are muted until (\d{1,2}:\d\d( [AP]M)?) \(reason: spam\)$/;
+    // A time, with the day when that is not today ("Dec 8, 12:03 AM").
+    const until = /^You are muted until ([A-Z][a-z]{2} \d{1,2}, )?\d{1,2}:\d\d( [AP]M)? \(reason: spam\)$/;
     await expect(composerStatus(bobPage)).toHaveText(until);
 
     // The server refuses a send all the same, with a sentence.
