@@ -207,11 +207,17 @@ impl Rooms {
         }
     }
 
-    /// The room's open reports, oldest first.
-    pub async fn reports(&self, channel_id: &str) -> Result<Vec<Report>, RoomError> {
+    /// The room's open reports with an id after `after_id`, oldest first
+    /// (at most `limit`).
+    pub async fn reports(
+        &self,
+        channel_id: &str,
+        after_id: i64,
+        limit: u64,
+    ) -> Result<Vec<Report>, RoomError> {
         let channel_id = normalize_id(channel_id, "room")?;
         let room = store::find_room(self.db(), &channel_id).await?.ok_or(RoomError::NoSuchRoom)?;
-        Ok(store::moderation::open_reports(self.db(), room.id, crate::moderate::REPORT_QUEUE).await?)
+        Ok(store::moderation::open_reports(self.db(), room.id, after_id, limit).await?)
     }
 
     /// The room's mutes and bans in force, by user.

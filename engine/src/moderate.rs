@@ -239,7 +239,7 @@ impl Rooms {
         if room.role.max(role) != Role::Moderator {
             return Err(RoomError::Refused(crate::protocol::moderation::Refusal::NotModerator));
         }
-        Ok(store::open_reports(self.db(), room.room_id, REPORT_QUEUE).await?)
+        Ok(store::open_reports(self.db(), room.room_id, 0, REPORT_QUEUE).await?)
     }
 }
 

@@ -747,6 +747,44 @@ async fn the_game_moderates_and_open_pages_see_it() {
 }
 
 #[tokio::test]
+async fn the_game_reads_the_open_reports_a_page_at_a_time() {
+    let app = api_app().await;
+    let _ana = room_with_ana(&app).await;
+    call(&app, Method::POST, "/api/v1/rooms/r/members", Some(json!({ "user_id": "bob" }))).await;
+    for n in 1..=3 {
+        let line = json!({ "client_msg_id": format!("b{n}"), "body": format!("rude {n}"), "user_id": "bob" });
+        let (_, posted) = call(&app, Method::POST, "/api/v1/rooms/r/messages", Some(line)).await;
+        let report = json!({ "channel_id": "r", "user_id": "ana", "request": { "report": { "seq": posted["seq"], "reason": "rude" } } });
+        let filed = app.http.post(format!("{}/api/moderate", app.base)).json(&report).send().await.unwrap();
+        assert_eq!(filed.status(), 200);
+    }
+    let bodies = |page: &Value| -> Vec<String> {
+        page.as_array().unwrap().iter().map(|r| r["body"].as_str().unwrap().to_owned()).collect()
+    };
+    let (status, first) = call(&app, Method::GET, "/api/v1/rooms/r/reports?limit=2", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(bodies(&first), ["rude 1", "rude 2"]);
+    let last = first[1]["id"].as_i64().unwrap();
+    let (_, rest) =
+        call(&app, Method::GET, &format!("/api/v1/rooms/r/reports?limit=2&after_id={last}"), None).await;
+    assert_eq!(bodies(&rest), ["rude 3"]);
+    let (_, all) = call(&app, Method::GET, "/api/v1/rooms/r/reports", None).await;
+    assert_eq!(bodies(&all), ["rude 1", "rude 2", "rude 3"]);
+
+    // A closed report leaves the pages; a cursor that is not a number is refused.
+    let closing = Some(json!({ "outcome": "dismissed" }));
+    let id = first[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        call(&app, Method::POST, &format!("/api/v1/rooms/r/reports/{id}/close"), closing).await.0,
+        204
+    );
+    let (_, first) = call(&app, Method::GET, "/api/v1/rooms/r/reports?limit=2", None).await;
+    assert_eq!(bodies(&first), ["rude 2", "rude 3"]);
+    let (status, answer) = call(&app, Method::GET, "/api/v1/rooms/r/reports?after_id=last", None).await;
+    assert_eq!((status, code(&answer)), (400, "bad_request"));
+}
+
+#[tokio::test]
 async fn the_game_lists_the_word_filter_and_takes_an_entry_out_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let words = dir.path().join("words.txt");

@@ -494,11 +494,18 @@ pub async fn open_reports_by(db: &impl ConnectionTrait, room_id: i64, reporter: 
         .await
 }
 
-/// The room's open reports, oldest first (at most `limit`).
-pub async fn open_reports(db: &impl ConnectionTrait, room_id: i64, limit: u64) -> Result<Vec<Report>, DbErr> {
+/// The room's open reports with an id after `after_id`, oldest first (at
+/// most `limit`).
+pub async fn open_reports(
+    db: &impl ConnectionTrait,
+    room_id: i64,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<Report>, DbErr> {
     let open = report::Entity::find()
         .filter(report::Column::RoomId.eq(room_id))
         .filter(report::Column::Status.eq("open"))
+        .filter(report::Column::Id.gt(after_id))
         .order_by_asc(report::Column::Id)
         .limit(limit)
         .all(db)

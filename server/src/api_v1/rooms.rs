@@ -713,16 +713,35 @@ pub async fn user_sanctions(
     Ok(Json(listed.collect()))
 }
 
-/// The room's open reports, oldest first.
+/// Most reports one call returns, and how many by default.
+const MAX_REPORTS: u64 = 500;
+const REPORTS: u64 = 100;
+
+#[derive(Deserialize, IntoParams)]
+pub struct ReportsQuery {
+    /// Reports whose id comes after this one (the last id of the page
+    /// before; 0, the default: from the oldest).
+    #[serde(default)]
+    after_id: i64,
+    /// At most this many (1 to 500; 100 by default).
+    limit: Option<u64>,
+}
+
+/// The room's open reports, oldest first, a page at a time: a full page
+/// (`limit` of them) may have more after it; ask again with `after_id` =
+/// the last id here. This pages through the queue; new reports are told
+/// as they come by the `message.reported` webhook.
 #[utoipa::path(get, path = "/api/v1/rooms/{channel_id}/reports", tag = "moderation",
-    params(("channel_id" = String, Path, description = "The room")),
-    responses((status = 200, body = Vec<Report>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("channel_id" = String, Path, description = "The room"), ReportsQuery),
+    responses((status = 200, body = Vec<Report>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list_reports(
     State(api): State<ApiState>,
     InPath(channel_id): InPath<String>,
+    InQuery(query): InQuery<ReportsQuery>,
 ) -> Answer<Json<Vec<Report>>> {
-    Ok(Json(api.rooms.reports(&channel_id).await?))
+    let limit = query.limit.unwrap_or(REPORTS).clamp(1, MAX_REPORTS);
+    Ok(Json(api.rooms.reports(&channel_id, query.after_id, limit).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
