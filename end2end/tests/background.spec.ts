@@ -7,7 +7,7 @@
 // Here the tab's clock is Playwright's, paused: none of its timers fire
 // until the test moves the clock on, once a minute at a time, as a hidden
 // tab's do. The server runs a short heartbeat (1 s) and idle timeout (3 s).
-import type { Page } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import { ServerProcess } from './server_process';
 import { countPresenceFrames, expect, room, test, unique, uniqueRoom } from './fixtures';
 
@@ -17,15 +17,39 @@ const server = new ServerProcess(port, { HEARTBEAT_SECS: '1', IDLE_TIMEOUT_SECS:
 // Chromium logs the reconnects it tries while the tab is offline.
 const OFFLINE_NOISE = [/WebSocket connection to .* failed/, /Failed to load resource/];
 
-/** The tab goes to the background: from now on its timers fire only when the test says. */
-async function hide(page: Page): Promise<void> {
-  await page.clock.pauseAt(Date.now() + 1_000);
+/** A minute in the background passes as the browser runs it: each due timer once, then a moment for the network. */
+async function aMinuteLater(tab: Page): Promise<void> {
+  await tab.clock.fastForward(60_000);
+  await tab.waitForTimeout(1_500);
 }
 
-/** A minute in the background passes as the browser runs it: each due timer once, then a moment for the network. */
-async function aMinuteLater(page: Page): Promise<void> {
-  await page.clock.fastForward(60_000);
-  await page.waitForTimeout(1_500);
+/**
+ * The tab goes to the background (from then on its timers fire only when
+ * the test says), then loses its network there, then comes back to the
+ * front with it. `state` is what the tab says of its connection; `seen`
+ * counts the presence frames about its user that another page receives.
+ */
+async function throughTheBackground(tab: Page, state: Locator, seen: { online: number; offline: number }): Promise<void> {
+  await tab.clock.pauseAt(Date.now() + 1_000);
+  // Twice the idle timeout without a heartbeat from the tab, then two of
+  // its minutes.
+  await tab.waitForTimeout(6_000);
+  await aMinuteLater(tab);
+  await aMinuteLater(tab);
+  expect(seen, 'the tab never left the room for the others').toEqual({ online: 1, offline: 0 });
+  await expect(state).toHaveText('Connected');
+
+  // The network goes away without closing the socket. The tab wakes a
+  // minute later and pings: unanswered, it knows a moment later.
+  await tab.context().setOffline(true);
+  await aMinuteLater(tab);
+  await tab.clock.runFor(1_200);
+  await expect(state).toHaveText(/Reconnecting…|Offline/);
+
+  // Back in front, with the network: in the room again.
+  await tab.context().setOffline(false);
+  await tab.clock.resume();
+  await expect(state).toHaveText('Connected', { timeout: 20_000 });
 }
 
 test.describe('A tab in the background', () => {
@@ -53,25 +77,7 @@ test.describe('A tab in the background', () => {
     await expect(bobsDot).toHaveAccessibleName('online');
     await expect.poll(() => seen.online).toBe(1);
 
-    await hide(bobPage);
-    // Twice the idle timeout without a heartbeat from the page.
-    await anaPage.waitForTimeout(6_000);
-    await aMinuteLater(bobPage);
-    await aMinuteLater(bobPage);
-    expect(seen, 'bob never left the room for the others').toEqual({ online: 1, offline: 0 });
-    await expect(room.status(bobPage)).toHaveText('Connected');
-
-    // The network goes away without closing the socket. The tab wakes a
-    // minute later and pings: unanswered, the page knows a moment later.
-    await bobPage.context().setOffline(true);
-    await aMinuteLater(bobPage);
-    await bobPage.clock.runFor(1_200);
-    await expect(room.status(bobPage)).toHaveText(/Reconnecting…|Offline/);
-
-    // Back in front, with the network: the page is in the room again.
-    await bobPage.context().setOffline(false);
-    await bobPage.clock.resume();
-    await expect(room.status(bobPage)).toHaveText('Connected', { timeout: 20_000 });
+    await throughTheBackground(bobPage, room.status(bobPage), seen);
     await expect(bobsDot).toHaveAccessibleName('online');
   });
 
@@ -96,20 +102,6 @@ test.describe('A tab in the background', () => {
     await expect(state).toHaveText('Connected');
     await expect.poll(() => seen.online).toBe(1);
 
-    await hide(demo);
-    await demo.waitForTimeout(6_000);
-    await aMinuteLater(demo);
-    await aMinuteLater(demo);
-    expect(seen, 'the game never left the room for the others').toEqual({ online: 1, offline: 0 });
-    await expect(state).toHaveText('Connected');
-
-    await demo.context().setOffline(true);
-    await aMinuteLater(demo);
-    await demo.clock.runFor(1_200);
-    await expect(state).toHaveText(/Reconnecting…|Offline/);
-
-    await demo.context().setOffline(false);
-    await demo.clock.resume();
-    await expect(state).toHaveText('Connected', { timeout: 20_000 });
+    await throughTheBackground(demo, state, seen);
   });
 });
