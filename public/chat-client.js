@@ -413,8 +413,7 @@ export class ChatClient {
     // welcomed is given up.
     this.#welcomeDeadline = setTimeout(() => {
       if (this.#ws !== ws || this.#welcomed) return;
-      this.#disconnect();
-      this.#retry();
+      this.#dead();
     }, WELCOME_WITHIN_MS);
     ws.onopen = () => {
       const { channelId, userId } = this.#options;
@@ -558,7 +557,8 @@ export class ChatClient {
     }, every);
   }
 
-  /** Dead even if the socket has not noticed: drop it, reconnect. */
+  /** Dead even if the socket has not noticed (never welcomed, or a ping
+   * unanswered): drop it, reconnect. */
   #dead() {
     this.#disconnect();
     this.#retry();
